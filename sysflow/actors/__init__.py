@@ -1,0 +1,1 @@
+"""Transports (SSH, local), the SSH session pool, the HostPool actor, execution backends."""

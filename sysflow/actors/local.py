@@ -1,0 +1,83 @@
+"""Run commands as local subprocesses: run-once hooks, local tasks, and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+
+from sysflow.actors.transport import DEFAULT_OUTPUT_CAP, CommandResult, cap_output
+from sysflow.clock import Clock, RealClock
+from sysflow.errors import CommandTimeout
+
+__all__ = ["LocalTransport"]
+
+
+class LocalTransport:
+    """A ``Transport`` whose every host is this machine (``/bin/sh -c``); ``host`` only labels results."""
+
+    def __init__(self, *, clock: Clock | None = None, output_cap: int = DEFAULT_OUTPUT_CAP) -> None:
+        self._clock = clock or RealClock()
+        self._cap = output_cap
+
+    async def run(
+        self,
+        host: str,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        start = self._clock.now()
+        proc = await asyncio.create_subprocess_shell(
+            command,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env={**os.environ, **env} if env else None,
+            start_new_session=True,
+        )
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        try:
+            async with asyncio.timeout(timeout):
+                out, err = await proc.communicate(data)
+        except TimeoutError:
+            await _kill(proc)
+            raise CommandTimeout(f"command timed out after {timeout}s", host=host, timeout=timeout) from None
+        except asyncio.CancelledError:
+            await _kill(proc)
+            raise
+        end = self._clock.now()
+        so, se = cap_output(out, self._cap), cap_output(err, self._cap)
+        code = proc.returncode
+        sig = signal.Signals(-code).name if code is not None and code < 0 else None
+        return CommandResult(
+            host=host,
+            command=command,
+            exit_status=code if code is not None and code >= 0 else None,
+            stdout=so.text,
+            stderr=se.text,
+            start=start,
+            end=end,
+            signal=sig,
+            stdout_bytes=so.total_bytes,
+            stderr_bytes=se.total_bytes,
+            truncated=so.truncated or se.truncated,
+            stdout_sha256=so.sha256,
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Stop the whole process group of a timed-out or cancelled command."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(proc.wait(), 5)

@@ -1,0 +1,1 @@
+"""Maintenance windows and calendars, capacity pools, rate limits, disruption budgets, admission."""

@@ -1,0 +1,1 @@
+"""What users write: inventories, workflows, windows, parallelism; loading and validation."""

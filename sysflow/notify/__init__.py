@@ -1,0 +1,1 @@
+"""sysflow.notify."""

@@ -1,0 +1,1 @@
+"""Operation graph, duration model, greedy and CP-SAT schedulers, bounds, forecast, re-planning."""

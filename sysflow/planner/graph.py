@@ -1,0 +1,89 @@
+"""The compiled operation graph: one ``Operation`` per host × task, gates between waves.
+
+``planner.compile.compile_workflow(workflow, inventory)`` builds it; the schedulers, the simulator
+and the engine read it. It is immutable once built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Gate", "OpGraph", "Operation", "op_id"]
+
+
+def op_id(host: str, task: str) -> str:
+    """The id of the operation running ``task`` on ``host``."""
+    return f"{task}@{host}"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One task on one host. Run-once tasks have one operation whose ``host`` is the wave's label."""
+
+    id: str
+    host: str
+    task: str
+    wave: int
+    index: int  # position in the host's chain (topological order)
+    group: str  # the host's primary group: key of the duration model and of per-group limits
+    groups: tuple[str, ...]  # every group of the host
+    datacenter: str | None
+    segment: str | None
+    command: str
+    expected_duration: float  # seconds, the prior
+    timeout: float | None = None
+    retries: int = 0
+    rollback: str | None = None
+    demands: tuple[tuple[str, float], ...] = ()  # (pool name, demand)
+    run_once: bool = False
+    local: bool = False
+
+    def demand(self, pool: str) -> float:
+        for name, amount in self.demands:
+            if name == pool:
+                return amount
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What must hold after wave ``wave`` before wave ``wave + 1`` starts."""
+
+    wave: int
+    verification_tasks: tuple[str, ...] = ()
+    verifications: tuple[str, ...] = ()
+    pause: float = 0.0
+    approval: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"gate:{self.wave}"
+
+
+@dataclass(frozen=True)
+class OpGraph:
+    """The DAG (NetworkX ``DiGraph`` of op ids and gate ids) plus indexes the schedulers need."""
+
+    name: str
+    graph: Any  # networkx.DiGraph; Any keeps networkx's untyped API out of strict typing
+    ops: Mapping[str, Operation]
+    chains: Mapping[str, tuple[str, ...]]  # host -> op ids in execution order
+    waves: tuple[tuple[str, ...], ...]  # wave -> hosts, in rollout order
+    gates: tuple[Gate, ...]
+    host_wave: Mapping[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self.ops.values())
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h for wave in self.waves for h in wave]
+
+    def chain(self, host: str) -> list[Operation]:
+        """The host's operations in execution order."""
+        return [self.ops[i] for i in self.chains.get(host, ())]

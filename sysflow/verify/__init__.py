@@ -1,0 +1,1 @@
+"""Probes that capture state, comparators, drift, verification reports and the gate hook."""
