@@ -1,0 +1,94 @@
+"""What users write about verification: probes, comparisons, desired state, drift.
+
+``sysflow.verify`` gives these meaning (parsers, comparators, reports). The brief's form::
+
+    workflow.add_verification("verify_package_versions", {
+        "before_tasks": ["backup"], "after_tasks": ["upgrade_packages"],
+        "commands": {"package_versions": "dpkg -l | grep -E 'openssl|bash|kernel'"},
+        "comparisons": {"package_versions": {"type": "regex_match", "pattern": r"ii\\s+openssl\\s+(\\S+)",
+                                             "expected_change": "version_increase"}},
+    })
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from sysflow.model.base import FrozenModel
+
+__all__ = ["ComparisonSpec", "DriftSpec", "ProbeSpec", "VerificationSpec"]
+
+ParserKind = Literal[
+    "raw", "lines", "regex", "json", "keyvalue", "table", "dpkg", "rpm", "systemctl", "ports", "os_release"
+]
+ComparisonKind = Literal[
+    "equals",
+    "not_equals",
+    "regex_match",
+    "contains",
+    "changed",
+    "unchanged",
+    "version_increase",
+    "version_decrease",
+    "version_equal",
+    "less_than",
+    "at_most",
+    "greater_than",
+    "at_least",
+    "between",
+    "json_subset",
+]
+ExpectedChange = Literal[
+    "changed", "unchanged", "version_increase", "version_decrease", "version_equal", "increase", "decrease"
+]
+
+
+class ProbeSpec(FrozenModel):
+    """A command plus how to parse its output into state."""
+
+    command: str
+    parser: ParserKind = "raw"
+    pattern: str | None = Field(None, description="Regex for the regex parser (named or numbered groups).")
+    path: str | None = Field(None, description="Dotted path into JSON output, e.g. status.version.")
+    timeout: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        return {"command": data} if isinstance(data, str) else data
+
+
+class ComparisonSpec(FrozenModel):
+    """How a probe's before/after values are judged."""
+
+    type: ComparisonKind = "equals"
+    pattern: str | None = Field(None, description="Regex applied to the output before comparing (group 1).")
+    expected: Any = Field(None, description="Expected value (equals, contains, thresholds, json_subset).")
+    expected_change: ExpectedChange | None = Field(None, description="How before → after must change.")
+    version_scheme: Literal["debian", "rpm", "auto"] = "auto"
+    low: float | None = None
+    high: float | None = None
+
+
+class DriftSpec(FrozenModel):
+    """Compare hosts of a group with each other (majority) or with a golden host."""
+
+    group: str | None = None
+    golden_host: str | None = None
+    probes: list[str] = Field(default_factory=list)
+
+
+class VerificationSpec(FrozenModel):
+    """Probes captured before some tasks and after others, compared per host."""
+
+    before_tasks: list[str] = Field(default_factory=list)
+    after_tasks: list[str] = Field(default_factory=list)
+    commands: dict[str, ProbeSpec] = Field(default_factory=dict, description="Probe name -> probe.")
+    comparisons: dict[str, ComparisonSpec] = Field(default_factory=dict, description="Probe name -> check.")
+    expect: dict[str, str] = Field(
+        default_factory=dict, description='Desired state, e.g. {nginx: active, openssl: ">= 3.0.11"}.'
+    )
+    targets: list[str] = Field(default_factory=lambda: ["all"])
+    drift: DriftSpec | None = None
