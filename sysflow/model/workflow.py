@@ -1,0 +1,409 @@
+"""The workflow model: tasks, rollout, verifications, windows, parallelism, expiry policy, notifications.
+
+``MaintenanceWorkflow`` (alias ``Workflow``) is what users write, through the Python API of the brief
+(``add_task``, ``set_progressive_execution``, ...) or as a YAML/JSON file (``sysflow.model.loader``);
+both land in these same pydantic models. Unknown keys are errors everywhere.
+
+The model checks each value on its own (types, durations, counts, enums). Checks that need the whole
+workflow (unknown task names, cycles, duplicate ids) are :meth:`MaintenanceWorkflow.problems`; checks
+that need the inventory live in ``sysflow.planner.compile``. Every problem names where it is: a
+``file:line:col`` when the workflow came from a file, else the field path (``tasks[3].depends_on``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sysflow.errors import Problem, WorkflowError
+from sysflow.model.base import FrozenModel, UserModel
+from sysflow.model.durations import Duration
+from sysflow.model.parallelism import ParallelismConfig, check_count
+from sysflow.model.verification import VerificationSpec
+from sysflow.model.windows import WindowsConfig
+
+__all__ = [
+    "DEFAULT_EXPECTED_DURATION",
+    "CountOrPercent",
+    "ExpiryPolicy",
+    "GateMode",
+    "MaintenanceWorkflow",
+    "NotificationRoute",
+    "Ordering",
+    "RollbackScope",
+    "RolloutSpec",
+    "RolloutStrategy",
+    "Task",
+    "Workflow",
+    "resolve_count",
+]
+
+DEFAULT_EXPECTED_DURATION = 60.0  # seconds: the prior of a task that gives no expected_duration
+TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+_M = TypeVar("_M", bound=FrozenModel)
+
+
+class RolloutStrategy(StrEnum):
+    """How hosts are split into waves."""
+
+    WAVES = "waves"
+    CANARY = "canary"
+    ROLLING = "rolling"
+    BLUE_GREEN = "blue_green"
+
+
+class Ordering(StrEnum):
+    """Order of hosts before they are cut into canary/rolling batches (and inside each wave)."""
+
+    INVENTORY = "inventory"
+    SORTED = "sorted"
+    SHUFFLE = "shuffle"
+
+
+class RollbackScope(StrEnum):
+    """Which changed hosts an automatic rollback covers."""
+
+    FAILED_WAVE = "failed_wave"
+    ALL = "all"
+
+
+class GateMode(StrEnum):
+    """``barrier``: a wave starts when the previous one is done; ``sliding``: as its hosts finish."""
+
+    BARRIER = "barrier"
+    SLIDING = "sliding"
+
+
+class ExpiryPolicy(StrEnum):
+    """What happens when a maintenance window closes mid-run."""
+
+    FINISH = "finish"
+    ABORT = "abort"
+    ROLLBACK = "rollback"
+
+
+def _count(value: Any) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected a count like 5 or a percentage like '10%', got {value!r}")
+    return check_count(value)
+
+
+CountOrPercent = Annotated[int | str, PlainValidator(_count, json_schema_input_type=int | str)]
+"""A count (``5``) or a percentage of the hosts concerned (``"10%"``)."""
+
+
+def resolve_count(value: int | str, total: int, *, minimum: int = 0) -> int:
+    """``5`` → 5; ``"10%"`` of ``total`` → rounded down like Ansible, never below ``minimum``."""
+    if isinstance(value, int):
+        return value
+    return max(minimum, int(total * float(value.rstrip("%")) / 100.0))
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+StrList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class Task(FrozenModel):
+    """One command run on each target host (or once per wave, or on the controller)."""
+
+    id: str = Field(pattern=TASK_ID_PATTERN, description="Unique task name.")
+    run: str = Field(min_length=1, description="Shell command run on the host.")
+    targets: StrList = Field(default_factory=lambda: ["all"], description="Host patterns (Ansible syntax).")
+    depends_on: StrList = Field(default_factory=list, description="Tasks that must finish first, per host.")
+    timeout: Duration | None = Field(None, description="Stop the command after this long.")
+    retries: int = Field(0, ge=0, le=100, description="Extra attempts after a failed command.")
+    expected_duration: Duration | None = Field(
+        None, description=f"Prior duration estimate (default {DEFAULT_EXPECTED_DURATION:g}s)."
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Pool name -> demand while running."
+    )
+    rollback: str | None = Field(None, description="Command that undoes this task on the host.")
+    run_once: bool = Field(False, description="One operation per wave (a wave hook), not one per host.")
+    local: bool = Field(False, description="Run on the controller instead of over SSH.")
+    idempotent: bool = Field(
+        False, description="Safe to repeat; resume may re-run it instead of re-checking."
+    )
+    description: str | None = None
+
+    @field_validator("resources")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in value.items() if v < 0]
+        if bad:
+            raise ValueError(f"resource demands must be >= 0: {', '.join(bad)}")
+        return value
+
+    @property
+    def estimate(self) -> float:
+        """Expected duration in seconds, with the default applied."""
+        return DEFAULT_EXPECTED_DURATION if self.expected_duration is None else self.expected_duration
+
+
+class RolloutSpec(FrozenModel):
+    """How the fleet is split into waves and what is checked between them."""
+
+    strategy: RolloutStrategy = RolloutStrategy.WAVES
+    groups: list[StrList] | None = Field(
+        None, description="waves strategy: each wave a list of hosts, groups or patterns (also `waves`)."
+    )
+    canary_size: CountOrPercent = Field(1, description="canary: first N hosts or P% of the targets.")
+    canary_bake: Duration = Field(0.0, description="canary: wait this long after the canary wave.")
+    serial: list[CountOrPercent] = Field(
+        default_factory=lambda: list[int | str]([1]),
+        description='rolling: batch sizes like [1, "10%", "50%"]; last repeats.',
+    )
+    ordering: Ordering = Ordering.INVENTORY
+    seed: int = Field(0, description="Seed of the shuffle ordering.")
+    max_failures: CountOrPercent = Field(
+        0, description="Per-wave failures tolerated; more stops the rollout."
+    )
+    failure_budget: CountOrPercent | None = Field(
+        None, description="Failures tolerated across the whole run."
+    )
+    verification_tasks: list[str] = Field(default_factory=list, description="Tasks that must pass per wave.")
+    pause_between_waves: Duration = 0.0
+    approval: bool | list[int] = Field(
+        False, description="Manual approval before every later wave (true) or before these wave numbers."
+    )
+    auto_rollback: bool = False
+    rollback_scope: RollbackScope = RollbackScope.FAILED_WAVE
+    mode: GateMode = GateMode.BARRIER
+    blue: StrList | None = Field(None, description="blue_green: the live set (patterns).")
+    green: StrList | None = Field(None, description="blue_green: the idle set, deployed first (patterns).")
+    cutover_task: str | None = Field(None, description="blue_green: task run after green verifies.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _waves_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "waves" in data and "groups" not in data:
+            data = dict(data)
+            data["groups"] = data.pop("waves")
+        return data
+
+    @field_validator("canary_size")
+    @classmethod
+    def _canary_positive(cls, value: int | str) -> int | str:
+        if resolve_count(value, 100) == 0:
+            raise ValueError("canary_size must be at least 1 host (or a percentage above 0)")
+        return value
+
+    @field_validator("serial")
+    @classmethod
+    def _serial_positive(cls, value: list[int | str]) -> list[int | str]:
+        if not value:
+            raise ValueError("serial needs at least one batch size")
+        if any(resolve_count(v, 100) == 0 for v in value):
+            raise ValueError("serial batch sizes must be at least 1 (or a percentage above 0)")
+        return value
+
+    @field_validator("approval")
+    @classmethod
+    def _approval_waves(cls, value: bool | list[int]) -> bool | list[int]:
+        if isinstance(value, list) and any(n < 1 for n in value):
+            raise ValueError("approval wave numbers start at 1")
+        return value
+
+    def needs_approval(self, wave_number: int) -> bool:
+        """Whether wave ``wave_number`` (1-based) waits for a manual approval before it starts."""
+        if isinstance(self.approval, bool):
+            return self.approval and wave_number > 1
+        return wave_number in self.approval
+
+
+class NotificationRoute(FrozenModel):
+    """Send some events to one service (a URL understood by the notifier, e.g. an apprise URL)."""
+
+    url: str = Field(min_length=1, description="Where to send, e.g. https://hooks.example.com/x.")
+    events: list[str] = Field(
+        default_factory=lambda: ["*"], description="Event kinds, e.g. run.completed, wave.failed; * = all."
+    )
+    only_failures: bool = Field(False, description="Only events that report a failure.")
+    groups: list[str] | None = Field(None, description="Only events about hosts of these groups.")
+    name: str | None = None
+
+
+def _error_path(loc: Iterable[int | str], prefix: str = "") -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path
+
+
+def problems_from_validation(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """Pydantic errors as Problems located by field path (``tasks[3].timeout``)."""
+    return [Problem(_message(err), _error_path(err["loc"], prefix)) for err in exc.errors()]
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    msg = str(err["msg"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {err['loc'][-1]!r}"
+    if err["type"] == "missing":
+        return f"missing required key {err['loc'][-1]!r}"
+    return msg.removeprefix("Value error, ")
+
+
+class MaintenanceWorkflow(UserModel):
+    """A maintenance workflow: tasks, rollout, verifications, windows, parallelism and policies."""
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    tasks: list[Task] = Field(default_factory=list)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    verifications: dict[str, VerificationSpec] = Field(default_factory=dict)
+    windows: WindowsConfig = Field(default_factory=WindowsConfig)
+    parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig)
+    on_window_expiry: ExpiryPolicy = ExpiryPolicy.FINISH
+    notifications: list[NotificationRoute] = Field(default_factory=list)
+
+    _positions: dict[str, str] = PrivateAttr(default_factory=dict)
+    _source: str | None = PrivateAttr(None)
+
+    def __init__(self, name: str | None = None, /, **data: Any) -> None:
+        if name is not None:
+            data["name"] = name
+        super().__init__(**data)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is equal; where each came from (file positions) does not count."""
+        if not isinstance(other, MaintenanceWorkflow):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- the brief's Python API ----------------------------------------------------------------------
+
+    def add_task(
+        self,
+        id: str,
+        run: str,
+        *,
+        targets: str | Iterable[str] = ("all",),
+        depends_on: str | Iterable[str] = (),
+        **kw: Any,
+    ) -> Task:
+        """Append a task; ``kw`` are the other :class:`Task` fields (timeout, retries, rollback, ...)."""
+        fields = {"id": id, "run": run, "targets": _listify(targets), "depends_on": _listify(depends_on)}
+        task = _build(Task, {**fields, **kw}, f"tasks[{len(self.tasks)}]")
+        self.tasks.append(task)
+        return task
+
+    def set_progressive_execution(self, spec: Mapping[str, Any] | RolloutSpec) -> RolloutSpec:
+        """Set the rollout (``groups`` waves, canary, rolling, blue-green, thresholds, gates)."""
+        rollout = spec if isinstance(spec, RolloutSpec) else _build(RolloutSpec, dict(spec), "rollout")
+        self.rollout = rollout
+        return rollout
+
+    def add_verification(self, name: str, spec: Mapping[str, Any] | VerificationSpec) -> VerificationSpec:
+        """Add a named verification (probes before/after tasks and how to compare them)."""
+        if isinstance(spec, VerificationSpec):
+            verification = spec
+        else:
+            verification = _build(VerificationSpec, dict(spec), f"verifications.{name}")
+        self.verifications[name] = verification
+        return verification
+
+    def set_maintenance_window(self, spec: Mapping[str, Any] | WindowsConfig) -> WindowsConfig:
+        """Set windows: ``{group: "Sunday 01:00-03:00" | [specs]}`` or a full windows config."""
+        if isinstance(spec, WindowsConfig):
+            windows = spec
+        else:
+            data = dict(spec)
+            full = set(WindowsConfig.model_fields) | {"groups"}
+            if not (data.keys() <= full and "groups" in data):
+                data = {"groups": data}
+            windows = _build(WindowsConfig, data, "windows")
+        self.windows = windows
+        return windows
+
+    def set_parallelization(self, spec: Mapping[str, Any] | ParallelismConfig) -> ParallelismConfig:
+        """Set parallelism: max servers overall/per group/per datacenter, delay, pools, limits."""
+        par = (
+            spec
+            if isinstance(spec, ParallelismConfig)
+            else _build(ParallelismConfig, dict(spec), "parallelism")
+        )
+        self.parallelism = par
+        return par
+
+    # -- positions -------------------------------------------------------------------------------------
+
+    @property
+    def source(self) -> str | None:
+        """The file this workflow was loaded from, if any."""
+        return self._source
+
+    def set_source(self, source: str | None, positions: Mapping[str, str]) -> None:
+        """Record where the workflow came from: field path -> ``file:line:col`` (used by loaders)."""
+        self._source = source
+        self._positions = dict(positions)
+
+    def locate(self, path: str) -> str:
+        """``file:line:col`` of a field path (or of its nearest recorded parent), else the path."""
+        probe = path
+        while probe:
+            if probe in self._positions:
+                return self._positions[probe]
+            probe = _parent_path(probe)
+        return path
+
+    def task(self, task_id: str) -> Task:
+        """The task named ``task_id``."""
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise KeyError(task_id)
+
+    # -- whole-workflow checks -----------------------------------------------------------------------
+
+    def problems(self) -> list[Problem]:
+        """Every inconsistency visible without an inventory: duplicates, unknown names, cycles."""
+        from sysflow.model.workflow_checks import workflow_problems
+
+        return workflow_problems(self)
+
+    def check(self) -> MaintenanceWorkflow:
+        """Raise :class:`WorkflowError` with every problem of :meth:`problems`; return self if none."""
+        found = self.problems()
+        if found:
+            raise WorkflowError(found, source=self._source)
+        return self
+
+
+Workflow = MaintenanceWorkflow
+
+
+def _listify(value: str | Iterable[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _parent_path(path: str) -> str:
+    if path.endswith("]"):
+        return path[: path.rindex("[")]
+    return path.rpartition(".")[0]
+
+
+def _build(cls: type[_M], data: dict[str, Any], prefix: str) -> _M:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise WorkflowError(problems_from_validation(exc, prefix)) from None
