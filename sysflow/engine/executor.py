@@ -1,0 +1,107 @@
+"""Run one operation to a final record: the command, its timeout, and the retries the task asks for.
+
+Connection failures and timeouts become failed records (failures are values); command failures are
+retried only when the task has ``retries``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sysflow.actors.transport import CommandResult, Transport
+from sysflow.clock import Clock
+from sysflow.engine.result import OpRecord
+from sysflow.engine.states import OpState
+from sysflow.errors import CommandTimeout, TransportError
+from sysflow.planner.graph import Operation
+
+__all__ = ["OpRunner", "TransportRunner"]
+
+DEFAULT_RETRY_DELAY = 5.0  # seconds between command retries when a task asks for them
+
+
+class OpRunner(Protocol):
+    """Runs an operation's command on its host and returns the final record."""
+
+    async def run_op(self, op: Operation, command: str, on_start: Callable[[int], None]) -> OpRecord: ...
+
+
+@dataclass
+class TransportRunner:
+    """An ``OpRunner`` over a ``Transport`` (SSH, local, simulated), in this process."""
+
+    transport: Transport
+    clock: Clock
+    retry_delay: float = DEFAULT_RETRY_DELAY
+    local: Transport | None = None  # for run-once / local tasks
+
+    async def run_op(self, op: Operation, command: str, on_start: Callable[[int], None]) -> OpRecord:
+        transport = self.local if (op.local or op.run_once) and self.local is not None else self.transport
+        attempt = 0
+        while True:
+            attempt += 1
+            on_start(attempt)
+            record = await _attempt(transport.run, op, command, self.clock, attempt)
+            if record.state is OpState.SUCCEEDED or attempt > op.retries or record.error_kind_is_connection:
+                return record.record
+            await self.clock.sleep(self.retry_delay)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    record: OpRecord
+    error_kind_is_connection: bool = False
+
+    @property
+    def state(self) -> OpState:
+        return self.record.state
+
+
+async def _attempt(
+    run: Callable[..., Awaitable[CommandResult]], op: Operation, command: str, clock: Clock, attempt: int
+) -> _Attempt:
+    start = clock.now()
+    try:
+        res = await run(op.host, command, timeout=op.timeout)
+    except CommandTimeout as exc:
+        return _Attempt(_failed(op, command, start, clock, attempt, f"CommandTimeout: {exc}"))
+    except TransportError as exc:
+        return _Attempt(_failed(op, command, start, clock, attempt, f"{type(exc).__name__}: {exc}"), True)
+    state = OpState.SUCCEEDED if res.ok else OpState.FAILED
+    return _Attempt(
+        OpRecord(
+            op.id,
+            op.host,
+            op.task,
+            op.wave,
+            state,
+            command=command,
+            start=res.start,
+            end=res.end,
+            exit_status=res.exit_status,
+            error=None
+            if res.ok
+            else (f"signal {res.signal}" if res.signal else f"exit status {res.exit_status}"),
+            stdout=res.stdout,
+            stderr=res.stderr,
+            attempts=attempt,
+        )
+    )
+
+
+def _failed(op: Operation, command: str, start: datetime, clock: Clock, attempt: int, error: str) -> OpRecord:
+    return OpRecord(
+        op.id,
+        op.host,
+        op.task,
+        op.wave,
+        OpState.FAILED,
+        command=command,
+        start=start,
+        end=clock.now(),
+        error=error,
+        attempts=attempt,
+    )

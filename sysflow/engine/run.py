@@ -1,0 +1,451 @@
+"""One run of a workflow: waves, host chains, gates, thresholds, rollback, and its controls.
+
+A :class:`Run` is created by the ``Engine``; ``await run.wait()`` gives the ``RunResult``. While it
+runs, ``cancel()``, ``pause()``, ``resume()`` and ``approve()`` steer it. Host chains of a wave run
+as tasks of one task group; each operation starts only when runtime admission grants it and its
+host's window admits it, so the run never exceeds a pool and never starts outside a window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from sysflow.clock import Clock
+from sysflow.engine.events import EventBus, EventKind
+from sysflow.engine.executor import OpRunner
+from sysflow.engine.result import HostOutcome, RunResult
+from sysflow.engine.states import OpState, RunStatus
+from sysflow.engine.thresholds import exceeded
+from sysflow.engine.tracker import RunTracker
+from sysflow.engine.windows import OpenWindow, WindowGuard
+from sysflow.model.workflow import ExpiryPolicy, MaintenanceWorkflow, RollbackScope
+from sysflow.planner.graph import Operation, OpGraph
+
+__all__ = ["Admission", "Hooks", "Run"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROLLBACK_PARALLELISM = 20  # hosts rolled back at once when the workflow sets no limit
+
+
+class Admission(Protocol):
+    """Runtime admission (``sysflow.constraints``): grants in caller order, never over capacity."""
+
+    async def acquire(self, op: Operation) -> Any: ...
+
+    def release(self, grant: Any) -> None: ...
+
+    def host_done(self, host: str) -> None: ...
+
+
+class Hooks(Protocol):
+    """Verification hooks around operations and at gates (``sysflow.verify``)."""
+
+    async def before(self, host: str, task: str) -> None: ...
+
+    async def after(self, host: str, task: str) -> list[str]:
+        """Capture after ``task``; return failure reasons (empty when the host verifies)."""
+        ...
+
+    async def gate(self, wave: int, hosts: Sequence[str]) -> tuple[bool | None, list[str]]:
+        """Gate verdict for a wave: (passed, or None when inconclusive; reasons)."""
+        ...
+
+    def report(self) -> Any: ...
+
+
+@dataclass
+class _Control:
+    cancelled: bool = False
+    stop_reason: str = ""
+    failed_wave: int | None = None
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+    approvals: set[int] = field(default_factory=set)
+    approved: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Run:
+    """A workflow running over the hosts of a compiled graph."""
+
+    def __init__(
+        self,
+        run_id: str,
+        workflow: MaintenanceWorkflow,
+        graph: OpGraph,
+        *,
+        runner: OpRunner,
+        clock: Clock,
+        admission: Admission,
+        guard: WindowGuard,
+        bus: EventBus,
+        hooks: Hooks | None = None,
+        estimate: dict[str, float] | None = None,
+        order: Sequence[str] | None = None,
+        plan: Any = None,
+    ) -> None:
+        self.id = run_id
+        self.workflow = workflow
+        self.graph = graph
+        self.clock = clock
+        self.status = RunStatus.PENDING
+        self.tracker = RunTracker(run_id, graph, bus, clock.now)
+        self._runner = runner
+        self._admission = admission
+        self._guard = guard
+        self._hooks = hooks
+        self._estimate = estimate or {}
+        self._rank = {h: i for i, h in enumerate(order or ())}
+        self._plan = plan
+        self._ctl = _Control()
+        self._ctl.resume.set()
+        self._active = 0  # host chains working (not waiting for a window)
+        self._waiting = 0
+        self._gates: list[dict[str, Any]] = []
+        self._result: RunResult | None = None
+
+    # -- controls ---------------------------------------------------------------------------------
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Graceful: nothing new starts; running operations finish."""
+        self._ctl.cancelled = True
+        self._ctl.stop_reason = self._ctl.stop_reason or reason
+        self._ctl.resume.set()
+        self._ctl.approved.set()
+
+    def pause(self) -> None:
+        """Nothing new starts until ``resume()``; running operations finish."""
+        if not self.status.finished:
+            self._ctl.resume.clear()
+            self._set_status(RunStatus.PAUSED, "paused by operator")
+
+    def resume(self) -> None:
+        self._ctl.resume.set()
+
+    def approve(self, wave: int | None = None) -> None:
+        """Approve the gate before ``wave`` (1-based), or whatever gate is waiting."""
+        self._ctl.approvals.add(wave if wave is not None else -1)
+        self._ctl.approved.set()
+
+    @property
+    def result(self) -> RunResult | None:
+        return self._result
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        started = self.clock.now()
+        self._set_status(RunStatus.RUNNING, "", kind=EventKind.RUN_STARTED)
+        rollout = self.workflow.rollout
+        try:
+            for wave, hosts in enumerate(self.graph.waves):
+                if self._stopped:
+                    break
+                if wave > 0 and not await self._before_wave(wave):
+                    break
+                await self._run_wave(wave, hosts)
+                if not self._stopped:
+                    await self._gate(wave, hosts)
+            if self._ctl.failed_wave is not None and rollout.auto_rollback and not self._ctl.cancelled:
+                await self._rollback(self._ctl.failed_wave)
+        except asyncio.CancelledError:
+            self._ctl.stop_reason = self._ctl.stop_reason or "cancelled"
+            self._ctl.cancelled = True
+            self._finish(started)
+            raise
+        return self._finish(started)
+
+    @property
+    def _stopped(self) -> bool:
+        return bool(self._ctl.stop_reason)
+
+    def _stop(self, reason: str, wave: int | None = None) -> None:
+        if not self._ctl.stop_reason:
+            self._ctl.stop_reason = reason
+            self._ctl.failed_wave = wave
+            self.tracker.emit(EventKind.THRESHOLD_EXCEEDED, reason, wave=wave)
+
+    def _set_status(self, status: RunStatus, message: str, kind: EventKind | None = None) -> None:
+        if status is self.status and kind is None:
+            return
+        self.status = status
+        k = kind or {RunStatus.PAUSED: EventKind.RUN_PAUSED, RunStatus.RUNNING: EventKind.RUN_RESUMED}.get(
+            status
+        )
+        if k is not None:
+            self.tracker.emit(k, message, status=status.value)
+
+    # -- waves ------------------------------------------------------------------------------------
+
+    async def _run_wave(self, wave: int, hosts: Sequence[str]) -> None:
+        self.tracker.emit(
+            EventKind.WAVE_STARTED, f"wave {wave + 1}: {len(hosts)} hosts", wave=wave, hosts=len(hosts)
+        )
+        ordered = sorted(hosts, key=lambda h: self._rank.get(h, len(self._rank)))
+        async with asyncio.TaskGroup() as tg:
+            for host in ordered:
+                tg.create_task(self._host_chain(host, wave, len(hosts)))
+        failed = self.tracker.failures(wave)
+        self.tracker.emit(EventKind.WAVE_FINISHED, "", wave=wave, failed=failed, hosts=len(hosts))
+
+    async def _before_wave(self, wave: int) -> bool:
+        rollout = self.workflow.rollout
+        if rollout.pause_between_waves:
+            await self.clock.sleep(rollout.pause_between_waves)
+        if rollout.needs_approval(wave + 1):
+            return await self._await_approval(wave)
+        return not self._stopped
+
+    async def _await_approval(self, wave: int) -> bool:
+        self._set_status(RunStatus.PAUSED, f"waiting for approval of wave {wave + 1}")
+        self.tracker.emit(EventKind.APPROVAL_REQUESTED, f"approve wave {wave + 1}", wave=wave)
+        while not ({wave + 1, -1} & self._ctl.approvals) and not self._ctl.cancelled:
+            self._ctl.approved.clear()
+            await self._ctl.approved.wait()
+        self._ctl.approvals.discard(-1)
+        if self._ctl.cancelled:
+            return False
+        self.tracker.emit(EventKind.APPROVAL_GIVEN, f"wave {wave + 1} approved", wave=wave)
+        self._set_status(RunStatus.RUNNING, "approved")
+        return True
+
+    async def _gate(self, wave: int, hosts: Sequence[str]) -> None:
+        reasons: list[str] = []
+        passed: bool | None = True
+        if self._hooks is not None:
+            passed, reasons = await self._hooks.gate(wave, hosts)
+        bake = (
+            self.workflow.rollout.canary_bake
+            if wave == 0 and self.workflow.rollout.strategy == "canary"
+            else 0.0
+        )
+        if bake and passed:
+            await self.clock.sleep(bake)
+        verdict = {"wave": wave, "passed": passed, "reasons": reasons}
+        self._gates.append(verdict)
+        self.tracker.emit(
+            EventKind.GATE_EVALUATED,
+            "; ".join(reasons),
+            wave=wave,
+            passed=passed,
+            failures=self.tracker.failures(wave),
+        )
+        if passed is False:
+            self._stop(f"gate after wave {wave + 1} failed: {'; '.join(reasons)}", wave)
+
+    # -- one host ---------------------------------------------------------------------------------
+
+    async def _host_chain(self, host: str, wave: int, wave_size: int) -> None:
+        ops = [self.graph.ops[i] for i in self.tracker.pending_ops(host)]
+        if not ops:
+            return
+        started = False
+        window: OpenWindow | None = None
+        for op in ops:
+            if self._stopped and (not started or self._ctl.cancelled):
+                self.tracker.skip(
+                    [o.id for o in ops if o.index >= op.index], f"not started: {self._ctl.stop_reason}"
+                )
+                return
+            window = await self._admit_window(host, ops[ops.index(op) :], window)
+            if window is None:
+                self.tracker.skip(
+                    [o.id for o in ops if o.index >= op.index], "deferred: no window fits", OpState.PENDING
+                )
+                self.tracker.set_host(host, HostOutcome.DEFERRED)
+                return
+            await self._ctl.resume.wait()
+            ok = await self._run_op(op, window)
+            started = True
+            if not ok:
+                self.tracker.skip([o.id for o in ops if o.index > op.index], f"{op.task} failed")
+                self._host_failed(host, wave, wave_size)
+                break
+        else:
+            self.tracker.set_host(host, HostOutcome.SUCCEEDED)
+        self._admission.host_done(host)
+
+    async def _admit_window(
+        self, host: str, rest: list[Operation], current: OpenWindow | None
+    ) -> OpenWindow | None:
+        now = self.clock.now()
+        if current is not None and current.start <= now <= current.cutoff_at:
+            return current
+        predicted = sum(self._estimate.get(o.id, o.expected_duration) for o in rest)
+        if self._guard.admitting(host, predicted, now) is None:
+            self._waiting += 1
+            self._maybe_paused()
+            try:
+                return await self._guard.wait(host, predicted)
+            finally:
+                self._waiting -= 1
+        return self._guard.admitting(host, predicted, now)
+
+    def _maybe_paused(self) -> None:
+        if self._active == 0 and self._waiting > 0 and self.status is RunStatus.RUNNING:
+            self._set_status(RunStatus.PAUSED, "waiting for the next maintenance window")
+
+    async def _run_op(self, op: Operation, window: OpenWindow) -> bool:
+        grant = await self._admission.acquire(op)
+        self._active += 1
+        if self.status is RunStatus.PAUSED and self._ctl.resume.is_set():
+            self._set_status(RunStatus.RUNNING, "window open")
+        try:
+            return await self._run_admitted(op, window)
+        finally:
+            self._active -= 1
+            self._admission.release(grant)
+            self._maybe_paused()
+
+    async def _run_admitted(self, op: Operation, window: OpenWindow) -> bool:
+        if self._hooks is not None:
+            await self._hooks.before(op.host, op.task)
+        policy = self.workflow.on_window_expiry
+        limit = None
+        if policy is not ExpiryPolicy.FINISH:
+            limit = max((window.end - self.clock.now()).total_seconds(), 0.0)
+
+        def on_start(attempt: int) -> None:
+            self.tracker.started(op.id, op.command, attempt)
+
+        try:
+            async with asyncio.timeout(limit):
+                record = await self._runner.run_op(op, op.command, on_start)
+        except TimeoutError:
+            self.tracker.mark(op.id, OpState.UNKNOWN, "stopped at window end; re-check before repeating")
+            self.tracker.emit(
+                EventKind.WINDOW_CLOSED, f"{op.task} stopped at window end", host=op.host, task=op.task
+            )
+            if policy is ExpiryPolicy.ROLLBACK:
+                self._stop("window closed: rolling back", op.wave)
+            return False
+        self.tracker.finished(record)
+        if record.state is not OpState.SUCCEEDED:
+            return False
+        if self._hooks is not None:
+            reasons = await self._hooks.after(op.host, op.task)
+            if reasons:
+                self.tracker.emit(
+                    EventKind.VERIFICATION, "; ".join(reasons), host=op.host, task=op.task, passed=False
+                )
+                return False
+        return True
+
+    def _host_failed(self, host: str, wave: int, wave_size: int) -> None:
+        self.tracker.host_failed(host, wave)
+        rollout = self.workflow.rollout
+        failures = self.tracker.failures(wave)
+        if exceeded(failures, rollout.max_failures, wave_size):
+            self._stop(
+                f"wave {wave + 1}: {failures} of {wave_size} hosts failed (max_failures {rollout.max_failures})",
+                wave,
+            )
+        total = self.tracker.failures()
+        if exceeded(total, rollout.failure_budget, len(self.graph.hosts)):
+            self._stop(
+                f"failure budget exhausted: {total} hosts failed (budget {rollout.failure_budget})", wave
+            )
+
+    # -- rollback ---------------------------------------------------------------------------------
+
+    async def _rollback(self, failed_wave: int) -> None:
+        scope = self.workflow.rollout.rollback_scope
+        waves = range(failed_wave + 1) if scope is RollbackScope.ALL else [failed_wave]
+        in_scope = {h for w in waves for h in self.graph.waves[w]}
+        hosts = [h for h in reversed(self.tracker.changed_hosts) if h in in_scope]
+        missing = sorted(
+            {
+                self.graph.ops[r.op_id].task
+                for r in self.tracker.records.values()
+                if r.host in in_scope and r.start is not None and not self.graph.ops[r.op_id].rollback
+            }
+        )
+        self.tracker.emit(
+            EventKind.ROLLBACK_STARTED,
+            f"rolling back {len(hosts)} hosts"
+            + (f"; no rollback command for: {', '.join(missing)}" if missing else ""),
+            wave=failed_wave,
+            hosts=hosts,
+            missing_rollback=missing,
+        )
+        limit = self.workflow.parallelism.max_parallel_servers or DEFAULT_ROLLBACK_PARALLELISM
+        sem = asyncio.Semaphore(limit)
+
+        async def one(host: str) -> None:
+            async with sem:
+                await self._rollback_host(host)
+
+        async with asyncio.TaskGroup() as tg:
+            for h in hosts:
+                tg.create_task(one(h))
+        self.tracker.emit(
+            EventKind.ROLLBACK_FINISHED, "", wave=failed_wave, hosts=hosts, missing_rollback=missing
+        )
+
+    async def _rollback_host(self, host: str) -> None:
+        ran = [
+            self.graph.ops[i]
+            for i in self.graph.chains.get(host, ())
+            if self.tracker.records[i].start is not None
+            and self.tracker.records[i].state in (OpState.SUCCEEDED, OpState.FAILED, OpState.UNKNOWN)
+        ]
+        all_ok = True
+        for op in reversed(ran):
+            if not op.rollback:
+                continue
+            rb = _rollback_op(op)
+            record = await self._runner.run_op(rb, rb.command, lambda attempt: None)
+            self.tracker.emit(
+                EventKind.OP_FINISHED,
+                record.error or "",
+                host=host,
+                task=rb.task,
+                wave=op.wave,
+                state=record.state.value,
+                exit_status=record.exit_status,
+                rollback=True,
+            )
+            if record.state is OpState.SUCCEEDED:
+                self.tracker.mark(op.id, OpState.ROLLED_BACK)
+            else:
+                all_ok = False
+        self.tracker.set_host(host, HostOutcome.ROLLED_BACK if all_ok else HostOutcome.FAILED)
+
+    # -- result -----------------------------------------------------------------------------------
+
+    def _finish(self, started: datetime) -> RunResult:
+        rolled = any(o is HostOutcome.ROLLED_BACK for o in self.tracker.hosts.values())
+        if self._ctl.cancelled:
+            status = RunStatus.CANCELLED
+        elif rolled:
+            status = RunStatus.ROLLED_BACK
+        elif self._stopped:
+            status = RunStatus.FAILED
+        else:
+            status = RunStatus.COMPLETED
+        self.status = status
+        self._result = RunResult(
+            run_id=self.id,
+            workflow=self.workflow.name,
+            status=status,
+            hosts=dict(self.tracker.hosts),
+            ops=dict(self.tracker.records),
+            started=started,
+            ended=self.clock.now(),
+            verification_results=self._hooks.report() if self._hooks is not None else None,
+            plan=self._plan,
+            reason=self._ctl.stop_reason,
+            gates=tuple(self._gates),
+        )
+        self.tracker.emit(EventKind.RUN_FINISHED, self._ctl.stop_reason, **self._result.summary())
+        return self._result
+
+
+def _rollback_op(op: Operation) -> Operation:
+    return replace(
+        op, id=f"rollback:{op.id}", task=f"rollback:{op.task}", command=op.rollback or "", retries=0
+    )

@@ -1,0 +1,43 @@
+"""Lifecycle states of runs and operations."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["OpState", "RunStatus"]
+
+
+class RunStatus(StrEnum):
+    """PENDING → RUNNING → (PAUSED) → COMPLETED | FAILED | CANCELLED | ROLLED_BACK."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ROLLED_BACK = "rolled_back"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.ROLLED_BACK})
+
+
+class OpState(StrEnum):
+    """State of one operation (task × host)."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ROLLED_BACK = "rolled_back"
+    UNKNOWN = "unknown"  # was running when the run stopped; must be re-checked, never blindly repeated
+
+    @property
+    def done(self) -> bool:
+        return self in (OpState.SUCCEEDED, OpState.FAILED, OpState.SKIPPED, OpState.ROLLED_BACK)

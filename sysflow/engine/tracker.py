@@ -1,0 +1,109 @@
+"""The mutable state of one run: operation states and records, host outcomes, failure counts.
+
+Every change goes through :class:`RunTracker`, which also emits the matching event, so the run
+store (write-ahead) and observers see the same sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+
+from sysflow.engine.events import Event, EventBus, EventKind
+from sysflow.engine.result import HostOutcome, OpRecord
+from sysflow.engine.states import OpState
+from sysflow.planner.graph import OpGraph
+
+__all__ = ["RunTracker"]
+
+
+class RunTracker:
+    """Operation records and host outcomes of one run, changed only through its methods."""
+
+    def __init__(self, run_id: str, graph: OpGraph, bus: EventBus, now: Callable[[], datetime]) -> None:
+        self.run_id = run_id
+        self.graph = graph
+        self.bus = bus
+        self._now = now
+        self.records: dict[str, OpRecord] = {
+            op.id: OpRecord(op.id, op.host, op.task, op.wave, OpState.PENDING, command=op.command)
+            for op in graph
+        }
+        self.hosts: dict[str, HostOutcome] = dict.fromkeys(graph.hosts, HostOutcome.NOT_STARTED)
+        self.failed_in_wave: dict[int, set[str]] = {}
+        self.changed_hosts: list[str] = []  # hosts on which some command ran, in order of first start
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def emit(self, kind: EventKind, message: str = "", **fields: object) -> None:
+        host = fields.pop("host", None)
+        task = fields.pop("task", None)
+        wave = fields.pop("wave", None)
+        self.bus.emit(
+            Event(
+                kind,
+                self.run_id,
+                self._now(),
+                host=host if isinstance(host, str) else None,
+                task=task if isinstance(task, str) else None,
+                wave=wave if isinstance(wave, int) else None,
+                message=message,
+                data=fields,
+            )
+        )
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def started(self, op_id: str, command: str, attempt: int) -> None:
+        rec = self.records[op_id]
+        self.records[op_id] = replace(
+            rec, state=OpState.RUNNING, start=self._now(), command=command, attempts=attempt
+        )
+        if rec.host not in self.changed_hosts and not rec.host.startswith("@"):
+            self.changed_hosts.append(rec.host)
+        self.emit(EventKind.OP_STARTED, command, host=rec.host, task=rec.task, wave=rec.wave, attempt=attempt)
+
+    def finished(self, record: OpRecord) -> None:
+        self.records[record.op_id] = record
+        self.emit(
+            EventKind.OP_FINISHED,
+            record.error or "",
+            host=record.host,
+            task=record.task,
+            wave=record.wave,
+            state=record.state.value,
+            exit_status=record.exit_status,
+            duration=record.duration,
+        )
+
+    def skip(self, op_ids: Iterable[str], reason: str, state: OpState = OpState.SKIPPED) -> None:
+        for op_id in op_ids:
+            rec = self.records[op_id]
+            if rec.state in (OpState.PENDING, OpState.QUEUED):
+                self.records[op_id] = replace(rec, state=state, reason=reason)
+                self.emit(EventKind.OP_SKIPPED, reason, host=rec.host, task=rec.task, wave=rec.wave)
+
+    def mark(self, op_id: str, state: OpState, reason: str = "") -> None:
+        self.records[op_id] = replace(
+            self.records[op_id], state=state, reason=reason or self.records[op_id].reason
+        )
+
+    # -- hosts ------------------------------------------------------------------------------------
+
+    def host_failed(self, host: str, wave: int) -> None:
+        if host in self.hosts:
+            self.hosts[host] = HostOutcome.FAILED
+        self.failed_in_wave.setdefault(wave, set()).add(host)
+
+    def set_host(self, host: str, outcome: HostOutcome) -> None:
+        if host in self.hosts:
+            self.hosts[host] = outcome
+
+    def failures(self, wave: int | None = None) -> int:
+        if wave is None:
+            return sum(len(s) for s in self.failed_in_wave.values())
+        return len(self.failed_in_wave.get(wave, ()))
+
+    def pending_ops(self, host: str) -> list[str]:
+        return [i for i in self.graph.chains.get(host, ()) if not self.records[i].state.done]
