@@ -1,0 +1,526 @@
+"""The HostPool actor: runs the operations of one shard of hosts, one at a time per host.
+
+A shard is a datacenter or a network segment. Its ``HostPool`` owns the transport (and so the SSH
+sessions) for the shard's hosts, keeps operations of one host in the order they were submitted and
+never lets two of them overlap, caps the operations in flight across the shard, retries a *command*
+failure only when the request asks for it, and turns every other failure into an :class:`OpResult`
+whose ``error_kind`` says what went wrong: at fleet scale, failures are values.
+
+It is a plain class, so it is tested without Ray; ``backends.LocalBackend`` runs it in-process or in
+worker processes and ``ray_backend.RayBackend`` makes it a Ray async actor at one edge. Results come
+back three ways, for in-process callers and for remote drivers alike:
+
+* ``await pool.run_op(req)`` / ``await pool.run_batch(reqs)``: the caller waits for its results;
+* ``pool.submit(req)`` returns a future; ``await pool.post(reqs)`` queues without waiting;
+* with ``stream=True`` every result also lands in an outbox that a driver drains with
+  ``await pool.pull()`` (what a Ray driver calls) or ``async for r in pool.results()``.
+
+All times come from the :class:`~sysflow.clock.Clock` seam, so the simulator's virtual clock works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sysflow.actors.transport import CommandResult, Transport, cap_output
+from sysflow.clock import Clock, RealClock
+from sysflow.errors import (
+    AuthenticationFailed,
+    CommandTimeout,
+    ConnectionFailed,
+    ConnectTimeout,
+    ExecutionError,
+    HostKeyMismatch,
+    HostUnreachable,
+    TransportError,
+)
+from sysflow.planner.graph import Operation
+
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_RESULT_OUTPUT_CAP",
+    "DEFAULT_RETRY_DELAY",
+    "ErrorKind",
+    "HostPool",
+    "OpRequest",
+    "OpResult",
+    "PoolLoad",
+    "PoolState",
+    "TransportFactory",
+]
+
+DEFAULT_MAX_IN_FLIGHT = 256  # operations running at once in one shard
+DEFAULT_RESULT_OUTPUT_CAP = 16 * 1024  # bytes of stdout/stderr kept in each OpResult (head and tail)
+DEFAULT_RETRY_DELAY = 1.0  # seconds before the first command retry; doubles each retry
+MAX_RETRY_DELAY = 60.0  # seconds, the longest wait between two command attempts
+
+TransportFactory = Callable[[], Transport]
+"""Builds the transport inside the actor (a picklable callable when the actor lives elsewhere)."""
+
+
+class ErrorKind(enum.Enum):
+    """Why an operation did not succeed; ``NONE`` when it did."""
+
+    NONE = "none"
+    COMMAND_FAILED = "command_failed"  # the command ran and exited non-zero or was signalled
+    COMMAND_TIMEOUT = "command_timeout"
+    CONNECT_TIMEOUT = "connect_timeout"
+    HOST_UNREACHABLE = "host_unreachable"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    HOST_KEY_MISMATCH = "host_key_mismatch"
+    CONNECTION_FAILED = "connection_failed"
+    TRANSPORT_ERROR = "transport_error"
+    CANCELLED = "cancelled"
+    INTERNAL = "internal"  # an unexpected exception in the transport: a bug, reported as a value
+
+    @property
+    def is_connection(self) -> bool:
+        """True for failures to reach or log in to the host (the command never ran)."""
+        return self in _CONNECTION_KINDS
+
+
+_CONNECTION_KINDS = frozenset(
+    {
+        ErrorKind.CONNECT_TIMEOUT,
+        ErrorKind.HOST_UNREACHABLE,
+        ErrorKind.AUTHENTICATION_FAILED,
+        ErrorKind.HOST_KEY_MISMATCH,
+        ErrorKind.CONNECTION_FAILED,
+    }
+)
+
+# Most specific first: the first matching class names the kind.
+_KIND_OF_ERROR: tuple[tuple[type[BaseException], ErrorKind], ...] = (
+    (HostKeyMismatch, ErrorKind.HOST_KEY_MISMATCH),
+    (AuthenticationFailed, ErrorKind.AUTHENTICATION_FAILED),
+    (ConnectTimeout, ErrorKind.CONNECT_TIMEOUT),
+    (HostUnreachable, ErrorKind.HOST_UNREACHABLE),
+    (ConnectionFailed, ErrorKind.CONNECTION_FAILED),
+    (CommandTimeout, ErrorKind.COMMAND_TIMEOUT),
+    (TransportError, ErrorKind.TRANSPORT_ERROR),
+)
+
+_RETRYABLE = frozenset({ErrorKind.COMMAND_FAILED, ErrorKind.COMMAND_TIMEOUT})
+
+
+def classify(exc: BaseException) -> ErrorKind:
+    """The :class:`ErrorKind` of an exception raised by a transport."""
+    for cls, kind in _KIND_OF_ERROR:
+        if isinstance(exc, cls):
+            return kind
+    return ErrorKind.INTERNAL
+
+
+@dataclass(frozen=True, slots=True)
+class OpRequest:
+    """One command to run on one host, as the engine dispatches it."""
+
+    op_id: str
+    host: str
+    task: str
+    command: str
+    timeout: float | None = None
+    retries: int = 0  # extra attempts after a command failure (never after a connection failure)
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
+
+    @classmethod
+    def from_operation(cls, op: Operation, env: Mapping[str, str] | None = None) -> OpRequest:
+        """The request that runs a planner ``Operation``."""
+        return cls(
+            op_id=op.id,
+            host=op.host,
+            task=op.task,
+            command=op.command,
+            timeout=op.timeout,
+            retries=op.retries,
+            env=tuple(sorted((env or {}).items())),
+        )
+
+    @property
+    def env_map(self) -> dict[str, str] | None:
+        return dict(self.env) if self.env else None
+
+
+@dataclass(frozen=True, slots=True)
+class OpResult:
+    """What one operation did: times, exit status or error kind, capped output and its digest."""
+
+    op_id: str
+    host: str
+    task: str
+    shard: str
+    start: datetime
+    end: datetime
+    duration: float  # seconds on the clock's monotonic time base, all attempts included
+    exit_status: int | None
+    error_kind: ErrorKind
+    error_message: str = ""
+    signal: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    truncated: bool = False
+    output_sha256: str = ""
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is ErrorKind.NONE
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLoad:
+    """A snapshot of how busy a shard is."""
+
+    shard: str
+    connections_open: int
+    in_flight: int  # operations running now
+    queued: int  # operations waiting behind another operation of their host or the in-flight cap
+    hosts_active: int  # hosts with an operation running or queued
+    completed: int
+
+
+class PoolState(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(eq=False)
+class _Item:
+    """A submitted request, its caller's future and, once it runs, the task running it."""
+
+    request: OpRequest
+    future: asyncio.Future[OpResult]
+    runner: asyncio.Task[OpResult] | None = None
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.runner is not None:
+            self.runner.cancel()
+
+
+@dataclass
+class _Counters:
+    in_flight: int = 0
+    completed: int = 0
+    lanes: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class HostPool:
+    """Runs operations for one shard: per-host order, a shard-wide in-flight cap, failures as values.
+
+    Give it either a ``transport`` (shared, not closed by the pool) or a ``factory`` that builds one
+    on first use inside the pool's event loop (owned, closed by :meth:`close`).
+    """
+
+    def __init__(
+        self,
+        shard: str,
+        transport: Transport | None = None,
+        *,
+        factory: TransportFactory | None = None,
+        clock: Clock | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        output_cap: int = DEFAULT_RESULT_OUTPUT_CAP,
+        stream: bool = False,
+        on_result: Callable[[OpResult], None] | None = None,
+    ) -> None:
+        if (transport is None) == (factory is None):
+            raise ValueError("give exactly one of transport= and factory=")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.shard = shard
+        self._transport = transport
+        self._factory = factory
+        self._clock = clock or RealClock()
+        self._max_in_flight = max_in_flight
+        self._slots: asyncio.Semaphore | None = None
+        self._retry_delay = retry_delay
+        self._cap = output_cap
+        self._on_result = on_result
+        self._outbox: asyncio.Queue[OpResult | None] | None = asyncio.Queue() if stream else None
+        self._queues: dict[str, deque[_Item]] = {}
+        self._items: dict[str, _Item] = {}
+        self._counters = _Counters()
+        self._state = PoolState.OPEN
+
+    # -- submitting -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> PoolState:
+        return self._state
+
+    def submit(self, request: OpRequest) -> asyncio.Future[OpResult]:
+        """Queue ``request`` behind its host's earlier operations; the future gets its result.
+
+        Cancelling the future cancels the operation (stopping the command if it runs).
+        """
+        if self._state is not PoolState.OPEN:
+            raise ExecutionError(f"host pool {self.shard!r} is {self._state.value}")
+        loop = asyncio.get_running_loop()
+        item = _Item(request, loop.create_future())
+        item.future.add_done_callback(lambda f: item.cancel() if f.cancelled() else None)
+        self._items[request.op_id] = item
+        self._queues.setdefault(request.host, deque()).append(item)
+        if request.host not in self._counters.lanes:
+            self._counters.lanes[request.host] = loop.create_task(self._lane(request.host))
+        return item.future
+
+    async def post(self, requests: Sequence[OpRequest]) -> list[str]:
+        """Queue ``requests`` without waiting (results go to the outbox); returns their op ids."""
+        for request in requests:
+            self.submit(request)
+        return [r.op_id for r in requests]
+
+    async def run_op(self, request: OpRequest) -> OpResult:
+        """Run one operation (after its host's earlier ones) and return its result."""
+        return await self.submit(request)
+
+    async def run_batch(self, requests: Iterable[OpRequest]) -> list[OpResult]:
+        """Run operations, each host's in the given order, and return results in the given order."""
+        futures = [self.submit(r) for r in requests]
+        return list(await asyncio.gather(*futures))
+
+    def cancel(self, op_id: str) -> bool:
+        """Cancel a queued or running operation; False if it is unknown or already finished."""
+        item = self._items.get(op_id)
+        if item is None or item.future.done():
+            return False
+        item.cancel()
+        return True
+
+    # -- results ----------------------------------------------------------------------------------
+
+    async def pull(self, max_items: int = 1000, timeout: float | None = 0.5) -> list[OpResult]:
+        """Results finished since the last pull: wait up to ``timeout`` for the first, then drain."""
+        outbox = self._require_outbox()
+        out: list[OpResult] = []
+        if outbox.empty():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    first = await outbox.get()
+                    if first is not None:
+                        out.append(first)
+        while len(out) < max_items and not outbox.empty():
+            item = outbox.get_nowait()
+            if item is not None:
+                out.append(item)
+        return out
+
+    async def results(self) -> AsyncIterator[OpResult]:
+        """Every result as it finishes, until the pool is closed."""
+        outbox = self._require_outbox()
+        while True:
+            item = await outbox.get()
+            if item is None:
+                return
+            yield item
+
+    def _require_outbox(self) -> asyncio.Queue[OpResult | None]:
+        if self._outbox is None:
+            raise ExecutionError(f"host pool {self.shard!r} was made without stream=True")
+        return self._outbox
+
+    # -- load and lifecycle -----------------------------------------------------------------------
+
+    def load(self) -> PoolLoad:
+        in_flight = self._counters.in_flight
+        waiting = sum(len(q) for q in self._queues.values()) - in_flight
+        return PoolLoad(
+            shard=self.shard,
+            connections_open=_open_connections(self._transport),
+            in_flight=in_flight,
+            queued=waiting,
+            hosts_active=len(self._counters.lanes),
+            completed=self._counters.completed,
+        )
+
+    async def close(self, *, drain: bool = False) -> None:
+        """Stop: with ``drain`` finish what was submitted, else cancel it; then close the transport."""
+        if self._state is PoolState.CLOSED:
+            return
+        self._state = PoolState.CLOSING
+        if not drain:
+            for item in list(self._items.values()):
+                item.cancel()
+        lanes = list(self._counters.lanes.values())
+        if lanes:
+            await asyncio.gather(*lanes, return_exceptions=True)
+        if self._factory is not None and self._transport is not None:
+            await self._transport.close()
+        self._state = PoolState.CLOSED
+        if self._outbox is not None:
+            self._outbox.put_nowait(None)
+
+    async def __aenter__(self) -> HostPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def _lane(self, host: str) -> None:
+        """Run the host's queued operations one after another, then retire."""
+        queue = self._queues[host]
+        try:
+            while queue:
+                item = queue[0]
+                result = await self._run_item(item)
+                queue.popleft()
+                self._finish(item, result)
+        finally:
+            del self._queues[host]
+            del self._counters.lanes[host]
+
+    async def _run_item(self, item: _Item) -> OpResult:
+        if item.cancelled:
+            now = self._clock.now()
+            return self._cancelled(item.request, now, 0.0, 0)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max_in_flight)
+        async with self._slots:
+            if item.cancelled:
+                now = self._clock.now()
+                return self._cancelled(item.request, now, 0.0, 0)
+            item.runner = asyncio.get_running_loop().create_task(self._attempts(item.request))
+            self._counters.in_flight += 1
+            try:
+                await asyncio.wait([item.runner])
+            except asyncio.CancelledError:
+                item.runner.cancel()
+                raise
+            finally:
+                self._counters.in_flight -= 1
+            if item.runner.cancelled():
+                return self._cancelled(item.request, self._clock.now(), 0.0, 1)
+            return item.runner.result()
+
+    def _finish(self, item: _Item, result: OpResult) -> None:
+        self._items.pop(item.request.op_id, None)
+        self._counters.completed += 1
+        if not item.future.done():
+            item.future.set_result(result)
+        if self._outbox is not None:
+            self._outbox.put_nowait(result)
+        if self._on_result is not None:
+            self._on_result(result)
+
+    async def _attempts(self, req: OpRequest) -> OpResult:
+        """Run the command, retrying command failures up to ``req.retries`` times."""
+        start, t0 = self._clock.now(), self._clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcome: CommandResult | BaseException = await self._transport_run(req)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcome = exc
+            result = self._result(req, outcome, start, self._clock.monotonic() - t0, attempt)
+            if result.error_kind not in _RETRYABLE or attempt > req.retries:
+                return result
+            await self._clock.sleep(min(MAX_RETRY_DELAY, self._retry_delay * 2 ** (attempt - 1)))
+
+    async def _transport_run(self, req: OpRequest) -> CommandResult:
+        if self._transport is None:
+            assert self._factory is not None
+            self._transport = self._factory()
+        return await self._transport.run(
+            req.host, req.command, timeout=req.timeout, env=req.env_map, cwd=req.cwd
+        )
+
+    def _result(
+        self,
+        req: OpRequest,
+        outcome: CommandResult | BaseException,
+        start: datetime,
+        duration: float,
+        attempts: int,
+    ) -> OpResult:
+        end = self._clock.now()
+        if isinstance(outcome, BaseException):
+            message = str(outcome) or type(outcome).__name__
+            return self._base(req, start, end, duration, attempts, None, classify(outcome), message)
+        so, se = cap_output(outcome.stdout, self._cap), cap_output(outcome.stderr, self._cap)
+        kind = ErrorKind.NONE if outcome.ok else ErrorKind.COMMAND_FAILED
+        message = "" if outcome.ok else _exit_message(outcome)
+        return OpResult(
+            op_id=req.op_id,
+            host=req.host,
+            task=req.task,
+            shard=self.shard,
+            start=start,
+            end=end,
+            duration=duration,
+            exit_status=outcome.exit_status,
+            error_kind=kind,
+            error_message=message,
+            signal=outcome.signal,
+            stdout=so.text,
+            stderr=se.text,
+            stdout_bytes=outcome.stdout_bytes or so.total_bytes,
+            stderr_bytes=outcome.stderr_bytes or se.total_bytes,
+            truncated=outcome.truncated or so.truncated or se.truncated,
+            output_sha256=outcome.stdout_sha256 or so.sha256,
+            attempts=attempts,
+        )
+
+    def _cancelled(self, req: OpRequest, now: datetime, duration: float, attempts: int) -> OpResult:
+        return self._base(req, now, now, duration, attempts, None, ErrorKind.CANCELLED, "operation cancelled")
+
+    def _base(
+        self,
+        req: OpRequest,
+        start: datetime,
+        end: datetime,
+        duration: float,
+        attempts: int,
+        exit_status: int | None,
+        kind: ErrorKind,
+        message: str,
+    ) -> OpResult:
+        return OpResult(
+            op_id=req.op_id,
+            host=req.host,
+            task=req.task,
+            shard=self.shard,
+            start=start,
+            end=end,
+            duration=duration,
+            exit_status=exit_status,
+            error_kind=kind,
+            error_message=message,
+            attempts=attempts,
+        )
+
+
+def _exit_message(result: CommandResult) -> str:
+    if result.exit_status is None:
+        return f"command ended by signal {result.signal or 'unknown'}"
+    return f"command exited with status {result.exit_status}"
+
+
+def _open_connections(transport: Transport | None) -> int:
+    """Connections the transport holds open, if it says (``open_connections`` attribute or method)."""
+    value: Any = getattr(transport, "open_connections", 0)
+    if callable(value):
+        value = value()
+    return int(value) if isinstance(value, int) else 0
