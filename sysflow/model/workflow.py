@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -237,9 +238,14 @@ class NotificationRoute(FrozenModel):
     name: str | None = None
 
 
+_TYPE_TAGS = frozenset({"bool", "int", "str", "float", "none", "list[int]", "list[str]", "dict[str,float]"})
+
+
 def _error_path(loc: Iterable[int | str], prefix: str = "") -> str:
     path = prefix
     for part in loc:
+        if isinstance(part, str) and (part in _TYPE_TAGS or part.startswith(("function-", "tagged-union["))):
+            continue  # a union branch or validator wrapper, not a key the user wrote
         if isinstance(part, int):
             path += f"[{part}]"
         else:
@@ -248,8 +254,16 @@ def _error_path(loc: Iterable[int | str], prefix: str = "") -> str:
 
 
 def problems_from_validation(exc: ValidationError, prefix: str = "") -> list[Problem]:
-    """Pydantic errors as Problems located by field path (``tasks[3].timeout``)."""
-    return [Problem(_message(err), _error_path(err["loc"], prefix)) for err in exc.errors()]
+    """Pydantic errors as Problems located by field path (``tasks[3].timeout``).
+
+    The several errors of one union field (``approval: maybe``) become one problem.
+    """
+    by_path: dict[str, list[str]] = {}
+    for err in exc.errors():
+        messages = by_path.setdefault(_error_path(err["loc"], prefix), [])
+        if _message(err) not in messages:
+            messages.append(_message(err))
+    return [Problem(" or ".join(msgs), path) for path, msgs in by_path.items()]
 
 
 def _message(err: Mapping[str, Any]) -> str:
@@ -344,6 +358,41 @@ class MaintenanceWorkflow(UserModel):
         )
         self.parallelism = par
         return par
+
+    # -- files ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, text_or_path: str | Path) -> MaintenanceWorkflow:
+        """Load YAML text or a YAML file; WorkflowError lists every problem at ``file:line:col``."""
+        from sysflow.model.loader import load_yaml
+
+        return load_yaml(text_or_path)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> MaintenanceWorkflow:
+        """Load JSON text or a JSON file; WorkflowError lists every problem at ``file:line:col``."""
+        from sysflow.model.loader import load_json
+
+        return load_json(text_or_path)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> MaintenanceWorkflow:
+        """Load a ``.json`` file as JSON, anything else as YAML."""
+        from sysflow.model.loader import load_file
+
+        return load_file(path)
+
+    def to_yaml(self) -> str:
+        """YAML that :meth:`from_yaml` reads back into an equal workflow."""
+        from sysflow.model.loader import dump_yaml
+
+        return dump_yaml(self)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """JSON that :meth:`from_json` reads back into an equal workflow."""
+        from sysflow.model.loader import dump_json
+
+        return dump_json(self, indent=indent)
 
     # -- positions -------------------------------------------------------------------------------------
 
