@@ -21,7 +21,20 @@ from sysflow.model.base import FrozenModel
 __all__ = ["ComparisonSpec", "DriftSpec", "ProbeSpec", "VerificationSpec"]
 
 ParserKind = Literal[
-    "raw", "lines", "regex", "json", "keyvalue", "table", "dpkg", "rpm", "systemctl", "ports", "os_release"
+    "raw",
+    "lines",
+    "regex",
+    "json",
+    "keyvalue",
+    "table",
+    "dpkg",
+    "rpm",
+    "systemctl",
+    "ports",
+    "os_release",
+    "checksum",
+    "file_mode",
+    "kernel",
 ]
 ComparisonKind = Literal[
     "equals",
@@ -52,7 +65,10 @@ class ProbeSpec(FrozenModel):
     parser: ParserKind = "raw"
     pattern: str | None = Field(None, description="Regex for the regex parser (named or numbered groups).")
     path: str | None = Field(None, description="Dotted path into JSON output, e.g. status.version.")
-    timeout: float | None = None
+    timeout: float | None = Field(None, gt=0, description="Seconds the probe may take (default 30).")
+    check_exit: bool = Field(
+        True, description="A non-zero exit is an error; off for commands like `systemctl is-active`."
+    )
 
     @model_validator(mode="before")
     @classmethod
