@@ -268,7 +268,8 @@ def parse_ports(text: str) -> Value:
             cells = cells[1:]
         if len(cells) >= 4 and ":" in cells[3]:
             found.add(cells[3])
-    return list[Value](sorted(found, key=_port_key))
+    ordered: list[str] = sorted(found, key=_port_key)
+    return list[Value](ordered)
 
 
 def _port_key(endpoint: str) -> tuple[int, str]:
