@@ -1,0 +1,200 @@
+"""The solver-neutral planning problem, in integer seconds from a horizon start.
+
+Every scheduler (greedy, CP-SAT), the lower bound and the checker read this one frozen value, so
+they agree on what a constraint means. ``build.build_problem`` derives it from an ``OpGraph``, the
+calendar and the limits; tests and benchmarks build it directly.
+
+Model, in the words the schedulers use:
+
+* a **chain** is one host's operations in order (``durations``), placed inside one of the host's
+  ``windows``: every operation starts at or after the window start and at or before its cutoff, and
+  ends at or before the window end. By default a chain is one contiguous block inside one window; with
+  ``split_chains`` each operation is its own block (in order, possibly in later windows);
+* a **resource** is a capacity shared over time: a ``POOL`` is used for an operation's duration
+  (concurrency slots, MB/s), a ``RATE`` is used for ``period`` seconds from an operation's start
+  (at most ``capacity`` starts in any ``period`` seconds; spacing is a rate of 1), a ``BUDGET`` is used
+  for the host's whole span, first start to last end (hosts in maintenance at once);
+* **wave barriers**: within a ``stage`` (a group, or the whole fleet), no chain of wave ``w + 1`` starts
+  before every chain of the earlier waves has ended plus ``gates[w]`` seconds; a host of a later wave
+  is deferred when an earlier wave of its stage is not complete.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+__all__ = ["Busy", "Chain", "PlanningProblem", "Resource", "ResourceKind", "Use", "Window"]
+
+
+class ResourceKind(enum.Enum):
+    """How long a demand holds a resource."""
+
+    POOL = "pool"  # for the operation's duration
+    RATE = "rate"  # for ``period`` seconds from the operation's start
+    BUDGET = "budget"  # for the host's span, first start to last end
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A capacity shared over time; ``period`` is the sliding window of a ``RATE``."""
+
+    name: str
+    kind: ResourceKind
+    capacity: int
+    period: int = 0
+    label: str = ""  # what an administrator reads, e.g. "ams uplink (MB/s)"
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"resource {self.name}: capacity must be >= 1")
+        if self.kind is ResourceKind.RATE and self.period < 1:
+            raise ValueError(f"rate {self.name}: period must be >= 1 s")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One maintenance window: operations start in ``[start, cutoff]`` and end by ``end``."""
+
+    start: int
+    cutoff: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not self.start <= self.cutoff <= self.end:
+            raise ValueError(f"window needs start <= cutoff <= end: {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """``amount`` of resource ``resource`` (index into ``PlanningProblem.resources``)."""
+
+    resource: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """Usage already committed (operations done or running when re-planning)."""
+
+    resource: int
+    start: int
+    length: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One host's operations in order, with where and what they may use.
+
+    ``uses[i]`` are the ``POOL`` and ``RATE`` demands of operation ``i``; ``span_uses`` the ``BUDGET``
+    demands of the whole host. ``weight`` is the number of identical hosts the chain stands for (1,
+    except inside CP-SAT's decomposition). ``release`` is the earliest start of its first operation.
+    """
+
+    host: str
+    group: str
+    datacenter: str | None
+    wave: int
+    stage: str
+    ops: tuple[str, ...]
+    tasks: tuple[str, ...]
+    durations: tuple[int, ...]
+    windows: tuple[Window, ...]
+    uses: tuple[tuple[Use, ...], ...] = ()
+    span_uses: tuple[Use, ...] = ()
+    weight: int = 1
+    release: int = 0
+
+    def __post_init__(self) -> None:
+        n = len(self.ops)
+        if n == 0 or len(self.tasks) != n or len(self.durations) != n:
+            raise ValueError(f"chain {self.host}: ops, tasks and durations must have one entry each")
+        if self.uses and len(self.uses) != n:
+            raise ValueError(f"chain {self.host}: uses must have one entry per operation")
+        if any(d < 0 for d in self.durations):
+            raise ValueError(f"chain {self.host}: durations must be >= 0")
+
+    @cached_property
+    def offsets(self) -> tuple[int, ...]:
+        """Start of each operation relative to the chain start, when run as one block."""
+        out, t = [], 0
+        for d in self.durations:
+            out.append(t)
+            t += d
+        return tuple(out)
+
+    @property
+    def total(self) -> int:
+        """Length of the chain run as one block."""
+        return sum(self.durations)
+
+    def op_uses(self, i: int) -> tuple[Use, ...]:
+        """The POOL and RATE demands of operation ``i``."""
+        return self.uses[i] if self.uses else ()
+
+
+@dataclass(frozen=True)
+class PlanningProblem:
+    """Everything a scheduler needs, and nothing about how it was derived.
+
+    ``gates[w]`` is the time between the end of wave ``w`` and the start of wave ``w + 1`` within a
+    stage; ``origin`` is the wall-clock time of second 0 (None in synthetic instances).
+    """
+
+    chains: tuple[Chain, ...]
+    resources: tuple[Resource, ...] = ()
+    gates: tuple[int, ...] = ()
+    split_chains: bool = False
+    origin: datetime | None = None
+    background: tuple[Busy, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        hosts = [c.host for c in self.chains]
+        if len(set(hosts)) != len(hosts):
+            raise ValueError("every host has exactly one chain")
+        for c in self.chains:
+            for use in (u for us in c.uses for u in us):
+                self._check_use(c, use, ResourceKind.BUDGET, False)
+            for use in c.span_uses:
+                self._check_use(c, use, ResourceKind.BUDGET, True)
+
+    def _check_use(self, chain: Chain, use: Use, kind: ResourceKind, must_be: bool) -> None:
+        if not 0 <= use.resource < len(self.resources):
+            raise ValueError(f"chain {chain.host}: unknown resource index {use.resource}")
+        if (self.resources[use.resource].kind is kind) != must_be:
+            raise ValueError(f"chain {chain.host}: budgets go in span_uses, pools and rates in uses")
+        if use.amount < 0:
+            raise ValueError(f"chain {chain.host}: a demand must be >= 0")
+
+    @cached_property
+    def by_host(self) -> Mapping[str, Chain]:
+        return {c.host: c for c in self.chains}
+
+    @property
+    def hosts(self) -> int:
+        """Number of hosts (chain weights summed)."""
+        return sum(c.weight for c in self.chains)
+
+    @property
+    def horizon(self) -> int:
+        """The end of the last window of any chain."""
+        return max((w.end for c in self.chains for w in c.windows), default=0)
+
+    @property
+    def max_windows(self) -> int:
+        return max((len(c.windows) for c in self.chains), default=0)
+
+    def gate(self, wave: int) -> int:
+        """Seconds between the end of ``wave`` and the start of the next wave."""
+        return self.gates[wave] if 0 <= wave < len(self.gates) else 0
+
+    def stage_waves(self) -> Mapping[str, Sequence[int]]:
+        """For each stage, its waves in order."""
+        out: dict[str, set[int]] = {}
+        for c in self.chains:
+            out.setdefault(c.stage, set()).add(c.wave)
+        return {k: sorted(v) for k, v in out.items()}

@@ -1,0 +1,101 @@
+"""What a scheduler returns, in the problem's integer seconds, and how solutions are compared.
+
+An :class:`Assignment` gives each placed host the start of every operation, and each deferred host a
+reason. :func:`score` is the objective every solver optimises and every comparison uses:
+lexicographically, the most hosts done by the end of the first window of their group, then by the
+second, ...; then the smallest total completion time (sum over placed hosts of their last end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sysflow.planner.problem import Chain, PlanningProblem, Window
+
+__all__ = [
+    "Assignment",
+    "Score",
+    "blocks",
+    "done_window",
+    "hosts_done_per_window",
+    "latest_start",
+    "score",
+]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Operation starts per placed host; a reason per deferred host."""
+
+    starts: Mapping[str, tuple[int, ...]]
+    deferred: Mapping[str, str] = field(default_factory=dict)
+
+    def end(self, chain: Chain) -> int:
+        """When the host's last operation ends."""
+        s = self.starts[chain.host]
+        return s[-1] + chain.durations[-1]
+
+
+@dataclass(frozen=True, order=True)
+class Score:
+    """Smaller is better: ``(-done by window 0, -done by window 1, ..., total completion)``."""
+
+    key: tuple[int, ...]
+
+    @property
+    def done_by_window(self) -> tuple[int, ...]:
+        return tuple(-k for k in self.key[:-1])
+
+    @property
+    def total_completion(self) -> int:
+        return self.key[-1]
+
+
+def blocks(chain: Chain, split: bool) -> list[tuple[int, int]]:
+    """Operation index ranges ``[a, b)`` that run back to back: the whole chain, or one per op."""
+    n = len(chain.ops)
+    return [(i, i + 1) for i in range(n)] if split else [(0, n)]
+
+
+def latest_start(chain: Chain, a: int, b: int, w: Window) -> int:
+    """Latest start of the block ``[a, b)`` of ``chain`` in window ``w`` (may be < ``w.start``)."""
+    length = sum(chain.durations[a:b])
+    last_off = length - chain.durations[b - 1]
+    return min(w.cutoff - last_off, w.end - length)
+
+
+def done_window(chain: Chain, last_start: int) -> int:
+    """Index of the window in which the chain's last block, starting at ``last_start``, runs."""
+    for k, w in enumerate(chain.windows):
+        if w.start <= last_start <= w.cutoff:
+            return k
+    raise ValueError(f"{chain.host}: start {last_start} is in none of its windows")
+
+
+def score(problem: PlanningProblem, a: Assignment) -> Score:
+    """The objective value of ``a`` (see module docstring); works on weighted chains too."""
+    k_max = problem.max_windows
+    per_window = [0] * k_max
+    total = 0
+    for c in problem.chains:
+        s = a.starts.get(c.host)
+        if s is None:
+            continue
+        per_window[done_window(c, s[-1])] += c.weight
+        total += c.weight * (s[-1] + c.durations[-1])
+    cumulative, acc = [], 0
+    for n in per_window:
+        acc += n
+        cumulative.append(-acc)
+    return Score((*cumulative, total))
+
+
+def hosts_done_per_window(problem: PlanningProblem, a: Assignment) -> list[int]:
+    """How many hosts finish in their k-th window, for each k."""
+    out = [0] * problem.max_windows
+    for c in problem.chains:
+        s = a.starts.get(c.host)
+        if s is not None:
+            out[done_window(c, s[-1])] += c.weight
+    return out

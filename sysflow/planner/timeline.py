@@ -1,0 +1,104 @@
+"""Resource usage over time, one array per second inside the spans where a resource can be used.
+
+The greedy scheduler and the checker both need "how much of resource r is in use at second t". A
+dense array over the whole horizon costs too much memory with hundreds of per-group pools over two
+weeks, so each resource keeps one NumPy array per merged span of the windows its users can run in;
+everything outside those spans is, by construction of the problem, never used.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from sysflow.planner.problem import PlanningProblem, ResourceKind
+
+__all__ = ["Timeline", "timelines"]
+
+
+def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+class Timeline:
+    """Usage of one resource per second over a set of disjoint spans."""
+
+    def __init__(self, capacity: int, spans: Iterable[tuple[int, int]]) -> None:
+        self.capacity = capacity
+        self.spans = _merge(spans)
+        self._starts = [a for a, _ in self.spans]
+        self._arrays: list[npt.NDArray[np.int32]] = [
+            np.zeros(max(0, b - a), dtype=np.int32) for a, b in self.spans
+        ]
+
+    def _view(self, start: int, length: int) -> npt.NDArray[np.int32]:
+        i = bisect_right(self._starts, start) - 1
+        a, b = self.spans[i] if i >= 0 else (0, -1)
+        if i < 0 or start + length > b:
+            raise ValueError(f"[{start}, {start + length}) lies outside the resource's spans")
+        return self._arrays[i][start - a : start - a + length]
+
+    def jump(self, start: int, length: int, amount: int) -> int | None:
+        """None if ``amount`` more fits over ``[start, start + length)``; else one past the last conflict."""
+        if length <= 0 or amount <= 0:
+            return None
+        view = self._view(start, length)
+        limit = self.capacity - amount
+        if int(view.max()) <= limit:
+            return None
+        return start + int(np.flatnonzero(view > limit)[-1]) + 1
+
+    def add(self, start: int, length: int, amount: int) -> None:
+        """Use ``amount`` over ``[start, start + length)``."""
+        if length > 0 and amount:
+            self._view(start, length)[:] += amount
+
+    def peak(self) -> int:
+        """The highest usage anywhere."""
+        return max((int(a.max()) for a in self._arrays if a.size), default=0)
+
+    def busy_seconds(self) -> int:
+        """Sum of usage over time (unit-seconds)."""
+        return sum(int(a.sum(dtype=np.int64)) for a in self._arrays)
+
+    def over(self) -> list[tuple[int, int]]:
+        """Seconds (and usage) where usage exceeds capacity."""
+        out: list[tuple[int, int]] = []
+        for (a, _), arr in zip(self.spans, self._arrays, strict=True):
+            for i in np.flatnonzero(arr > self.capacity)[:10]:
+                out.append((a + int(i), int(arr[i])))
+        return out
+
+
+def timelines(problem: PlanningProblem) -> list[Timeline]:
+    """An empty timeline per resource of ``problem``, covering every span its users may run in."""
+    spans: list[set[tuple[int, int]]] = [set() for _ in problem.resources]
+    seen: set[tuple[object, ...]] = set()
+    for c in problem.chains:
+        used = frozenset(u.resource for us in c.uses for u in us) | {u.resource for u in c.span_uses}
+        key = (c.windows, used)
+        if key in seen or not c.windows:
+            continue
+        seen.add(key)
+        for r in used:
+            res = problem.resources[r]
+            if res.kind is ResourceKind.BUDGET and problem.split_chains:
+                spans[r].add((c.windows[0].start, c.windows[-1].end))
+                continue
+            ext = res.period if res.kind is ResourceKind.RATE else 0
+            spans[r].update((w.start, w.end + ext) for w in c.windows)
+    for b in problem.background:
+        spans[b.resource].add((b.start, b.start + b.length))
+    out = [Timeline(res.capacity, s) for res, s in zip(problem.resources, spans, strict=True)]
+    for b in problem.background:
+        out[b.resource].add(b.start, b.length, b.amount)
+    return out
