@@ -3,3 +3,5 @@
 from __future__ import annotations
 
 pytest_plugins: list[str] = []
+
+pytest_plugins += ["tests.fixtures.sshd", "tests.fixtures.ssh_servers"]
