@@ -1,0 +1,376 @@
+"""A simulated fleet: hosts with state, command rules, sampled durations and network faults.
+
+``SimFleet(inventory, profile, seed)`` decides, for a command started on a host at a virtual
+instant, what happens: which rule applies, how long it runs, whether it fails, hangs or loses its
+connection (partition, flapping, reboot), what it prints, and how it changes the host's state.
+It does no waiting itself: :class:`sysflow.sim.transport.SimTransport` sleeps on the clock.
+
+Determinism: every host draws from its own ``random.Random(f"{seed}:{host}")`` stream, so the
+order in which concurrent hosts run never changes what one host samples. A host's own commands draw
+in the order they start.
+
+Connection faults, and when they surface:
+
+* ``unreachable: refused`` → ``HostUnreachable`` at once; ``unreachable: timeout`` and a partition
+  at connect time → ``ConnectTimeout`` after ``connect_timeout``;
+* a host down (flap down period, rebooting) at connect time → ``HostUnreachable`` at once;
+* a host going down (partition start, flap, ...) while a command runs → ``ConnectionFailed`` at
+  that instant, without the command's effect.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sysflow.clock import utc
+from sysflow.model.inventory import Inventory
+from sysflow.sim.loop import DEFAULT_START
+from sysflow.sim.profile import Distribution, Fixed, Flap, Partition, Rule, SimProfile
+from sysflow.sim.rules import DEFAULT_RULES, Reply, grep_filter, respond
+from sysflow.sim.state import HostState
+
+__all__ = ["ConnectFault", "Fault", "Outcome", "Recorded", "SimFleet"]
+
+_UNMATCHED = Rule(name="unmatched", match=r"", duration=Fixed(seconds=1.0))
+_CACHE_LIMIT = 4096  # distinct command texts whose matching rule is cached
+
+
+class Fault(enum.Enum):
+    """Why a host cannot be reached."""
+
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    DOWN = "down"
+    PARTITIONED = "partitioned"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFault:
+    """A connect attempt fails with ``fault`` after ``delay`` seconds."""
+
+    fault: Fault
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A recorded outcome to replay: duration, exit status, output, or a connection error."""
+
+    duration: float
+    exit_status: int | None
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None  # name of the TransportError class raised, if any
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a command started at ``start`` will do; ``finish`` fills the reply at its end."""
+
+    host: str
+    command: str
+    rule: Rule
+    groups: Mapping[str, str]
+    start: float
+    duration: float  # seconds until it finishes; math.inf when it hangs
+    failed: bool
+    lost_at: float | None = None  # virtual instant the connection drops, if before the end
+    lost_reason: str = ""
+    lost_error: str = "ConnectionFailed"  # errors class raised when the connection is lost
+    recorded: Recorded | None = None
+
+
+@dataclass(slots=True)
+class _HostFaults:
+    refuse: bool = False
+    timeout: bool = False
+    slow: float = 1.0
+    flaps: list[Flap] = field(default_factory=list)
+    hang: list[re.Pattern[str]] = field(default_factory=list)
+    partitions: list[tuple[float, float, str]] = field(default_factory=list)
+
+
+_NO_FAULTS = _HostFaults()
+
+
+class SimFleet:
+    """Simulated hosts of ``inventory`` behaving as ``profile`` says, seeded by ``seed``."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        profile: SimProfile | None = None,
+        seed: int | str = 0,
+        *,
+        start: datetime | None = None,
+        replay: Iterable[tuple[str, str, Recorded]] = (),
+    ) -> None:
+        self.inventory = inventory
+        self.profile = profile or SimProfile()
+        self.seed = seed
+        self.start = utc(start) if start is not None else DEFAULT_START
+        self.rules: tuple[Rule, ...] = tuple(self.profile.rules) + (
+            DEFAULT_RULES if self.profile.default_rules else ()
+        )
+        self._compiled = [(re.compile(r.match), r) for r in self.rules]
+        self._match_cache: dict[str, tuple[Rule, dict[str, str]]] = {}
+        self._states: dict[str, HostState] = {}
+        self._rngs: dict[str, random.Random] = {}
+        self._durations: dict[tuple[str, str], Distribution] = {}
+        self._down_until: dict[str, float] = {}
+        self._faults = self._build_faults()
+        self._replay: dict[tuple[str, str], list[Recorded]] = {}
+        for host, command, rec in replay:
+            self._replay.setdefault((host, command), []).append(rec)
+        for recs in self._replay.values():
+            recs.reverse()  # pop() from the end gives them in recorded order
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def state(self, host: str) -> HostState:
+        """The (mutable) state of ``host``, created on first use."""
+        st = self._states.get(host)
+        if st is None:
+            p = self.profile
+            st = self._states[host] = HostState.initial(p.packages, p.available, p.services, p.kernel)
+        return st
+
+    def rng(self, host: str) -> random.Random:
+        """The random stream of ``host``: ``Random(f"{seed}:{host}")``."""
+        r = self._rngs.get(host)
+        if r is None:
+            r = self._rngs[host] = random.Random(f"{self.seed}:{host}")
+        return r
+
+    def seconds(self, when: datetime) -> float:
+        """Virtual seconds of ``when`` since the simulation start."""
+        return (utc(when) - self.start).total_seconds()
+
+    # -- connecting ----------------------------------------------------------------------------
+
+    def connect_fault(self, host: str, t: float) -> ConnectFault | None:
+        """Why connecting to ``host`` at ``t`` fails, or None when it succeeds."""
+        if host not in self.inventory.hosts:
+            return ConnectFault(Fault.UNKNOWN, 0.0, "could not resolve hostname (not in the inventory)")
+        f = self._faults.get(host, _NO_FAULTS)
+        if f.refuse:
+            return ConnectFault(Fault.REFUSED, 0.0, "connection refused (simulated unreachable host)")
+        if f.timeout:
+            return ConnectFault(Fault.TIMEOUT, self.profile.connect_timeout, "no answer (simulated)")
+        for start, end, label in f.partitions:
+            if start <= t < end:
+                return ConnectFault(Fault.PARTITIONED, self.profile.connect_timeout, f"partitioned ({label})")
+        until = self._down_until.get(host)
+        if until is not None:
+            if t < until:
+                return ConnectFault(Fault.DOWN, 0.0, "host is down (rebooting)")
+            del self._down_until[host]
+            self.state(host).boot()
+        for flap in f.flaps:
+            if _flap_down(flap, t):
+                return ConnectFault(Fault.DOWN, 0.0, "host is down (flapping)")
+        return None
+
+    def _next_down(self, host: str, t0: float, t1: float) -> tuple[float, str] | None:
+        """The first instant in ``(t0, t1)`` at which ``host`` becomes unreachable."""
+        f = self._faults.get(host, _NO_FAULTS)
+        best: tuple[float, str] | None = None
+        for start, _end, label in f.partitions:
+            if t0 < start < t1 and (best is None or start < best[0]):
+                best = (start, f"connection lost: partitioned ({label})")
+        for flap in f.flaps:
+            down = _next_flap_down(flap, t0)
+            if down < t1 and (best is None or down < best[0]):
+                best = (down, "connection lost: host went down (flapping)")
+        return best
+
+    # -- running -------------------------------------------------------------------------------
+
+    def match(self, command: str) -> tuple[Rule, dict[str, str]]:
+        """The first rule matching ``command`` and its named groups."""
+        hit = self._match_cache.get(command)
+        if hit is None:
+            hit = (_UNMATCHED, {})
+            for rx, rule in self._compiled:
+                m = rx.search(command)
+                if m is not None:
+                    hit = (rule, {k: v for k, v in m.groupdict().items() if v is not None})
+                    break
+            if len(self._match_cache) >= _CACHE_LIMIT:
+                self._match_cache.clear()
+            self._match_cache[command] = hit
+        return hit
+
+    def begin(self, host: str, command: str, t: float) -> Outcome:
+        """Decide what ``command``, started on ``host`` at ``t`` (after a successful connect), does."""
+        rule, groups = self.match(command)
+        rng = self.rng(host)
+        f = self._faults.get(host, _NO_FAULTS)
+        recs = self._replay.get((host, command))
+        if recs:
+            rec = recs.pop()
+            return self._replayed(host, command, rule, groups, t, rec)
+        duration = self._distribution(rule, host).sample(rng) * f.slow
+        failed = rng.random() < self._failure_probability(rule)
+        if any(rx.search(command) for rx in f.hang):
+            duration = math.inf
+        out = Outcome(host, command, rule, groups, t, duration, failed)
+        self._check_loss(out, min(t + duration, t + self.profile.hang_limit))
+        return out
+
+    def _replayed(
+        self, host: str, command: str, rule: Rule, groups: dict[str, str], t: float, rec: Recorded
+    ) -> Outcome:
+        failed = rec.exit_status != 0 or rec.error is not None
+        duration = math.inf if rec.error == "CommandTimeout" else rec.duration
+        out = Outcome(host, command, rule, groups, t, duration, failed, recorded=rec)
+        if rec.error is not None and rec.error != "CommandTimeout":
+            out.lost_at, out.lost_reason = t + rec.duration, f"replayed {rec.error}"
+            out.lost_error = rec.error
+        else:
+            self._check_loss(out, min(t + duration, t + self.profile.hang_limit))
+        return out
+
+    def _check_loss(self, out: Outcome, end: float) -> None:
+        lost = self._next_down(out.host, out.start, end)
+        if lost is not None:
+            out.lost_at, out.lost_reason = lost
+
+    def finish(self, out: Outcome, t: float) -> Reply:
+        """The command ended normally at ``t``: apply its effect and say what it printed."""
+        st = self.state(out.host)
+        rule = out.rule
+        rec = out.recorded
+        effect = rule.effect
+        reply: Reply
+        if out.failed and rule.failure is not None:
+            effect = rule.failure.effect
+            reply = Reply(rule.failure.exit_status, "", rule.failure.stderr)
+        elif out.failed:
+            reply = Reply(1, "", f"{rule.name}: simulated failure\n")
+        elif rule.respond is not None:
+            reply = respond(rule.respond, st, out.host, out.command, out.groups)
+        elif rule is _UNMATCHED and self.profile.unmatched == "fail":
+            reply = Reply(
+                127, "", f"sh: 1: {out.command.split()[0] if out.command.split() else ''}: not found\n"
+            )
+        else:
+            reply = Reply(rule.exit_status, self._fill(rule.stdout, out), self._fill(rule.stderr, out))
+        if effect is not None:
+            reboot = st.apply(effect, out.groups)
+            if reboot is not None:
+                self._down_until[out.host] = t + reboot
+        if rec is not None:
+            return Reply(rec.exit_status, rec.stdout, rec.stderr)
+        return grep_filter(out.command, reply)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _distribution(self, rule: Rule, host: str) -> Distribution:
+        key = (rule.name, host)
+        dist = self._durations.get(key)
+        if dist is None:
+            dist = self._durations[key] = self._resolve_distribution(rule, host)
+        return dist
+
+    def _resolve_distribution(self, rule: Rule, host: str) -> Distribution:
+        per_group = self.profile.durations.get(rule.name)
+        if not per_group:
+            return rule.duration
+        for group in self.inventory.host_groups(host):
+            if group in per_group:
+                return per_group[group]
+        return per_group.get("*", per_group.get("all", rule.duration))
+
+    def _failure_probability(self, rule: Rule) -> float:
+        p = self.profile.failure_probability.get(rule.name)
+        if p is not None:
+            return p
+        return rule.failure.probability if rule.failure is not None else 0.0
+
+    def _fill(self, template: str, out: Outcome) -> str:
+        if "{" not in template:
+            return template
+        st = self.state(out.host)
+        ctx: dict[str, Any] = {
+            "host": out.host,
+            "packages": st.packages,
+            "services": st.services,
+            "files": st.files,
+            "kernel": st.kernel,
+            "vars": self.inventory.host_vars(out.host),
+            **out.groups,
+        }
+        try:
+            return template.format_map(ctx)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"rule {out.rule.name!r}: bad output template {template!r}: {exc!r}") from None
+
+    def _build_faults(self) -> dict[str, _HostFaults]:
+        faults: dict[str, _HostFaults] = {}
+        inv = self.inventory
+        for hf in self.profile.hosts:
+            for host in inv.select(hf.hosts):
+                f = faults.setdefault(host, _HostFaults())
+                f.refuse |= hf.unreachable == "refused"
+                f.timeout |= hf.unreachable == "timeout"
+                f.slow *= hf.slow
+                if hf.flap is not None:
+                    f.flaps.append(hf.flap)
+                if hf.hang is not None:
+                    f.hang.append(re.compile(hf.hang))
+        for part in self.profile.partitions:
+            span = (self._instant(part.start), self._instant(part.end), _label(part))
+            for host in self._partition_hosts(part):
+                faults.setdefault(host, _HostFaults()).partitions.append(span)
+        return faults
+
+    def _partition_hosts(self, part: Partition) -> list[str]:
+        inv = self.inventory
+        if part.hosts is not None:
+            return inv.select(part.hosts)
+        if part.datacenter is not None:
+            return [h.name for h in inv if inv.host_vars(h.name).get("datacenter") == part.datacenter]
+        seg = part.segment
+        return [
+            h.name
+            for h in inv
+            if inv.host_vars(h.name).get("segment", inv.host_vars(h.name).get("datacenter")) == seg
+        ]
+
+    def _instant(self, value: datetime | float) -> float:
+        return self.seconds(value) if isinstance(value, datetime) else float(value)
+
+
+def _label(part: Partition) -> str:
+    if part.datacenter is not None:
+        return f"datacenter {part.datacenter}"
+    if part.segment is not None:
+        return f"segment {part.segment}"
+    return f"hosts {part.hosts}"
+
+
+def _flap_down(flap: Flap, t: float) -> bool:
+    """Whether a flapping host is in a down period at ``t``."""
+    if t < flap.offset:
+        return False
+    return (t - flap.offset) % (flap.up + flap.down) >= flap.up
+
+
+def _next_flap_down(flap: Flap, t: float) -> float:
+    """The first down instant strictly after ``t`` (the next period's start if down now)."""
+    period = flap.up + flap.down
+    if t < flap.offset:
+        return flap.offset + flap.up
+    k = math.floor((t - flap.offset) / period)
+    down = flap.offset + k * period + flap.up
+    return down if down > t else down + period

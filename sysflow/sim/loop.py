@@ -1,0 +1,187 @@
+"""Virtual time for asyncio: an event loop whose clock jumps to the next timer when nothing can run.
+
+:class:`VirtualTimeLoop` is a ``SelectorEventLoop`` whose ``time()`` is a virtual number of seconds
+(starting at 0) and whose selector is wrapped: whenever the loop would block waiting for a timer,
+the wrapper first polls real I/O without blocking (or for at most ``autojump_threshold`` real
+seconds) and, if nothing is ready, moves virtual time straight to the next timer. This is trio's
+``MockClock(autojump_threshold=0)`` for asyncio: code full of ``asyncio.sleep``, ``asyncio.timeout``
+and ``wait_for`` runs at once and deterministically, and a 4-hour window passes in milliseconds.
+
+What is supported, and what is not:
+
+* Timers (``call_later``/``call_at``, ``sleep``, ``timeout``, ``wait_for``, ``Condition``/``Event``
+  waits with timeouts): fully virtual.
+* Real I/O (sockets, pipes, subprocesses, ``run_in_executor``, ``call_soon_threadsafe``) works: the
+  real selector still runs and wakes the loop. But real I/O takes real time, and virtual time does
+  not wait for it: with ``autojump_threshold=0`` a pending timer (a timeout around the I/O, a
+  concurrent sleep) fires first. Give real I/O a real grace period with ``autojump_threshold``
+  (e.g. 0.1 s, as trio recommends), or await it without a competing timer.
+* When nothing is scheduled at all, the loop blocks on real I/O like any asyncio loop.
+
+:class:`VirtualClock` implements :class:`sysflow.clock.Clock` on top of ``loop.time()``: wall time is
+``start + loop.time()``. :func:`run_virtual` runs a coroutine on a fresh virtual loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from collections.abc import Coroutine, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sysflow.clock import utc
+
+__all__ = [
+    "DEFAULT_START",
+    "VirtualClock",
+    "VirtualTimeLoop",
+    "current_virtual_clock",
+    "run_virtual",
+]
+
+T = TypeVar("T")
+
+DEFAULT_START = datetime(2026, 1, 4, 0, 0, tzinfo=UTC)  # a Sunday, the same default as ManualClock
+
+
+class _AutojumpSelector(selectors.BaseSelector):
+    """Delegates to a real selector; a wait for a timer becomes a jump of the loop's virtual time."""
+
+    def __init__(self, real: selectors.BaseSelector, threshold: float) -> None:
+        self._real = real
+        self._threshold = threshold
+        self._loop: VirtualTimeLoop | None = None
+
+    def bind(self, loop: VirtualTimeLoop) -> None:
+        self._loop = loop
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.get_key(fileobj)
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None or timeout <= 0 or self._loop is None:
+            return self._real.select(timeout)
+        events = self._real.select(min(self._threshold, timeout))
+        if not events:
+            self._loop._jump(timeout)
+        return events
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """A selector event loop on virtual time: idle waits for timers take no real time.
+
+    ``start`` is the wall-clock instant of virtual time 0 (used by :class:`VirtualClock`);
+    ``autojump_threshold`` is how long (real seconds) to wait for real I/O before jumping.
+    """
+
+    def __init__(self, start: datetime | None = None, *, autojump_threshold: float = 0.0) -> None:
+        if autojump_threshold < 0:
+            raise ValueError(f"autojump_threshold must be >= 0, not {autojump_threshold}")
+        self._virtual_now = 0.0
+        self.start = utc(start) if start is not None else DEFAULT_START
+        self.autojump_threshold = autojump_threshold
+        selector = _AutojumpSelector(selectors.DefaultSelector(), autojump_threshold)
+        super().__init__(selector)
+        selector.bind(self)
+        self._clock = VirtualClock(self)
+
+    def time(self) -> float:
+        """Virtual seconds since the loop was created."""
+        return self._virtual_now
+
+    @property
+    def clock(self) -> VirtualClock:
+        """The :class:`VirtualClock` reading this loop's time."""
+        return self._clock
+
+    def advance(self, seconds: float) -> None:
+        """Move virtual time forward by hand (timers now due run on the next iteration)."""
+        if seconds < 0:
+            raise ValueError("virtual time cannot go backwards")
+        self._virtual_now += seconds
+
+    def _jump(self, timeout: float) -> None:
+        """Move to the earliest timer, exactly (not ``now + timeout``, which rounds)."""
+        scheduled: list[asyncio.TimerHandle] | None = getattr(self, "_scheduled", None)
+        target = scheduled[0].when() if scheduled else self._virtual_now + timeout
+        self._virtual_now = max(self._virtual_now, target)
+
+
+class VirtualClock:
+    """The :class:`~sysflow.clock.Clock` of a :class:`VirtualTimeLoop`: ``now() = start + loop.time()``."""
+
+    def __init__(self, loop: VirtualTimeLoop, start: datetime | None = None) -> None:
+        self._loop = loop
+        self._start = utc(start) if start is not None else loop.start
+
+    @property
+    def start(self) -> datetime:
+        """The wall-clock instant of virtual time 0."""
+        return self._start
+
+    @property
+    def loop(self) -> VirtualTimeLoop:
+        return self._loop
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self._loop.time())
+
+    def monotonic(self) -> float:
+        return self._loop.time()
+
+    def at(self, seconds: float) -> datetime:
+        """The wall-clock instant of virtual time ``seconds``."""
+        return self._start + timedelta(seconds=seconds)
+
+    def elapsed(self, when: datetime) -> float:
+        """Virtual seconds of a wall-clock instant (the inverse of :meth:`at`)."""
+        return (utc(when) - self._start).total_seconds()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+def current_virtual_clock() -> VirtualClock:
+    """The clock of the running virtual loop; ``RuntimeError`` when the running loop is not virtual."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualTimeLoop):
+        raise RuntimeError(
+            f"the running event loop is a {type(loop).__name__}, not a VirtualTimeLoop "
+            "(use sysflow.sim.run_virtual, or the virtual loop factory in tests)"
+        )
+    return loop.clock
+
+
+def run_virtual(
+    main: Coroutine[Any, Any, T],
+    *,
+    start: datetime | None = None,
+    autojump_threshold: float = 0.0,
+    debug: bool | None = None,
+) -> T:
+    """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop` and return its result.
+
+    Inside, :func:`current_virtual_clock` gives the clock (wall time starts at ``start``).
+    """
+
+    def factory() -> VirtualTimeLoop:
+        return VirtualTimeLoop(start, autojump_threshold=autojump_threshold)
+
+    with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
+        return runner.run(main)

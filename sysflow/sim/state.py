@@ -1,0 +1,168 @@
+"""The state of one simulated host, and how rule effects change it.
+
+A host holds package versions, the versions its package index offers (learned by ``apt-get
+update``), service states, files, the running and pending kernel, and named snapshots (a backup
+restored by a rollback). Read-only rules answer from this state, so before/after verification on
+the simulator compares something real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sysflow.sim.profile import Effect
+
+__all__ = ["DEFAULT_AVAILABLE", "DEFAULT_KERNEL", "DEFAULT_PACKAGES", "DEFAULT_SERVICES", "HostState"]
+
+DEFAULT_PACKAGES: Mapping[str, str] = {
+    "bash": "5.2.15-2+b2",
+    "libc6": "2.36-9+deb12u3",
+    "linux-image-amd64": "6.1.76-1",
+    "nginx": "1.22.1-9",
+    "openssl": "3.0.11-1~deb12u2",
+}
+DEFAULT_AVAILABLE: Mapping[str, str] = {
+    "libc6": "2.36-9+deb12u9",
+    "linux-image-amd64": "6.1.119-1",
+    "nginx": "1.22.1-9+deb12u1",
+    "openssl": "3.0.15-1~deb12u1",
+}
+DEFAULT_SERVICES: Mapping[str, str] = {"nginx": "active", "ssh": "active"}
+DEFAULT_KERNEL = "6.1.0-18-amd64"
+KERNEL_PACKAGE = "linux-image-amd64"
+OS_RELEASE = (
+    'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
+    'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a backup keeps: packages, services and files."""
+
+    packages: Mapping[str, str]
+    services: Mapping[str, str]
+    files: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class HostState:
+    """Mutable state of one simulated host (internal to the simulator)."""
+
+    packages: dict[str, str]
+    services: dict[str, str]
+    files: dict[str, str]
+    kernel: str
+    mirror: dict[str, str]  # versions the package mirror offers
+    index: dict[str, str] = field(default_factory=dict)  # versions known after `apt-get update`
+    broken: set[str] = field(default_factory=set)  # services that fail to start until restored
+    pending_kernel: str | None = None
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    reboots: int = 0
+
+    @classmethod
+    def initial(
+        cls,
+        packages: Mapping[str, str] | None = None,
+        available: Mapping[str, str] | None = None,
+        services: Mapping[str, str] | None = None,
+        kernel: str | None = None,
+    ) -> HostState:
+        """A fresh Debian 12 host (or the profile's packages, services and kernel)."""
+        return cls(
+            packages=dict(packages or DEFAULT_PACKAGES),
+            services=dict(services or DEFAULT_SERVICES),
+            files={"/etc/os-release": OS_RELEASE, "/etc/debian_version": "12.5\n"},
+            kernel=kernel or DEFAULT_KERNEL,
+            mirror=dict(available or DEFAULT_AVAILABLE),
+        )
+
+    def upgradable(self) -> dict[str, str]:
+        """Installed packages whose indexed version differs from the installed one."""
+        return {p: v for p, v in self.index.items() if p in self.packages and self.packages[p] != v}
+
+    def apply(self, effect: Effect, groups: Mapping[str, str]) -> float | None:
+        """Change state by ``effect`` (templates in names filled from ``groups``); reboot seconds or None."""
+        if effect.refresh:
+            self.index = dict(self.mirror)
+        if effect.snapshot is not None:
+            self.snapshots[effect.snapshot] = Snapshot(
+                dict(self.packages), dict(self.services), dict(self.files)
+            )
+        if effect.restore is not None:
+            self._restore(effect.restore)
+        if effect.upgrade is not None:
+            self._upgrade(effect.upgrade)
+        self._set_packages(effect.packages)
+        for name, state in effect.services.items():
+            self._set_service(_fill(name, groups), _fill(state, groups))
+        for name in effect.break_services:
+            self.broken.add(_fill(name, groups))
+            self.services[_fill(name, groups)] = "failed"
+        for path, content in effect.files.items():
+            self._set_file(_fill(path, groups), content)
+        return effect.reboot
+
+    def boot(self) -> None:
+        """The host came back from a reboot: new kernel, enabled services started."""
+        self.reboots += 1
+        if self.pending_kernel is not None:
+            self.kernel, self.pending_kernel = self.pending_kernel, None
+        for name in self.services:
+            self.services[name] = "failed" if name in self.broken else "active"
+
+    def start_service(self, name: str) -> bool:
+        """Start (or restart) a service; False when it is broken and ends up failed."""
+        self.services[name] = "failed" if name in self.broken else "active"
+        return name not in self.broken
+
+    def _upgrade(self, which: list[str] | str) -> None:
+        candidates = self.upgradable()
+        names = list(candidates) if which == "all" else [p for p in which if p in candidates]
+        for name in names:
+            self.packages[name] = candidates[name]
+            if name == KERNEL_PACKAGE:
+                self.pending_kernel = _kernel_of(candidates[name])
+
+    def _restore(self, name: str) -> None:
+        snap = self.snapshots.get(name)
+        if snap is None:
+            return
+        self.packages = dict(snap.packages)
+        self.services = dict(snap.services)
+        self.files = dict(snap.files)
+        self.broken.clear()
+        self.pending_kernel = None
+
+    def _set_packages(self, packages: Mapping[str, str | None]) -> None:
+        for name, version in packages.items():
+            if version is None:
+                self.packages.pop(name, None)
+            else:
+                self.packages[name] = version
+
+    def _set_service(self, name: str, state: str) -> None:
+        if state == "active":
+            self.start_service(name)
+        else:
+            self.services[name] = state
+
+    def _set_file(self, path: str, content: str | None) -> None:
+        if content is None:
+            self.files.pop(path, None)
+        else:
+            self.files[path] = content
+
+
+def _fill(template: str, groups: Mapping[str, str]) -> str:
+    """Fill ``{name}`` placeholders from a rule match's named groups."""
+    return template.format_map(groups) if "{" in template else template
+
+
+def _kernel_of(package_version: str) -> str:
+    """``6.1.119-1`` (linux-image-amd64) → ``6.1.0-119-amd64``-style release string, simplified."""
+    upstream = package_version.split("-", 1)[0]
+    parts = upstream.split(".")
+    abi = parts[2] if len(parts) > 2 else "0"
+    return f"{parts[0]}.{parts[1] if len(parts) > 1 else 0}.0-{abi}-amd64"

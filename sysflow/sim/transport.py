@@ -1,0 +1,178 @@
+"""``SimTransport``: the simulator behind the same ``Transport`` seam as SSH.
+
+A command "runs" by sleeping its sampled duration on the clock (a virtual clock makes that
+instant), then answering from the host's simulated state. The transport raises what the SSH
+transport raises, at the virtual instant SSH would: ``HostUnreachable`` / ``ConnectTimeout`` when
+connecting fails, ``ConnectionFailed`` when the host drops away mid-command, ``CommandTimeout`` when
+``timeout`` passes first. Every command is appended to :attr:`SimTransport.trace` (host, command,
+start, end, exit status or error), which :mod:`sysflow.sim.replay` writes and replays.
+
+``env``, ``stdin`` and ``cwd`` are accepted and ignored: rules see only the command text.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from datetime import datetime
+
+from sysflow.actors.transport import CommandResult, cap_output
+from sysflow.clock import Clock
+from sysflow.errors import (
+    AuthenticationFailed,
+    CommandTimeout,
+    ConnectionFailed,
+    ConnectTimeout,
+    HostKeyMismatch,
+    HostUnreachable,
+    TransportError,
+)
+from sysflow.sim.fleet import ConnectFault, Fault, Outcome, SimFleet
+from sysflow.sim.loop import current_virtual_clock
+from sysflow.sim.replay import Trace, TraceRecord
+
+__all__ = ["SimTransport", "TransportState"]
+
+_CONNECT_ERRORS: Mapping[str, type[ConnectionFailed]] = {
+    "AuthenticationFailed": AuthenticationFailed,
+    "ConnectTimeout": ConnectTimeout,
+    "ConnectionFailed": ConnectionFailed,
+    "HostKeyMismatch": HostKeyMismatch,
+    "HostUnreachable": HostUnreachable,
+}
+
+
+class TransportState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SimTransport:
+    """Runs commands on a :class:`SimFleet`, on ``clock`` (default: the running virtual loop's)."""
+
+    def __init__(self, fleet: SimFleet, clock: Clock | None = None, *, record: bool = True) -> None:
+        self.fleet = fleet
+        self._clock = clock
+        self._record = record
+        self.trace: list[TraceRecord] = []
+        self.state = TransportState.OPEN
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            self._clock = current_virtual_clock()
+        return self._clock
+
+    async def run(
+        self,
+        host: str,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        if self.state is TransportState.CLOSED:
+            raise TransportError("the simulated transport is closed", host=host)
+        clock = self.clock
+        start = clock.now()
+        t = self.fleet.seconds(start)
+        fault = self.fleet.connect_fault(host, t)
+        if fault is not None:
+            await self._fail_connect(host, command, t, fault)
+        out = self.fleet.begin(host, command, t)
+        stop, ending = self._ending(out, timeout)
+        await clock.sleep(stop - t)
+        if ending is _Ending.TIMEOUT:
+            self._note(host, command, t, stop, None, "CommandTimeout", out)
+            raise CommandTimeout(f"command timed out after {timeout:g}s", host=host, timeout=timeout)
+        if ending is _Ending.LOST:
+            self._note(host, command, t, stop, None, out.lost_error, out)
+            raise _CONNECT_ERRORS.get(out.lost_error, ConnectionFailed)(out.lost_reason, host=host)
+        reply = self.fleet.finish(out, stop)
+        end = clock.now()
+        self._note(host, command, t, stop, reply.exit_status, None, out, reply.stdout, reply.stderr)
+        return _result(host, command, reply.exit_status, reply.stdout, reply.stderr, start, end)
+
+    async def close(self) -> None:
+        self.state = TransportState.CLOSED
+
+    async def __aenter__(self) -> SimTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def recorded_trace(self) -> Trace:
+        """The commands run so far as a :class:`~sysflow.sim.replay.Trace`."""
+        return Trace(self.fleet.start, tuple(sorted(self.trace, key=lambda r: (r.start, r.host))))
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _ending(self, out: Outcome, timeout: float | None) -> tuple[float, _Ending]:
+        """When the command stops and why: it finishes, loses its connection, or times out."""
+        stop, ending = out.start + out.duration, _Ending.DONE
+        if out.lost_at is not None and out.lost_at < stop:
+            stop, ending = out.lost_at, _Ending.LOST
+        if timeout is not None and out.start + timeout < stop:
+            stop, ending = out.start + timeout, _Ending.TIMEOUT
+        if math.isinf(stop):
+            stop, ending = out.start + self.fleet.profile.hang_limit, _Ending.LOST
+            out.lost_reason = "no response from the host (simulated hang)"
+        return stop, ending
+
+    async def _fail_connect(self, host: str, command: str, t: float, fault: ConnectFault) -> None:
+        if fault.delay > 0:
+            await self.clock.sleep(fault.delay)
+        timed_out = fault.fault in (Fault.TIMEOUT, Fault.PARTITIONED)
+        self._note(
+            host, command, t, t + fault.delay, None, "ConnectTimeout" if timed_out else "HostUnreachable"
+        )
+        if timed_out:
+            raise ConnectTimeout(f"connect timed out after {fault.delay:g}s: {fault.reason}", host=host)
+        raise HostUnreachable(fault.reason, host=host)
+
+    def _note(
+        self,
+        host: str,
+        command: str,
+        start: float,
+        end: float,
+        exit_status: int | None,
+        error: str | None,
+        out: Outcome | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ) -> None:
+        if self._record:
+            rule = out.rule.name if out is not None else None
+            self.trace.append(
+                TraceRecord(host, command, start, end, exit_status, stdout, stderr, error, rule)
+            )
+
+
+class _Ending(enum.Enum):
+    DONE = "done"
+    LOST = "lost"
+    TIMEOUT = "timeout"
+
+
+def _result(
+    host: str, command: str, exit_status: int | None, stdout: str, stderr: str, start: datetime, end: datetime
+) -> CommandResult:
+    so, se = cap_output(stdout), cap_output(stderr)
+    return CommandResult(
+        host=host,
+        command=command,
+        exit_status=exit_status,
+        stdout=so.text,
+        stderr=se.text,
+        start=start,
+        end=end,
+        stdout_bytes=so.total_bytes,
+        stderr_bytes=se.total_bytes,
+        truncated=so.truncated or se.truncated,
+        stdout_sha256=so.sha256,
+    )
