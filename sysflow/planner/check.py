@@ -9,6 +9,7 @@ through it in the tests.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -75,7 +76,9 @@ def _chain(problem: PlanningProblem, c: Chain, s: tuple[int, ...]) -> Iterator[V
         prev_end = s[i - 1] + c.durations[i - 1]
         bad = s[i] != prev_end if not problem.split_chains else s[i] < prev_end
         if bad:
-            yield Violation(ViolationKind.ORDER, f"{c.ops[i]} starts at {s[i]}, previous ends {prev_end}", c.host)
+            yield Violation(
+                ViolationKind.ORDER, f"{c.ops[i]} starts at {s[i]}, previous ends {prev_end}", c.host
+            )
     homes = []
     for i, start in enumerate(s):
         home = _window_of(c, start, start + c.durations[i])
@@ -103,7 +106,7 @@ def _barriers(problem: PlanningProblem, a: Assignment, placed: list[Chain]) -> I
         last[key] = max(last.get(key, 0), s[-1] + c.durations[-1])
     deferred = {(c.stage, c.wave) for c in problem.chains if c.host in a.deferred}
     for stage, waves in problem.stage_waves().items():
-        for prev, nxt in zip(waves, waves[1:], strict=False):
+        for prev, nxt in itertools.pairwise(waves):
             if (stage, nxt) not in first:
                 continue
             if any((stage, w) in deferred for w in waves if w <= prev):
