@@ -54,13 +54,18 @@ class Outcome(StrEnum):
     def __bool__(self) -> bool:
         return self is Outcome.PASS
 
+    @property
+    def severity(self) -> int:
+        """0 for PASS, 1 for INCONCLUSIVE, 2 for FAIL."""
+        return _SEVERITY[self]
+
 
 _SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.FAIL: 2}
 
 
 def worst(outcomes: Iterable[Outcome]) -> Outcome:
     """FAIL over INCONCLUSIVE over PASS; nothing at all is PASS."""
-    return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.PASS)
+    return max(outcomes, key=lambda o: o.severity, default=Outcome.PASS)
 
 
 @dataclass(frozen=True, slots=True)
