@@ -1,11 +1,12 @@
 """What users write about capacity: concurrency, named pools, rate limits, spacing, disruption budgets.
 
-``sysflow.constraints`` turns these into runtime admission and the planner into CP-SAT constraints;
-both read these same objects.
+``sysflow.constraints.capacity`` turns these into concrete constraint instances that both the
+planner (CP-SAT) and runtime admission read; both use these same objects.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -13,11 +14,22 @@ from pydantic import Field, field_validator
 from sysflow.model.base import FrozenModel
 from sysflow.model.durations import Duration
 
-__all__ = ["Count", "DisruptionBudgetSpec", "ParallelismConfig", "PoolSpec", "RateLimitSpec", "Scope"]
+__all__ = [
+    "Count",
+    "DisruptionBudgetSpec",
+    "ParallelismConfig",
+    "PoolSpec",
+    "RateLimitSpec",
+    "Scope",
+    "check_count",
+    "resolve_count",
+]
 
 Scope = Literal["global", "group", "datacenter", "segment", "task"]
 Count = int | str
 """A count (``5``) or a percentage of the hosts concerned (``"10%"``)."""
+
+RESERVED_NAMES = frozenset({"max_parallel_servers", "max_parallel_per_group", "max_parallel_per_datacenter"})
 
 
 def check_count(value: Count) -> Count:
@@ -40,25 +52,47 @@ def check_count(value: Count) -> Count:
     raise ValueError(f"not a count or percentage: {value!r}")
 
 
+def resolve_count(value: Count, total: int) -> int:
+    """Hosts allowed by ``value`` out of ``total``: percentages round down, minimum 1."""
+    if isinstance(value, int):
+        return max(1, value)
+    pct = float(value.strip()[:-1])
+    return max(1, math.floor(pct * total / 100 + 1e-9))
+
+
 class PoolSpec(FrozenModel):
     """A capacity shared by operations; ``scope`` makes one instance per group/datacenter/... ."""
 
-    name: str
+    name: str = Field(min_length=1)
     capacity: float = Field(gt=0, description="Units available at once (slots, MB/s, ...).")
     scope: Scope = "global"
     unit: str | None = Field(None, description='Informational unit, e.g. "MB/s".')
     groups: list[str] | None = Field(None, description="Only operations on hosts of these groups use it.")
     default_demand: float = Field(0.0, ge=0, description="Demand of operations whose task names no demand.")
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value in RESERVED_NAMES or any(c in value for c in "[]="):
+            raise ValueError(f"pool name {value!r} is reserved or contains '[', ']' or '='")
+        return value
+
 
 class RateLimitSpec(FrozenModel):
     """At most ``max_starts`` operation starts per ``per`` seconds within ``scope``."""
 
-    name: str
+    name: str = Field(min_length=1)
     max_starts: int = Field(gt=0)
     per: Duration
     scope: Scope = "global"
     tasks: list[str] | None = Field(None, description="Only starts of these tasks count (default: all).")
+
+    @field_validator("per")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("a rate limit's interval must be positive")
+        return value
 
 
 class DisruptionBudgetSpec(FrozenModel):

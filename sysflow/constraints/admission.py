@@ -1,0 +1,308 @@
+"""Runtime admission: may this operation start now, given every pool, rate, spacing and budget?
+
+:class:`Admission` enforces the instances of a :class:`~sysflow.constraints.capacity.Limits` at
+run time. ``try_acquire`` answers at once with a :class:`Grant` or a :class:`Denied` naming the
+constraint and, where time alone will lift it (rate limits, spacing), when to retry; ``acquire``
+waits for a grant; ``release`` returns a grant's pool units; ``host_done`` ends a host's
+maintenance and frees its disruption-budget slot.
+
+Ordering: requests are served in the order callers ask. A waiting request holds its place on
+every instance it needs: a later request that shares any instance with an earlier waiter is
+denied until that waiter is served (no starvation), while requests on disjoint instances pass.
+State changes happen under one lock, so the limits hold with concurrent callers on any thread;
+``acquire`` itself is for asyncio tasks. All time comes from the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sysflow.clock import Clock
+from sysflow.constraints.capacity import SPACING, LimitKind, Limits, OpLike, OpNeeds
+from sysflow.constraints.weekly import utc_datetime
+from sysflow.errors import ConstraintError
+
+__all__ = ["Admission", "Denied", "Grant"]
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Permission for one operation to run; hand it back with :meth:`Admission.release`."""
+
+    id: int
+    host: str
+    task: str
+    usage: tuple[tuple[str, float], ...]
+    at: datetime
+    host_started: bool  # this grant started the host's maintenance (and took its budget slots)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """Not now: which constraint (``constraint`` key, ``kind``), why, and when to try again.
+
+    ``retry_at`` is None when only a release (or a capacity change) can help.
+    """
+
+    reason: str
+    constraint: str
+    kind: LimitKind | None
+    retry_at: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class _Waiter:
+    keys: frozenset[str]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None] | None = None
+
+
+class Admission:
+    """Admission control over all constraint instances of a run."""
+
+    def __init__(self, limits: Limits, clock: Clock) -> None:
+        self.limits = limits
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._used: dict[str, float] = {}
+        self._starts: dict[str, deque[float]] = {}
+        self._budget: dict[str, set[str]] = {}
+        self._hosts: dict[str, tuple[str, ...]] = {}  # host in maintenance -> budget keys held
+        self._last_host_start: float | None = None
+        self._grants: set[int] = set()
+        self._ids = itertools.count(1)
+        self._tickets = itertools.count(1)
+        self._waiters: dict[int, _Waiter] = {}
+
+    # -- public ------------------------------------------------------------------------------
+
+    def try_acquire(
+        self, op: OpLike, now: datetime | None = None, *, host_starting: bool | None = None
+    ) -> Grant | Denied:
+        """Grant ``op`` now, or say why not. ``host_starting`` defaults to "host not in maintenance"."""
+        when = now if now is not None else self.clock.now()
+        with self._lock:
+            return self._try(op, when, host_starting, None)
+
+    async def acquire(self, op: OpLike, *, host_starting: bool | None = None) -> Grant:
+        """Wait (on the clock, or for a release) until ``op`` is granted; FIFO among waiters."""
+        loop = asyncio.get_running_loop()
+        ticket = next(self._tickets)
+        with self._lock:
+            self._waiters[ticket] = _Waiter(self._keys(op, self.limits.needs(op), host_starting), loop)
+        try:
+            while True:
+                result = self._attempt(op, ticket, host_starting)
+                if isinstance(result, Grant):
+                    return result
+                await self._wait(ticket, result)
+        finally:
+            with self._lock:
+                self._waiters.pop(ticket, None)
+            self._wake()
+
+    def release(self, grant: Grant) -> None:
+        """Return the pool units of ``grant`` (its host stays in maintenance until ``host_done``)."""
+        with self._lock:
+            if grant.id not in self._grants:
+                raise ConstraintError(f"grant {grant.id} for {grant.task}@{grant.host} is not held")
+            self._grants.discard(grant.id)
+            for key, demand in grant.usage:
+                self._used[key] -= demand
+        self._wake()
+
+    def host_done(self, host: str) -> None:
+        """The host's last operation ended: it leaves maintenance and frees its budget slots."""
+        with self._lock:
+            for key in self._hosts.pop(host, ()):
+                self._budget[key].discard(host)
+        self._wake()
+
+    def set_capacity(self, key: str, value: float) -> None:
+        """Throttle while running; lowering never revokes grants, it only holds new ones back."""
+        with self._lock:
+            self.limits.set_capacity(key, value)
+        self._wake()
+
+    def in_use(self, key: str) -> float:
+        """Units held on a pool, hosts held on a budget, or starts within the window of a rate."""
+        with self._lock:
+            if key in self._budget:
+                return float(len(self._budget[key]))
+            if key in self._starts:
+                return float(len(self._starts[key]))
+            return self._used.get(key, 0.0)
+
+    def in_maintenance(self) -> list[str]:
+        with self._lock:
+            return sorted(self._hosts)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    # -- decisions (under the lock) ----------------------------------------------------------
+
+    def _keys(self, op: OpLike, needs: OpNeeds, host_starting: bool | None) -> frozenset[str]:
+        starting = host_starting if host_starting is not None else op.host not in self._hosts
+        keys = {k for k, _ in needs.usage} | set(needs.rates)
+        if op.host not in self._hosts:
+            keys |= set(needs.budgets)
+        if starting and self.limits.spacing is not None:
+            keys.add(SPACING)
+        return frozenset(keys)
+
+    def _try(
+        self, op: OpLike, now: datetime, host_starting: bool | None, ticket: int | None
+    ) -> Grant | Denied:
+        needs = self.limits.needs(op)
+        new_host = op.host not in self._hosts
+        starting = host_starting if host_starting is not None else new_host
+        ts = now.timestamp()
+        # Denied is falsy: compare with None, never chain with `or`
+        denied = self._queue_check(op, needs, host_starting, ticket) if self._waiters else None
+        if denied is None:
+            denied = self._pool_check(needs)
+        if denied is None and new_host and needs.budgets:
+            denied = self._budget_check(needs)
+        if denied is None and starting and self.limits.spacing is not None:
+            denied = self._spacing_check(ts)
+        if denied is None and needs.rates:
+            denied = self._rate_check(needs, ts)
+        if denied is not None:
+            return denied
+        return self._commit(op, needs, now, ts, new_host, starting)
+
+    def _queue_check(
+        self, op: OpLike, needs: OpNeeds, host_starting: bool | None, ticket: int | None
+    ) -> Denied | None:
+        if not self._waiters:
+            return None
+        keys = self._keys(op, needs, host_starting)
+        for other, waiter in self._waiters.items():
+            if ticket is not None and other >= ticket:
+                break
+            shared = keys & waiter.keys
+            if shared:
+                key = min(shared)
+                return Denied(f"an earlier request is waiting for {key!r}", key, None)
+        return None
+
+    def _pool_check(self, needs: OpNeeds) -> Denied | None:
+        used = self._used
+        for key, demand in needs.usage:
+            cap = self.limits.capacity(key)
+            held = used.get(key, 0.0)
+            if held + demand > cap + _EPS:
+                reason = f"pool {key!r} is full: {held:g} of {cap:g} in use, needs {demand:g}"
+                return Denied(reason, key, LimitKind.POOL)
+        return None
+
+    def _budget_check(self, needs: OpNeeds) -> Denied | None:
+        for key in needs.budgets:
+            held = len(self._budget.get(key, ()))
+            cap = self.limits.capacity(key)
+            if held + 1 > cap:
+                reason = f"disruption budget {key!r}: {held} of {cap:g} hosts in maintenance"
+                return Denied(reason, key, LimitKind.BUDGET)
+        return None
+
+    def _spacing_check(self, ts: float) -> Denied | None:
+        spacing = self.limits.spacing
+        if spacing is None or self._last_host_start is None:
+            return None
+        ready = self._last_host_start + spacing.seconds
+        if ts + _EPS < ready:
+            reason = f"{SPACING}: next host may start {spacing.seconds:g}s after the previous one"
+            return Denied(reason, SPACING, LimitKind.SPACING, utc_datetime(ready))
+        return None
+
+    def _rate_check(self, needs: OpNeeds, ts: float) -> Denied | None:
+        for key in needs.rates:
+            inst = self.limits.instance(key)
+            per = float(getattr(inst, "per", 0.0))
+            cap = int(inst.capacity)
+            starts = self._starts.setdefault(key, deque())
+            while starts and starts[0] + per <= ts + _EPS:
+                starts.popleft()
+            if len(starts) >= cap:
+                retry = starts[len(starts) - cap] + per if cap > 0 else None
+                reason = f"rate limit {key!r}: {len(starts)} starts in the last {per:g}s (max {cap})"
+                return Denied(reason, key, LimitKind.RATE, utc_datetime(retry) if retry is not None else None)
+        return None
+
+    def _commit(
+        self, op: OpLike, needs: OpNeeds, now: datetime, ts: float, new_host: bool, starting: bool
+    ) -> Grant:
+        used = self._used
+        for key, demand in needs.usage:
+            used[key] = used.get(key, 0.0) + demand
+        for key in needs.rates:
+            self._starts[key].append(ts)
+        if starting:
+            self._last_host_start = ts
+        if new_host:
+            self._hosts[op.host] = needs.budgets
+            for key in needs.budgets:
+                self._budget.setdefault(key, set()).add(op.host)
+        grant = Grant(next(self._ids), op.host, op.task, needs.usage, now, new_host)
+        self._grants.add(grant.id)
+        return grant
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    def _attempt(self, op: OpLike, ticket: int, host_starting: bool | None) -> Grant | Denied:
+        with self._lock:
+            result = self._try(op, self.clock.now(), host_starting, ticket)
+            waiter = self._waiters[ticket]
+            if isinstance(result, Grant):
+                waiter.future = None
+            else:
+                waiter.keys = self._keys(op, self.limits.needs(op), host_starting)
+                waiter.future = waiter.loop.create_future()
+            return result
+
+    async def _wait(self, ticket: int, denied: Denied) -> None:
+        future = self._waiters[ticket].future
+        assert future is not None
+        if denied.retry_at is None:
+            await future
+            return
+        delay = max(0.0, (denied.retry_at - self.clock.now()).total_seconds())
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        try:
+            await asyncio.wait((future, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+
+    def _pending(self) -> Iterator[_Waiter]:
+        with self._lock:
+            waiters = [w for _, w in sorted(self._waiters.items())]
+        return (w for w in waiters if w.future is not None and not w.future.done())
+
+    def _wake(self) -> None:
+        if not self._waiters:
+            return
+        for waiter in self._pending():
+            future = waiter.future
+            assert future is not None
+            waiter.loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
