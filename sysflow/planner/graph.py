@@ -56,6 +56,7 @@ class Gate:
     verifications: tuple[str, ...] = ()
     pause: float = 0.0
     approval: bool = False
+    cutover_task: str | None = None  # blue-green: the task that switches traffic after this wave
 
     @property
     def id(self) -> str:
