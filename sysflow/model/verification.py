@@ -108,10 +108,3 @@ class VerificationSpec(FrozenModel):
     )
     targets: list[str] = Field(default_factory=lambda: ["all"])
     drift: DriftSpec | None = None
-
-    @model_validator(mode="after")
-    def _comparisons_name_probes(self) -> VerificationSpec:
-        unknown = sorted(set(self.comparisons) - set(self.commands))
-        if unknown:
-            raise ValueError(f"comparisons name probes not in commands: {', '.join(unknown)}")
-        return self
