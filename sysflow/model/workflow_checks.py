@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from sysflow.errors import Problem
-from sysflow.model.weekly import weekly_problem
 from sysflow.model.workflow import RolloutStrategy
 
 if TYPE_CHECKING:
@@ -31,7 +30,6 @@ def workflow_problems(wf: MaintenanceWorkflow) -> list[Problem]:
         _verification_names,
         _resources,
         _rate_limit_tasks,
-        _window_specs,
     )
     return [p for check in checks for p in check(wf)]
 
@@ -179,15 +177,3 @@ def _rate_limit_tasks(wf: MaintenanceWorkflow) -> Iterator[Problem]:
             if name not in known:
                 path = f"parallelism.rate_limits[{k}].tasks[{j}]"
                 yield _problem(wf, f"rate limit {limit.name!r} names unknown task {name!r}", path)
-
-
-def _window_specs(wf: MaintenanceWorkflow) -> Iterator[Problem]:
-    for group, specs in wf.windows.groups.items():
-        for j, spec in enumerate(specs):
-            reason = weekly_problem(spec.weekly) if spec.weekly is not None else None
-            if reason:
-                yield _problem(wf, f"window of {group!r}: {reason}", f"windows.groups.{group}[{j}]")
-    for j, spec in enumerate(wf.windows.blackouts):
-        reason = weekly_problem(spec.weekly) if spec.weekly is not None else None
-        if reason:
-            yield _problem(wf, f"blackout: {reason}", f"windows.blackouts[{j}]")
