@@ -3,8 +3,9 @@
 A window is written as one of:
 
 * a weekly spec string: ``"Sunday 01:00-03:00"``, ``"Sun 01:00-03:00"``, ``"Mon-Fri 22:00-02:00"``,
-  ``"Sat,Sun 00:00-06:00"``, ``"daily 02:00-04:00"`` (crossing midnight is allowed; the days name the day
-  the window *opens*; ``24:00`` is accepted as an end);
+  ``"Sat,Sun 00:00-06:00"``, ``"daily 02:00-04:00"``, ``"weekdays ..."``, ``"weekends ..."`` (the same
+  syntax ``sysflow.model.weekly`` checks; crossing midnight is allowed; the days name the day the
+  window *opens*; ``24:00`` is accepted as an end);
 * ``{cron: "0 1 * * SUN", duration: 2h}`` (cron fields per croniter; the duration is real elapsed time);
 * an ISO 8601 interval ``"2026-11-29T01:00/2026-11-29T03:00"`` (or ``start``/``end`` keys), or a one-off
   date ``"2026-11-29"`` (the whole day, midnight to midnight);
@@ -40,9 +41,18 @@ __all__ = [
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 """Index = ``datetime.weekday()`` (Monday is 0)."""
 
-_DAY_INDEX = {name: i for i, name in enumerate(DAY_NAMES)} | {n[:3]: i for i, n in enumerate(DAY_NAMES)}
+_DAY_INDEX = (
+    {name: i for i, name in enumerate(DAY_NAMES)}
+    | {f"{name}s": i for i, name in enumerate(DAY_NAMES)}
+    | {n[:3]: i for i, n in enumerate(DAY_NAMES)}
+)
 _ALL_DAYS = frozenset(range(7))
-_EVERY_DAY = {"daily", "everyday", "every day", "*"}
+_ALIASES = {
+    "daily": _ALL_DAYS,
+    "everyday": _ALL_DAYS,
+    "weekdays": frozenset(range(5)),
+    "weekends": frozenset({5, 6}),
+}
 _SPEC = re.compile(r"^\s*(?:(?P<days>.*?)\s+)?(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
 _MINUTES_PER_DAY = 1440
 
@@ -74,8 +84,9 @@ def _parse_day(word: str, text: str) -> int:
 
 
 def _parse_days(part: str, text: str) -> frozenset[int]:
-    if part.strip().lower() in _EVERY_DAY:
-        return _ALL_DAYS
+    alias = _ALIASES.get(part.strip().lower())
+    if alias is not None:
+        return alias
     days: set[int] = set()
     for item in part.split(","):
         first, sep, last = item.partition("-")
@@ -97,13 +108,16 @@ def _parse_clock(value: str, text: str, *, is_end: bool) -> int:
 
 
 def parse_weekly(text: str) -> WeeklyRule:
-    """Parse ``"[days] HH:MM-HH:MM"``; without days the window is daily. Raises ``ValueError``."""
+    """Parse ``"DAYS HH:MM-HH:MM"`` (DAYS: ``daily``, ``weekdays``, ``weekends``, ``Mon-Fri``,
+    ``Sat,Sun``, ``Sunday``...). Raises ``ValueError`` naming the spec and what is wrong."""
     match = _SPEC.match(text)
     if match is None:
         raise ValueError(f"malformed weekly spec {text!r} (expected e.g. 'Sunday 01:00-03:00')")
-    days = _parse_days(match["days"], text) if match["days"] else _ALL_DAYS
     start = _parse_clock(match["start"], text, is_end=False)
     end = _parse_clock(match["end"], text, is_end=True)
+    if not match["days"]:
+        raise ValueError(f"weekly spec {text!r} names no days (e.g. 'daily 02:00-04:00')")
+    days = _parse_days(match["days"], text)
     if end == start:
         raise ValueError(f"empty window in weekly spec {text!r}: start equals end")
     if end < start:
