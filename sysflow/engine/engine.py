@@ -1,0 +1,171 @@
+"""The ``Engine``: ``Engine(inventory, auth).execute(workflow)`` from the brief.
+
+It compiles the workflow against the inventory, builds the run's calendar and limits (the same
+objects the planner encodes), plans the order, and runs the waves through a transport (SSH by
+default, the simulator's or a local one when given) or a backend of HostPool actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sysflow.actors.local import LocalTransport
+from sysflow.actors.transport import Transport
+from sysflow.clock import Clock, RealClock
+from sysflow.constraints.admission import Admission
+from sysflow.constraints.calendar import Calendar
+from sysflow.constraints.capacity import Limits
+from sysflow.engine.events import EventBus, Observer
+from sysflow.engine.executor import OpRunner, TransportRunner
+from sysflow.engine.result import RunResult
+from sysflow.engine.run import Hooks, Run
+from sysflow.engine.windows import WindowGuard, WindowLike
+from sysflow.model.inventory import Inventory
+from sysflow.model.workflow import MaintenanceWorkflow
+from sysflow.planner.compile import compile_workflow
+from sysflow.planner.graph import OpGraph
+
+__all__ = ["DEFAULT_HORIZON", "Engine"]
+
+DEFAULT_HORIZON = timedelta(days=35)  # how far ahead windows are expanded for a run
+
+
+class Engine:
+    """Runs maintenance workflows over an inventory.
+
+    ``transport`` replaces the default SSH transport (``SimTransport`` for simulation,
+    ``LocalTransport`` for local runs); ``runner`` replaces the whole execution path (a backend of
+    HostPool actors, see :class:`sysflow.engine.dispatch.BackendRunner`). ``hooks`` builds the
+    verification hooks of a run (default: the workflow's verifications through ``sysflow.verify``).
+    """
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        auth: Any = None,
+        *,
+        transport: Transport | None = None,
+        runner: OpRunner | None = None,
+        clock: Clock | None = None,
+        observers: Iterable[Observer] = (),
+        ssh_config: str | Path | None = None,
+        known_hosts: Any = None,
+        horizon: timedelta = DEFAULT_HORIZON,
+        hooks: Callable[[MaintenanceWorkflow, OpGraph, Transport], Hooks | None] | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.auth = auth
+        self.clock = clock or RealClock()
+        self.bus = EventBus()
+        for obs in observers:
+            self.bus.subscribe(obs)
+        self.horizon = horizon
+        self._transport = transport
+        self._runner = runner
+        self._ssh_config = ssh_config
+        self._known_hosts = known_hosts
+        self._hooks = hooks if hooks is not None else _default_hooks
+        self.runs: dict[str, Run] = {}
+
+    # -- entry points -----------------------------------------------------------------------------
+
+    def execute(self, workflow: MaintenanceWorkflow, **kw: Any) -> RunResult:
+        """Run ``workflow`` to the end (blocking) and return its result."""
+        return asyncio.run(self.run(workflow, **kw))
+
+    async def run(self, workflow: MaintenanceWorkflow, *, run_id: str | None = None) -> RunResult:
+        """Run ``workflow`` to the end and return its result."""
+        run = self.prepare(workflow, run_id=run_id)
+        try:
+            return await run.execute()
+        finally:
+            if self._transport is None and self._runner is None:
+                await self.transport.close()
+
+    def prepare(self, workflow: MaintenanceWorkflow, *, run_id: str | None = None) -> Run:
+        """Compile and set up a run without starting it (``await run.execute()`` starts it)."""
+        graph = compile_workflow(workflow, self.inventory)
+        now = self.clock.now()
+        calendar = Calendar.build(
+            workflow.windows,
+            start=now - timedelta(days=1),
+            end=now + self.horizon,
+            known_groups=self.inventory.groups,
+        )
+        limits = Limits.from_ops(
+            workflow.parallelism,
+            graph.ops.values(),
+            group_sizes={g: len(self.inventory.group_hosts(g)) for g in self.inventory.groups},
+            known_groups=set(self.inventory.groups),
+            known_tasks={t.id for t in workflow.tasks},
+        )
+        guard = WindowGuard(
+            self.clock,
+            _windows_of(calendar, graph, now, now + self.horizon),
+            split_chains=workflow.windows.allow_split_chains,
+        )
+        rid = run_id or f"{workflow.name}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        transport = self.transport
+        run = Run(
+            rid,
+            workflow,
+            graph,
+            runner=self._runner
+            or TransportRunner(transport, self.clock, local=LocalTransport(clock=self.clock)),
+            clock=self.clock,
+            admission=Admission(limits, self.clock),
+            guard=guard,
+            bus=self.bus,
+            hooks=self._hooks(workflow, graph, transport),
+        )
+        self.runs[rid] = run
+        return run
+
+    @property
+    def transport(self) -> Transport:
+        """The transport runs use: the one given, else SSH over the inventory with ``auth``."""
+        if self._transport is None:
+            from sysflow.actors.ssh import SSHTransport
+
+            self._transport = SSHTransport(
+                self._resolver(), self.auth, known_hosts=self._known_hosts, clock=self.clock
+            )
+        return self._transport
+
+    def _resolver(self) -> Callable[[str], Any]:
+        inventory, ssh_config = self.inventory, self._ssh_config
+
+        def resolve(name: str) -> Any:
+            return inventory.connection(name, ssh_config=ssh_config)
+
+        return resolve
+
+
+def _windows_of(
+    calendar: Calendar, graph: OpGraph, start: datetime, end: datetime
+) -> Callable[[str], Sequence[WindowLike] | None]:
+    """Per-host windows, computed once per distinct set of windowed groups."""
+    cache: dict[tuple[str, ...], Sequence[WindowLike]] = {}
+    groups_of = {op.host: op.groups for op in graph.ops.values()}
+
+    def windows(host: str) -> Sequence[WindowLike] | None:
+        groups = groups_of.get(host, ())
+        key = calendar.host_key(groups)
+        if key not in cache:
+            cache[key] = calendar.host_windows(groups, start, end)
+        return cache[key]
+
+    return windows
+
+
+def _default_hooks(workflow: MaintenanceWorkflow, graph: OpGraph, transport: Transport) -> Hooks | None:
+    if not workflow.verifications:
+        return None
+    from sysflow.engine.verification import VerificationHooks
+
+    return VerificationHooks(workflow, graph, transport)
