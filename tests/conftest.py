@@ -5,3 +5,4 @@ from __future__ import annotations
 pytest_plugins: list[str] = []
 
 pytest_plugins += ["tests.fixtures.sshd", "tests.fixtures.ssh_servers"]
+pytest_plugins += ["tests.fixtures.virtual"]
