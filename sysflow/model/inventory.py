@@ -1,64 +1,143 @@
-"""Hosts, groups and their variables, with Ansible-style host patterns.
+"""Hosts, groups and their variables, with Ansible's host patterns.
 
-``Inventory`` is built from Python (``add_group``, ``add_host``) or loaded from Ansible INI/YAML
-inventories (``Inventory.load``). Host order is the order hosts were first seen, as Ansible keeps it.
+``Inventory`` is built from Python (``add_group``, ``add_host``) or loaded from Ansible INI, YAML or
+JSON inventories (``Inventory.load``; the parsers live in :mod:`sysflow.model.inventory_files`).
+It follows Ansible's data model so that an inventory means here what it means to ``ansible``:
+
+- ``all`` and ``ungrouped`` are implicit. They are not entries of :attr:`Inventory.groups`; ``all``
+  holds every host and its variables are :attr:`Inventory.vars`; ``ungrouped`` holds the hosts that
+  belong to no declared group and its variables are :attr:`Inventory.ungrouped_vars`.
+- A host's variables are merged as Ansible merges them: ``all``, then its groups ordered by depth,
+  ``ansible_group_priority`` and name, then the host's own variables (:meth:`Inventory.host_vars`).
+  ``Host.datacenter``, ``Host.port`` and friends read these merged variables, so a ``datacenter``
+  set on a group applies to its hosts.
+- Host patterns (:meth:`Inventory.select`) follow ``InventoryManager.get_hosts``: ``,`` or ``:``
+  separated terms; unions first, then ``&`` intersections, then ``!`` exclusions; a term is a glob
+  or a ``~regex`` (anchored at the start, as ``re.match``) over group and host names, or a name,
+  optionally subscripted (``web[0]``, ``web[1:3]``). The one deliberate difference: the result is
+  in inventory order (the order hosts were first seen), not in match order.
+
+Group nesting is kept acyclic: a child that would make a group its own ancestor is refused with an
+:class:`~sysflow.errors.InventoryError` naming the cycle.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sysflow.errors import InventoryError, Problem
 
-__all__ = ["Group", "Host", "Inventory"]
+if TYPE_CHECKING:
+    from sysflow.model.ssh_config import ConnectionSettings, SSHConfigSource
+
+__all__ = ["ALL", "UNGROUPED", "Group", "Host", "Inventory", "split_host_pattern"]
 
 ALL = "all"
 UNGROUPED = "ungrouped"
+IMPLICIT_GROUPS = (ALL, UNGROUPED)
+GROUP_PRIORITY = "ansible_group_priority"
+DEFAULT_GROUP_PRIORITY = 1  # Ansible's default ansible_group_priority
+
+# A term followed by an index ``[2]``/``[-1]`` or a range ``[1:3]``/``[1:]`` (Ansible's syntax).
+_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
+# Ansible's ':'-separated pattern split: runs of non-separators or whole [..] expressions.
+_COLON_TERMS = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
+_GLOB_CHARS = (".", "?", "*", "[")
 
 
 class Host(BaseModel):
-    """One managed server: its inventory name, connection settings and variables."""
+    """One managed server: its inventory name and its own variables.
+
+    The connection properties (``address``, ``port``, ...) read the variables merged with those of
+    the host's groups when the host belongs to an inventory, and its own variables otherwise.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     name: str = Field(description="Inventory name (what patterns and reports use).")
     vars: dict[str, Any] = Field(default_factory=dict, description="Host variables (ansible_* included).")
+    _inventory: Inventory | None = PrivateAttr(default=None)
+    _resolved: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def effective_vars(self) -> dict[str, Any]:
+        """The host's variables merged with its groups' (Ansible precedence)."""
+        if self._inventory is not None and self._inventory.hosts.get(self.name) is self:
+            return self._inventory.host_vars(self.name)
+        if self._resolved is not None:
+            return dict(self._resolved)
+        return dict(self.vars)
+
+    def __eq__(self, other: object) -> bool:
+        # Compare what the host is, not the inventory it sits in (which would recurse).
+        if not isinstance(other, Host):
+            return NotImplemented
+        return (self.name, self.vars) == (other.name, other.vars)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the inventory, keeping the merged variables (hosts travel to Ray actors)."""
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        if private.get("_inventory") is not None:
+            private["_resolved"] = self.effective_vars()
+        private["_inventory"] = None
+        state["__pydantic_private__"] = private
+        return state
+
+    def _var(self, key: str) -> Any:
+        return self.effective_vars().get(key)
 
     @property
     def address(self) -> str:
         """Where to connect: ``ansible_host`` or the name (ssh_config may map it further)."""
-        return str(self.vars.get("ansible_host", self.name))
+        value = self._var("ansible_host")
+        return self.name if value is None else str(value)
 
     @property
     def port(self) -> int | None:
-        port = self.vars.get("ansible_port")
-        return int(port) if port is not None else None
+        """``ansible_port`` as an int, or None when unset."""
+        return _as_port(self._var("ansible_port"), self.name)
 
     @property
     def user(self) -> str | None:
-        user = self.vars.get("ansible_user")
-        return str(user) if user is not None else None
+        value = self._var("ansible_user")
+        return None if value is None else str(value)
 
     @property
     def key_file(self) -> str | None:
-        key = self.vars.get("ansible_ssh_private_key_file")
-        return str(key) if key is not None else None
+        value = self._var("ansible_ssh_private_key_file")
+        return None if value is None else str(value)
 
     @property
     def datacenter(self) -> str | None:
-        dc = self.vars.get("datacenter")
-        return str(dc) if dc is not None else None
+        value = self._var("datacenter")
+        return None if value is None else str(value)
 
     @property
     def segment(self) -> str | None:
         """Network segment; defaults to the datacenter."""
-        seg = self.vars.get("segment", self.vars.get("datacenter"))
-        return str(seg) if seg is not None else None
+        merged = self.effective_vars()
+        value = merged.get("segment", merged.get("datacenter"))
+        return None if value is None else str(value)
+
+
+def _as_port(value: Any, host: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 < port < 65536 or isinstance(value, bool | float):
+        raise InventoryError([Problem(f"ansible_port {value!r} is not a TCP port", f"host {host}")])
+    return port
 
 
 class Group(BaseModel):
@@ -78,22 +157,68 @@ class Inventory(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hosts: dict[str, Host] = Field(default_factory=dict)
-    groups: dict[str, Group] = Field(default_factory=dict)
+    groups: dict[str, Group] = Field(
+        default_factory=dict, description="Declared groups (never the implicit 'all' and 'ungrouped')."
+    )
+    vars: dict[str, Any] = Field(default_factory=dict, description="Variables of the implicit 'all' group.")
+    ungrouped_vars: dict[str, Any] = Field(
+        default_factory=dict, description="Variables of the implicit 'ungrouped' group."
+    )
     source: str | None = Field(None, description="File the inventory was loaded from, for messages.")
     _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        for host in self.hosts.values():
+            host._inventory = self
+
+    def __eq__(self, other: object) -> bool:
+        # Content equality; the memo and the source file name are not part of what the fleet is.
+        if not isinstance(other, Inventory):
+            return NotImplemented
+        mine = (self.hosts, self.groups, self.vars, self.ungrouped_vars)
+        return mine == (other.hosts, other.groups, other.vars, other.ungrouped_vars)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path) -> Inventory:
+        """Load an Ansible inventory file (INI, YAML or JSON, by extension or content)."""
+        from sysflow.model.inventory_files import load_inventory
+
+        return load_inventory(path)
+
+    @classmethod
+    def from_yaml_text(cls, text: str, source: str = "<yaml>") -> Inventory:
+        """Parse an Ansible YAML inventory; ``source`` names it in problem locations."""
+        from sysflow.model.inventory_files import parse_yaml
+
+        return parse_yaml(text, source)
+
+    @classmethod
+    def from_json_text(cls, text: str, source: str = "<json>") -> Inventory:
+        """Parse a JSON inventory with the shape of a YAML one."""
+        from sysflow.model.inventory_files import parse_json
+
+        return parse_json(text, source)
+
+    @classmethod
+    def from_ini_text(cls, text: str, source: str = "<ini>") -> Inventory:
+        """Parse an Ansible INI inventory; ``source`` names it in problem locations."""
+        from sysflow.model.inventory_files import parse_ini
+
+        return parse_ini(text, source)
 
     # -- building -------------------------------------------------------------------------------
 
     def add_host(self, name: str, groups: Iterable[str] = (), **vars: Any) -> Host:
         """Add (or update) a host; ``vars`` become host variables (``datacenter="ams"``)."""
-        host = self.hosts.get(name)
-        if host is None:
-            host = self.hosts[name] = Host(name=name)
+        host = self._host(name)
         host.vars.update(vars)
         for g in groups:
-            group = self._group(g)
-            if name not in group.hosts:
-                group.hosts.append(name)
+            if g not in IMPLICIT_GROUPS:
+                _append_new(self._group(g).hosts, name)
         self._memo.clear()
         return host
 
@@ -105,27 +230,92 @@ class Inventory(BaseModel):
         vars: Mapping[str, Any] | None = None,
         children: Iterable[str] = (),
     ) -> Group:
-        """Add (or extend) a group with member hosts, child groups and group variables."""
-        if name in (ALL,):
-            raise InventoryError([Problem(f"{name!r} is implicit and cannot be defined", f"group {name}")])
+        """Add (or extend) a group with member hosts, child groups and group variables.
+
+        ``all`` and ``ungrouped`` are accepted as Ansible accepts them: their hosts are simply added,
+        their variables land in :attr:`vars` / :attr:`ungrouped_vars`, and the returned Group is a
+        view (its ``vars`` is that dict; it is not stored in :attr:`groups`).
+        Raises :class:`InventoryError` if a child would make a group its own ancestor.
+        """
+        if name in IMPLICIT_GROUPS:
+            return self._add_implicit(name, hosts, vars or {}, children)
         group = self._group(name)
         for h in hosts:
-            if h not in self.hosts:
-                self.hosts[h] = Host(name=h)
-            if h not in group.hosts:
-                group.hosts.append(h)
+            self._host(h)
+            _append_new(group.hosts, h)
         for c in children:
-            self._group(c)
-            if c not in group.children:
-                group.children.append(c)
+            self.add_child(name, c)
         group.vars.update(vars or {})
         self._memo.clear()
         return group
+
+    def add_child(self, parent: str, child: str) -> None:
+        """Make ``child`` a child group of ``parent``, refusing cycles as Ansible does."""
+        if parent == ALL:
+            self._group(child)
+            return
+        if parent == UNGROUPED or child in IMPLICIT_GROUPS:
+            raise InventoryError(
+                [Problem(f"group {child!r} cannot be a child of {parent!r}", f"group {parent}")]
+            )
+        cycle = self._cycle_through(parent, child)
+        if cycle:
+            raise InventoryError(
+                [
+                    Problem(
+                        f"group {child!r} would be its own ancestor: {' -> '.join(cycle)}", f"group {parent}"
+                    )
+                ]
+            )
+        self._group(child)
+        _append_new(self._group(parent).children, child)
+        self._memo.clear()
+
+    def _add_implicit(
+        self, name: str, hosts: Iterable[str], vars: Mapping[str, Any], children: Iterable[str]
+    ) -> Group:
+        for h in hosts:
+            self._host(h)
+        for c in children:
+            self.add_child(name, c)
+        target = self.vars if name == ALL else self.ungrouped_vars
+        target.update(vars)
+        self._memo.clear()
+        return Group.model_construct(name=name, hosts=self.group_hosts(name), children=[], vars=target)
+
+    def _cycle_through(self, parent: str, child: str) -> list[str]:
+        """The path child -> ... -> parent -> child if adding the edge closes a cycle, else []."""
+        if child == parent:
+            return [parent, child]
+        path = self._descent_path(child, parent)
+        return [*path, child] if path else []
+
+    def _descent_path(self, start: str, goal: str) -> list[str]:
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            name, path = stack.pop()
+            if name == goal:
+                return path
+            if name in seen or name not in self.groups:
+                continue
+            seen.add(name)
+            stack.extend((c, [*path, c]) for c in reversed(self.groups[name].children))
+        return []
+
+    def _host(self, name: str) -> Host:
+        host = self.hosts.get(name)
+        if host is None:
+            host = self.hosts[name] = Host(name=name)
+            host._inventory = self
+            self._memo.clear()
+        return host
 
     def _group(self, name: str) -> Group:
         group = self.groups.get(name)
         if group is None:
             group = self.groups[name] = Group(name=name)
+            self._memo.clear()
         return group
 
     # -- queries ---------------------------------------------------------------------------------
@@ -145,57 +335,125 @@ class Inventory(BaseModel):
         except KeyError:
             raise InventoryError([Problem(f"unknown host {name!r}", self.source or "")]) from None
 
+    def has_group(self, name: str) -> bool:
+        """True for declared groups and for the implicit ``all`` and ``ungrouped``."""
+        return name in self.groups or name in IMPLICIT_GROUPS
+
+    def group_names(self) -> list[str]:
+        """``all``, ``ungrouped`` and every declared group, in definition order."""
+        return [*IMPLICIT_GROUPS, *self.groups]
+
     def group_hosts(self, name: str) -> list[str]:
         """Every host of a group and of its descendants, in inventory order."""
         key = f"g:{name}"
         if key not in self._memo:
-            if name == ALL:
-                members: set[str] = set(self.hosts)
-            else:
-                members = set()
-                seen: set[str] = set()
-                stack = [name]
-                while stack:
-                    g = self.groups.get(stack.pop())
-                    if g is None or g.name in seen:
-                        continue
-                    seen.add(g.name)
-                    members.update(g.hosts)
-                    stack.extend(g.children)
-            self._memo[key] = [h for h in self.hosts if h in members]
+            self._memo[key] = self._compute_group_hosts(name)
         result: list[str] = self._memo[key]
         return result
 
+    def _compute_group_hosts(self, name: str) -> list[str]:
+        if name == ALL:
+            return list(self.hosts)
+        if name == UNGROUPED:
+            grouped = {h for g in self.groups.values() for h in g.hosts}
+            return [h for h in self.hosts if h not in grouped]
+        members: set[str] = set()
+        for g in self._descendants(name):
+            members.update(self.groups[g].hosts)
+        return [h for h in self.hosts if h in members]
+
+    def _descendants(self, name: str) -> list[str]:
+        """The group and every group below it (each once), if it is declared."""
+        seen: list[str] = []
+        stack = [name]
+        while stack:
+            g = stack.pop()
+            if g in self.groups and g not in seen:
+                seen.append(g)
+                stack.extend(self.groups[g].children)
+        return seen
+
     def host_groups(self, name: str) -> list[str]:
-        """Every group a host belongs to, directly or through children, in definition order."""
+        """Groups a host belongs to, directly or through children, in definition order.
+
+        Like Ansible's ``group_names``: ``all`` is left out, ``ungrouped`` is included for hosts
+        in no declared group.
+        """
         key = "hg"
         if key not in self._memo:
             index: dict[str, list[str]] = {h: [] for h in self.hosts}
             for g in self.groups:
                 for h in self.group_hosts(g):
                     index[h].append(g)
+            for h in self.group_hosts(UNGROUPED):
+                index[h].append(UNGROUPED)
             self._memo[key] = index
         groups: list[str] = self._memo[key].get(name, [])
         return groups
 
     def host_vars(self, name: str) -> dict[str, Any]:
-        """Variables of a host: group vars (parents before children, in order), then host vars."""
-        merged: dict[str, Any] = {}
-        for g in self._groups_by_depth(self.host_groups(name)):
-            merged.update(self.groups[g].vars)
-        merged.update(self.host(name).vars)
+        """Variables of a host as Ansible merges them.
+
+        ``all`` first, then the host's groups sorted by (depth, ``ansible_group_priority``, name),
+        then the host's own variables; later values win.
+        """
+        host = self.host(name)
+        merged = dict(self.vars)
+        for g in sorted(self.host_groups(name), key=self._precedence_key):
+            merged.update(self.ungrouped_vars if g == UNGROUPED else self.groups[g].vars)
+        merged.pop(GROUP_PRIORITY, None)  # Ansible keeps it as the group's priority, not a variable
+        merged.update(host.vars)
         return merged
 
-    def _groups_by_depth(self, groups: list[str]) -> list[str]:
-        depth: dict[str, int] = {}
+    def _precedence_key(self, group: str) -> tuple[int, int, str]:
+        group_vars = self.ungrouped_vars if group == UNGROUPED else self.groups[group].vars
+        try:
+            priority = int(group_vars.get(GROUP_PRIORITY, DEFAULT_GROUP_PRIORITY))
+        except (TypeError, ValueError):
+            priority = DEFAULT_GROUP_PRIORITY
+        return (self._depths().get(group, 1), priority, group)
 
-        def level(g: str, trail: frozenset[str] = frozenset()) -> int:
-            if g not in depth:
-                parents = [p.name for p in self.groups.values() if g in p.children and p.name not in trail]
-                depth[g] = 1 + max((level(p, trail | {g}) for p in parents), default=0)
-            return depth[g]
+    def _depths(self) -> dict[str, int]:
+        """Longest distance from ``all`` of every group (top-level groups are at depth 1)."""
+        if "depth" not in self._memo:
+            depth = dict.fromkeys(self.groups, 1)
+            order = self._topological_groups()
+            for g in order:
+                for c in self.groups[g].children:
+                    if c in depth:
+                        depth[c] = max(depth[c], depth[g] + 1)
+            depth[UNGROUPED] = 1
+            self._memo["depth"] = depth
+        result: dict[str, int] = self._memo["depth"]
+        return result
 
-        return sorted(groups, key=level)
+    def _topological_groups(self) -> list[str]:
+        """Groups with parents before children (cycles, if forced in by hand, are cut)."""
+        order: list[str] = []
+        state: dict[str, int] = {}
+        for root in self.groups:
+            stack: list[tuple[str, bool]] = [(root, False)]
+            while stack:
+                g, done = stack.pop()
+                if done:
+                    state[g] = 2
+                    order.append(g)
+                elif state.get(g, 0) == 0 and g in self.groups:
+                    state[g] = 1
+                    stack.append((g, True))
+                    stack.extend((c, False) for c in self.groups[g].children)
+        return order[::-1]
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def connection(self, name: str, ssh_config: SSHConfigSource = None) -> ConnectionSettings:
+        """How ``ssh`` would connect to a host, from its variables and an OpenSSH client config.
+
+        See :func:`sysflow.model.ssh_config.resolve_connection` for the precedence rules.
+        """
+        from sysflow.model.ssh_config import resolve_connection
+
+        return resolve_connection(name, self.host_vars(name), ssh_config)
 
     # -- patterns --------------------------------------------------------------------------------
 
@@ -203,52 +461,127 @@ class Inventory(BaseModel):
         """Host names matching an Ansible host pattern, in inventory order.
 
         ``all`` / ``*``, host or group names, globs (``web*``), ``~regex``, union ``a:b`` (or
-        ``a,b``), intersection ``a:&b``, exclusion ``a:!b``. A list of patterns is a union.
+        ``a,b``), intersection ``a:&b``, exclusion ``a:!b``, subscripts ``web[0]``/``web[0:2]``.
+        Unions are applied first, then intersections, then exclusions; a pattern made only of
+        intersections and exclusions starts from ``all``. A list of patterns is a union.
         Terms that match nothing select nothing; :meth:`unmatched` reports them.
         """
-        parts = [pattern] if isinstance(pattern, str) else list(pattern)
-        terms = [t for p in parts for t in _split_pattern(p)]
         chosen: set[str] = set()
-        plain = [t for t in terms if not t.startswith(("&", "!"))]
-        for t in plain:
-            chosen.update(self._term(t))
-        for t in terms:
-            if t.startswith("&"):
-                chosen &= set(self._term(t[1:]))
-        for t in terms:
-            if t.startswith("!"):
-                chosen -= set(self._term(t[1:]))
+        for term in _order_terms(split_host_pattern(pattern)):
+            if term in self.hosts:
+                chosen.add(term)
+                continue
+            that = set(self._match_term(term))
+            if term[0] == "!":
+                chosen -= that
+            elif term[0] == "&":
+                chosen &= that
+            else:
+                chosen |= that
         return [h for h in self.hosts if h in chosen]
 
     def unmatched(self, pattern: str | Iterable[str]) -> list[str]:
-        """The terms of a pattern that match no host or group (likely typos)."""
-        parts = [pattern] if isinstance(pattern, str) else list(pattern)
-        return [t for p in parts for t in _split_pattern(p) if not self._term(t.lstrip("&!"))]
+        """The terms of a pattern that match no host and no group name (likely typos)."""
+        out: list[str] = []
+        for term in split_host_pattern(pattern):
+            expr, _ = _split_subscript(term.lstrip("&!"))
+            if expr == ALL or term in self.hosts:
+                continue
+            hosts, groups = self._enumerate(expr)
+            if not hosts and not groups:
+                out.append(term)
+        return out
 
-    def _term(self, term: str) -> list[str]:
-        if term in (ALL, "*"):
-            return list(self.hosts)
-        if term in self.groups:
-            return self.group_hosts(term)
-        if term in self.hosts:
-            return [term]
-        if term.startswith("~"):
-            rx = re.compile(term[1:])
-            names = [h for h in self.hosts if rx.search(h)]
-            groups = [g for g in self.groups if rx.search(g)]
-        else:
-            names = [h for h in self.hosts if fnmatch.fnmatchcase(h, term)]
-            groups = [g for g in self.groups if fnmatch.fnmatchcase(g, term)]
-        out = set(names)
+    def _match_term(self, term: str) -> list[str]:
+        """Hosts of one term without its ``&``/``!`` prefix, subscript applied."""
+        bare = term[1:] if term[0] in "&!" else term
+        key = f"t:{bare}"
+        if key not in self._memo:
+            expr, subscript = _split_subscript(bare)
+            hosts, _ = self._enumerate(expr)
+            self._memo[key] = _apply_subscript(hosts, subscript, bare)
+        result: list[str] = self._memo[key]
+        return result
+
+    def _enumerate(self, expr: str) -> tuple[list[str], list[str]]:
+        """(hosts, matching group names) of a name, glob or regex, as Ansible enumerates them."""
+        rx = _compile_term(expr)
+        groups = [g for g in self.group_names() if rx.match(g)]
+        members: set[str] = set()
         for g in groups:
-            out.update(self.group_hosts(g))
-        return [h for h in self.hosts if h in out]
+            members.update(self.group_hosts(g))
+        if not groups or expr[0] == "~" or any(c in expr for c in _GLOB_CHARS):
+            members.update(h for h in self.hosts if rx.match(h))
+        return [h for h in self.hosts if h in members], groups
 
 
-def _split_pattern(pattern: str) -> list[str]:
-    """Split ``a:b:&c:!d`` / ``a,b`` into terms, leaving IPv6-free colons in regexes alone."""
-    text = pattern.strip()
-    if text.startswith("~"):
-        return [text]
-    sep = "," if "," in text else ":"
-    return [t.strip() for t in text.split(sep) if t.strip()]
+def _append_new(items: list[str], item: str) -> None:
+    if item not in items:
+        items.append(item)
+
+
+def split_host_pattern(pattern: str | Iterable[str]) -> list[str]:
+    """Split a host pattern into terms as Ansible does.
+
+    A list is split element by element. A string with commas splits on commas; otherwise it is
+    one term if it is a host address (an IPv6 address, a name with a port), else it splits on
+    colons outside ``[...]`` (so ``web[01:03]`` stays whole).
+    """
+    if not isinstance(pattern, str):
+        return [t for p in pattern for t in split_host_pattern(p)]
+    if "," in pattern:
+        terms = pattern.split(",")
+    elif _is_address(pattern.strip()):
+        terms = [pattern]
+    else:
+        terms = _COLON_TERMS.findall(pattern)
+    return [t.strip() for t in terms if t.strip()]
+
+
+def _is_address(text: str) -> bool:
+    """A bare or bracketed IPv6 address (which the colon split would break apart)."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    return bare.count(":") >= 2 and bool(re.fullmatch(r"[0-9A-Fa-f:.]+(?:%\w+)?", bare))
+
+
+def _order_terms(terms: Sequence[str]) -> list[str]:
+    """Unions, then intersections, then exclusions; no union means ``all``."""
+    unions = [t for t in terms if t[0] not in "&!"]
+    intersections = [t for t in terms if t[0] == "&"]
+    exclusions = [t for t in terms if t[0] == "!"]
+    return (unions or [ALL]) + intersections + exclusions
+
+
+def _compile_term(expr: str) -> re.Pattern[str]:
+    try:
+        return re.compile(expr[1:] if expr[0] == "~" else fnmatch.translate(expr))
+    except re.error as exc:
+        raise InventoryError([Problem(f"invalid host pattern {expr!r}: {exc}", "pattern")]) from None
+
+
+def _split_subscript(term: str) -> tuple[str, tuple[int, int | None] | None]:
+    """``web[1:3]`` -> ("web", (1, 3)); ``web[2]`` -> ("web", (2, None)); regexes are left alone."""
+    if not term or term[0] == "~":
+        return term, None
+    m = _SUBSCRIPT.match(term)
+    if not m:
+        return term, None
+    expr, index, start, _sep, end = m.groups()
+    if index:
+        return expr, (int(index), None)
+    return expr, (int(start), int(end) if end else -1)
+
+
+def _apply_subscript(hosts: list[str], subscript: tuple[int, int | None] | None, term: str) -> list[str]:
+    if not hosts or subscript is None:
+        return hosts
+    start, end = subscript
+    try:
+        if end:  # Ansible's test: a range ending at 0 behaves as the single index ``start``
+            stop = len(hosts) - 1 if end == -1 else end
+            return hosts[start : stop + 1]
+        return [hosts[start]]
+    except IndexError:
+        raise InventoryError(
+            [Problem(f"no hosts matched the subscripted pattern {term!r}", "pattern")]
+        ) from None

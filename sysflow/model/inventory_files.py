@@ -1,0 +1,559 @@
+"""Ansible inventory files, INI, YAML and JSON, read as Ansible reads them.
+
+The parsers mirror ansible-core's ``ini`` and ``yaml`` inventory plugins (2.16-2.19):
+
+- INI: ``[group]``, ``[group:vars]``, ``[group:children]``; hosts before any section are ungrouped;
+  ``host:port``; inline ``key=value`` host variables split like a shell line; every value (inline or
+  in ``:vars``) typed with Python literal syntax as Ansible does (``2222`` and ``"2222"`` are ints,
+  ``True`` a bool, ``yes`` a string); a group named in ``:children`` or ``:vars`` must be declared
+  by a ``[group]`` or ``[group:children]`` section somewhere in the file.
+- YAML (and JSON of the same shape): groups map to ``hosts``, ``children`` and ``vars``; values
+  keep their YAML types.
+- Host ranges: ``web[01:20]`` keeps the zero padding, ``db-[a:f]``, strides ``[1:10:2]``, several
+  ranges in one name.
+
+Where Ansible only warns, these parsers refuse, because a silently dropped host is worse than a
+loud error in a maintenance tool: an unknown key in a YAML group (``host:`` for ``hosts:``), a group
+that is not a mapping, a descending range (``web[05:01]``, which Ansible expands to nothing).
+
+Every problem is collected with its ``file:line`` and raised together as one
+:class:`~sysflow.errors.InventoryError`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+import string
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sysflow.errors import InventoryError, Problem
+from sysflow.model.inventory import IMPLICIT_GROUPS, UNGROUPED, Inventory
+
+__all__ = ["expand_host_range", "load_inventory", "parse_ini", "parse_json", "parse_yaml", "split_port"]
+
+YAML_SUFFIXES = frozenset({".yml", ".yaml"})
+JSON_SUFFIXES = frozenset({".json"})
+INI_SUFFIXES = frozenset({".ini", ".cfg", ".hosts"})
+GROUP_KEYS = ("hosts", "children", "vars")
+MAX_NESTING = 64  # deepest YAML group nesting followed before giving up (guards recursive aliases)
+
+_SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
+_GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
+_BRACKETED = re.compile(r"^\[([0-9A-Fa-f:.]+(?:%\w+)?)\](?::(\d+))?$")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_YAML_KEY_LINE = re.compile(r"^[^\s\[#;=][^=]*:\s*(?:#.*)?$")
+
+
+# -- shared pieces ------------------------------------------------------------------------------
+
+
+class RangeError(ValueError):
+    """A host range that cannot be expanded."""
+
+
+def expand_host_range(pattern: str) -> list[str]:
+    """Expand Ansible host ranges: ``web[01:03]`` -> web01, web02, web03; ``db-[a:c]``; ``[1:9:2]``.
+
+    Raises :class:`RangeError` for malformed or descending ranges and non-positive strides.
+    """
+    if "[" not in pattern:
+        return [pattern]
+    head, sep, rest = pattern.partition("[")
+    body, sep, tail = rest.partition("]")
+    if not sep:
+        raise RangeError(f"unclosed host range in {pattern!r}")
+    return [name for item in _range_items(body, pattern) for name in expand_host_range(head + item + tail)]
+
+
+def _range_items(body: str, pattern: str) -> list[str]:
+    bounds = body.split(":")
+    if len(bounds) not in (2, 3):
+        raise RangeError(f"host range [{body}] in {pattern!r} must be begin:end or begin:end:step")
+    beg, end = bounds[0] or "0", bounds[1]
+    step = _range_step(bounds[2] if len(bounds) == 3 else "1", body, pattern)
+    if not end:
+        raise RangeError(f"host range [{body}] in {pattern!r} must specify an end value")
+    if beg in string.ascii_letters and end in string.ascii_letters and len(beg) == len(end) == 1:
+        return _letter_range(beg, end, step, body, pattern)
+    return _number_range(beg, end, step, body, pattern)
+
+
+def _range_step(text: str, body: str, pattern: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise RangeError(f"host range [{body}] in {pattern!r} has a bad step {text!r} (a positive integer)")
+    return int(text)
+
+
+def _letter_range(beg: str, end: str, step: int, body: str, pattern: str) -> list[str]:
+    i_beg, i_end = string.ascii_letters.index(beg), string.ascii_letters.index(end)
+    if i_beg > i_end:
+        raise RangeError(f"host range [{body}] in {pattern!r} must have begin <= end")
+    return list(string.ascii_letters[i_beg : i_end + 1 : step])
+
+
+def _number_range(beg: str, end: str, step: int, body: str, pattern: str) -> list[str]:
+    if not (beg.isdigit() and end.isdigit()):
+        raise RangeError(f"host range [{body}] in {pattern!r} must be numbers or single letters")
+    width = len(beg) if beg[0] == "0" and len(beg) > 1 else 0
+    if width and width != len(end):
+        raise RangeError(f"host range [{body}] in {pattern!r} must have begin and end of equal width")
+    if int(beg) > int(end):
+        raise RangeError(f"host range [{body}] in {pattern!r} must have begin <= end")
+    return [str(i).zfill(width) for i in range(int(beg), int(end) + 1, step)]
+
+
+def split_port(pattern: str) -> tuple[str, int | None]:
+    """Split ``host:port`` (or ``[v6addr]:port``) as Ansible's ``parse_address`` would.
+
+    Colons inside ``[...]`` ranges do not count; an address with two or more colons is IPv6 and
+    has no port; a non-numeric suffix is left as part of the name.
+    """
+    m = _BRACKETED.match(pattern)
+    if m and m.group(1).count(":") >= 2:
+        return m.group(1), int(m.group(2)) if m.group(2) else None
+    outside = _RANGES.sub("", pattern)
+    if outside.count(":") != 1:
+        return pattern, None
+    head, _, port = pattern.rpartition(":")
+    return (head, int(port)) if port.isdigit() and head else (pattern, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    """A parent -> child group relation and the line that declared it."""
+
+    parent: str
+    child: str
+    line: int
+
+
+class _Builder:
+    """Fills an Inventory while a file is read and collects every problem with its line."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.inventory = Inventory(source=source)
+        self.problems: list[Problem] = []
+
+    def problem(self, message: str, line: int | None) -> None:
+        where = f"{self.source}:{line}" if line else self.source
+        self.problems.append(Problem(message, where))
+
+    def declare(self, group: str) -> None:
+        if group not in IMPLICIT_GROUPS:
+            self.inventory.add_group(group)
+
+    def add_hosts(self, pattern: str, group: str, variables: dict[str, Any], line: int | None) -> None:
+        name, port = split_port(pattern)
+        try:
+            names = expand_host_range(name)
+        except RangeError as exc:
+            self.problem(str(exc), line)
+            return
+        extra = {"ansible_port": port} if port is not None else {}
+        for host in names:
+            self.inventory.add_host(host, groups=[group], **extra, **variables)
+
+    def set_group_vars(self, group: str, variables: dict[str, Any]) -> None:
+        self.inventory.add_group(group, vars=variables)
+
+    def add_child(self, edge: _Edge) -> None:
+        try:
+            self.inventory.add_child(edge.parent, edge.child)
+        except InventoryError as exc:
+            for p in exc.problems:
+                self.problem(p.message, edge.line)
+
+    def finish(self) -> Inventory:
+        if self.problems:
+            raise InventoryError(self.problems, source=self.source)
+        return self.inventory
+
+
+# -- loading a file -----------------------------------------------------------------------------
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read an inventory file, choosing the parser by extension, else by content."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(
+            [Problem(f"cannot read inventory: {exc}", str(file))], source=str(file)
+        ) from None
+    return _parser_for(file, text)(text, str(file))
+
+
+def _parser_for(file: Path, text: str) -> Callable[[str, str], Inventory]:
+    suffix = file.suffix.lower()
+    if suffix in YAML_SUFFIXES:
+        return parse_yaml
+    if suffix in JSON_SUFFIXES:
+        return parse_json
+    if suffix in INI_SUFFIXES:
+        return parse_ini
+    return _sniff(text)
+
+
+def _sniff(text: str) -> Callable[[str, str], Inventory]:
+    """JSON if it opens with ``{``, YAML if its first line is ``---`` or a bare ``key:``, else INI."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("{"):
+            return parse_json
+        if line == "---" or _YAML_KEY_LINE.match(line):
+            return parse_yaml
+        return parse_ini
+    return parse_ini
+
+
+# -- INI ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _IniState:
+    """Where the INI reader is: the current section and what was declared or referenced."""
+
+    group: str = UNGROUPED
+    kind: str = "hosts"
+    declared: set[str] = field(default_factory=lambda: set(IMPLICIT_GROUPS))
+    var_sections: list[tuple[str, int]] = field(default_factory=list)
+    edges: list[_Edge] = field(default_factory=list)
+
+
+def parse_ini(text: str, source: str = "<ini>") -> Inventory:
+    """Parse an Ansible INI inventory; raises InventoryError listing every problem."""
+    builder = _Builder(source)
+    state = _IniState()
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line and line[0] not in "#;":
+            _ini_line(builder, state, line, lineno)
+    _ini_resolve(builder, state)
+    return builder.finish()
+
+
+def _ini_line(builder: _Builder, state: _IniState, line: str, lineno: int) -> None:
+    m = _SECTION.match(line)
+    if m:
+        _ini_section(builder, state, m.group(1), m.group(2) or "hosts", lineno)
+    elif line.startswith("[") and line.endswith("]"):
+        builder.problem(f"invalid section header {line!r}: no spaces or ':' inside a group name", lineno)
+        state.kind = "invalid"
+    elif state.kind == "hosts":
+        _ini_hosts(builder, state.group, line, lineno)
+    elif state.kind == "vars":
+        _ini_vars(builder, state.group, line, lineno)
+    elif state.kind == "children":
+        _ini_child(builder, state, line, lineno)
+
+
+def _ini_section(builder: _Builder, state: _IniState, group: str, kind: str, lineno: int) -> None:
+    state.group, state.kind = group, kind
+    if kind not in GROUP_KEYS:
+        builder.problem(
+            f"section [{group}:{kind}] has unknown type {kind!r} (hosts, children or vars)", lineno
+        )
+        state.kind = "invalid"
+    elif kind == "vars":
+        state.var_sections.append((group, lineno))
+    else:
+        if kind == "children" and group == UNGROUPED:
+            builder.problem("the implicit group 'ungrouped' cannot have children", lineno)
+            state.kind = "invalid"
+            return
+        state.declared.add(group)
+        builder.declare(group)
+
+
+def _ini_hosts(builder: _Builder, group: str, line: str, lineno: int) -> None:
+    try:
+        tokens = shlex.split(line, comments=True)
+    except ValueError as exc:
+        builder.problem(f"cannot parse host line {line!r}: {exc}", lineno)
+        return
+    if not tokens:
+        return
+    pattern, variables, ok = tokens[0], {}, True
+    if pattern.strip() == "---":
+        builder.problem("host '---' is not valid: this looks like a YAML file read as INI", lineno)
+        return
+    if pattern.endswith(":") and split_port(pattern)[1] is None:
+        builder.problem(f"host {pattern!r} ends in ':', which is reserved for a port", lineno)
+        return
+    for token in tokens[1:]:
+        key, eq, value = token.partition("=")
+        if not eq or not key:
+            builder.problem(f"expected key=value host variable, got {token!r}", lineno)
+            ok = False
+            continue
+        variables[key] = ini_value(value)
+    if ok:
+        builder.add_hosts(pattern, group, variables, lineno)
+
+
+def _ini_vars(builder: _Builder, group: str, line: str, lineno: int) -> None:
+    key, eq, value = line.partition("=")
+    if not eq or not key.strip():
+        builder.problem(f"expected key=value in [{group}:vars], got {line!r}", lineno)
+        return
+    builder.set_group_vars(group, {key.strip(): ini_value(value.strip())})
+
+
+def _ini_child(builder: _Builder, state: _IniState, line: str, lineno: int) -> None:
+    m = _GROUP_NAME.match(line)
+    if not m:
+        builder.problem(f"expected a group name in [{state.group}:children], got {line!r}", lineno)
+        return
+    state.edges.append(_Edge(state.group, m.group(1), lineno))
+
+
+def _ini_resolve(builder: _Builder, state: _IniState) -> None:
+    """Check :vars and :children references against declared groups, then link the children."""
+    for group, lineno in state.var_sections:
+        if group not in state.declared:
+            builder.problem(f"section [{group}:vars] is not valid for undefined group {group!r}", lineno)
+    for edge in state.edges:
+        if edge.child not in state.declared:
+            builder.problem(
+                f"section [{edge.parent}:children] includes undefined group {edge.child!r}", edge.line
+            )
+        else:
+            builder.add_child(edge)
+
+
+def ini_value(text: str) -> Any:
+    """Type an INI value as Ansible does: a Python literal if it is one, else the string."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """Lists for tuples and sets, strings for what variables cannot hold (bytes, ..., complex)."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, complex):
+        return str(value)
+    return value
+
+
+# -- YAML and JSON ------------------------------------------------------------------------------
+
+
+class _InventoryLoader(yaml.SafeLoader):
+    """SafeLoader that also reads Ansible's ``!unsafe`` tag (a plain string here)."""
+
+
+def _construct_unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+_InventoryLoader.add_constructor("!unsafe", _construct_unsafe)
+
+
+def parse_yaml(text: str, source: str = "<yaml>") -> Inventory:
+    """Parse an Ansible YAML inventory; raises InventoryError listing every problem."""
+    loader = _InventoryLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise InventoryError([Problem(f"bad YAML: {exc.problem or exc}", where)], source=source) from None
+    except yaml.YAMLError as exc:
+        raise InventoryError([Problem(f"bad YAML: {exc}", source)], source=source) from None
+    try:
+        return _read_tree(root, loader, source)
+    finally:
+        loader.dispose()
+
+
+def parse_json(text: str, source: str = "<json>") -> Inventory:
+    """Parse a JSON inventory shaped like a YAML one; raises InventoryError listing every problem."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InventoryError(
+            [Problem(f"bad JSON: {exc.msg}", f"{source}:{exc.lineno}")], source=source
+        ) from None
+    try:
+        return parse_yaml(text, source)  # the same tree, now with line numbers
+    except InventoryError as exc:
+        if not any(p.message.startswith("bad YAML") for p in exc.problems):
+            raise
+    node = yaml.representer.SafeRepresenter().represent_data(data)  # JSON that YAML 1.1 cannot read: no lines
+    return _read_tree(node, _InventoryLoader(""), source)
+
+
+def _read_tree(root: yaml.Node | None, loader: yaml.SafeLoader, source: str) -> Inventory:
+    reader = _YamlReader(_Builder(source), loader)
+    reader.read(root)
+    return reader.builder.finish()
+
+
+def _line(node: yaml.Node) -> int | None:
+    mark = node.start_mark
+    return mark.line + 1 if mark is not None else None
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"the scalar {node.value!r}"
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _pairs(node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+    yield from node.value
+
+
+class _YamlReader:
+    """Walks the composed YAML node tree, so every problem knows its line."""
+
+    def __init__(self, builder: _Builder, loader: yaml.SafeLoader) -> None:
+        self.builder = builder
+        self.loader = loader
+        self.path: list[int] = []
+
+    def read(self, root: yaml.Node | None) -> None:
+        if root is None or _is_null(root):
+            self.builder.problem("the inventory is empty", 1)
+            return
+        if not isinstance(root, yaml.MappingNode):
+            self.builder.problem(f"an inventory is a mapping of groups, found {_kind(root)}", _line(root))
+            return
+        for key, _ in _pairs(root):
+            if self._scalar(key) == "plugin":
+                self.builder.problem(
+                    "this is an inventory plugin configuration, not a YAML inventory", _line(key)
+                )
+                return
+        for key, value in _pairs(root):
+            name = self._name(key, "group")
+            if name is not None:
+                self.group(name, value)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        return self.loader.construct_object(node)
+
+    def _name(self, node: yaml.Node, what: str) -> str | None:
+        value = self._scalar(node)
+        if not isinstance(value, str):
+            shown = value if value is not None else _kind(node)
+            self.builder.problem(f"{what} name {shown!r} must be a string (quote it)", _line(node))
+            return None
+        return value
+
+    def group(self, name: str, node: yaml.Node) -> None:
+        """One group: declare it, then read its hosts, children and vars."""
+        if id(node) in self.path or len(self.path) > MAX_NESTING:
+            self.builder.problem(f"group {name!r} nests too deeply (a recursive alias?)", _line(node))
+            return
+        self.builder.declare(name)
+        if _is_null(node):
+            return
+        if not isinstance(node, yaml.MappingNode):
+            self.builder.problem(
+                f"group {name!r} must be a mapping of {', '.join(GROUP_KEYS)}; found {_kind(node)}",
+                _line(node),
+            )
+            return
+        self.path.append(id(node))
+        for key, value in _pairs(node):
+            self._section(name, key, value)
+        self.path.pop()
+
+    def _section(self, group: str, key: yaml.Node, value: yaml.Node) -> None:
+        kind = self._scalar(key)
+        if kind not in GROUP_KEYS:
+            self.builder.problem(
+                f"unknown key {kind!r} in group {group!r} (expected {', '.join(GROUP_KEYS)})", _line(key)
+            )
+            return
+        entries = self._entries(group, kind, value)
+        for entry_key, entry_value in entries:
+            if kind == "hosts":
+                self._host(group, entry_key, entry_value)
+            elif kind == "children":
+                self._child(group, entry_key, entry_value)
+            else:
+                self._var(group, entry_key, entry_value)
+
+    def _entries(self, group: str, kind: str, node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node | None]]:
+        """A section's (key, value) nodes; a bare string stands for ``{string: null}`` as in Ansible."""
+        if _is_null(node):
+            return []
+        if isinstance(node, yaml.MappingNode):
+            return list(_pairs(node))
+        if isinstance(node, yaml.ScalarNode) and isinstance(self._scalar(node), str):
+            return [(node, None)]
+        self.builder.problem(
+            f"'{kind}' of group {group!r} must be a mapping, found {_kind(node)}", _line(node)
+        )
+        return []
+
+    def _host(self, group: str, key: yaml.Node, value: yaml.Node | None) -> None:
+        pattern = self._name(key, "host")
+        if pattern is None:
+            return
+        variables: Any = {} if value is None or _is_null(value) else self._value(value)
+        if not isinstance(variables, dict):
+            self.builder.problem(f"variables of host {pattern!r} must be a mapping", _line(key))
+            return
+        self.builder.add_hosts(pattern, group, variables, _line(key))
+
+    def _child(self, group: str, key: yaml.Node, value: yaml.Node | None) -> None:
+        child = self._name(key, "group")
+        if child is None:
+            return
+        self.group(child, value if value is not None else yaml.ScalarNode("tag:yaml.org,2002:null", ""))
+        self.builder.add_child(_Edge(group, child, _line(key) or 0))
+
+    def _var(self, group: str, key: yaml.Node, value: yaml.Node | None) -> None:
+        name = self._name(key, "variable")
+        if name is None:
+            return
+        data = None if value is None else self._value(value)
+        self.builder.set_group_vars(group, {name: data})
+
+    def _value(self, node: yaml.Node) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            reason = getattr(exc, "problem", None) or str(exc)
+            self.builder.problem(f"cannot read value: {reason}", _line(node))
+            return None

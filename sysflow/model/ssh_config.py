@@ -1,0 +1,154 @@
+"""A host's connection settings, resolved the way ``ansible`` + ``ssh`` resolve them.
+
+Ansible runs ``ssh`` against ``ansible_host`` (or the inventory name) and passes ``ansible_port``,
+``ansible_user`` and ``ansible_ssh_private_key_file`` as command-line options. ``ssh`` then reads its
+client config, where the first value obtained for an option wins and command-line options come
+first. So:
+
+- ``ansible_ssh_host`` / ``ansible_ssh_port`` / ``ansible_ssh_user`` (Ansible's legacy names) are
+  read when the current names are unset; ``~`` in key paths is expanded;
+- the name looked up in the config (``Host`` patterns, ``%n``) is ``ansible_host`` or the inventory
+  name; ``HostName`` from the config maps it further, as ``ssh`` would;
+- ``ansible_port`` / ``ansible_user`` override ``Port`` / ``User`` from the config, which override
+  the defaults (port 22, the current user);
+- ``ansible_ssh_private_key_file`` is tried first, then every ``IdentityFile`` from the config;
+- ``ProxyJump`` comes from the config (``none`` means no jump host).
+
+The config is parsed by asyncssh's ``SSHClientConfig`` (imported when first needed, so that
+``import sysflow`` stays light). It supports ``Host`` patterns with wildcards and ``!`` negation,
+``Include``, percent and environment expansion, and ``Match`` on host, originalhost, user,
+localuser and exec. Like asyncssh (and unlike ``ssh``), unknown options are ignored and there is no
+``CanonicalizeHostname`` second pass; ``Match canonical``/``final`` blocks apply as asyncssh
+decides on a single pass.
+
+When no identity file is configured, ``identity_files`` is empty: the credential provider decides
+which default keys to try.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sysflow.errors import InventoryError, Problem
+
+__all__ = [
+    "DEFAULT_SSH_CONFIG",
+    "DEFAULT_SSH_PORT",
+    "ConnectionSettings",
+    "SSHConfigSource",
+    "resolve_connection",
+]
+
+DEFAULT_SSH_PORT = 22
+DEFAULT_SSH_CONFIG = Path("~", ".ssh", "config")
+
+SSHConfigSource = str | Path | Sequence[str | Path] | None
+"""One config file, several (read in order), ``()`` for none, or None for ``~/.ssh/config`` if readable."""
+
+_ASYNCSSH_ERROR = re.compile(r"^(?P<path>.*) line (?P<line>\d+): (?P<reason>.*)$", re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """Where and as whom to connect to one inventory host. Holds no secret: key *paths* only."""
+
+    name: str
+    hostname: str
+    port: int
+    username: str
+    identity_files: tuple[str, ...] = ()
+    proxy_jump: str | None = None
+
+
+def resolve_connection(
+    name: str, host_vars: Mapping[str, Any], ssh_config: SSHConfigSource = None
+) -> ConnectionSettings:
+    """Resolve how to reach inventory host ``name`` given its merged variables and an ssh config."""
+    alias = str(_first(host_vars, "ansible_host", "ansible_ssh_host") or name)
+    port = _explicit_port(name, _first(host_vars, "ansible_port", "ansible_ssh_port"))
+    user = _first(host_vars, "ansible_user", "ansible_ssh_user")
+    config = _load_config(_config_paths(ssh_config), alias, None if user is None else str(user), port)
+    return ConnectionSettings(
+        name=name,
+        hostname=str(config.get("Hostname") or alias),
+        port=int(config.get("Port") or DEFAULT_SSH_PORT),
+        username=str(config.get("User") or getpass.getuser()),
+        identity_files=_identity_files(
+            host_vars.get("ansible_ssh_private_key_file"), config.get("IdentityFile")
+        ),
+        proxy_jump=_proxy_jump(config.get("ProxyJump")),
+    )
+
+
+def _first(host_vars: Mapping[str, Any], *keys: str) -> Any:
+    """The first variable set among ``keys`` (Ansible's current name, then its legacy alias)."""
+    for key in keys:
+        if host_vars.get(key) is not None:
+            return host_vars[key]
+    return None
+
+
+def _explicit_port(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = 0
+    if isinstance(value, bool | float) or not 0 < port < 65536:
+        raise InventoryError([Problem(f"ansible_port {value!r} is not a TCP port", f"host {name}")])
+    return port
+
+
+def _config_paths(ssh_config: SSHConfigSource) -> list[Path]:
+    if ssh_config is None:
+        default = DEFAULT_SSH_CONFIG.expanduser()
+        return [default] if default.is_file() else []
+    if isinstance(ssh_config, str | Path):
+        return [Path(ssh_config).expanduser()]
+    return [Path(p).expanduser() for p in ssh_config]
+
+
+def _load_config(paths: list[Path], alias: str, user: str | None, port: int | None) -> Any:
+    """Parse the config files for one host with asyncssh; explicit user/port are obtained first."""
+    from asyncssh.config import ConfigParseError, SSHClientConfig
+
+    for path in paths:
+        if not path.is_file():
+            raise InventoryError([Problem("ssh config file not found", str(path))], source=str(path))
+    explicit_user: Any = () if user is None else user
+    explicit_port: Any = () if port is None else port
+    try:
+        return SSHClientConfig.load(
+            None, paths, False, False, False, getpass.getuser(), explicit_user, alias, explicit_port
+        )
+    except (ConfigParseError, ValueError, OSError) as exc:
+        raise InventoryError([_config_problem(str(exc))], source="ssh_config") from None
+
+
+def _config_problem(message: str) -> Problem:
+    m = _ASYNCSSH_ERROR.match(message)
+    if m:
+        return Problem(f"ssh config: {m['reason']}", f"{m['path']}:{m['line']}")
+    return Problem(f"ssh config: {message}", "ssh_config")
+
+
+def _identity_files(explicit: Any, configured: Any) -> tuple[str, ...]:
+    files: list[str] = [] if explicit is None else [os.path.expanduser(str(explicit))]
+    for item in configured or ():
+        text = os.path.expanduser(str(item))
+        if text.lower() != "none" and text not in files:
+            files.append(text)
+    return tuple(files)
+
+
+def _proxy_jump(value: Any) -> str | None:
+    if value is None or str(value).lower() == "none":
+        return None
+    return str(value)
