@@ -1,0 +1,179 @@
+"""A window-aware lower bound on when the work can be done, and how far a plan is from it.
+
+The textbook bound (critical path, total work / capacity) is 20-200× too weak when work can only run
+inside windows. This bound pushes each stage's waves through that stage's own windows: a wave starts
+after the previous wave's bound plus the gate, and ends no earlier than (a) its work on each resource
+divided by that resource's capacity, counted only inside the windows, and (b) the earliest time its
+longest chain could finish alone. Separately, each resource's total work divided by its capacity is
+pushed through the union of its users' windows. The bound on the makespan is the largest of these.
+
+Every step relaxes the problem (work may be preempted across windows, other stages are ignored), so
+the bound never exceeds the makespan of a plan that places every host.
+
+Times of a plan are compared with the bound in *window time* (seconds inside the stage's windows),
+so that a plan one hour late inside a window reads as one hour late, not as a 0.1 % ratio over a
+two-week horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind, Window
+from sysflow.planner.solution import Assignment, blocks, latest_start
+
+__all__ = ["Bound", "Quality", "lower_bound", "quality"]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Lower bounds on completion: overall, per stage, and from each resource's total work."""
+
+    makespan: int
+    per_stage: Mapping[str, int]
+    per_resource: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A plan against the bound: makespan, ratio and excess in window time of the worst stage."""
+
+    makespan: int
+    ratio: float  # window time to the plan's completion / window time to the bound (>= 1)
+    excess_s: int  # window seconds between the bound and the plan's completion
+    stage: str  # the stage where both are measured
+
+
+def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _push(spans: Sequence[tuple[int, int]], t: float, need: float) -> float:
+    """The time at which ``need`` seconds of window time, taken from ``t`` on, are used up."""
+    if need <= 0:
+        return t
+    for a, b in spans:
+        lo = max(a, t)
+        if lo >= b:
+            continue
+        if lo + need <= b:
+            return lo + need
+        need -= b - lo
+    return float("inf")
+
+
+def _window_time(spans: Sequence[tuple[int, int]], t: float) -> float:
+    """Window seconds in ``[0, t]``."""
+    return sum(max(0.0, min(b, t) - a) for a, b in spans if a < t)
+
+
+def _earliest_finish(c: Chain, t: float, split: bool) -> float:
+    """When ``c`` alone, started no earlier than ``t``, could end."""
+    for a, b in blocks(c, split):
+        length = sum(c.durations[a:b])
+        for w in c.windows:
+            lo = max(t, w.start)
+            if lo <= latest_start(c, a, b, w):
+                t = lo + length
+                break
+        else:
+            return float("inf")
+    return t
+
+
+def _work(problem: PlanningProblem, c: Chain) -> dict[int, float]:
+    """Unit-seconds of each pool and budget the chain uses (a rate's hold may outlast the work)."""
+    out: dict[int, float] = {}
+    for i, us in enumerate(c.uses):
+        for u in us:
+            if problem.resources[u.resource].kind is ResourceKind.RATE:
+                continue
+            out[u.resource] = out.get(u.resource, 0.0) + c.weight * u.amount * c.durations[i]
+    for u in c.span_uses:
+        out[u.resource] = out.get(u.resource, 0.0) + c.weight * u.amount * c.total
+    return out
+
+
+def _windows(chains: Iterable[Chain]) -> list[tuple[int, int]]:
+    return _merge({(w.start, w.end) for c in chains for w in c.windows})
+
+
+def _wave_end(problem: PlanningProblem, chains: Sequence[Chain], start: float) -> float:
+    spans = _windows(chains)
+    work: dict[int, float] = {}
+    for c in chains:
+        for r, v in _work(problem, c).items():
+            work[r] = work.get(r, 0.0) + v
+    end = max(
+        (_earliest_finish(c, max(start, c.release), problem.split_chains) for c in chains), default=start
+    )
+    for r, v in work.items():
+        end = max(end, _push(spans, start, v / problem.resources[r].capacity))
+    return end
+
+
+def _stage_bound(problem: PlanningProblem, chains: Sequence[Chain]) -> float:
+    by_wave: dict[int, list[Chain]] = {}
+    for c in chains:
+        by_wave.setdefault(c.wave, []).append(c)
+    t, prev = 0.0, None
+    for wave in sorted(by_wave):
+        if prev is not None:
+            t += problem.gate(prev)
+        t = _wave_end(problem, by_wave[wave], t)
+        prev = wave
+    return t
+
+
+def _resource_bound(problem: PlanningProblem, r: int) -> float:
+    users = [c for c in problem.chains if r in _work(problem, c)]
+    total = sum(_work(problem, c)[r] for c in users)
+    return _push(_windows(users), 0, total / problem.resources[r].capacity)
+
+
+def lower_bound(problem: PlanningProblem) -> Bound:
+    """The window-aware lower bound of ``problem`` (see module docstring); ``inf`` is capped at horizon."""
+    stages: dict[str, list[Chain]] = {}
+    for c in problem.chains:
+        stages.setdefault(c.stage, []).append(c)
+    cap = problem.horizon
+    per_stage = {s: _finite(_stage_bound(problem, cs), cap) for s, cs in stages.items()}
+    per_resource = {
+        problem.resources[r].name: _finite(_resource_bound(problem, r), cap)
+        for r in range(len(problem.resources))
+    }
+    return Bound(max([*per_stage.values(), *per_resource.values(), 0]), per_stage, per_resource)
+
+
+def _finite(t: float, cap: int) -> int:
+    return cap if t == float("inf") else int(t)
+
+
+def quality(problem: PlanningProblem, a: Assignment, bound: Bound) -> Quality:
+    """How far ``a`` is from ``bound``, in window time of the stage that is furthest from it."""
+    ends: dict[str, int] = {}
+    for c in problem.chains:
+        if c.host in a.starts:
+            ends[c.stage] = max(ends.get(c.stage, 0), a.end(c))
+    makespan = max(ends.values(), default=0)
+    worst = Quality(makespan, 1.0, 0, "")
+    for stage, end in ends.items():
+        spans = _windows(c for c in problem.chains if c.stage == stage)
+        lb = bound.per_stage.get(stage, 0)
+        used, best = _window_time(spans, end), _window_time(spans, lb)
+        q = Quality(makespan, used / best if best > 0 else 1.0, int(max(0.0, used - best)), stage)
+        if (q.excess_s, q.ratio) > (worst.excess_s, worst.ratio):
+            worst = q
+    return worst
+
+
+def window_spans(windows: Iterable[Window]) -> list[tuple[int, int]]:
+    """Merged ``(start, end)`` spans of ``windows``."""
+    return _merge((w.start, w.end) for w in windows)
