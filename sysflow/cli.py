@@ -1,8 +1,20 @@
-"""The ``sysflow`` command line. Commands import what they need lazily so ``--help`` stays fast."""
+"""The ``sysflow`` command line. Commands import what they need lazily so ``--help`` stays fast.
+
+Exit codes: 0 success, 1 invalid input or a failed command (every problem printed, one per line,
+never a traceback), 2 usage errors (typer's own).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:
+    from sysflow.model.inventory import Inventory
+    from sysflow.model.workflow import MaintenanceWorkflow
+    from sysflow.planner.graph import OpGraph
 
 app = typer.Typer(
     name="sysflow",
@@ -12,10 +24,102 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+EXIT_INVALID = 1
+
 
 @app.callback()
 def _root() -> None:
     """sysflow: plan, run and verify maintenance across a fleet over SSH."""
+
+
+def _fail(lines: list[str], summary: str) -> typer.Exit:
+    for line in lines:
+        typer.echo(line, err=True)
+    typer.echo(summary, err=True)
+    return typer.Exit(EXIT_INVALID)
+
+
+def _problem_lines(exc: Exception) -> list[str]:
+    problems = getattr(exc, "problems", None)
+    if problems:
+        return [str(p) for p in problems]
+    return [f"error: {exc}"]
+
+
+def load_inputs(
+    workflow: Path, inventory: Path, ssh_config: Path | None
+) -> tuple[MaintenanceWorkflow, Inventory]:
+    """Load a workflow and an inventory; problems of both are raised together as a WorkflowError."""
+    from sysflow.errors import InventoryError, Problem, WorkflowError
+    from sysflow.model.inventory import Inventory
+    from sysflow.model.workflow import MaintenanceWorkflow
+
+    problems: list[Problem] = []
+    wf: MaintenanceWorkflow | None = None
+    inv: Inventory | None = None
+    try:
+        wf = MaintenanceWorkflow.from_file(workflow)
+    except WorkflowError as exc:
+        problems.extend(exc.problems)
+    try:
+        inv = Inventory.load(inventory)
+        if ssh_config is not None:
+            for host in inv.hosts:
+                inv.connection(host, ssh_config)
+    except InventoryError as exc:
+        problems.extend(exc.problems)
+    if problems or wf is None or inv is None:
+        raise WorkflowError(problems)
+    return wf, inv
+
+
+def summary_lines(wf: MaintenanceWorkflow, graph: OpGraph, inventory: Inventory) -> list[str]:
+    """The human summary ``sysflow validate`` prints for a valid workflow."""
+    groups = sorted({g for op in graph for g in op.groups})
+    sizes = ", ".join(str(len(w)) for w in graph.waves)
+    hooks = sum(1 for op in graph if op.run_once)
+    return [
+        f"workflow    {wf.name}: {len(wf.tasks)} tasks, rollout {wf.rollout.strategy.value}",
+        f"hosts       {len(graph.hosts)} of {len(inventory.hosts)} in the inventory",
+        f"groups      {len(groups)}: {', '.join(groups)}",
+        f"operations  {len(graph)}" + (f" ({hooks} run-once)" if hooks else ""),
+        f"waves       {len(graph.waves)} (hosts per wave: {sizes}); {len(graph.gates)} gates",
+    ]
+
+
+@app.command()
+def validate(
+    workflow: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")],
+    ssh_config: Annotated[
+        Path | None, typer.Option("--ssh-config", help="OpenSSH client config to resolve hosts with.")
+    ] = None,
+) -> None:
+    """Check a workflow against an inventory: print a summary, or every problem (exit 1)."""
+    from sysflow.errors import SysflowError
+    from sysflow.planner.compile import compile_workflow
+
+    try:
+        wf, inv = load_inputs(workflow, inventory, ssh_config)
+        graph = compile_workflow(wf, inv)
+    except SysflowError as exc:
+        lines = _problem_lines(exc)
+        raise _fail(lines, f"{workflow}: invalid, {len(lines)} problem(s)") from None
+    except (OSError, ValueError) as exc:  # anything else the inputs can cause, still without a traceback
+        raise _fail([f"error: {exc}"], f"{workflow}: invalid") from None
+    typer.echo(f"{workflow}: valid")
+    for line in summary_lines(wf, graph, inv):
+        typer.echo(f"  {line}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of workflow files (for editors and CI)."""
+    import json
+
+    from sysflow.model.workflow import MaintenanceWorkflow
+
+    typer.echo(json.dumps(MaintenanceWorkflow.model_json_schema(), indent=2))
 
 
 def main() -> None:
