@@ -1,0 +1,84 @@
+"""Greedy and CP-SAT against the checker, each other, brute force and the lower bound."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from sysflow.planner.bounds import lower_bound, quality
+from sysflow.planner.check import check
+from sysflow.planner.cpsat import solve_cpsat
+from sysflow.planner.greedy import DispatchRule, greedy
+from sysflow.planner.problem import PlanningProblem
+
+from .brute import _options, optimum
+from .instances import problems, random_problem
+
+SLOW = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+
+@settings(SLOW, max_examples=150)
+@given(problems(max_hosts=8))
+def test_every_greedy_plan_passes_check(p: PlanningProblem) -> None:
+    for rule in DispatchRule:
+        assert check(p, greedy(p, (rule,)).assignment) == []
+
+
+@settings(SLOW, max_examples=25)
+@given(problems(max_hosts=6))
+def test_cpsat_plans_pass_check_and_never_lose_to_greedy(p: PlanningProblem) -> None:
+    g = greedy(p)
+    r = solve_cpsat(p, time_limit=1.0, num_workers=1, random_seed=7, baseline=g)
+    assert check(p, r.assignment) == []
+    assert r.score <= g.score
+
+
+def _tiny(draw_seed: int, split: bool) -> PlanningProblem:
+    return random_problem(draw_seed, hosts=2 if split else 3, split=split, horizon=24)
+
+
+@settings(SLOW, max_examples=15)
+@given(st.integers(0, 10**6), st.booleans())
+def test_cpsat_matches_brute_force_on_tiny_instances(seed: int, split: bool) -> None:
+    p = _tiny(seed, split)
+    assume(math.prod(len(_options(p, c)) for c in p.chains) <= 4000)
+    best, _ = optimum(p)
+    r = solve_cpsat(p, time_limit=2.0, num_workers=1, random_seed=7)
+    assert r.score == best
+
+
+@settings(SLOW, max_examples=25)
+@given(st.integers(0, 10**6), st.booleans())
+def test_bound_never_exceeds_the_optimum_makespan(seed: int, split: bool) -> None:
+    p = _tiny(seed, split)
+    assume(math.prod(len(_options(p, c)) for c in p.chains) <= 4000)
+    _, best_makespan = optimum(p)
+    if best_makespan is not None:
+        assert lower_bound(p).makespan <= best_makespan
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_bound_below_every_complete_greedy_plan(split: bool) -> None:
+    for seed in range(200):
+        p = random_problem(seed, hosts=5, split=split)
+        g = greedy(p)
+        if not g.assignment.deferred:
+            q = quality(p, g.assignment, lower_bound(p))
+            assert lower_bound(p).makespan <= q.makespan
+            assert q.ratio >= 1.0
+
+
+def test_decomposition_stays_feasible_and_matches_hosts() -> None:
+    p = random_problem(11, hosts=40)
+    r = solve_cpsat(p, time_limit=1.0, num_workers=1, random_seed=7, max_units=8)
+    assert r.units <= len(p.chains)
+    assert check(p, r.assignment) == []
+    assert set(r.assignment.starts) | set(r.assignment.deferred) == {c.host for c in p.chains}
+
+
+def test_greedy_needs_a_rule() -> None:
+    with pytest.raises(ValueError):
+        greedy(random_problem(1), ())
