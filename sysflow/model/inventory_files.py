@@ -38,7 +38,15 @@ import yaml
 from sysflow.errors import InventoryError, Problem
 from sysflow.model.inventory import IMPLICIT_GROUPS, UNGROUPED, Inventory
 
-__all__ = ["expand_host_range", "load_inventory", "parse_ini", "parse_json", "parse_yaml", "split_port"]
+__all__ = [
+    "expand_host_range",
+    "inventory_error",
+    "load_inventory",
+    "parse_ini",
+    "parse_json",
+    "parse_yaml",
+    "split_port",
+]
 
 YAML_SUFFIXES = frozenset({".yml", ".yaml"})
 JSON_SUFFIXES = frozenset({".json"})
@@ -127,6 +135,13 @@ def split_port(pattern: str) -> tuple[str, int | None]:
     return (head, int(port)) if port.isdigit() and head else (pattern, None)
 
 
+def inventory_error(problems: list[Problem], source: str) -> InventoryError:
+    """An InventoryError whose ``source`` is set but not repeated before each located problem."""
+    error = InventoryError(problems)
+    error.source = source
+    return error
+
+
 @dataclass(frozen=True, slots=True)
 class _Edge:
     """A parent -> child group relation and the line that declared it."""
@@ -175,7 +190,7 @@ class _Builder:
 
     def finish(self) -> Inventory:
         if self.problems:
-            raise InventoryError(self.problems, source=self.source)
+            raise inventory_error(self.problems, self.source)
         return self.inventory
 
 
@@ -188,9 +203,7 @@ def load_inventory(path: str | Path) -> Inventory:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError(
-            [Problem(f"cannot read inventory: {exc}", str(file))], source=str(file)
-        ) from None
+        raise inventory_error([Problem(f"cannot read inventory: {exc}", str(file))], str(file)) from None
     return _parser_for(file, text)(text, str(file))
 
 
@@ -386,9 +399,9 @@ def parse_yaml(text: str, source: str = "<yaml>") -> Inventory:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark else source
-        raise InventoryError([Problem(f"bad YAML: {exc.problem or exc}", where)], source=source) from None
+        raise inventory_error([Problem(f"bad YAML: {exc.problem or exc}", where)], source) from None
     except yaml.YAMLError as exc:
-        raise InventoryError([Problem(f"bad YAML: {exc}", source)], source=source) from None
+        raise inventory_error([Problem(f"bad YAML: {exc}", source)], source) from None
     try:
         return _read_tree(root, loader, source)
     finally:
@@ -400,9 +413,7 @@ def parse_json(text: str, source: str = "<json>") -> Inventory:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InventoryError(
-            [Problem(f"bad JSON: {exc.msg}", f"{source}:{exc.lineno}")], source=source
-        ) from None
+        raise inventory_error([Problem(f"bad JSON: {exc.msg}", f"{source}:{exc.lineno}")], source) from None
     try:
         return parse_yaml(text, source)  # the same tree, now with line numbers
     except InventoryError as exc:
@@ -555,5 +566,7 @@ class _YamlReader:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             reason = getattr(exc, "problem", None) or str(exc)
+            if "!vault" in reason:
+                reason = "Ansible Vault values are not supported (secrets come from a credential provider)"
             self.builder.problem(f"cannot read value: {reason}", _line(node))
             return None

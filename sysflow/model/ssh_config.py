@@ -121,7 +121,7 @@ def _load_config(paths: list[Path], alias: str, user: str | None, port: int | No
 
     for path in paths:
         if not path.is_file():
-            raise InventoryError([Problem("ssh config file not found", str(path))], source=str(path))
+            raise InventoryError([Problem("ssh config file not found", str(path))])
     explicit_user: Any = () if user is None else user
     explicit_port: Any = () if port is None else port
     try:
@@ -129,7 +129,7 @@ def _load_config(paths: list[Path], alias: str, user: str | None, port: int | No
             None, paths, False, False, False, getpass.getuser(), explicit_user, alias, explicit_port
         )
     except (ConfigParseError, ValueError, OSError) as exc:
-        raise InventoryError([_config_problem(str(exc))], source="ssh_config") from None
+        raise InventoryError([_config_problem(str(exc))]) from None
 
 
 def _config_problem(message: str) -> Problem:
