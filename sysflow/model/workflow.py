@@ -12,7 +12,7 @@ that need the inventory live in ``sysflow.planner.compile``. Every problem names
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -408,11 +408,11 @@ class MaintenanceWorkflow(UserModel):
 
     def locate(self, path: str) -> str:
         """``file:line:col`` of a field path (or of its nearest recorded parent), else the path."""
-        probe = path
-        while probe:
-            if probe in self._positions:
-                return self._positions[probe]
-            probe = _parent_path(probe)
+        aliased = path.replace("rollout.groups", "rollout.waves", 1)  # `waves` is the file's other name
+        for probe, alias in zip(_ancestors(path), _ancestors(aliased), strict=True):
+            for candidate in (probe, alias):
+                if candidate in self._positions:
+                    return self._positions[candidate]
         return path
 
     def task(self, task_id: str) -> Task:
@@ -443,6 +443,13 @@ Workflow = MaintenanceWorkflow
 
 def _listify(value: str | Iterable[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    """``a.b[1].c``, ``a.b[1]``, ``a.b``, ``a``."""
+    while path:
+        yield path
+        path = _parent_path(path)
 
 
 def _parent_path(path: str) -> str:
