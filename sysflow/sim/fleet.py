@@ -231,7 +231,7 @@ class SimFleet:
         self, host: str, command: str, rule: Rule, groups: dict[str, str], t: float, rec: Recorded
     ) -> Outcome:
         failed = rec.exit_status != 0 or rec.error is not None
-        duration = math.inf if rec.error == "CommandTimeout" else rec.duration
+        duration = math.inf if rec.error is not None else rec.duration
         out = Outcome(host, command, rule, groups, t, duration, failed, recorded=rec)
         if rec.error is not None and rec.error != "CommandTimeout":
             out.lost_at, out.lost_reason = t + rec.duration, f"replayed {rec.error}"

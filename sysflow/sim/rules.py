@@ -49,7 +49,7 @@ def _ln(mean: float, sigma: float) -> LogNormal:
     return LogNormal(mean=mean, sigma=sigma)
 
 
-_APT = r"\bapt(?:-get)?\s+(?:-\S+\s+)*"
+_APT = r"\bapt(?:-get)?\s(?:.*\s)?"
 
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(

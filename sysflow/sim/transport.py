@@ -29,7 +29,7 @@ from sysflow.errors import (
     TransportError,
 )
 from sysflow.sim.fleet import ConnectFault, Fault, Outcome, SimFleet
-from sysflow.sim.loop import current_virtual_clock
+from sysflow.sim.loop import VirtualClock, current_virtual_clock
 from sysflow.sim.replay import Trace, TraceRecord
 
 __all__ = ["SimTransport", "TransportState"]
@@ -55,6 +55,7 @@ class SimTransport:
         self.fleet = fleet
         self._clock = clock
         self._record = record
+        self._offset: float | None = None
         self.trace: list[TraceRecord] = []
         self.state = TransportState.OPEN
 
@@ -63,6 +64,15 @@ class SimTransport:
         if self._clock is None:
             self._clock = current_virtual_clock()
         return self._clock
+
+    def _elapsed(self, clock: Clock) -> float:
+        """Seconds since the fleet's start, from the clock's monotonic time (no datetime rounding)."""
+        if self._offset is None:
+            if isinstance(clock, VirtualClock):
+                self._offset = self.fleet.seconds(clock.start)
+            else:
+                self._offset = self.fleet.seconds(clock.now()) - clock.monotonic()
+        return clock.monotonic() + self._offset
 
     async def run(
         self,
@@ -78,7 +88,7 @@ class SimTransport:
             raise TransportError("the simulated transport is closed", host=host)
         clock = self.clock
         start = clock.now()
-        t = self.fleet.seconds(start)
+        t = self._elapsed(clock)
         fault = self.fleet.connect_fault(host, t)
         if fault is not None:
             await self._fail_connect(host, command, t, fault)
