@@ -21,9 +21,9 @@ import contextlib
 import errno
 import random
 import re
+import secrets
 import shlex
 import socket
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -76,6 +76,7 @@ DEFAULT_MAX_HANDSHAKES = 200  # concurrent handshakes per transport (they are CP
 DEFAULT_RETRIES = 2  # extra connect attempts after a connection-level failure
 DEFAULT_BACKOFF_BASE = 0.5  # seconds before the first retry
 DEFAULT_BACKOFF_MAX = 10.0  # seconds, the cap of one backoff
+MARKER_VAR = "SYSFLOW_CMD_ID"  # exported into every command so a timed-out one can be found and killed
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -262,10 +263,20 @@ def _jump_settings(spec: str, resolve: Callable[[str], SettingsLike]) -> Setting
 
 
 def wrap_command(
-    command: str, *, env: Mapping[str, str] | None, cwd: str | None, become: str | None, sudo_password: bool
+    command: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    become: str | None = None,
+    sudo_password: bool = False,
+    marker: str | None = None,
 ) -> str:
-    """The remote command line: exports, ``cd``, and ``sudo`` (password read from stdin first)."""
-    parts: list[str] = []
+    """The remote command line: exports, ``cd``, and ``sudo`` (password read from stdin first).
+
+    ``marker`` is exported as ``SYSFLOW_CMD_ID`` so every process of the command can be found (and
+    killed) by :func:`kill_command` even where sshd refuses signal requests (root logins).
+    """
+    parts: list[str] = [f"export {MARKER_VAR}={marker}"] if marker else []
     for k, v in (env or {}).items():
         if not _ENV_NAME.match(k):
             raise ValueError(f"not an environment variable name: {k!r}")
@@ -284,6 +295,13 @@ def wrap_command(
     # cached credential; the rest of stdin belongs to the command.
     check = 'IFS= read -r _sf_pw; printf "%s\\n" "$_sf_pw" | sudo -S -p "" -v 2>/dev/null; unset _sf_pw'
     return f"{check}; exec {inner}"
+
+
+def kill_command(marker: str) -> str:
+    """A remote command that KILLs every process whose environment carries ``marker`` (Linux /proc)."""
+    needle = shlex.quote(f"{MARKER_VAR}={marker}")
+    scan = f"for p in /proc/[0-9]*; do grep -qsaF {needle} $p/environ && kill -KILL ${{p#/proc/}}; done"
+    return f"{scan} 2>/dev/null; true"
 
 
 class _ClientMixin:
@@ -435,7 +453,8 @@ class SSHTransport:
         self._handshakes: asyncio.Semaphore | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._options: dict[tuple[Any, ...], Any] = {}
-        self._idle: deque[_Entry] = deque()
+        self._token = secrets.token_hex(4)
+        self._serial = 0
 
     # -- public surface -----------------------------------------------------------------------------
 
@@ -750,7 +769,11 @@ class SSHTransport:
         conn = await self._connection(entry)
         user = "root" if become is True else (become or None)
         password = entry.become_password if user is not None else None
-        line = wrap_command(command, env=env, cwd=cwd, become=user, sudo_password=password is not None)
+        self._serial += 1
+        marker = f"{self._token}-{self._serial}"
+        line = wrap_command(
+            command, env=env, cwd=cwd, become=user, sudo_password=password is not None, marker=marker
+        )
         start = self._clock.now()
         session = _session(self._cap)
         try:
@@ -764,7 +787,7 @@ class SSHTransport:
             except (asyncssh.Error, OSError) as exc2:
                 raise ConnectionFailed(f"cannot open a channel: {exc2}", host=entry.name) from exc
         self._feed_stdin(chan, stdin, password)
-        await self._wait(entry, chan, session, timeout)
+        await self._wait(entry, conn, chan, session, timeout, marker)
         self._counters.commands += 1
         return self._result(entry.name, command, session, start)
 
@@ -776,26 +799,32 @@ class SSHTransport:
             chan.write(stdin.encode() if isinstance(stdin, str) else stdin)
         chan.write_eof()
 
-    async def _wait(self, entry: _Entry, chan: Any, session: _SessionMixin, timeout: float | None) -> None:
+    async def _wait(
+        self, entry: _Entry, conn: Any, chan: Any, session: _SessionMixin, timeout: float | None, marker: str
+    ) -> None:
         try:
             async with asyncio.timeout(timeout):
                 exc = await asyncio.shield(session.done)
         except TimeoutError:
-            await self._stop(chan, session)
+            await self._stop(conn, chan, session, marker)
             raise CommandTimeout(
                 f"command timed out after {timeout}s", host=entry.name, timeout=timeout
             ) from None
         except asyncio.CancelledError:
-            await self._stop(chan, session)
+            await self._stop(conn, chan, session, marker)
             raise
         if exc is not None or (session.exit_status is None and session.exit_signal is None):
             reason = f": {exc}" if exc is not None else ""
             raise ConnectionFailed(f"connection lost during the command{reason}", host=entry.name)
 
-    async def _stop(self, chan: Any, session: _SessionMixin) -> None:
-        """Stop a command on the remote side: KILL its process, then close the channel."""
+    async def _stop(self, conn: Any, chan: Any, session: _SessionMixin, marker: str) -> None:
+        """Stop a command on the remote side: a KILL signal request (sshd refuses it for root
+        logins), a KILL of every process carrying the command's marker, then close the channel."""
         with contextlib.suppress(Exception):
             chan.send_signal("KILL")
+        with contextlib.suppress(Exception, TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(self.timeouts.kill_grace):
+                await conn.run(kill_command(marker), check=False)
         with contextlib.suppress(Exception):
             chan.close()
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
