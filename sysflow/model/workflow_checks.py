@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from sysflow.errors import Problem
+from sysflow.model.parallelism import PoolSpec
 from sysflow.model.workflow import RolloutStrategy
 
 if TYPE_CHECKING:
@@ -153,7 +154,9 @@ def _verification_names(wf: MaintenanceWorkflow) -> Iterator[Problem]:
 
 
 def _resources(wf: MaintenanceWorkflow) -> Iterator[Problem]:
-    pools = {p.name: p for p in wf.parallelism.pools}
+    pools: dict[str, PoolSpec] = {}
+    for spec in wf.parallelism.pools:
+        pools.setdefault(spec.name, spec)
     seen: set[str] = set()
     for k, spec in enumerate(wf.parallelism.pools):
         if spec.name in seen:
