@@ -484,8 +484,8 @@ class _YamlReader:
     def _name(self, node: yaml.Node, what: str) -> str | None:
         value = self._scalar(node)
         if not isinstance(value, str):
-            shown = value if value is not None else _kind(node)
-            self.builder.problem(f"{what} name {shown!r} must be a string (quote it)", _line(node))
+            shown = f"{value!r}" if value is not None else f"({_kind(node)})"
+            self.builder.problem(f"{what} name {shown} must be a string (quote it)", _line(node))
             return None
         return value
 
