@@ -531,7 +531,9 @@ class _FactCache:
     def _group_vars(self, groups: tuple[str, ...]) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for g in sorted(groups, key=lambda name: self.depth.get(name, 0)):
-            merged.update(self.inventory.groups[g].vars)
+            group = self.inventory.groups.get(g)  # implicit groups (ungrouped) may have no object
+            if group is not None:
+                merged.update(group.vars)
         return merged
 
 
