@@ -9,6 +9,9 @@ maintenance and frees its disruption-budget slot.
 Ordering: requests are served in the order callers ask. A waiting request holds its place on
 every instance it needs: a later request that shares any instance with an earlier waiter is
 denied until that waiter is served (no starvation), while requests on disjoint instances pass.
+One exception keeps this free of deadlock: a new host waiting for a disruption-budget slot holds
+its place on the budget only, because that slot is freed by hosts already in maintenance, whose
+remaining operations must be able to start.
 State changes happen under one lock, so the limits hold with concurrent callers on any thread;
 ``acquire`` itself is for asyncio tasks. All time comes from the clock.
 """
@@ -103,7 +106,7 @@ class Admission:
         loop = asyncio.get_running_loop()
         ticket = next(self._tickets)
         with self._lock:
-            self._waiters[ticket] = _Waiter(self._keys(op, self.limits.needs(op), host_starting), loop)
+            self._waiters[ticket] = _Waiter(self._held_keys(op, host_starting), loop)
         try:
             while True:
                 result = self._attempt(op, ticket, host_starting)
@@ -165,6 +168,18 @@ class Admission:
         if starting and self.limits.spacing is not None:
             keys.add(SPACING)
         return frozenset(keys)
+
+    def _held_keys(self, op: OpLike, host_starting: bool | None) -> frozenset[str]:
+        """The instances on which a waiting ``op`` holds its place in the queue.
+
+        A new host that waits for a disruption-budget slot holds its place on the budget only:
+        the slot is freed by hosts already in maintenance finishing their chains, so their
+        operations must not queue behind it (that would deadlock).
+        """
+        needs = self.limits.needs(op)
+        if op.host not in self._hosts and needs.budgets and self._budget_check(needs) is not None:
+            return frozenset(needs.budgets)
+        return self._keys(op, needs, host_starting)
 
     def _try(
         self, op: OpLike, now: datetime, host_starting: bool | None, ticket: int | None
@@ -272,7 +287,7 @@ class Admission:
             if isinstance(result, Grant):
                 waiter.future = None
             else:
-                waiter.keys = self._keys(op, self.limits.needs(op), host_starting)
+                waiter.keys = self._held_keys(op, host_starting)
                 waiter.future = waiter.loop.create_future()
             return result
 
