@@ -69,6 +69,8 @@ def load_inputs(
     except InventoryError as exc:
         problems.extend(exc.problems)
     if problems or wf is None or inv is None:
+        if wf is not None:  # the inventory failed: still show what the workflow alone gets wrong
+            problems.extend(wf.problems())
         raise WorkflowError(problems)
     return wf, inv
 
