@@ -116,10 +116,12 @@ class HostKeyStore:
         pattern = host_pattern(host, port)
         accepted = self._accepted.get(pattern)
         if accepted is not None:
-            return HostKeyVerdict.TRUSTED if accepted == key else HostKeyVerdict.CHANGED
+            return (
+                HostKeyVerdict.TRUSTED if accepted.public_data == key.public_data else HostKeyVerdict.CHANGED
+            )
         port_arg = None if port in (None, DEFAULT_SSH_PORT) else port
         host_keys, ca_keys, *_ = self._load().match(host, addr, port_arg)
-        if key in host_keys:
+        if any(k.public_data == key.public_data for k in host_keys):
             return HostKeyVerdict.TRUSTED
         if host_keys or ca_keys:
             return HostKeyVerdict.CHANGED
