@@ -137,19 +137,21 @@ def _explicit_waves(ctx: _Context, problems: list[Problem]) -> list[list[str]]:
     spec = ctx.workflow.rollout.groups
     if spec is None:
         return [ctx.ordered(ctx.in_scope)] if ctx.in_scope else []
-    return _pattern_waves(
-        ctx, [(f"rollout.groups[{n}]", f"wave {n + 1}", p) for n, p in enumerate(spec)], problems
-    )
+    specs = [(f"rollout.groups[{n}]", f"wave {n + 1}", p) for n, p in enumerate(spec)]
+    return _pattern_waves(ctx, specs, problems, "rollout.groups")
 
 
 def _pattern_waves(
-    ctx: _Context, specs: Sequence[tuple[str, str, Sequence[str]]], problems: list[Problem]
+    ctx: _Context, specs: Sequence[tuple[str, str, Sequence[str]]], problems: list[Problem], whole: str
 ) -> list[list[str]]:
+    """Waves from (path, label, patterns) specs; ``whole`` locates "hosts in no wave"."""
     scope = set(ctx.in_scope)
     owner: dict[str, int] = {}
     waves: list[list[str]] = []
+    typos = False
     for n, (path, label, patterns) in enumerate(specs):
         for term in ctx.inventory.unmatched(patterns):
+            typos = True
             problems.append(ctx.problem(f"{label}: {term!r} matches no host or group", path))
         selected = ctx.inventory.select(patterns)
         twice = [h for h in selected if h in owner]
@@ -162,10 +164,8 @@ def _pattern_waves(
             problems.append(ctx.problem(f"{label}: no host of it is targeted by any task", path))
         waves.append(ctx.ordered(wave))
     missing = [h for h in ctx.in_scope if h not in owner]
-    if missing and not any(p.message.endswith("matches no host or group") for p in problems):
-        problems.append(
-            ctx.problem(f"targeted hosts in no wave: {_names(missing)}", specs[0][0].rpartition("[")[0])
-        )
+    if missing and not typos:  # a typo explains the missing hosts; say it once
+        problems.append(ctx.problem(f"targeted hosts in no wave: {_names(missing)}", whole))
     return [w for w in waves if w]
 
 
@@ -204,7 +204,7 @@ def _blue_green_waves(ctx: _Context, problems: list[Problem]) -> list[list[str]]
     if not rollout.green or not rollout.blue:
         return [ctx.ordered(ctx.in_scope)] if ctx.in_scope else []  # reported by workflow checks
     specs = [("rollout.green", "green set", rollout.green), ("rollout.blue", "blue set", rollout.blue)]
-    return _pattern_waves(ctx, specs, problems)
+    return _pattern_waves(ctx, specs, problems, "rollout")
 
 
 # -- checks that need the inventory ------------------------------------------------------------------

@@ -274,3 +274,8 @@ def test_ten_thousand_operations_compile() -> None:
     assert len(graph) == 10_000
     assert graph.graph.number_of_nodes() == 10_000 + len(graph.gates)
     assert sizes(graph) == [200] * 10
+
+
+def test_blue_green_hosts_in_neither_set() -> None:
+    found = problems(workflow({"strategy": "blue_green", "green": ["web00"], "blue": ["web01"]}), fleet(2))
+    assert found == ["rollout: targeted hosts in no wave: db01, db02"]
