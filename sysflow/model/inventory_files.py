@@ -297,7 +297,8 @@ def _ini_hosts(builder: _Builder, group: str, line: str, lineno: int) -> None:
     except ValueError as exc:
         builder.problem(f"cannot parse host line {line!r}: {exc}", lineno)
         return
-    if not tokens:
+    if not tokens or not tokens[0]:
+        builder.problem(f"no host name in {line!r}", lineno)
         return
     pattern, variables, ok = tokens[0], {}, True
     if pattern.strip() == "---":
@@ -393,8 +394,8 @@ _InventoryLoader.add_constructor("!unsafe", _construct_unsafe)
 
 def parse_yaml(text: str, source: str = "<yaml>") -> Inventory:
     """Parse an Ansible YAML inventory; raises InventoryError listing every problem."""
-    loader = _InventoryLoader(text)
     try:
+        loader = _InventoryLoader(text)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -129,14 +129,14 @@ def _load_config(paths: list[Path], alias: str, user: str | None, port: int | No
             None, paths, False, False, False, getpass.getuser(), explicit_user, alias, explicit_port
         )
     except (ConfigParseError, ValueError, OSError) as exc:
-        raise InventoryError([_config_problem(str(exc))]) from None
+        raise InventoryError([_config_problem(str(exc), paths)]) from None
 
 
-def _config_problem(message: str) -> Problem:
+def _config_problem(message: str, paths: list[Path]) -> Problem:
     m = _ASYNCSSH_ERROR.match(message)
     if m:
         return Problem(f"ssh config: {m['reason']}", f"{m['path']}:{m['line']}")
-    return Problem(f"ssh config: {message}", "ssh_config")
+    return Problem(f"ssh config: {message}", ", ".join(str(p) for p in paths))
 
 
 def _identity_files(explicit: Any, configured: Any) -> tuple[str, ...]:

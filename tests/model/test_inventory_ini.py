@@ -274,3 +274,17 @@ def test_unreadable_file_is_an_inventory_error(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InventoryError, match="cannot read inventory"):
         Inventory.load(binary)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ('[web]\nw1\n"" x=1\n', 3, "no host name"),
+        ("[top:children]\nweb extra\n[web]\nw1\n", 2, "expected a group name in [top:children]"),
+    ],
+)
+def test_more_malformed_lines(text: str, line: int, fragment: str) -> None:
+    with pytest.raises(InventoryError) as info:
+        Inventory.from_ini_text(text, source="t.ini")
+    assert info.value.problems[0].location == f"t.ini:{line}"
+    assert fragment in info.value.problems[0].message

@@ -93,6 +93,7 @@ def test_children_bring_their_hosts() -> None:
     inventory.add_group("leaf", ["h2", "h1"])
     inventory.add_group("mid", ["h3"], children=["leaf"])
     inventory.add_group("top", children=["mid", "leaf"])
+    inventory.add_group("leaf", ["h1"])  # already a member: no duplicate
     assert inventory.group_hosts("top") == ["h2", "h1", "h3"]
     assert inventory.host_groups("h1") == ["leaf", "mid", "top"]
     assert inventory.group_hosts("nope") == []

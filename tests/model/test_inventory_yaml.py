@@ -83,6 +83,14 @@ def test_json_that_yaml_cannot_read_still_loads() -> None:
 def test_a_yaml_parse_error_without_a_mark_is_still_reported() -> None:
     with pytest.raises(InventoryError, match="bad YAML"):
         Inventory.from_yaml_text("a: 1\n---\nb: 2\n")
+    with pytest.raises(InventoryError, match="bad YAML") as info:
+        Inventory.from_yaml_text("web:\n  hosts: \x07\n", source="bell.yml")
+    assert info.value.problems[0].location.startswith("bell.yml")
+
+
+def test_unsafe_lists_and_mappings() -> None:
+    text = "web:\n  vars:\n    l: !unsafe ['{{ a }}']\n    m: !unsafe {k: '{{ b }}'}\n  hosts: w1\n"
+    assert Inventory.from_yaml_text(text).host_vars("w1") == {"l": ["{{ a }}"], "m": {"k": "{{ b }}"}}
 
 
 # -- malformed files ---------------------------------------------------------------------------
@@ -134,6 +142,12 @@ def test_malformed_yaml_names_file_and_line(name: str, expected: list[tuple[int,
         ("web:\n  vars:\n    1: x\n", "variable name 1 must be a string"),
         ("web:\n  children:\n    - a\n", "'children' of group 'web' must be a mapping"),
         ("web:\n  hosts:\n    w1: 5\n", "variables of host 'w1' must be a mapping"),
+        ("web:\n  children:\n    1:\n", "group name 1 must be a string"),
+        ("? {a: 1}\n: {}\n", "group name (a mapping) must be a string"),
+        (
+            "web:\n  vars:\n    x: !!python/name:os.system\n",
+            "cannot read value: could not determine a constructor",
+        ),
     ],
 )
 def test_more_malformed_shapes(text: str, fragment: str) -> None:

@@ -248,6 +248,21 @@ def test_bad_config_names_file_and_line(name: str, fragment: str) -> None:
     assert info.value.problems[0].location == f"{DATA / name}:2"
 
 
+def test_bad_percent_token_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "tokens.conf"
+    config.write_text("Host *\n    IdentityFile ~/.ssh/%Z\n")
+    with pytest.raises(InventoryError, match="Invalid token expansion") as info:
+        resolve_connection("h", {}, config)
+    assert info.value.problems[0].location == str(config)
+
+
+def test_a_key_listed_twice_is_tried_once(home: Path) -> None:
+    settings = resolve_connection(
+        "web-canary.example.com", {"ansible_ssh_private_key_file": "~/.ssh/fleet_ed25519"}, CONFIG
+    )
+    assert settings.identity_files == (f"{home}/.ssh/fleet_ed25519", f"{home}/.ssh/canary_ed25519")
+
+
 def test_bad_ansible_port_is_an_inventory_error() -> None:
     with pytest.raises(InventoryError, match="not a TCP port"):
         resolve_connection("h", {"ansible_port": "ssh"}, ())
