@@ -10,15 +10,21 @@ operations well under 0.3 s, 50,000 under 1.5 s.
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
-from pathlib import Path
+import sys
 
-from sysflow.model.inventory import Inventory
-from sysflow.model.workflow import MaintenanceWorkflow
-from sysflow.planner.compile import compile_workflow
+# Run as a script, this directory is sys.path[0]: keep sibling scripts (calendar.py, ...) from
+# shadowing standard-library modules of the same name.
+sys.path[:] = [p for p in sys.path if p not in ("", __file__.rpartition("/")[0] or ".")]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from sysflow.model.inventory import Inventory  # noqa: E402
+from sysflow.model.workflow import MaintenanceWorkflow  # noqa: E402
+from sysflow.planner.compile import compile_workflow  # noqa: E402
 
 GROUPS = 20
 TASKS = 5
