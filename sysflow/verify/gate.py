@@ -110,7 +110,11 @@ def spec_probes(spec: VerificationSpec) -> tuple[Probe, ...]:
 
 
 class Verifier:
-    """Captures snapshots around tasks and turns them into verdicts, per host and per run."""
+    """Captures snapshots around tasks and turns them into verdicts, per host and per run.
+
+    ``batch`` runs a spec's probes as one shell command per host (see ``probes.capture``): use it
+    over SSH, not on the simulator.
+    """
 
     def __init__(
         self,
@@ -121,8 +125,10 @@ class Verifier:
         store: SnapshotStore | None = None,
         applies: Callable[[str, VerificationSpec], bool] = targets_match,
         concurrency: int = DEFAULT_CONCURRENCY,
+        batch: bool = False,
     ) -> None:
         self._transport = transport
+        self._batch = batch
         self._specs = dict(specs)
         self._probes = {name: spec_probes(spec) for name, spec in self._specs.items()}
         self._clock = clock or RealClock()
@@ -136,7 +142,9 @@ class Verifier:
 
     async def _capture(self, name: str, host: str, phase: Phase) -> Snapshot:
         async with self._limit:
-            snap = await capture(self._transport, host, self._probes[name], clock=self._clock)
+            snap = await capture(
+                self._transport, host, self._probes[name], clock=self._clock, batch=self._batch
+            )
         self.store.put(name, phase, snap)
         return snap
 
@@ -235,8 +243,11 @@ async def evaluate_gate(
     clock: Clock | None = None,
     applies: Callable[[str, VerificationSpec], bool] = targets_match,
     concurrency: int = DEFAULT_CONCURRENCY,
+    batch: bool = False,
 ) -> GateVerdict:
     """The gate hook: capture the wave's after-state, judge it against ``snapshots`` (the before-state)."""
     store = snapshots.copy() if snapshots is not None else SnapshotStore()
-    verifier = Verifier(transport, specs, clock=clock, store=store, applies=applies, concurrency=concurrency)
+    verifier = Verifier(
+        transport, specs, clock=clock, store=store, applies=applies, concurrency=concurrency, batch=batch
+    )
     return await verifier.gate(hosts)

@@ -9,13 +9,14 @@ snapshot's ``errors`` rather than raised: at fleet scale failures are values.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sysflow.actors.transport import Transport
+from sysflow.actors.transport import CommandResult, Transport
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import TransportError, VerificationError
 from sysflow.model.verification import ProbeSpec
@@ -27,6 +28,7 @@ __all__ = [
     "SYSTEMD_STATES",
     "Probe",
     "Snapshot",
+    "batch_command",
     "capture",
     "capture_many",
     "dpkg_packages",
@@ -41,6 +43,7 @@ __all__ = [
     "rpm_packages",
     "service_show",
     "service_state",
+    "split_batch",
     "standard_probes",
 ]
 
@@ -213,10 +216,20 @@ async def capture(
     probes: Sequence[Probe],
     *,
     clock: Clock | None = None,
+    batch: bool = False,
 ) -> Snapshot:
-    """Run ``probes`` on ``host`` concurrently and return what they found (failures as ``errors``)."""
+    """Run ``probes`` on ``host`` and return what they found (failures as ``errors``).
+
+    By default the probes run concurrently, one command each. With ``batch`` they run in order
+    inside one shell command (one SSH channel and one shell instead of one per probe), each
+    still with its own stdout, stderr and exit status; the batch's timeout is the sum of theirs.
+    The simulator answers single commands only, so batching is for real shells (SSH, local).
+    """
     when = (clock or RealClock()).now()
-    results = await asyncio.gather(*(_run_probe(transport, host, probe) for probe in probes))
+    if batch and len(probes) > 1:
+        results = await _run_batch(transport, host, probes)
+    else:
+        results = list(await asyncio.gather(*(_run_probe(transport, host, probe) for probe in probes)))
     values = {probe.name: value for probe, (value, err) in zip(probes, results, strict=True) if err is None}
     errors = {probe.name: err for probe, (_, err) in zip(probes, results, strict=True) if err is not None}
     kinds = {probe.name: probe.kind for probe in probes}
@@ -230,31 +243,93 @@ async def capture_many(
     *,
     clock: Clock | None = None,
     concurrency: int = 100,
+    batch: bool = False,
 ) -> dict[str, Snapshot]:
     """Capture many hosts, at most ``concurrency`` at a time; one snapshot per host."""
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(host: str) -> Snapshot:
         async with gate:
-            return await capture(transport, host, probes, clock=clock)
+            return await capture(transport, host, probes, clock=clock, batch=batch)
 
     snapshots = await asyncio.gather(*(one(h) for h in hosts))
     return {s.host: s for s in snapshots}
 
 
-async def _run_probe(transport: Transport, host: str, probe: Probe) -> tuple[Value, str | None]:
+_Outcome = tuple[Value, str | None]
+
+
+async def _run(transport: Transport, host: str, command: str, timeout: float) -> CommandResult | str:
+    """The command's result, or why there is none."""
     try:
-        async with asyncio.timeout(probe.timeout + _TIMEOUT_GRACE):
-            result = await transport.run(host, probe.command, timeout=probe.timeout)
+        async with asyncio.timeout(timeout + _TIMEOUT_GRACE):
+            return await transport.run(host, command, timeout=timeout)
     except TimeoutError:
-        return None, f"timed out after {probe.timeout:g}s"
+        return f"timed out after {timeout:g}s"
     except TransportError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-    if probe.check_exit and not result.ok:
-        detail = result.stderr.strip()[:_ERROR_DETAIL]
-        status = result.exit_status if result.signal is None else result.signal
+        return f"{type(exc).__name__}: {exc}"
+
+
+async def _run_probe(transport: Transport, host: str, probe: Probe) -> _Outcome:
+    result = await _run(transport, host, probe.command, probe.timeout)
+    if isinstance(result, str):
+        return None, result
+    status: int | str | None = result.exit_status if result.signal is None else result.signal
+    return _interpret(probe, status, result.stdout, result.stderr)
+
+
+def _interpret(probe: Probe, status: int | str | None, stdout: str, stderr: str) -> _Outcome:
+    if probe.check_exit and status != 0:
+        detail = stderr.strip()[:_ERROR_DETAIL]
         return None, f"exit {status}" + (f": {detail}" if detail else "")
     try:
-        return probe.parser(result.stdout), None
+        return probe.parser(stdout), None
     except VerificationError as exc:
         return None, f"unparseable output: {exc}"
+
+
+def batch_command(probes: Sequence[Probe], token: str) -> str:
+    """One POSIX shell script running ``probes`` in order, framing each one's stdout, status and stderr.
+
+    Each probe's stdout passes through on fd 3 while its stderr is captured; after it come
+    ``\n<token> rc <i> <status>\n<stderr>\n<token> end <i>\n``. Probes run in subshells, so one
+    cannot change another's directory or variables.
+    """
+    parts = [
+        f"{{ __sf_e=$( {{ {probe.command}\n}} 2>&1 1>&3 3>&- ); }} 3>&1; __sf_rc=$?\n"
+        f'printf \'\\n%s rc {i} %s\\n%s\\n%s end {i}\\n\' {token} "$__sf_rc" "$__sf_e" {token}'
+        for i, probe in enumerate(probes)
+    ]
+    return "\n".join(parts)
+
+
+def split_batch(stdout: str, token: str, count: int) -> list[tuple[int, str, str] | None]:
+    """(status, stdout, stderr) per probe from a batch's output; None where the frame is missing."""
+    frames: list[tuple[int, str, str] | None] = []
+    pos = 0
+    for i in range(count):
+        rc_mark, end_mark = f"\n{token} rc {i} ", f"\n{token} end {i}\n"
+        j = stdout.find(rc_mark, pos)
+        k = stdout.find("\n", j + len(rc_mark)) if j >= 0 else -1
+        m = stdout.find(end_mark, k) if k >= 0 else -1
+        if m < 0:
+            frames += [None] * (count - i)
+            break
+        frames.append((int(stdout[j + len(rc_mark) : k]), stdout[pos:j], stdout[k + 1 : m]))
+        pos = m + len(end_mark)
+    return frames
+
+
+async def _run_batch(transport: Transport, host: str, probes: Sequence[Probe]) -> list[_Outcome]:
+    token = f"__sysflow_{secrets.token_hex(8)}"
+    result = await _run(transport, host, batch_command(probes, token), sum(p.timeout for p in probes))
+    if isinstance(result, str):
+        return [(None, result)] * len(probes)
+    if result.truncated:  # the output cap cut frames out: run them one by one instead
+        return list(await asyncio.gather(*(_run_probe(transport, host, p) for p in probes)))
+    frames = split_batch(result.stdout, token, len(probes))
+    why = f"batch ended early (exit {result.exit_status if result.signal is None else result.signal})"
+    return [
+        (None, why) if frame is None else _interpret(probe, *frame)
+        for probe, frame in zip(probes, frames, strict=True)
+    ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
+
 from sysflow.actors.local import LocalTransport
 from sysflow.model.verification import VerificationSpec
 from sysflow.verify.compare import Outcome
@@ -68,7 +70,7 @@ async def test_evaluate_gate_from_before_snapshots() -> None:
     transport.replies["dpkg -l"] = NEW
     persisted = SnapshotStore.from_dict(first.store.to_dict())  # as the run store would
     assert len(persisted) == 2
-    verdict = await evaluate_gate(transport, ["a", "b"], {"v": BRIEF}, persisted)
+    verdict = await evaluate_gate(transport, ["a", "b"], {"v": BRIEF}, persisted, batch=True)
     assert verdict.outcome is Outcome.PASS
     assert verdict.report.counts.passed == 2
     assert len(persisted) == 2  # the caller's store is not changed
@@ -125,7 +127,8 @@ def test_targets_match() -> None:
     assert targets_match("anything", VerificationSpec())
 
 
-async def test_local_transport_end_to_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [False, True])
+async def test_local_transport_end_to_end(tmp_path: Path, batch: bool) -> None:
     """A real command, a real file changed by a 'task' between the snapshots."""
     conf = tmp_path / "app.conf"
     conf.write_text("version=1.4.2\nmode=blue\n")
@@ -147,7 +150,7 @@ async def test_local_transport_end_to_end(tmp_path: Path) -> None:
             },
         }
     )
-    verifier = Verifier(LocalTransport(), {"deploy_check": spec})
+    verifier = Verifier(LocalTransport(), {"deploy_check": spec}, batch=batch)
     await verifier.before("localhost", "deploy")
     conf.write_text("version=1.10.0\nmode=green\n")  # the task
     await verifier.after("localhost", "deploy")

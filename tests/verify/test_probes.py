@@ -129,3 +129,54 @@ def test_snapshot_round_trip() -> None:
     again = pr.Snapshot.from_dict(snap.to_dict())
     assert again == snap
     assert pr.Snapshot.from_dict({"host": "h", "when": "2026-01-04T00:00:00+00:00"}).values == {}
+
+
+def _batch_probes() -> list[pr.Probe]:
+    return [
+        pr.kernel(),
+        pr.os_release(),
+        pr.Probe("err", "echo out; echo bad >&2; exit 4"),
+        pr.Probe("noeol", "printf abc"),
+        pr.Probe("quiet_fail", "echo x >&2; false", check_exit=False),
+        pr.Probe("cd", "cd / && pwd"),
+        pr.Probe("pwd", "pwd"),
+        pr.Probe("background", "true &"),
+        pr.Probe("comment", "echo hi # a comment"),
+        pr.Probe("packages", _cat("dpkg_query_debian12.txt"), p.parse_dpkg, "dpkg"),
+    ]
+
+
+async def test_batched_capture_equals_one_command_per_probe() -> None:
+    probes = _batch_probes()
+    transport = LocalTransport()
+    batched = await pr.capture(transport, "h", probes, batch=True)
+    single = await pr.capture(transport, "h", probes)
+    assert batched.values == single.values
+    assert batched.errors == single.errors == {"err": "exit 4: bad"}
+    assert batched.values["noeol"] == "abc"
+    assert batched.values["pwd"] != "/"  # probes do not leak state into each other
+
+
+async def test_batch_that_dies_and_batch_that_overflows() -> None:
+    probes = [
+        pr.Probe("first", "echo one"),
+        pr.Probe("killer", "kill -9 $$"),
+        pr.Probe("third", "echo three"),
+    ]
+    snap = await pr.capture(LocalTransport(), "h", probes, batch=True)
+    assert snap.values == {"first": "one"}
+    assert snap.errors["killer"].startswith("batch ended early (exit SIGKILL)")
+    assert set(snap.errors) == {"killer", "third"}
+    big = [pr.Probe("big", "head -c 5000 /dev/zero | tr '\\0' x"), pr.Probe("small", "echo s")]
+    overflow = await pr.capture(LocalTransport(output_cap=2048), "h", big, batch=True)
+    assert overflow.values["small"] == "s"  # re-run one by one after the cap cut the frames
+    assert "big" in overflow.values
+
+
+async def test_batch_over_an_unreachable_host_and_split_edge_cases() -> None:
+    transport = ReplayTransport(unreachable=frozenset({"down"}))
+    snap = await pr.capture_many(transport, ["down"], [pr.kernel(), pr.os_release()], batch=True)
+    assert set(snap["down"].errors) == {"kernel", "os_release"}
+    assert pr.split_batch("", "T", 2) == [None, None]
+    assert pr.split_batch("a\nT rc 0 0\n\nT end 0\n", "T", 1) == [(0, "a", "")]
+    assert pr.split_batch("a\nT rc 0 0\nno end", "T", 1) == [None]
