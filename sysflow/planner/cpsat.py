@@ -31,8 +31,8 @@ from typing import Any
 
 from sysflow.planner.decompose import Batching, batch, expand
 from sysflow.planner.greedy import GreedyResult, greedy
-from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind, Window
-from sysflow.planner.solution import Assignment, Score, blocks, latest_start, score
+from sysflow.planner.problem import Chain, PlanningProblem, Window
+from sysflow.planner.solution import Assignment, Score, block_items, blocks, latest_start, score
 
 __all__ = ["DEFAULT_MAX_UNITS", "CpSatResult", "solve_cpsat"]
 
@@ -185,12 +185,8 @@ class _Model:
             prev_len = sum(c.durations[bl[j - 1][0] : bl[j - 1][1]])
             self.m.add(starts[j] >= starts[j - 1] + prev_len).only_enforce_if(lit)
         for j, (a, b) in enumerate(bl):
-            for i in range(a, b):
-                off = c.offsets[i] - c.offsets[a]
-                for u in c.op_uses(i):
-                    res = self.p.resources[u.resource]
-                    length = res.period if res.kind is ResourceKind.RATE else c.durations[i]
-                    self._optional(u.resource, starts[j] + off, length, u.amount, lit)
+            for r, off, length, amount in block_items(self.p, c, a, b):
+                self._optional(r, starts[j] + off, length, amount, lit)
         self._span(c, lit, starts)
 
     def _optional(self, r: int, start: Any, length: int, amount: int, lit: Any) -> None:
@@ -199,12 +195,8 @@ class _Model:
             self.intervals[r].append((iv, amount))
 
     def _span(self, c: Chain, lit: Any, starts: list[Any]) -> None:
-        if not c.span_uses:
-            return
-        if len(starts) == 1:
-            for u in c.span_uses:
-                self._optional(u.resource, starts[0], c.total, u.amount, lit)
-            return
+        if not c.span_uses or not self.p.split_chains:
+            return  # in one-block mode block_items() already holds the budgets
         size = self.m.new_int_var(0, self.horizon, f"span[{c.host}]")
         end = self._end(c)
         hint_size = self._hinted_start(c, len(starts) - 1) + c.durations[-1] - self._hinted_start(c, 0)
@@ -288,6 +280,7 @@ class _Model:
         solver.parameters.max_time_in_seconds = time_limit
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = seed
+        solver.parameters.cp_model_probing_level = 0  # probing alone outlasts 10 s at 1,000 hosts
         status = solver.solve(self.m)
         name = solver.status_name(status)
         if status not in (self.cp.OPTIMAL, self.cp.FEASIBLE):

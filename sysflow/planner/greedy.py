@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind, Window
-from sysflow.planner.solution import Assignment, Score, blocks, latest_start, score
+from sysflow.planner.problem import Chain, PlanningProblem, Window
+from sysflow.planner.solution import Assignment, Score, block_items, blocks, latest_start, score
 from sysflow.planner.timeline import Timeline, timelines
 
 __all__ = ["DEFAULT_RULES", "DispatchRule", "GreedyResult", "greedy"]
@@ -33,9 +33,9 @@ class DispatchRule(enum.Enum):
 
 
 DEFAULT_RULES: tuple[DispatchRule, ...] = tuple(DispatchRule)
+LARGE_FLEET = 5000  # chains past which the default portfolio is one rule, to stay fast
 
-# (resource, offset in block, length, amount)
-_Item = tuple[int, int, int, int]
+_Item = tuple[int, int, int, int]  # (resource, offset in block, length, amount)
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,14 @@ class GreedyResult:
     conflicts: Mapping[str, int] = field(default_factory=dict)
 
 
-def greedy(problem: PlanningProblem, rules: Sequence[DispatchRule] = DEFAULT_RULES) -> GreedyResult:
-    """Schedule ``problem`` with each rule of ``rules`` and return the best result."""
+def greedy(problem: PlanningProblem, rules: Sequence[DispatchRule] | None = None) -> GreedyResult:
+    """Schedule ``problem`` with each rule of ``rules`` and return the best result.
+
+    By default every rule is tried, or only ``SCARCEST_GROUP_FIRST`` past ``LARGE_FLEET`` chains.
+    """
+    if rules is None:
+        big = len(problem.chains) > LARGE_FLEET
+        rules = (DispatchRule.SCARCEST_GROUP_FIRST,) if big else DEFAULT_RULES
     if not rules:
         raise ValueError("greedy needs at least one dispatch rule")
     best: GreedyResult | None = None
@@ -81,6 +87,17 @@ def _scarcity(chains: Iterable[Chain]) -> dict[str, float]:
     return {g: window_time[g] / n for g, n in hosts.items()}
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """What identical chains share: blocks, what each block holds, each block's start ranges."""
+
+    blocks: list[tuple[int, int]]
+    items: list[list[_Item]]
+    ranges: list[list[tuple[int, int]]]  # per block: (window start, latest start) where it fits
+    impossible: str
+    offsets: tuple[int, ...]  # of each operation from the start of its block
+
+
 @dataclass
 class _Stage:
     wave: int = -1
@@ -96,7 +113,7 @@ class _Scheduler:
     def __init__(self, problem: PlanningProblem) -> None:
         self.problem = problem
         self.lines: list[Timeline] = timelines(problem)
-        self.items: dict[tuple[object, ...], list[list[_Item]]] = {}
+        self.kinds: dict[tuple[object, ...], _Kind] = {}
         self.cursor: dict[tuple[object, ...], int | None] = {}
         self.conflicts: Counter[int] = Counter()
         self.starts: dict[str, tuple[int, ...]] = {}
@@ -124,32 +141,35 @@ class _Scheduler:
         if st.incomplete:
             self._defer(chain, st, f"an earlier wave of {chain.stage} is not complete (wave barrier)")
             return
-        why = self._impossible(chain)
-        if why:
-            self._defer(chain, st, why)
+        kind_key = (chain.durations, chain.uses, chain.span_uses, id(chain.windows))
+        kind = self.kinds.get(kind_key)
+        if kind is None:
+            kind = self.kinds[kind_key] = self._kind(chain)
+        if kind.impossible:
+            self._defer(chain, st, kind.impossible)
             return
-        key = (
-            chain.durations,
-            chain.uses,
-            chain.span_uses,
-            chain.windows,
-            chain.stage,
-            chain.wave,
-            chain.release,
-        )
+        key = (kind_key, chain.stage, chain.wave, chain.release)
         if key in self.cursor and self.cursor[key] is None:
             self._defer(chain, st, self.deferred[self._last_deferred[key]])
             return
         t0 = max(st.release, chain.release, self.cursor.get(key) or 0)
-        starts = self._place(chain, t0)
+        starts = self._place(chain, kind, t0)
         self.cursor[key] = starts[0] if starts else None
         if starts is None:
             self._last_deferred[key] = chain.host
             self._defer(chain, st, self._reason(chain))
             return
-        self._commit(chain, starts)
+        self._commit(chain, kind, starts)
         self.starts[chain.host] = starts
         st.wave_end = max(st.wave_end, starts[-1] + chain.durations[-1])
+
+    def _kind(self, chain: Chain) -> _Kind:
+        bl = blocks(chain, self.problem.split_chains)
+        items = [block_items(self.problem, chain, a, b) for a, b in bl]
+        ranges = [[(w.start, latest_start(chain, a, b, w)) for w in chain.windows] for a, b in bl]
+        ranges = [[(lo, hi) for lo, hi in rs if lo <= hi] for rs in ranges]
+        offsets = tuple(chain.offsets[i] - chain.offsets[a] for a, b in bl for i in range(a, b))
+        return _Kind(bl, items, ranges, self._impossible(chain), offsets)
 
     def _defer(self, chain: Chain, st: _Stage, reason: str) -> None:
         self.deferred[chain.host] = reason
@@ -179,36 +199,12 @@ class _Scheduler:
         res = self.problem.resources[worst]
         return f"capacity: {res.label or res.name} is full in every remaining window"
 
-    def _items(self, chain: Chain) -> list[list[_Item]]:
-        key = (chain.durations, chain.uses, chain.span_uses)
-        got = self.items.get(key)
-        if got is None:
-            got = [self._block_items(chain, a, b) for a, b in blocks(chain, self.problem.split_chains)]
-            self.items[key] = got
-        return got
-
-    def _block_items(self, chain: Chain, a: int, b: int) -> list[_Item]:
-        base = chain.offsets[a]
-        out: list[_Item] = []
-        for i in range(a, b):
-            off, d = chain.offsets[i] - base, chain.durations[i]
-            for u in chain.op_uses(i):
-                res = self.problem.resources[u.resource]
-                length = res.period if res.kind is ResourceKind.RATE else d
-                _append_merged(out, (u.resource, off, length, u.amount), res.kind is ResourceKind.POOL)
-        if not self.problem.split_chains:
-            out.extend((u.resource, 0, chain.total, u.amount) for u in chain.span_uses)
-        return out
-
-    def _place(self, chain: Chain, t0: int) -> tuple[int, ...] | None:
+    def _place(self, chain: Chain, kind: _Kind, t0: int) -> tuple[int, ...] | None:
         """Earliest starts of every operation, from ``t0`` on, or None if nothing fits."""
-        items = self._items(chain)
         spans = self.problem.split_chains and chain.span_uses
         for _ in range(100_000):
-            placed = self._place_blocks(chain, items, t0)
-            if placed is None:
-                return None
-            if not spans:
+            placed = self._place_blocks(chain, kind, t0)
+            if placed is None or not spans:
                 return placed
             end = placed[-1] + chain.durations[-1]
             nxt = self._jump([(u.resource, 0, end - placed[0], u.amount) for u in chain.span_uses], placed[0])
@@ -217,21 +213,19 @@ class _Scheduler:
             t0 = nxt
         return None  # pragma: no cover - bounded search; never reached on sane instances
 
-    def _place_blocks(self, chain: Chain, items: list[list[_Item]], t: int) -> tuple[int, ...] | None:
+    def _place_blocks(self, chain: Chain, kind: _Kind, t: int) -> tuple[int, ...] | None:
         starts: list[int] = []
-        for (a, b), its in zip(blocks(chain, self.problem.split_chains), items, strict=True):
-            s = self._earliest(chain, a, b, its, t)
+        for (a, b), its, ranges in zip(kind.blocks, kind.items, kind.ranges, strict=True):
+            s = self._earliest(its, ranges, t)
             if s is None:
                 return None
-            for i in range(a, b):
-                starts.append(s + chain.offsets[i] - chain.offsets[a])
+            starts.extend(s + off for off in kind.offsets[a:b])
             t = starts[-1] + chain.durations[b - 1]
         return tuple(starts)
 
-    def _earliest(self, chain: Chain, a: int, b: int, its: list[_Item], t: int) -> int | None:
-        for w in chain.windows:
-            hi = latest_start(chain, a, b, w)
-            lo = max(t, w.start)
+    def _earliest(self, its: list[_Item], ranges: list[tuple[int, int]], t: int) -> int | None:
+        for w_start, hi in ranges:
+            lo = max(t, w_start)
             while lo <= hi:
                 nxt = self._jump(its, lo)
                 if nxt is None:
@@ -249,8 +243,8 @@ class _Scheduler:
                 best = cand if best is None else max(best, cand)
         return best
 
-    def _commit(self, chain: Chain, starts: tuple[int, ...]) -> None:
-        for (a, _), its in zip(blocks(chain, self.problem.split_chains), self._items(chain), strict=True):
+    def _commit(self, chain: Chain, kind: _Kind, starts: tuple[int, ...]) -> None:
+        for (a, _), its in zip(kind.blocks, kind.items, strict=True):
             for r, off, length, amount in its:
                 self.lines[r].add(starts[a] + off, length, amount)
         if self.problem.split_chains:
@@ -261,13 +255,3 @@ class _Scheduler:
 
 def _fits(chain: Chain, w: Window, split: bool) -> bool:
     return all(latest_start(chain, a, b, w) >= w.start for a, b in blocks(chain, split))
-
-
-def _append_merged(out: list[_Item], item: _Item, mergeable: bool) -> None:
-    """Append ``item``, merging it into the previous one when it continues it exactly."""
-    if mergeable and out:
-        r, off, length, amount = out[-1]
-        if r == item[0] and amount == item[3] and off + length == item[1]:
-            out[-1] = (r, off, length + item[2], amount)
-            return
-    out.append(item)

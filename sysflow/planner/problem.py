@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import NamedTuple
 
 __all__ = ["Busy", "Chain", "PlanningProblem", "Resource", "ResourceKind", "Use", "Window"]
 
@@ -68,9 +69,11 @@ class Window:
             raise ValueError(f"window needs start <= cutoff <= end: {self}")
 
 
-@dataclass(frozen=True, slots=True)
-class Use:
-    """``amount`` of resource ``resource`` (index into ``PlanningProblem.resources``)."""
+class Use(NamedTuple):
+    """``amount`` of resource ``resource`` (index into ``PlanningProblem.resources``).
+
+    A named tuple rather than a dataclass: chains are hashed as cache keys by the schedulers.
+    """
 
     resource: int
     amount: int

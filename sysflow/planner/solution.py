@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sysflow.planner.problem import Chain, PlanningProblem, Window
+from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind, Window
 
 __all__ = [
     "Assignment",
     "Score",
+    "block_items",
     "blocks",
     "done_window",
     "hosts_done_per_window",
@@ -56,6 +57,34 @@ def blocks(chain: Chain, split: bool) -> list[tuple[int, int]]:
     """Operation index ranges ``[a, b)`` that run back to back: the whole chain, or one per op."""
     n = len(chain.ops)
     return [(i, i + 1) for i in range(n)] if split else [(0, n)]
+
+
+def block_items(problem: PlanningProblem, chain: Chain, a: int, b: int) -> list[tuple[int, int, int, int]]:
+    """What the block ``[a, b)`` holds, as ``(resource, offset in block, length, amount)``.
+
+    Consecutive operations holding the same pool with the same amount are merged into one item, so a
+    chain that holds a concurrency slot throughout costs one item, not one per operation. In one-block
+    mode the host's budgets are held by the block for its whole length.
+    """
+    base = chain.offsets[a]
+    out: list[tuple[int, int, int, int]] = []
+    last: dict[tuple[int, int], int] = {}  # (pool, amount) -> index in out of its latest item
+    for i in range(a, b):
+        off, d = chain.offsets[i] - base, chain.durations[i]
+        for u in chain.op_uses(i):
+            res = problem.resources[u.resource]
+            if res.kind is ResourceKind.RATE:
+                out.append((u.resource, off, res.period, u.amount))
+                continue
+            j = last.get((u.resource, u.amount))
+            if j is not None and out[j][1] + out[j][2] == off:
+                out[j] = (u.resource, out[j][1], out[j][2] + d, u.amount)
+            else:
+                last[(u.resource, u.amount)] = len(out)
+                out.append((u.resource, off, d, u.amount))
+    if not problem.split_chains:
+        out.extend((u.resource, 0, chain.total, u.amount) for u in chain.span_uses)
+    return [it for it in out if it[2] > 0 and it[3] > 0]
 
 
 def latest_start(chain: Chain, a: int, b: int, w: Window) -> int:

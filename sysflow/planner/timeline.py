@@ -85,7 +85,7 @@ def timelines(problem: PlanningProblem) -> list[Timeline]:
     seen: set[tuple[object, ...]] = set()
     for c in problem.chains:
         used = frozenset(u.resource for us in c.uses for u in us) | {u.resource for u in c.span_uses}
-        key = (c.windows, used)
+        key = (id(c.windows), used)
         if key in seen or not c.windows:
             continue
         seen.add(key)
