@@ -93,9 +93,6 @@ class _Context:
     def problem(self, message: str, path: str) -> Problem:
         return Problem(message, self.locate(path))
 
-    def index(self, task_id: str) -> int:
-        return next(i for i, t in enumerate(self.workflow.tasks) if t.id == task_id)
-
     def target_problems(self) -> Iterator[Problem]:
         seen: set[str] = set()
         for i, task in enumerate(self.workflow.tasks):
