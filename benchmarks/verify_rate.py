@@ -8,7 +8,10 @@ Two legs, each with a 5-probe set per host (the brief's ``dpkg -l | grep`` regex
   after, compare (version_increase, equals, unchanged, json_subset), drift by majority, report.
   Simulated command durations are virtual; the figures are wall-clock CPU cost of sysflow itself.
 * **ssh**: 200 hosts over the real test sshd on loopback aliases (``tests/fixtures/sshd.py``),
-  through ``sysflow.actors.ssh.SSHTransport``; the probes run for real on this machine.
+  through ``sysflow.actors.ssh.SSHTransport``; the probes run for real on this machine. A host's
+  probes go as one batched shell command (``ssh``) or one command each (``ssh-1by1``); the
+  ``*light*`` legs use five cheap probes (``uname -r``, ``cat`` of small files, ``id -u``) to show
+  the cost of sysflow + SSH apart from what ``dpkg`` costs on this machine.
 
 Each leg reports the before-capture phase (includes SSH connects), the verify phase (capture after
 + compare + report) and both together, as host verifications per minute. Target (issue 7): at
@@ -19,25 +22,32 @@ least 10,000 host verifications per minute over SSH on loopback.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import json
-import secrets
-import shutil
+import os
 import sys
-import tempfile
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
 
-from sysflow.actors.transport import Transport
-from sysflow.clock import Clock
-from sysflow.model.verification import VerificationSpec
-from sysflow.verify.gate import Verifier
-from sysflow.verify.report import VerificationReport
+# Scripts in benchmarks/ get benchmarks/ as sys.path[0], where calendar.py would shadow the stdlib.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from sysflow.actors.transport import Transport  # noqa: E402
+from sysflow.clock import Clock  # noqa: E402
+from sysflow.model.verification import VerificationSpec  # noqa: E402
+from sysflow.verify.gate import Verifier  # noqa: E402
+from sysflow.verify.report import VerificationReport  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBES: dict[str, Any] = {
@@ -108,6 +118,7 @@ class LegResult:
     failed_hosts: int
     inconclusive_hosts: int
     drift_outliers: int
+    client_cpu_ms_per_host: float = 0.0  # this process's CPU in the verify phase, per host
     note: str = ""
 
 
@@ -120,20 +131,24 @@ async def run_leg(
     clock: Clock | None,
     change: Callable[[list[str]], Awaitable[None]] | None,
     concurrency: int,
+    batch: bool = False,
 ) -> tuple[LegResult, VerificationReport]:
     """Before-capture, (untimed) change, then capture-after + compare + report, timed by phase."""
-    verifier = Verifier(transport, {"verify_package_versions": spec}, clock=clock, concurrency=concurrency)
+    verifier = Verifier(
+        transport, {"verify_package_versions": spec}, clock=clock, concurrency=concurrency, batch=batch
+    )
     t0 = time.perf_counter()
     await asyncio.gather(*(verifier.before(h, "backup") for h in hosts))
     before_s = time.perf_counter() - t0
     if change is not None:
         await change(hosts)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(verifier.after(h, "upgrade_packages") for h in hosts))
     await verifier.verify_many(hosts)
     report = verifier.report(hosts)
     report.to_json()
     verify_s = time.perf_counter() - t1
+    client_cpu_ms = (time.process_time() - c1) * 1000 / len(hosts)
     outliers = sum(len(d.outliers) for d in report.drift)
     result = LegResult(
         leg=leg,
@@ -147,6 +162,7 @@ async def run_leg(
         failed_hosts=len(report.failed_hosts),
         inconclusive_hosts=len(report.inconclusive_hosts),
         drift_outliers=outliers,
+        client_cpu_ms_per_host=round(client_cpu_ms, 2),
     )
     return result, report
 
@@ -237,7 +253,7 @@ def ssh_leg(count: int) -> list[LegResult]:
     with test_sshd() as server:
         hosts = [f"h{i:04d}" for i in range(1, count + 1)]
 
-        async def main(leg: str, spec: VerificationSpec) -> LegResult:
+        async def main(leg: str, spec: VerificationSpec, batch: bool) -> LegResult:
             auth = SSHAuth.from_keyfile(server.client_key)
             limits = SSHLimits(max_sessions=8, max_startups_per_target=64)
             async with SSHTransport(
@@ -249,8 +265,10 @@ def ssh_leg(count: int) -> list[LegResult]:
             return result
 
         return [
-            asyncio.run(main("ssh", make_spec(upgraded=False))),
-            asyncio.run(main("ssh-light", make_light_spec())),
+            asyncio.run(main("ssh", make_spec(upgraded=False), True)),
+            asyncio.run(main("ssh-1by1", make_spec(upgraded=False), False)),
+            asyncio.run(main("ssh-light", make_light_spec(), True)),
+            asyncio.run(main("light-1by1", make_light_spec(), False)),
         ]
 
 
@@ -259,7 +277,7 @@ def _ssh_unavailable(reason: str, count: int) -> list[LegResult]:
 
 
 def print_table(results: list[LegResult]) -> None:
-    head = f"{'leg':<9} {'hosts':>6} {'probes':>6} {'before s':>9} {'verify s':>9} {'verif/min':>10} {'cycle/min':>10} {'pass':>5} {'fail':>5} {'inc':>4} {'drift':>5}"
+    head = f"{'leg':<9} {'hosts':>6} {'probes':>6} {'before s':>9} {'verify s':>9} {'verif/min':>10} {'cycle/min':>10} {'pass':>5} {'fail':>5} {'inc':>4} {'drift':>5} {'cpu ms/host':>11}"
     print(head)
     print("-" * len(head))
     for r in results:
@@ -269,7 +287,7 @@ def print_table(results: list[LegResult]) -> None:
         print(
             f"{r.leg:<9} {r.hosts:>6} {r.probes_per_host:>6} {r.before_s:>9.2f} {r.verify_s:>9.2f} "
             f"{r.verifications_per_min:>10,} {r.full_cycle_per_min:>10,} {r.passed_hosts:>5} {r.failed_hosts:>5} "
-            f"{r.inconclusive_hosts:>4} {r.drift_outliers:>5}"
+            f"{r.inconclusive_hosts:>4} {r.drift_outliers:>5} {r.client_cpu_ms_per_host:>11.2f}"
         )
 
 
