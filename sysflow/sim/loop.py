@@ -52,15 +52,22 @@ class _AutojumpSelector(selectors.BaseSelector):
         self._real = real
         self._threshold = threshold
         self._loop: VirtualTimeLoop | None = None
+        self._idle_fds = 0  # file objects registered by the loop itself (its self-pipe)
+        self._fds = 0
 
     def bind(self, loop: VirtualTimeLoop) -> None:
         self._loop = loop
+        self._idle_fds = self._fds
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._real.register(fileobj, events, data)
+        key = self._real.register(fileobj, events, data)
+        self._fds += 1
+        return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._real.unregister(fileobj)
+        key = self._real.unregister(fileobj)
+        self._fds -= 1
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.modify(fileobj, events, data)
@@ -77,6 +84,11 @@ class _AutojumpSelector(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None or timeout <= 0 or self._loop is None:
             return self._real.select(timeout)
+        if self._threshold == 0 and self._fds <= self._idle_fds:
+            # Nothing but the loop's self-pipe to poll: a thread's call_soon_threadsafe has already
+            # queued its callback, which runs after the jump exactly as it would after a poll.
+            self._loop._jump(timeout)
+            return []
         events = self._real.select(min(self._threshold, timeout))
         if not events:
             self._loop._jump(timeout)

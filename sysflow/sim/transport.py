@@ -169,10 +169,14 @@ class _Ending(enum.Enum):
     TIMEOUT = "timeout"
 
 
+_EMPTY = cap_output("")
+
+
 def _result(
     host: str, command: str, exit_status: int | None, stdout: str, stderr: str, start: datetime, end: datetime
 ) -> CommandResult:
-    so, se = cap_output(stdout), cap_output(stderr)
+    so = cap_output(stdout) if stdout else _EMPTY
+    se = cap_output(stderr) if stderr else _EMPTY
     return CommandResult(
         host=host,
         command=command,
