@@ -62,6 +62,15 @@ class Timeline:
         if length > 0 and amount:
             self._view(start, length)[:] += amount
 
+    def busy(self, start: int, end: int) -> int:
+        """Unit-seconds used within ``[start, end)``."""
+        total = 0
+        for (a, b), arr in zip(self.spans, self._arrays, strict=True):
+            lo, hi = max(a, start), min(b, end)
+            if lo < hi:
+                total += int(arr[lo - a : hi - a].sum(dtype=np.int64))
+        return total
+
     def peak(self) -> int:
         """The highest usage anywhere."""
         return max((int(a.max()) for a in self._arrays if a.size), default=0)

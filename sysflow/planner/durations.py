@@ -1,0 +1,129 @@
+"""How long a task takes on a group's hosts: priors, history and the running run, with quantiles.
+
+Estimates are kept per task × group as a log-normal: an exponentially weighted mean and variance of
+``log(seconds)``. Log space makes one 10× outlier move the estimate by a bounded factor, and each
+observation is also clipped to ``±CLIP_SIGMAS`` standard deviations of the current estimate before it
+is folded in, so a hung command does not wreck the forecast. A prior (``expected_duration`` from the
+workflow, or ``DEFAULT_SECONDS``) counts as ``PRIOR_WEIGHT`` observations. The model serialises to
+JSON so history survives between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+__all__ = ["DEFAULT_SECONDS", "DurationModel", "Estimate"]
+
+DEFAULT_SECONDS = 60.0  # a task with neither prior nor history: one minute
+PRIOR_SIGMA = 0.35  # spread of a prior in log space (p90 ≈ 1.56 × p50)
+PRIOR_WEIGHT = 3.0  # a prior counts as this many observations
+ALPHA = 0.2  # EWMA weight of a new observation once past the warm-up
+CLIP_SIGMAS = 3.0  # observations further than this from the estimate are clipped
+MIN_SIGMA = 0.05
+_ANY = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A log-normal estimate: ``mu`` and ``sigma`` of log seconds, from ``n`` observations."""
+
+    mu: float
+    sigma: float
+    n: float
+
+    def quantile(self, q: float) -> float:
+        """Seconds at quantile ``q`` (0 < q < 1)."""
+        if not 0.0 < q < 1.0:
+            raise ValueError(f"a quantile lies strictly between 0 and 1: {q}")
+        return math.exp(self.mu + self.sigma * NormalDist().inv_cdf(q))
+
+    @property
+    def p50(self) -> float:
+        return math.exp(self.mu)
+
+    @property
+    def p90(self) -> float:
+        return self.quantile(0.9)
+
+    def update(self, seconds: float) -> Estimate:
+        """The estimate after one more observation (clipped, then folded into the EWMA)."""
+        x = math.log(max(seconds, 1e-3))
+        x = min(max(x, self.mu - CLIP_SIGMAS * self.sigma), self.mu + CLIP_SIGMAS * self.sigma)
+        n = self.n + 1
+        a = max(ALPHA, 1.0 / n)
+        mu = self.mu + a * (x - self.mu)
+        var = (1 - a) * (self.sigma**2 + a * (x - self.mu) ** 2)
+        return Estimate(mu, max(MIN_SIGMA, math.sqrt(var)), n)
+
+
+def _prior(seconds: float | None) -> Estimate:
+    base = seconds if seconds and seconds > 0 else DEFAULT_SECONDS
+    return Estimate(math.log(base), PRIOR_SIGMA, PRIOR_WEIGHT)
+
+
+class DurationModel:
+    """Per task × group duration estimates with p50/p90; learns from observations.
+
+    ``estimate(task, group)`` looks up, in order: this task on this group, this task on any group
+    (pooled observations), the task's prior, ``DEFAULT_SECONDS``.
+    """
+
+    def __init__(self, priors: Mapping[str, float] | None = None) -> None:
+        self._priors: dict[str, float] = dict(priors or {})
+        self._est: dict[tuple[str, str], Estimate] = {}
+
+    def set_prior(self, task: str, seconds: float) -> None:
+        """The expected duration of ``task`` before anything was observed."""
+        self._priors[task] = seconds
+
+    def observe(self, task: str, group: str, seconds: float) -> None:
+        """Fold in one measured duration (from history or from the running run)."""
+        for key in ((task, group), (task, _ANY)):
+            self._est[key] = self._get(key).update(seconds)
+
+    def learn(self, records: Iterable[tuple[str, str, float]]) -> None:
+        """Fold in ``(task, group, seconds)`` records, e.g. from earlier runs."""
+        for task, group, seconds in records:
+            self.observe(task, group, seconds)
+
+    def _get(self, key: tuple[str, str]) -> Estimate:
+        got = self._est.get(key) or self._est.get((key[0], _ANY))
+        return got or _prior(self._priors.get(key[0]))
+
+    def estimate(self, task: str, group: str) -> Estimate:
+        """The current estimate for ``task`` on ``group``."""
+        return self._get((task, group))
+
+    def seconds(self, task: str, group: str, quantile: float = 0.5) -> float:
+        """Predicted seconds at ``quantile`` (0.5 = p50, 0.9 = p90)."""
+        return self.estimate(task, group).quantile(quantile)
+
+    def to_json(self) -> str:
+        """Everything needed to continue later, as JSON."""
+        data: dict[str, Any] = {
+            "version": 1,
+            "priors": self._priors,
+            "estimates": [
+                {"task": t, "group": g, "mu": e.mu, "sigma": e.sigma, "n": e.n}
+                for (t, g), e in sorted(self._est.items())
+            ],
+        }
+        return json.dumps(data, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DurationModel:
+        """A model saved by :meth:`to_json`."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("version") != 1:
+            raise ValueError("not a sysflow duration model (version 1)")
+        model = cls({str(k): float(v) for k, v in data.get("priors", {}).items()})
+        for e in data.get("estimates", []):
+            model._est[(str(e["task"]), str(e["group"]))] = Estimate(
+                float(e["mu"]), float(e["sigma"]), float(e["n"])
+            )
+        return model
