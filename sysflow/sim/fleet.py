@@ -137,12 +137,26 @@ class SimFleet:
     # -- state ---------------------------------------------------------------------------------
 
     def state(self, host: str) -> HostState:
-        """The (mutable) state of ``host``, created on first use."""
+        """The (mutable) state of ``host``, created on first use.
+
+        The profile's packages, available versions, services and kernel apply to every host; host
+        or group variables ``sim_packages``, ``sim_available``, ``sim_services`` (mappings, merged
+        over them) and ``sim_kernel`` make hosts differ, e.g. a straggler for drift reports.
+        """
         st = self._states.get(host)
         if st is None:
-            p = self.profile
-            st = self._states[host] = HostState.initial(p.packages, p.available, p.services, p.kernel)
+            st = self._states[host] = self._initial_state(host)
         return st
+
+    def _initial_state(self, host: str) -> HostState:
+        p = self.profile
+        hv = self.inventory.host_vars(host) if host in self.inventory.hosts else {}
+        return HostState.initial(
+            _merged(p.packages, hv.get("sim_packages")),
+            _merged(p.available, hv.get("sim_available")),
+            _merged(p.services, hv.get("sim_services")),
+            str(hv.get("sim_kernel") or p.kernel or "") or None,
+        )
 
     def rng(self, host: str) -> random.Random:
         """The random stream of ``host``: ``Random(f"{seed}:{host}")``."""
@@ -349,6 +363,14 @@ class SimFleet:
 
     def _instant(self, value: datetime | float) -> float:
         return self.seconds(value) if isinstance(value, datetime) else float(value)
+
+
+def _merged(base: Mapping[str, str], extra: Any) -> dict[str, str] | None:
+    """``base`` updated by a ``sim_*`` host variable (a mapping); None when both are empty."""
+    merged = dict(base)
+    if isinstance(extra, Mapping):
+        merged.update({str(k): str(v) for k, v in extra.items()})
+    return merged or None
 
 
 def _label(part: Partition) -> str:

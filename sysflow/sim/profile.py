@@ -15,6 +15,22 @@ Times in partitions are absolute (ISO 8601) or offsets from the simulation start
 Distributions are written ``{lognormal: {mean: 2m, sigma: 0.4}}``, ``{fixed: 30s}`` (or just
 ``30s``) or ``{empirical: [12, 15.5, 31]}``; a lognormal's ``mean`` is the mean of the duration
 itself (not of its logarithm), ``sigma`` the standard deviation of its logarithm.
+
+An example (``SimProfile.load("profile.yaml")``)::
+
+    durations:
+      upgrade_packages: {web: {lognormal: {mean: 3m, sigma: 0.4}}, "*": 2m}
+      backup: {empirical: [21, 25.5, 31, 40]}
+    failure_probability: {upgrade_packages: 0.02}
+    hosts:
+      - {hosts: "db*", slow: 2.5}
+      - {hosts: web7, unreachable: timeout}
+      - {hosts: "web1*", flap: {up: 20m, down: 2m}}
+      - {hosts: lb2, hang: "apt-get"}
+    partitions:
+      - {datacenter: fra, start: 1h, end: 1h30m}
+    rules:
+      - {name: deploy, match: '^deploy (?P<app>\\w+)', duration: 45s, stdout: "{app} on {host}\\n"}
 """
 
 from __future__ import annotations
@@ -252,9 +268,15 @@ class SimProfile(FrozenModel):
     )
     hosts: list[HostFault] = Field(default_factory=list)
     partitions: list[Partition] = Field(default_factory=list)
-    packages: dict[str, str] = Field(default_factory=dict, description="Initial packages of every host.")
-    available: dict[str, str] = Field(default_factory=dict, description="Versions an upgrade installs.")
-    services: dict[str, str] = Field(default_factory=dict, description="Initial service states.")
+    packages: dict[str, str] = Field(
+        default_factory=dict, description="Initial packages of every host, over the Debian 12 defaults."
+    )
+    available: dict[str, str] = Field(
+        default_factory=dict, description="Versions the mirror offers (what an upgrade installs)."
+    )
+    services: dict[str, str] = Field(
+        default_factory=dict, description="Initial service states, over the defaults."
+    )
     kernel: str | None = Field(None, description="Initial `uname -r`.")
     connect_timeout: Duration = DEFAULT_CONNECT_TIMEOUT
     hang_limit: Duration = DEFAULT_HANG_LIMIT

@@ -69,13 +69,13 @@ class HostState:
         services: Mapping[str, str] | None = None,
         kernel: str | None = None,
     ) -> HostState:
-        """A fresh Debian 12 host (or the profile's packages, services and kernel)."""
+        """A fresh Debian 12 host; given packages, versions and services are merged over the defaults."""
         return cls(
-            packages=dict(packages or DEFAULT_PACKAGES),
-            services=dict(services or DEFAULT_SERVICES),
+            packages={**DEFAULT_PACKAGES, **(packages or {})},
+            services={**DEFAULT_SERVICES, **(services or {})},
             files={"/etc/os-release": OS_RELEASE, "/etc/debian_version": "12.5\n"},
             kernel=kernel or DEFAULT_KERNEL,
-            mirror=dict(available or DEFAULT_AVAILABLE),
+            mirror={**DEFAULT_AVAILABLE, **(available or {})},
         )
 
     def upgradable(self) -> dict[str, str]:

@@ -56,6 +56,7 @@ class SimTransport:
         self._clock = clock
         self._record = record
         self._offset: float | None = None
+        self.open_connections = 0  # commands running now (each holds a simulated session)
         self.trace: list[TraceRecord] = []
         self.state = TransportState.OPEN
 
@@ -94,7 +95,11 @@ class SimTransport:
             await self._fail_connect(host, command, t, fault)
         out = self.fleet.begin(host, command, t)
         stop, ending = self._ending(out, timeout)
-        await clock.sleep(stop - t)
+        self.open_connections += 1
+        try:
+            await clock.sleep(stop - t)
+        finally:
+            self.open_connections -= 1
         if ending is _Ending.TIMEOUT:
             self._note(host, command, t, stop, None, "CommandTimeout", out)
             raise CommandTimeout(f"command timed out after {timeout:g}s", host=host, timeout=timeout)

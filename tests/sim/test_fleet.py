@@ -197,3 +197,19 @@ def test_default_rules_have_unique_names() -> None:
     assert len(names) == len(set(names))
     assert isinstance(DEFAULT_RULES[3].duration, LogNormal)
     assert isinstance(DEFAULT_RULES[3].failure, Failure)
+
+
+def test_hosts_differ_through_sim_variables(inventory: Inventory) -> None:
+    inventory.add_group("web", vars={"sim_packages": {"openssl": "3.0.9-1"}})
+    inventory.add_host("web3", sim_services={"nginx": "inactive"}, sim_kernel="6.1.0-9-amd64")
+    profile = SimProfile(packages={"curl": "7.88.1-10"}, available={"curl": "7.88.1-10+deb12u8"})
+    fleet = SimFleet(inventory, profile)
+    assert fleet.state("web1").packages["openssl"] == "3.0.9-1"
+    assert fleet.state("db1").packages["openssl"] == "3.0.11-1~deb12u2"
+    assert fleet.state("db1").packages["curl"] == "7.88.1-10"
+    assert run(fleet, "web3", "systemctl is-active nginx").exit_status == 3
+    assert run(fleet, "web3", "uname -r").stdout == "6.1.0-9-amd64\n"
+    run(fleet, "db1", "apt-get update")
+    run(fleet, "db1", "apt-get upgrade -y")
+    assert fleet.state("db1").packages["curl"] == "7.88.1-10+deb12u8"
+    assert fleet.state("ghost").packages["bash"] == "5.2.15-2+b2"  # not in the inventory: defaults

@@ -141,3 +141,17 @@ rules:
 def test_json_schema_is_published() -> None:
     schema = SimProfile.model_json_schema()
     assert "rules" in schema["properties"]
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    import sysflow.sim.profile as module
+
+    doc = module.__doc__ or ""
+    example = doc.split("::\n", 1)[1]
+    path = tmp_path / "example.yaml"
+    path.write_text(example, encoding="utf-8")
+    p = SimProfile.load(path)
+    assert p.rules[0].match == r"^deploy (?P<app>\w+)"
+    assert p.rules[0].stdout == "{app} on {host}\n"
+    assert p.durations["backup"] == {"*": Empirical(samples=(21, 25.5, 31, 40))}
+    assert p.hosts[3].hang == "apt-get"

@@ -256,3 +256,16 @@ async def test_replayed_connection_errors(inventory: Inventory, virtual_clock: V
     result = await tr.run("web1", "true")
     assert (result.stdout, result.duration) == ("yes\n", 2)
     assert (await tr.run("web1", "true")).duration == 1.0  # past the recording: the rules again
+
+
+async def test_open_connections_and_cancellation(inventory: Inventory, virtual_clock: VirtualClock) -> None:
+    tr = SimTransport(SimFleet(inventory, SimProfile(rules=[fixed("work", "^work", 600)])))
+    task = asyncio.create_task(tr.run("web1", "work"))
+    await asyncio.sleep(10)
+    assert tr.open_connections == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert tr.open_connections == 0
+    assert virtual_clock.monotonic() == 10
+    assert tr.trace == []  # a cancelled command leaves no record
