@@ -94,7 +94,7 @@ def _keep_best(
     kept, kept_score, label = base.assignment, base.score, "GREEDY"
     if candidate is not None:
         cand_score = score(problem, candidate)
-        if cand_score < base.score:
+        if cand_score <= base.score:
             kept, kept_score, label = candidate, cand_score, status
     size = b.size if b else 1
     return CpSatResult(kept, kept_score, label, status, time.perf_counter() - t0, units, size, base)

@@ -77,6 +77,16 @@ class DurationModel:
         self._priors: dict[str, float] = dict(priors or {})
         self._est: dict[tuple[str, str], Estimate] = {}
 
+    @property
+    def priors(self) -> Mapping[str, float]:
+        return dict(self._priors)
+
+    def with_priors(self, priors: Mapping[str, float]) -> DurationModel:
+        """A copy in which tasks without a prior take theirs from ``priors``."""
+        copy = DurationModel({**priors, **self._priors})
+        copy._est = dict(self._est)
+        return copy
+
     def set_prior(self, task: str, seconds: float) -> None:
         """The expected duration of ``task`` before anything was observed."""
         self._priors[task] = seconds
