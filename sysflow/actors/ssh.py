@@ -44,6 +44,7 @@ from sysflow.errors import (
     HostUnreachable,
     TransportError,
 )
+from sysflow.model.ssh_config import DEFAULT_SSH_PORT, ConnectionSettings
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -81,7 +82,9 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class SettingsLike(Protocol):
-    """What the transport needs to reach a host (``sysflow.model.ssh_config.ConnectionSettings``)."""
+    """What the transport needs to reach a host; ``sysflow.model.ssh_config.ConnectionSettings`` fits.
+
+    An empty ``username`` means "the credential provider's, else the local user"."""
 
     @property
     def name(self) -> str: ...
@@ -95,18 +98,6 @@ class SettingsLike(Protocol):
     def identity_files(self) -> Sequence[str]: ...
     @property
     def proxy_jump(self) -> str | Sequence[str] | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionSettings:
-    """Resolved connection settings of one host (compatible with the ssh_config resolver's)."""
-
-    name: str
-    hostname: str
-    port: int | None = None
-    username: str | None = None
-    identity_files: tuple[str, ...] = ()
-    proxy_jump: str | None = None
 
 
 Resolver = Callable[[str], SettingsLike] | Mapping[str, SettingsLike]
@@ -199,6 +190,14 @@ class _Entry:
     tunnels: int = 0  # connections tunnelled through this one (it serves as a jump host)
     jump: _Entry | None = None
     become_password: Any = None
+    capacity: int = DEFAULT_MAX_SESSIONS  # channels allowed at once (lowered if the server refuses)
+    shrink: int = 0  # permits to swallow on release, after the server refused a channel
+
+    def release_session(self) -> None:
+        if self.shrink:
+            self.shrink -= 1
+        else:
+            self.sessions.release()
 
 
 @dataclass
@@ -220,15 +219,20 @@ class _Counters:
     by_shard: dict[str, int] = field(default_factory=dict)
 
 
+def _bare(name: str) -> SettingsLike:
+    """Settings of a host nobody described: connect to the name itself, port 22, default user."""
+    return ConnectionSettings(name=name, hostname=name, port=DEFAULT_SSH_PORT, username="")
+
+
 def _settings_from(resolver: Resolver | None) -> Callable[[str], SettingsLike]:
     if resolver is None:
-        return lambda name: ConnectionSettings(name=name, hostname=name)
+        return _bare
     if isinstance(resolver, Mapping):
         table = resolver
 
         def lookup(name: str) -> SettingsLike:
             got = table.get(name)
-            return got if got is not None else ConnectionSettings(name=name, hostname=name)
+            return got if got is not None else _bare(name)
 
         return lookup
     return resolver
@@ -255,8 +259,8 @@ def _jump_settings(spec: str, resolve: Callable[[str], SettingsLike]) -> Setting
     return ConnectionSettings(
         name=spec,
         hostname=base.hostname,
-        port=port if port is not None else base.port,
-        username=user or base.username,
+        port=port if port is not None else (base.port or DEFAULT_SSH_PORT),
+        username=user or base.username or "",
         identity_files=tuple(base.identity_files),
         proxy_jump=None,
     )
@@ -508,7 +512,7 @@ class SSHTransport:
             entry.in_flight -= 1
             self._counters.channels -= 1
             entry.last_used = self._clock.monotonic()
-            entry.sessions.release()
+            entry.release_session()
 
     async def close(self) -> None:
         """Stop taking work, let running commands finish, close every connection."""
@@ -540,6 +544,7 @@ class SSHTransport:
                 settings=settings,
                 shard=self._shard_of(name),
                 sessions=asyncio.Semaphore(self.limits.max_sessions),
+                capacity=self.limits.max_sessions,
             )
             self._entries[name] = entry
         return entry
@@ -628,12 +633,18 @@ class SSHTransport:
             settings = ConnectionSettings(
                 name=key,
                 hostname=last.hostname,
-                port=last.port,
-                username=last.username,
+                port=last.port or DEFAULT_SSH_PORT,
+                username=last.username or "",
                 identity_files=tuple(last.identity_files),
                 proxy_jump=chain,
             )
-            entry = _Entry(key, settings, self._shard_of(key), asyncio.Semaphore(self.limits.max_sessions))
+            entry = _Entry(
+                key,
+                settings,
+                self._shard_of(key),
+                asyncio.Semaphore(self.limits.max_sessions),
+                capacity=self.limits.max_sessions,
+            )
             self._entries[key] = entry
         return entry
 
@@ -642,7 +653,7 @@ class SSHTransport:
 
         settings = entry.settings
         client = _client(self._store, lambda conn, exc: self._lost(entry, conn))
-        target = f"{settings.hostname}:{settings.port or 22}"
+        target = f"{settings.hostname}:{settings.port or DEFAULT_SSH_PORT}"
         jump_key = f"jump:{entry.jump.name}" if entry.jump is not None else None
         options = self._options_for(creds, settings.username)
         t = self.timeouts
@@ -651,7 +662,7 @@ class SSHTransport:
                 async with asyncio.timeout(t.connect + t.login):
                     return await asyncssh.connect(
                         settings.hostname,
-                        settings.port or 22,
+                        settings.port or DEFAULT_SSH_PORT,
                         tunnel=tunnel if tunnel is not None else (),
                         options=options,
                         client_factory=lambda: client,
@@ -764,7 +775,6 @@ class SSHTransport:
         cwd: str | None,
         become: bool | str,
     ) -> CommandResult:
-        import asyncssh
 
         conn = await self._connection(entry)
         user = "root" if become is True else (become or None)
@@ -776,20 +786,40 @@ class SSHTransport:
         )
         start = self._clock.now()
         session = _session(self._cap)
-        try:
-            chan, _ = await conn.create_session(lambda: session, line, encoding=None)
-        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, ConnectionError, OSError) as exc:
-            # The connection went away between commands: the command never started, reconnect once.
-            self._lost(entry, conn)
-            conn = await self._connection(entry)
-            try:
-                chan, _ = await conn.create_session(lambda: session, line, encoding=None)
-            except (asyncssh.Error, OSError) as exc2:
-                raise ConnectionFailed(f"cannot open a channel: {exc2}", host=entry.name) from exc
+        chan = await self._open_channel(entry, conn, session, line)
         self._feed_stdin(chan, stdin, password)
         await self._wait(entry, conn, chan, session, timeout, marker)
         self._counters.commands += 1
         return self._result(entry.name, command, session, start)
+
+    async def _open_channel(self, entry: _Entry, conn: Any, session: _SessionMixin, line: str) -> Any:
+        """A new channel running ``line``. If the server refuses it while the connection is alive,
+        it allows fewer channels than we thought (its MaxSessions): use one fewer from now on and
+        wait for a free one. If the connection went away between commands, reconnect once."""
+        import asyncssh
+
+        reconnected = False
+        while True:
+            try:
+                chan, _ = await conn.create_session(lambda: session, line, encoding=None)
+                return chan
+            except (asyncssh.Error, OSError) as exc:
+                if isinstance(exc, asyncssh.ChannelOpenError) and not conn.is_closed():
+                    await self._fewer_channels(entry, exc)
+                    continue
+                if reconnected:
+                    raise ConnectionFailed(f"cannot open a channel: {exc}", host=entry.name) from None
+                reconnected = True
+                self._lost(entry, conn)
+                conn = await self._connection(entry)
+
+    async def _fewer_channels(self, entry: _Entry, exc: Exception) -> None:
+        if entry.capacity <= 1 or entry.in_flight <= 1:
+            raise ConnectionFailed(f"the server refused a channel: {exc}", host=entry.name) from None
+        entry.capacity -= 1
+        entry.shrink += 1
+        entry.release_session()  # swallowed: this permit is the one the server does not allow
+        await entry.sessions.acquire()
 
     @staticmethod
     def _feed_stdin(chan: Any, stdin: str | bytes | None, password: Any) -> None:
@@ -864,7 +894,8 @@ class SSHTransport:
 
     async def _drain(self, entry: _Entry) -> None:
         """Wait for the entry's channels to finish, then close its connection."""
-        for _ in range(self.limits.max_sessions):
+        held = entry.capacity
+        for _ in range(held):
             await entry.sessions.acquire()
         try:
             conn = entry.conn
@@ -874,7 +905,7 @@ class SSHTransport:
                     async with asyncio.timeout(self.timeouts.close):
                         await conn.wait_closed()
         finally:
-            for _ in range(self.limits.max_sessions):
+            for _ in range(held):
                 entry.sessions.release()
 
     def _ensure_reaper(self) -> None:

@@ -255,3 +255,22 @@ async def test_accept_new_records_the_key(sshd: SSHD, tmp_path: Path) -> None:
     assert learned.read_text().startswith(f"[{sshd.address_of('h0022')}]:{sshd.port} ssh-ed25519 ")
     async with SSHTransport(settings, auth, known_hosts=learned) as t:
         assert (await t.run("h0022", "true")).ok
+
+
+async def test_inventory_and_openssh_client_config(sshd: SSHD, tmp_path: Path) -> None:
+    """HostName, Port, User and IdentityFile come from an OpenSSH client config, as ssh reads it."""
+    from sysflow.model.inventory import Inventory
+
+    names = host_names(3, prefix="cfg")
+    config = sshd.write_client_config(tmp_path / "ssh_config", names)
+    inventory = Inventory()
+    for n in names:
+        inventory.add_host(n, ["web"])
+
+    def resolve(name: str) -> object:
+        return inventory.connection(name, ssh_config=config)
+
+    async with SSHTransport(resolve, SSHAuth(), known_hosts=sshd.known_hosts) as t:  # type: ignore[arg-type]
+        results = [await t.run(n, "echo $SSH_CONNECTION") for n in names]
+    for n, r in zip(names, results, strict=True):
+        assert r.stdout.split()[2] == sshd.address_of(n)

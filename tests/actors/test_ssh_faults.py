@@ -214,6 +214,25 @@ async def test_channels_per_connection_never_exceed_max_sessions(fake_ssh: FakeS
     assert fake_ssh.state.connections == 1
 
 
+async def test_server_refusing_channels_lowers_the_limit(fake_ssh: FakeSSHServer) -> None:
+    fake_ssh.state.max_sessions = 3  # the server's MaxSessions is below ours (10)
+    async with _transport(fake_ssh) as t:
+        results = await asyncio.gather(*(t.run("web1", "slow 0.05") for _ in range(12)))
+        assert all(r.ok for r in results)
+        assert fake_ssh.state.refused >= 1
+        assert fake_ssh.state.peak_sessions <= 3
+        assert fake_ssh.state.connections == 1
+        results = await asyncio.gather(*(t.run("web1", "slow 0.01") for _ in range(6)))
+        assert all(r.ok for r in results)
+
+
+async def test_a_single_refused_channel_fails(fake_ssh: FakeSSHServer) -> None:
+    fake_ssh.state.max_sessions = 0
+    async with _transport(fake_ssh) as t:
+        with pytest.raises(ConnectionFailed, match="refused a channel"):
+            await t.run("web1", "echo x")
+
+
 async def test_global_connection_cap_evicts_idle_connections(fake_ssh: FakeSSHServer) -> None:
     names = [f"n{i}" for i in range(6)]
     async with _transport(fake_ssh, *names, limits=SSHLimits(max_connections=2)) as t:
