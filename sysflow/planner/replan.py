@@ -9,14 +9,22 @@ within its time limit, hinted by the repair. The result is feasible for the orig
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sysflow.planner.greedy import greedy
 from sysflow.planner.problem import Busy, Chain, PlanningProblem, ResourceKind
 from sysflow.planner.solution import Assignment
 
-__all__ = ["remaining_problem", "replan_assignment"]
+if TYPE_CHECKING:
+    from sysflow.planner.durations import DurationModel
+    from sysflow.planner.plan import Plan
+
+__all__ = ["remaining_problem", "replan", "replan_assignment"]
 
 
 def _busy(problem: PlanningProblem, c: Chain, s: tuple[int, ...]) -> list[Busy]:
@@ -85,3 +93,79 @@ def replan_assignment(
 
 def _started(previous: Assignment, now: int) -> dict[str, tuple[int, ...]]:
     return {h: s for h, s in previous.starts.items() if s[0] < now}
+
+
+def _fixed_chain(
+    plan: Plan,
+    c: Chain,
+    done: Mapping[str, tuple[datetime, datetime]],
+    running: Mapping[str, datetime],
+    now: int,
+) -> tuple[Chain, tuple[int, ...]]:
+    """A started host's chain with measured times where known and the rest back to back from now."""
+    starts: list[int] = []
+    durations: list[int] = []
+    t = 0
+    for i, op in enumerate(c.ops):
+        if op in done:
+            s, e = plan.seconds_of(done[op][0]), math.ceil((done[op][1] - plan.origin).total_seconds())
+            d = max(0, e - s)
+        elif op in running:
+            s = plan.seconds_of(running[op])
+            d = max(c.durations[i], now - s)
+        else:
+            s, d = max(t, now), c.durations[i]
+        starts.append(s)
+        durations.append(d)
+        t = s + d
+    return replace(c, durations=tuple(durations)), tuple(starts)
+
+
+def replan(
+    plan: Plan,
+    done: Mapping[str, tuple[datetime, datetime]],
+    running: Mapping[str, datetime],
+    durations: DurationModel | None,
+    now: datetime,
+    *,
+    solver: str = "greedy",
+    time_limit: float = 5.0,
+    num_workers: int = 2,
+    random_seed: int = 0,
+) -> Plan:
+    """Re-plan what has not started at ``now``; never move finished (``done``: op id -> start, end)
+    or running (``running``: op id -> start) operations. Durations of the hosts still to place are
+    re-estimated from ``durations`` (at the plan's quantile) when given."""
+    from sysflow.planner.plan import Plan
+
+    t0 = time.perf_counter()
+    now_s = math.ceil((now - plan.origin).total_seconds())
+    chains: list[Chain] = []
+    fixed: dict[str, tuple[int, ...]] = {}
+    for c in plan.problem.chains:
+        if any(op in done or op in running for op in c.ops):
+            chain, starts = _fixed_chain(plan, c, done, running, now_s)
+            fixed[c.host] = starts
+        else:
+            chain = _reestimate(c, durations, plan.quantile)
+        chains.append(chain)
+    problem = replace(plan.problem, chains=tuple(chains))
+    limit = time_limit if solver == "cpsat" else 0.0
+    a = replan_assignment(
+        problem,
+        plan.assignment,
+        now_s,
+        started=fixed,
+        time_limit=limit,
+        num_workers=num_workers,
+        random_seed=random_seed,
+    )
+    return Plan(problem, a, f"replan-{solver}", "FEASIBLE", time.perf_counter() - t0, plan.quantile)
+
+
+def _reestimate(c: Chain, durations: DurationModel | None, quantile: float) -> Chain:
+    if durations is None:
+        return c
+    model = durations.with_priors(dict(zip(c.tasks, map(float, c.durations), strict=True)))
+    new = tuple(math.ceil(model.seconds(t, c.group, quantile) - 1e-9) for t in c.tasks)
+    return replace(c, durations=new)
