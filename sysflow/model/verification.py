@@ -61,8 +61,10 @@ ExpectedChange = Literal[
 class ProbeSpec(FrozenModel):
     """A command plus how to parse its output into state."""
 
-    command: str
-    parser: ParserKind = "raw"
+    command: str = Field(description="Shell command run on the host (through the transport).")
+    parser: ParserKind = Field(
+        "raw", description="How the output becomes state (see sysflow.verify.parsers)."
+    )
     pattern: str | None = Field(None, description="Regex for the regex parser (named or numbered groups).")
     path: str | None = Field(None, description="Dotted path into JSON output, e.g. status.version.")
     timeout: float | None = Field(None, gt=0, description="Seconds the probe may take (default 30).")
@@ -81,30 +83,41 @@ class ComparisonSpec(FrozenModel):
 
     type: ComparisonKind = "equals"
     pattern: str | None = Field(None, description="Regex applied to the output before comparing (group 1).")
-    expected: Any = Field(None, description="Expected value (equals, contains, thresholds, json_subset).")
+    expected: Any = Field(
+        None,
+        description="Expected value (equals, contains, thresholds, json_subset); for version kinds on a "
+        "package map, the package name(s) to compare; for regex_match without pattern, the regex.",
+    )
     expected_change: ExpectedChange | None = Field(None, description="How before → after must change.")
-    version_scheme: Literal["debian", "rpm", "auto"] = "auto"
-    low: float | None = None
-    high: float | None = None
+    version_scheme: Literal["debian", "rpm", "auto"] = Field(
+        "auto",
+        description="Version ordering; auto follows the probe's parser (dpkg/rpm) or the version's shape.",
+    )
+    low: float | None = Field(None, description="Lower bound for between (inclusive).")
+    high: float | None = Field(None, description="Upper bound for between (inclusive).")
 
 
 class DriftSpec(FrozenModel):
     """Compare hosts of a group with each other (majority) or with a golden host."""
 
-    group: str | None = None
-    golden_host: str | None = None
-    probes: list[str] = Field(default_factory=list)
+    group: str | None = Field(None, description="Label of the group compared (the hosts are the wave's).")
+    golden_host: str | None = Field(None, description="Compare with this host instead of the majority.")
+    probes: list[str] = Field(default_factory=list, description="Probes compared (default: all).")
 
 
 class VerificationSpec(FrozenModel):
     """Probes captured before some tasks and after others, compared per host."""
 
-    before_tasks: list[str] = Field(default_factory=list)
-    after_tasks: list[str] = Field(default_factory=list)
+    before_tasks: list[str] = Field(
+        default_factory=list, description="Capture before these tasks (empty: before the host's first task)."
+    )
+    after_tasks: list[str] = Field(
+        default_factory=list, description="Capture after these tasks (empty: when the host is verified)."
+    )
     commands: dict[str, ProbeSpec] = Field(default_factory=dict, description="Probe name -> probe.")
     comparisons: dict[str, ComparisonSpec] = Field(default_factory=dict, description="Probe name -> check.")
     expect: dict[str, str] = Field(
         default_factory=dict, description='Desired state, e.g. {nginx: active, openssl: ">= 3.0.11"}.'
     )
-    targets: list[str] = Field(default_factory=lambda: ["all"])
-    drift: DriftSpec | None = None
+    targets: list[str] = Field(default_factory=lambda: ["all"], description="Host patterns verified.")
+    drift: DriftSpec | None = Field(None, description="Also compare the hosts with each other.")
