@@ -16,7 +16,9 @@ What is supported, and what is not:
   not wait for it: with ``autojump_threshold=0`` a pending timer (a timeout around the I/O, a
   concurrent sleep) fires first. Give real I/O a real grace period with ``autojump_threshold``
   (e.g. 0.1 s, as trio recommends), or await it without a competing timer.
-* When nothing is scheduled at all, the loop blocks on real I/O like any asyncio loop.
+* When nothing is scheduled at all, the loop blocks on real I/O like any asyncio loop; with no
+  real I/O either, only a thread can wake it, and after ``stall_limit`` real seconds (set by
+  :func:`run_virtual` and the test fixture) it raises :class:`VirtualDeadlock` instead of hanging.
 
 :class:`VirtualClock` implements :class:`sysflow.clock.Clock` on top of ``loop.time()``: wall time is
 ``start + loop.time()``. :func:`run_virtual` runs a coroutine on a fresh virtual loop.
@@ -33,8 +35,10 @@ from typing import Any, TypeVar
 from sysflow.clock import utc
 
 __all__ = [
+    "DEFAULT_STALL_LIMIT",
     "DEFAULT_START",
     "VirtualClock",
+    "VirtualDeadlock",
     "VirtualTimeLoop",
     "current_virtual_clock",
     "run_virtual",
@@ -43,14 +47,20 @@ __all__ = [
 T = TypeVar("T")
 
 DEFAULT_START = datetime(2026, 1, 4, 0, 0, tzinfo=UTC)  # a Sunday, the same default as ManualClock
+DEFAULT_STALL_LIMIT = 30.0  # real seconds run_virtual waits for a thread when nothing else can happen
+
+
+class VirtualDeadlock(RuntimeError):
+    """Every task waits on something that no timer, I/O or thread will ever bring."""
 
 
 class _AutojumpSelector(selectors.BaseSelector):
     """Delegates to a real selector; a wait for a timer becomes a jump of the loop's virtual time."""
 
-    def __init__(self, real: selectors.BaseSelector, threshold: float) -> None:
+    def __init__(self, real: selectors.BaseSelector, threshold: float, stall_limit: float | None) -> None:
         self._real = real
         self._threshold = threshold
+        self._stall_limit = stall_limit
         self._loop: VirtualTimeLoop | None = None
         self._idle_fds = 0  # file objects registered by the loop itself (its self-pipe)
         self._fds = 0
@@ -82,6 +92,8 @@ class _AutojumpSelector(selectors.BaseSelector):
         self._real.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None and self._stall_limit is not None and self._fds <= self._idle_fds:
+            return self._wait_or_deadlock(self._stall_limit)
         if timeout is None or timeout <= 0 or self._loop is None:
             return self._real.select(timeout)
         if self._threshold == 0 and self._fds <= self._idle_fds:
@@ -94,21 +106,39 @@ class _AutojumpSelector(selectors.BaseSelector):
             self._loop._jump(timeout)
         return events
 
+    def _wait_or_deadlock(self, limit: float) -> list[tuple[selectors.SelectorKey, int]]:
+        """No timer, no real I/O: only another thread can wake the loop; give it ``limit`` seconds."""
+        events = self._real.select(limit)
+        if not events:
+            raise VirtualDeadlock(
+                f"every task is waiting, no timer is scheduled and no I/O is pending "
+                f"(nothing woke the loop for {limit:g} real seconds): the simulation cannot progress"
+            )
+        return events
+
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """A selector event loop on virtual time: idle waits for timers take no real time.
 
     ``start`` is the wall-clock instant of virtual time 0 (used by :class:`VirtualClock`);
-    ``autojump_threshold`` is how long (real seconds) to wait for real I/O before jumping.
+    ``autojump_threshold`` is how long (real seconds) to wait for real I/O before jumping;
+    ``stall_limit``, when set, is how long (real seconds) the loop waits with no timer and no
+    I/O at all (only a thread could wake it) before raising :class:`VirtualDeadlock`.
     """
 
-    def __init__(self, start: datetime | None = None, *, autojump_threshold: float = 0.0) -> None:
+    def __init__(
+        self,
+        start: datetime | None = None,
+        *,
+        autojump_threshold: float = 0.0,
+        stall_limit: float | None = None,
+    ) -> None:
         if autojump_threshold < 0:
             raise ValueError(f"autojump_threshold must be >= 0, not {autojump_threshold}")
         self._virtual_now = 0.0
         self.start = utc(start) if start is not None else DEFAULT_START
         self.autojump_threshold = autojump_threshold
-        selector = _AutojumpSelector(selectors.DefaultSelector(), autojump_threshold)
+        selector = _AutojumpSelector(selectors.DefaultSelector(), autojump_threshold, stall_limit)
         super().__init__(selector)
         selector.bind(self)
         self._clock = VirtualClock(self)
@@ -185,15 +215,18 @@ def run_virtual(
     *,
     start: datetime | None = None,
     autojump_threshold: float = 0.0,
+    stall_limit: float | None = DEFAULT_STALL_LIMIT,
     debug: bool | None = None,
 ) -> T:
     """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop` and return its result.
 
-    Inside, :func:`current_virtual_clock` gives the clock (wall time starts at ``start``).
+    Inside, :func:`current_virtual_clock` gives the clock (wall time starts at ``start``). A
+    simulation in which nothing can ever happen again raises :class:`VirtualDeadlock` after
+    ``stall_limit`` real seconds instead of hanging.
     """
 
     def factory() -> VirtualTimeLoop:
-        return VirtualTimeLoop(start, autojump_threshold=autojump_threshold)
+        return VirtualTimeLoop(start, autojump_threshold=autojump_threshold, stall_limit=stall_limit)
 
     with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
         return runner.run(main)

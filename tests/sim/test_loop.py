@@ -10,7 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sysflow.clock import Clock
-from sysflow.sim.loop import DEFAULT_START, VirtualClock, VirtualTimeLoop, current_virtual_clock, run_virtual
+from sysflow.sim.loop import (
+    DEFAULT_START,
+    VirtualClock,
+    VirtualDeadlock,
+    VirtualTimeLoop,
+    current_virtual_clock,
+    run_virtual,
+)
 
 FOUR_HOURS = 4 * 3600.0
 
@@ -158,3 +165,25 @@ def test_without_threshold_a_timer_beats_slow_real_io() -> None:
             await proc.wait()
 
     assert run_virtual(main()) == 3600.0
+
+
+def test_a_stuck_simulation_fails_clearly() -> None:
+    async def main() -> None:
+        await asyncio.sleep(60)
+        await asyncio.Event().wait()
+
+    with pytest.raises(VirtualDeadlock, match="cannot progress"):
+        run_virtual(main(), stall_limit=0.01)
+
+
+def test_a_thread_may_wake_an_idle_loop() -> None:
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, sum, range(1000))
+
+    assert run_virtual(main(), stall_limit=30) == 499500
+
+
+async def test_virtual_loop_fixture(virtual_loop: VirtualTimeLoop) -> None:
+    virtual_loop.advance(5)
+    assert virtual_loop.time() == 5
