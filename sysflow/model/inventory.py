@@ -166,6 +166,7 @@ class Inventory(BaseModel):
     )
     source: str | None = Field(None, description="File the inventory was loaded from, for messages.")
     _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _members: dict[str, tuple[list[str], set[str]]] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         for host in self.hosts.values():
@@ -218,7 +219,7 @@ class Inventory(BaseModel):
         host.vars.update(vars)
         for g in groups:
             if g not in IMPLICIT_GROUPS:
-                _append_new(self._group(g).hosts, name)
+                self._add_member(self._group(g), name)
         self._memo.clear()
         return host
 
@@ -242,7 +243,7 @@ class Inventory(BaseModel):
         group = self._group(name)
         for h in hosts:
             self._host(h)
-            _append_new(group.hosts, h)
+            self._add_member(group, h)
         for c in children:
             self.add_child(name, c)
         group.vars.update(vars or {})
@@ -306,10 +307,21 @@ class Inventory(BaseModel):
     def _host(self, name: str) -> Host:
         host = self.hosts.get(name)
         if host is None:
-            host = self.hosts[name] = Host(name=name)
+            if not isinstance(name, str) or not name:
+                raise InventoryError([Problem(f"host name {name!r} must be a non-empty string", "add_host")])
+            host = self.hosts[name] = Host.model_construct(name=name, vars={})
             host._inventory = self
             self._memo.clear()
         return host
+
+    def _add_member(self, group: Group, host: str) -> None:
+        """Append ``host`` to ``group.hosts`` once; a set index keeps this O(1) for big groups."""
+        entry = self._members.get(group.name)
+        if entry is None or entry[0] is not group.hosts or len(entry[1]) != len(group.hosts):
+            entry = self._members[group.name] = (group.hosts, set(group.hosts))
+        if host not in entry[1]:
+            group.hosts.append(host)
+            entry[1].add(host)
 
     def _group(self, name: str) -> Group:
         group = self.groups.get(name)

@@ -377,8 +377,11 @@ def _plain(value: Any) -> Any:
 # -- YAML and JSON ------------------------------------------------------------------------------
 
 
-class _InventoryLoader(yaml.SafeLoader):
-    """SafeLoader that also reads Ansible's ``!unsafe`` tag (a plain string here)."""
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~2x faster
+
+
+class _InventoryLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """SafeLoader (libyaml's when available) that also reads Ansible's ``!unsafe`` tag as a string."""
 
 
 def _construct_unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> Any:

@@ -183,3 +183,22 @@ def test_import_sysflow_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["", 7])
+def test_host_names_must_be_non_empty_strings(name: object) -> None:
+    with pytest.raises(InventoryError, match="must be a non-empty string"):
+        Inventory().add_host(name)  # type: ignore[arg-type]
+
+
+def test_membership_stays_unique_even_after_hand_edits() -> None:
+    inventory = Inventory()
+    for _ in range(2):
+        inventory.add_host("h1", groups=["web"])
+        inventory.add_group("web", ["h2"], children=["kids"])
+    assert inventory.groups["web"].hosts == ["h1", "h2"]
+    assert inventory.groups["web"].children == ["kids"]
+    inventory.groups["web"].hosts = ["h2"]  # replaced by hand: the index follows
+    inventory.add_host("h1", groups=["web"])
+    inventory.add_host("h2", groups=["web"])
+    assert inventory.groups["web"].hosts == ["h2", "h1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,13 +72,15 @@ def test_recursive_alias_is_refused() -> None:
 
 
 def test_json_that_yaml_cannot_read_still_loads() -> None:
-    text = '{\n\t"web": {\n\t\t"hosts": {"w1": {"datacenter": "ams"}}\n\t}\n}\n'
-    inventory = Inventory.from_json_text(text, source="tabs.json")
+    long_key = "k" * 1100  # fine in JSON, too long for a YAML implicit key
+    text = json.dumps({"web": {"hosts": {"w1": {"datacenter": "ams", long_key: 1}}}}, indent="\t")
+    inventory = Inventory.from_json_text(text, source="long.json")
     assert inventory.select("web") == ["w1"]
     assert inventory.hosts["w1"].datacenter == "ams"
+    assert inventory.host_vars("w1")[long_key] == 1
     with pytest.raises(InventoryError, match="unknown key 'hostz'") as info:
-        Inventory.from_json_text('{\n\t"web": {"hostz": {}}\n}\n', source="tabs.json")
-    assert info.value.problems[0].location == "tabs.json"  # no line numbers on this path
+        Inventory.from_json_text(json.dumps({"web": {"hostz": {long_key: 1}}}), source="long.json")
+    assert info.value.problems[0].location == "long.json"  # no line numbers on this path
 
 
 def test_a_yaml_parse_error_without_a_mark_is_still_reported() -> None:
