@@ -84,15 +84,23 @@ class Remaining:
 
 
 class _Lists:
-    """An interval set as Python lists, for bisection."""
+    """An interval set: starts and ends as Python lists (for bisection), the rest as arrays."""
 
-    __slots__ = ("cutoffs", "ends", "labels", "starts")
+    __slots__ = ("_cutoffs", "_label_ids", "_labels", "ends", "starts")
 
     def __init__(self, arrays: IntervalArrays, labels: Sequence[str]) -> None:
         self.starts: list[float] = arrays.starts.tolist()
         self.ends: list[float] = arrays.ends.tolist()
-        self.cutoffs: list[float] = arrays.cutoffs.tolist()
-        self.labels: list[str] = [labels[i] if i >= 0 else "" for i in arrays.labels.tolist()]
+        self._cutoffs = arrays.cutoffs
+        self._label_ids = arrays.labels
+        self._labels = labels
+
+    def cutoff(self, i: int) -> float:
+        return float(self._cutoffs[i])
+
+    def label(self, i: int) -> str:
+        k = int(self._label_ids[i])
+        return self._labels[k] if k >= 0 else ""
 
     def find(self, t: float) -> int:
         """Index of the interval containing ``t``, or -1."""
@@ -103,8 +111,8 @@ class _Lists:
         return Window(
             utc_datetime(self.starts[i]),
             utc_datetime(self.ends[i]),
-            utc_datetime(self.cutoffs[i]),
-            self.labels[i],
+            utc_datetime(self.cutoff(i)),
+            self.label(i),
         )
 
     def between(self, lo: float, hi: float) -> range:
@@ -187,7 +195,7 @@ class Calendar:
         lists = self._lists(group)
         ts = t.timestamp()
         i = lists.find(ts)
-        return i >= 0 and ts <= lists.cutoffs[i]
+        return i >= 0 and ts <= lists.cutoff(i)
 
     def current(self, group: str, t: datetime) -> Window | None:
         """The window open at ``t``, or None."""
@@ -234,7 +242,7 @@ class Calendar:
         lists = self._host(groups)
         ts = t.timestamp()
         i = lists.find(ts)
-        return i >= 0 and ts <= lists.cutoffs[i]
+        return i >= 0 and ts <= lists.cutoff(i)
 
     def host_current(self, groups: Iterable[str], t: datetime) -> Window | None:
         lists = self._host(groups)
@@ -278,9 +286,7 @@ def _remaining(lists: _Lists, t: datetime) -> Remaining | None:
     i = lists.find(ts)
     if i < 0:
         return None
-    return Remaining(
-        timedelta(seconds=max(0.0, lists.cutoffs[i] - ts)), timedelta(seconds=lists.ends[i] - ts)
-    )
+    return Remaining(timedelta(seconds=max(0.0, lists.cutoff(i) - ts)), timedelta(seconds=lists.ends[i] - ts))
 
 
 def _windows(lists: _Lists, start: datetime, end: datetime) -> list[Window]:
@@ -306,6 +312,7 @@ class _Builder:
         self.location = location
         self.expander = SpecExpander(lo, hi, default_tz=cfg.timezone, location=location)
         self.labels: list[str] = []
+        self._blackout_starts: list[float] | None = None
 
     def calendar(self, start: datetime, end: datetime) -> Calendar:
         import numpy as np
@@ -347,24 +354,33 @@ class _Builder:
 
         starts: list[npt.NDArray[np.float64]] = []
         ends: list[npt.NDArray[np.float64]] = []
-        cuts: list[npt.NDArray[np.float64]] = []
-        labs: list[npt.NDArray[np.int64]] = []
+        cutoffs: list[float] = []
+        counts: list[int] = []
         for i, spec in enumerate(specs):
             source = SpecSource(group, i, self.location)
             s, e = self.expander.expand(spec, source)
             self._check_not_blacked_out(spec, source, s, e, blackouts)
-            cutoff = spec.cutoff if spec.cutoff is not None else self.cfg.cutoff
-            self.labels.append(f"{group}: {spec.describe()}")
+            cutoffs.append(spec.cutoff if spec.cutoff is not None else self.cfg.cutoff)
+            counts.append(len(s))
             starts.append(s)
             ends.append(e)
-            cuts.append(e - cutoff)
-            labs.append(np.full(len(s), len(self.labels) - 1, dtype=np.int64))
         if not starts:
             return IntervalArrays.empty()
+        first_label = len(self.labels)
+        self.labels.extend(f"{group}: {spec.describe()}" for spec in specs)
+        all_ends = np.concatenate(ends)
         merged = merge(
-            np.concatenate(starts), np.concatenate(ends), np.concatenate(cuts), np.concatenate(labs)
+            np.concatenate(starts),
+            all_ends,
+            all_ends - np.repeat(np.asarray(cutoffs), counts),
+            np.repeat(np.arange(first_label, len(self.labels), dtype=np.int64), counts),
         )
         return subtract(merged, blackouts)
+
+    def _blackout_lists(self, blackouts: IntervalArrays) -> tuple[list[float], int]:
+        if self._blackout_starts is None:
+            self._blackout_starts = blackouts.starts.tolist()
+        return self._blackout_starts, len(self._blackout_starts)
 
     def _check_not_blacked_out(
         self,
@@ -374,6 +390,12 @@ class _Builder:
         ends: npt.NDArray[np.float64],
         blackouts: IntervalArrays,
     ) -> None:
-        if len(starts) and len(blackouts) and bool(covered(starts, ends, blackouts).all()):
+        if not len(starts) or not len(blackouts):
+            return
+        first, _ = self._blackout_lists(blackouts)
+        i = bisect.bisect_right(first, float(starts[0])) - 1
+        if i < 0 or float(blackouts.ends[i]) < float(ends[0]):
+            return  # fast path: the first occurrence survives
+        if bool(covered(starts, ends, blackouts).all()):
             msg = f"window {spec.describe()!r} is empty after blackouts within the horizon"
             raise self.expander.error(msg, source)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from sysflow.constraints.weekly import DAY, LocalTime, expand_weekly, local_seconds, utc_datetime
+from sysflow.constraints.weekly import DAY, DayGrid, LocalTime, expand_weekly, local_seconds, utc_datetime
 from sysflow.errors import ConstraintError, Problem
-from sysflow.model.windows import WindowsConfig, WindowSpec, check_timezone
+from sysflow.model.windows import WeeklyRule, WindowsConfig, WindowSpec, check_timezone, parse_weekly
 
 if TYPE_CHECKING:
     from sysflow.constraints.intervals import FloatArray
@@ -69,6 +69,8 @@ class SpecExpander:
         self.default_tz = default_tz
         self.location = location
         self._zones: dict[str, LocalTime] = {}
+        self._grid: DayGrid | None = None
+        self._rules: dict[str, WeeklyRule] = {}
         self._cron: dict[str, FloatArray] = {}
         self._margin = 8 * DAY  # zone tables cover the horizon plus the longest lead-in we use
 
@@ -89,9 +91,13 @@ class SpecExpander:
     def expand(self, spec: WindowSpec, source: SpecSource) -> tuple[FloatArray, FloatArray]:
         """UTC (starts, ends) of every occurrence of ``spec`` overlapping the horizon."""
         tz = self.zone(spec.timezone or self.default_tz, source)
-        rule = spec.rule
-        if rule is not None:
-            return expand_weekly(rule, tz, self.lo, self.hi)
+        if spec.weekly is not None:
+            rule = self._rules.get(spec.weekly)
+            if rule is None:
+                rule = self._rules[spec.weekly] = parse_weekly(spec.weekly)
+            if self._grid is None:
+                self._grid = DayGrid(self.lo, self.hi)
+            return expand_weekly(rule, tz, self._grid)
         if spec.cron is not None and spec.duration is not None:
             return self._expand_cron(spec.cron, spec.duration, tz, source)
         assert spec.start is not None
@@ -121,23 +127,48 @@ class SpecExpander:
 
     def _cron_local(self, expr: str, duration: float) -> FloatArray:
         """Local wall-clock fire times covering the horizon (cached per expression)."""
-        import numpy as np
-        from croniter import croniter
-
-        lead = max(duration, DAY) + DAY
+        lead = max(duration, _WEEK) + DAY  # one lead-in for all windows up to a week long
         key = f"{expr}|{lead}"
         cached = self._cron.get(key)
-        if cached is not None:
-            return cached
-        first = utc_datetime(self.lo - lead).replace(tzinfo=None)
-        last = local_seconds(utc_datetime(self.hi + DAY).replace(tzinfo=None))
-        it = croniter(expr, first - timedelta(seconds=1))
-        out: list[float] = []
-        while True:
-            t = local_seconds(it.get_next(datetime))
-            if t > last:
-                break
-            out.append(t)
-        arr = np.asarray(out, dtype=np.float64)
-        self._cron[key] = arr
-        return arr
+        if cached is None:
+            first = self.lo - lead
+            last = self.hi + DAY
+            cached = _fires(expr, first, last)
+            self._cron[key] = cached
+        return cached
+
+
+_WEEK = 7 * DAY
+_MONDAY = 4 * DAY  # 1970-01-05, the first Monday after the epoch
+
+
+def _fires(expr: str, first: float, last: float) -> FloatArray:
+    """croniter's fire times in ``(first, last]`` (naive local seconds).
+
+    An expression that depends only on weekday and time of day (no day of month, month, ``#`` or
+    ``L``) repeats every week in wall-clock time: croniter gives one week, tiled over the rest.
+    """
+    import numpy as np
+    from croniter import croniter
+
+    it = croniter(expr, utc_datetime(first).replace(tzinfo=None))
+    fields = it.expanded
+    weekly = len(fields) == 5 and fields[2] == ["*"] and fields[3] == ["*"] and not it.nth_weekday_of_month
+    if not weekly:
+        return np.asarray(_walk(it, last), dtype=np.float64)
+    week0 = _MONDAY + ((first - _MONDAY) // _WEEK) * _WEEK
+    it.set_current(utc_datetime(week0 - 1).replace(tzinfo=None), force=True)
+    offsets = np.asarray(_walk(it, week0 + _WEEK - 1), dtype=np.float64) - week0
+    weeks = week0 + _WEEK * np.arange(int((last - week0) // _WEEK) + 1, dtype=np.float64)
+    tiled = (weeks[:, None] + offsets[None, :]).ravel()
+    result: FloatArray = tiled[(tiled > first) & (tiled <= last)]
+    return result
+
+
+def _walk(it: Any, last: float) -> list[float]:
+    out: list[float] = []
+    while True:
+        t = local_seconds(it.get_next(datetime))
+        if t > last:
+            return out
+        out.append(t)

@@ -27,10 +27,10 @@ from sysflow.model.windows import WeeklyRule
 if TYPE_CHECKING:
     from sysflow.constraints.intervals import FloatArray
 
-__all__ = ["DAY", "LocalTime", "expand_weekly", "local_seconds", "utc_datetime"]
+__all__ = ["DAY", "DayGrid", "LocalTime", "expand_weekly", "local_seconds", "utc_datetime"]
 
 DAY = 86400.0
-_SAMPLE = 6 * 3600  # zones change offset at most once per 6 hours
+_SAMPLE = 86400.0  # zones change offset at most once a day (in practice twice a year)
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
 
@@ -52,6 +52,7 @@ class LocalTime:
         self.name = zone
         self._bounds: list[float] = []
         self._offsets: list[float] = [_offset(self.zone, lo)]
+        self._arrays: tuple[FloatArray, FloatArray] | None = None
         t = lo
         while t < hi:
             nxt = min(t + _SAMPLE, hi)
@@ -83,8 +84,10 @@ class LocalTime:
         if not self._bounds:
             result: FloatArray = local - self._offsets[0]
             return result
-        idx = np.searchsorted(np.asarray(self._bounds), local, side="right")
-        shifted: FloatArray = local - np.asarray(self._offsets, dtype=np.float64)[idx]
+        if self._arrays is None:
+            self._arrays = (np.asarray(self._bounds), np.asarray(self._offsets, dtype=np.float64))
+        bounds, offsets = self._arrays
+        shifted: FloatArray = local - offsets[np.searchsorted(bounds, local, side="right")]
         return shifted
 
     def one_to_utc(self, local: float) -> float:
@@ -94,20 +97,38 @@ class LocalTime:
         return local - self._offsets[bisect.bisect_right(self._bounds, local)]
 
 
-def expand_weekly(rule: WeeklyRule, tz: LocalTime, lo: float, hi: float) -> tuple[FloatArray, FloatArray]:
-    """Every occurrence of ``rule`` in ``tz`` that overlaps ``[lo, hi)`` (UTC seconds)."""
-    import numpy as np
+class DayGrid:
+    """Every local day that may open a window overlapping ``[lo, hi)``: midnights and weekdays."""
 
-    first = int((lo - 2 * DAY) // DAY)
-    last = int((hi + 2 * DAY) // DAY)
-    days = np.arange(first, last + 1, dtype=np.int64)
-    if len(rule.days) < 7:
-        weekday = (days + _EPOCH_WEEKDAY) % 7
-        days = days[np.isin(weekday, np.fromiter(rule.days, dtype=np.int64))]
-    base = days.astype(np.float64) * DAY
+    def __init__(self, lo: float, hi: float) -> None:
+        import numpy as np
+
+        first = int((lo - 2 * DAY) // DAY)
+        last = int((hi + 2 * DAY) // DAY)
+        days = np.arange(first, last + 1, dtype=np.int64)
+        self.weekday = (days + _EPOCH_WEEKDAY) % 7
+        self.midnight = days.astype(np.float64) * DAY
+        self.lo = lo
+        self.hi = hi
+
+    def midnights(self, weekdays: frozenset[int]) -> FloatArray:
+        """Local midnights (as local seconds) of the days whose weekday is in ``weekdays``."""
+        import numpy as np
+
+        if len(weekdays) == 7:
+            return self.midnight
+        table = np.zeros(7, dtype=bool)
+        table[list(weekdays)] = True
+        selected: FloatArray = self.midnight[table[self.weekday]]
+        return selected
+
+
+def expand_weekly(rule: WeeklyRule, tz: LocalTime, grid: DayGrid) -> tuple[FloatArray, FloatArray]:
+    """Every occurrence of ``rule`` in ``tz`` that overlaps the grid's ``[lo, hi)`` (UTC seconds)."""
+    base = grid.midnights(rule.days)
     starts = tz.to_utc(base + rule.start_minute * 60.0)
     ends = tz.to_utc(base + rule.end_minute * 60.0)
-    keep = (ends > lo) & (starts < hi) & (ends > starts)
+    keep = (ends > grid.lo) & (starts < grid.hi) & (ends > starts)
     return starts[keep], ends[keep]
 
 

@@ -308,3 +308,21 @@ def test_unknown_timezone_reaching_the_expander() -> None:
 def test_empty_horizon() -> None:
     with pytest.raises(ConstraintError, match="horizon is empty"):
         Calendar.build(BRIEF, start=WEEK, end=WEEK)
+
+
+@pytest.mark.parametrize(
+    ("expr", "count"),
+    [("0 1 * * SUN", 4), ("30 22 * * 1-5", 20), ("0 3 1 * *", 1), ("0 2 * * 5#3", 1), ("0 0 * * *", 28)],
+)
+def test_cron_fires_match_croniter(expr: str, count: int) -> None:
+    from croniter import croniter
+
+    start = z(2026, 2, 1)
+    cal = Calendar.build({"groups": {"g": {"cron": expr, "duration": "30m"}}}, start=start, end=z(2026, 3, 1))
+    got = [w.start for w in cal.windows("g", start, z(2026, 3, 1))]
+    it = croniter(expr, start.replace(tzinfo=None) - timedelta(seconds=1))
+    expected = []
+    while (t := it.get_next(datetime)) < datetime(2026, 3, 1):
+        expected.append(t.replace(tzinfo=UTC))
+    assert got == expected
+    assert len(got) == count

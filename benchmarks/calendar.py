@@ -1,0 +1,142 @@
+"""Calendar benchmark: build calendars of 1,000 and 10,000 window specs over a year, then query.
+
+Specs are mixed: 70 % weekly strings (random days and hours, some crossing midnight), 30 % cron +
+duration (weekly and daily patterns), spread over 20 IANA time zones (most with daylight saving),
+five specs per group, plus 12 blackouts (one-off dates and a recurring weekly freeze). The horizon
+is one year. Queries: 1,000,000 ``is_open(group, t)`` at random groups and instants.
+
+Targets (issue 3): 10,000 specs over a year built in under 1 s; 1,000,000 queries in under 2 s.
+
+    python benchmarks/calendar.py [--quick] [--json FILE] [--seed N]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the stdlib module ``calendar``: take its directory off the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from typing import Any  # noqa: E402
+
+from sysflow.constraints import Calendar  # noqa: E402
+from sysflow.model.windows import WindowsConfig  # noqa: E402
+
+ZONES = [
+    "UTC", "Europe/Amsterdam", "Europe/London", "Europe/Berlin", "Europe/Helsinki", "Europe/Lisbon",
+    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Sao_Paulo",
+    "America/Santiago", "Asia/Tokyo", "Asia/Kolkata", "Asia/Singapore", "Asia/Tehran",
+    "Australia/Sydney", "Australia/Lord_Howe", "Pacific/Auckland", "Africa/Cairo",
+]  # fmt: skip
+DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+HORIZON = timedelta(days=365)
+
+
+def weekly(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.15:
+        days = "daily"
+    elif kind < 0.35:
+        days = "Mon-Fri"
+    elif kind < 0.5:
+        days = ",".join(sorted(rng.sample(DAYS, 2), key=DAYS.index))
+    else:
+        days = rng.choice(DAYS)
+    start = rng.randrange(0, 24 * 4) * 15
+    length = rng.choice([60, 120, 180, 240, 360])
+    end = (start + length) % 1440
+    return f"{days} {start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+def cron(rng: random.Random) -> dict[str, Any]:
+    dow = rng.choice(["*", "SUN", "SAT", "1-5", "0,6", "3"])
+    return {
+        "cron": f"{rng.choice([0, 30])} {rng.randrange(24)} * * {dow}",
+        "duration": rng.choice(["1h", "2h", "3h"]),
+    }
+
+
+def config(n_specs: int, rng: random.Random) -> WindowsConfig:
+    groups: dict[str, list[Any]] = {}
+    for i in range(n_specs):
+        spec: dict[str, Any] = {"weekly": weekly(rng)} if rng.random() < 0.7 else cron(rng)
+        spec["timezone"] = rng.choice(ZONES)
+        if rng.random() < 0.3:
+            spec["cutoff"] = "15m"
+        groups.setdefault(f"g{i // 5}", []).append(spec)
+    blackouts: list[Any] = [f"2026-{m:02d}-{rng.randrange(1, 28):02d}" for m in range(1, 12)]
+    blackouts.append({"weekly": "Wed 12:00-12:30", "timezone": "Europe/Amsterdam"})
+    return WindowsConfig.model_validate({"timezone": "UTC", "groups": groups, "blackouts": blackouts})
+
+
+def run(n_specs: int, n_queries: int, seed: int, repeats: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    cfg = config(n_specs, rng)
+    builds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        cal = Calendar.build(cfg, start=START, horizon=HORIZON)
+        builds.append(time.perf_counter() - t0)
+    groups = cal.groups
+    span = HORIZON.total_seconds()
+    probes = [(rng.choice(groups), START + timedelta(seconds=rng.random() * span)) for _ in range(n_queries)]
+    is_open = cal.is_open
+    t0 = time.perf_counter()
+    hits = sum(1 for g, t in probes if is_open(g, t))
+    query = time.perf_counter() - t0
+    windows = sum(len(cal.windows(g, START, START + HORIZON)) for g in groups)
+    return {
+        "specs": n_specs,
+        "groups": len(groups),
+        "windows": windows,
+        "build_s_median": statistics.median(builds),
+        "build_s_min": min(builds),
+        "queries": n_queries,
+        "query_s": query,
+        "queries_per_s": n_queries / query,
+        "open_fraction": hits / n_queries,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 queries and one build per size")
+    parser.add_argument("--json", type=Path, help="write results here")
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+    n_queries = 100_000 if args.quick else 1_000_000
+    repeats = 1 if args.quick else 3
+    rows = [run(n, n_queries, args.seed, repeats) for n in (1_000, 10_000)]
+    print(
+        f"{'specs':>7} {'groups':>7} {'windows':>9} {'build s':>9} {'queries':>9} {'query s':>8} {'q/s':>11}"
+    )
+    for r in rows:
+        print(
+            f"{r['specs']:>7} {r['groups']:>7} {r['windows']:>9} {r['build_s_median']:>9.3f} "
+            f"{r['queries']:>9} {r['query_s']:>8.3f} {r['queries_per_s']:>11,.0f}"
+        )
+    big = rows[-1]
+    verdict = {
+        "build_10000_under_1s": big["build_s_median"] < 1.0,
+        "1M_queries_under_2s": big["query_s"] * 1_000_000 / big["queries"] < 2.0,
+    }
+    print(f"targets: {verdict}")
+    if args.json:
+        meta = {"python": platform.python_version(), "machine": platform.machine(), "quick": args.quick}
+        args.json.write_text(
+            json.dumps({"benchmark": "calendar", "meta": meta, "rows": rows, "targets": verdict}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
