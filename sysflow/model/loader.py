@@ -66,7 +66,21 @@ def dump_json(workflow: MaintenanceWorkflow, *, indent: int | None = 2) -> str:
 
 
 def _plain(workflow: MaintenanceWorkflow) -> dict[str, Any]:
-    return workflow.model_dump(mode="json", exclude_defaults=True)
+    """Defaults left out; windows and probes written back in their short text forms."""
+    data = workflow.model_dump(mode="json", exclude_defaults=True)
+    windows = data.get("windows", {})
+    for group, specs in windows.get("groups", {}).items():
+        windows["groups"][group] = [_short(s, "weekly") for s in specs]
+    for spec in data.get("verifications", {}).values():
+        commands = spec.get("commands", {})
+        for name, probe in commands.items():
+            commands[name] = _short(probe, "command")
+    return data
+
+
+def _short(value: Any, key: str) -> Any:
+    """``{key: text}`` as just ``text`` (the models read both)."""
+    return value[key] if isinstance(value, dict) and value.keys() == {key} else value
 
 
 def _read(text_or_path: str | Path) -> tuple[str, str]:
