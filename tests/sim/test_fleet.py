@@ -105,6 +105,7 @@ def test_read_only_responders(inventory: Inventory) -> None:
         ("dpkg -l | grep -iw OPENSSL | grep -F 3.0", None),
         ("dpkg -l | grep", Reply(2, "", "Usage: grep [OPTION]... PATTERNS [FILE]...\n")),
         ("dpkg -l | sort | grep -c nginx", Reply(0, "1\n")),
+        ("dpkg -l | grep -c nginx -", Reply(0, "1\n")),
     ],
 )
 def test_grep_stages_filter_output(inventory: Inventory, command: str, expected: Reply | None) -> None:
@@ -187,6 +188,8 @@ def test_restore_without_snapshot_and_snapshot_kept() -> None:
     st.apply(Effect(snapshot="s", services={"nginx": "inactive"}), {})
     assert st.snapshots["s"].services["nginx"] == "active"
     assert st.services["nginx"] == "inactive"
+    st.apply(Effect(packages={"curl": "7.88"}, services={"ssh": "active"}), {})
+    assert (st.packages["curl"], st.services["ssh"]) == ("7.88", "active")
     st.apply(Effect(upgrade=["openssl"], refresh=True), {})
     assert st.packages["openssl"] == "3.0.15-1~deb12u1"
     assert st.packages["nginx"] == "1.22.1-9"

@@ -187,3 +187,21 @@ def test_a_thread_may_wake_an_idle_loop() -> None:
 async def test_virtual_loop_fixture(virtual_loop: VirtualTimeLoop) -> None:
     virtual_loop.advance(5)
     assert virtual_loop.time() == 5
+
+
+async def test_sleeps_jump_while_real_sockets_are_registered(virtual_clock: VirtualClock) -> None:
+    loop = asyncio.get_running_loop()
+    left, right = socket.socketpair()
+    with left, right:
+        wrote: list[bool] = []
+
+        def writable() -> None:
+            wrote.append(True)
+            loop.remove_writer(left)
+
+        loop.add_reader(left, lambda: None)
+        loop.add_writer(left, writable)  # same fd: the selector key is modified
+        await asyncio.sleep(100)
+        loop.remove_reader(left)
+    assert wrote == [True]
+    assert virtual_clock.monotonic() == 100

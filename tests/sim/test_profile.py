@@ -96,6 +96,8 @@ def test_partition_times_are_instants_or_offsets() -> None:
         ({"failure_probability": {"x": 1.5}}, "within 0..1"),
         ({"hosts": [{"hosts": "web*", "slow": 0}]}, "greater than 0"),
         ({"bogus": 1}, "Extra inputs"),
+        ({"durations": {"x": {"lognormal": 5}}}, "validation error"),
+        ({"durations": 5}, "valid dictionary"),
         ({"durations": {"x": {"lognormal": {"mean": 5, "sigma": -1}}}}, "greater than or equal"),
     ],
 )
