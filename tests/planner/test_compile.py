@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sysflow.errors import WorkflowError
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import UNGROUPED, compile_workflow, hook_host, primary_group
-from sysflow.planner.graph import OpGraph
+from sysflow.planner.graph import OpGraph, op_id
 
 
 def fleet(n: int = 10) -> Inventory:
@@ -279,3 +281,57 @@ def test_ten_thousand_operations_compile() -> None:
 def test_blue_green_hosts_in_neither_set() -> None:
     found = problems(workflow({"strategy": "blue_green", "green": ["web00"], "blue": ["web01"]}), fleet(2))
     assert found == ["rollout: targeted hosts in no wave: db01, db02"]
+
+
+# -- properties ------------------------------------------------------------------------------------------
+
+TASK_IDS = ["t0", "t1", "t2", "t3", "t4"]
+
+
+@st.composite
+def random_case(draw: st.DrawFn) -> tuple[MaintenanceWorkflow, Inventory]:
+    """A random acyclic workflow (deps only on earlier tasks) over a random fleet, random rollout."""
+    inv = Inventory()
+    groups = draw(st.integers(1, 4))
+    for g in range(groups):
+        inv.add_group(f"g{g}", [f"h{g}-{i}" for i in range(draw(st.integers(1, 6)))])
+    wf = MaintenanceWorkflow("prop")
+    for i, tid in enumerate(TASK_IDS[: draw(st.integers(1, 5))]):
+        deps = draw(st.lists(st.sampled_from(TASK_IDS[:i]), unique=True)) if i else []
+        targets = draw(st.sampled_from([["all"], ["g0"], [f"g{groups - 1}"], ["g0", f"g{groups - 1}"]]))
+        wf.add_task(tid, "true", targets=targets, depends_on=deps, run_once=draw(st.booleans()) and i > 0)
+    if all(t.run_once for t in wf.tasks):
+        wf.add_task("base", "true")
+    strategy = draw(st.sampled_from(["waves", "canary", "rolling"]))
+    serial = draw(st.lists(st.sampled_from([1, 2, "10%", "50%"]), min_size=1, max_size=3))
+    size = draw(st.sampled_from([1, "20%"]))
+    wf.set_progressive_execution({"strategy": strategy, "serial": serial, "canary_size": size})
+    return wf, inv
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(random_case())
+def test_compiled_graph_invariants(case: tuple[MaintenanceWorkflow, Inventory]) -> None:
+    import networkx as nx
+
+    wf, inv = case
+    graph = compile_workflow(wf, inv)
+    assert nx.is_directed_acyclic_graph(graph.graph)
+    hosts = graph.hosts
+    assert len(hosts) == len(set(hosts))
+    assert all(graph.host_wave[h] == w for w, wave in enumerate(graph.waves) for h in wave)
+    assert all(graph.waves)
+    by_id = {t.id: t for t in wf.tasks}
+    for host, chain in graph.chains.items():
+        ops = [graph.ops[i] for i in chain]
+        assert [op.index for op in ops] == list(range(len(ops)))
+        assert all(op.host == host for op in ops)
+        position = {op.task: op.index for op in ops}
+        for op in ops:
+            for dep in by_id[op.task].depends_on:
+                if dep in position:  # same-host dependency: an edge path runs from it to op
+                    assert nx.has_path(graph.graph, op_id(host, dep), op.id)
+    for w in range(1, len(graph.waves)):  # every op of a later wave comes after the gate before it
+        for host in graph.waves[w]:
+            for oid in graph.chains.get(host, ()):
+                assert nx.has_path(graph.graph, f"gate:{w - 1}", oid)
