@@ -46,6 +46,7 @@ __all__ = [
 
 T = TypeVar("T")
 
+VIRTUAL_RESOLUTION = 1e-6  # seconds: timers due within this of now run now
 DEFAULT_START = datetime(2026, 1, 4, 0, 0, tzinfo=UTC)  # a Sunday, the same default as ManualClock
 DEFAULT_STALL_LIMIT = 30.0  # real seconds run_virtual waits for a thread when nothing else can happen
 
@@ -140,6 +141,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.autojump_threshold = autojump_threshold
         selector = _AutojumpSelector(selectors.DefaultSelector(), autojump_threshold, stall_limit)
         super().__init__(selector)
+        # asyncio treats a timer as due when ``when < time() + resolution``; the monotonic clock's
+        # 1 ns is below one float ulp once virtual time passes ~10^7 s (months), so a timer due
+        # "now" would never run and the loop would spin. A microsecond stays representable for
+        # decades of virtual time.
+        self._clock_resolution = VIRTUAL_RESOLUTION
         selector.bind(self)
         self._clock = VirtualClock(self)
 
