@@ -151,7 +151,7 @@ def forecast(p50: Plan, p90: Plan | None = None) -> Forecast:
                 break
             util = _group_window(p50, lines, chains, k)
             neck = max(util, key=lambda n: util[n], default="")
-            label = f"{neck} at {util[neck]:.0%}" if neck else "none"
+            label = f"{neck} at {util[neck]:.0%}" if neck and util[neck] > 0 else "none"
             rows.append(
                 WindowForecast(
                     group,

@@ -127,7 +127,8 @@ def render_png(plan: Plan, path: str | Path) -> Path:
     top.set_yticks(range(len(ch.rows)), ch.rows, fontsize=7 if len(ch.rows) > 20 else 9)
     top.invert_yaxis()
     top.set_title(
-        f"{plan.solver} plan: {sum(plan.hosts_done_per_window)} hosts, {len(plan.deferred)} deferred", pad=26
+        f"{plan.solver} plan: {sum(plan.hosts_done_per_window)} hosts, {len(plan.deferred)} deferred",
+        pad=14 + 12 * -(-(len(ch.tasks) + 1) // 7),
     )
     handles = [Rectangle((0, 0), 1, 1, color=colour[t]) for t in ch.tasks]
     top.legend([*handles, Rectangle((0, 0), 1, 1, color="#d9f0d3")], [*ch.tasks, "window"], fontsize=8,
@@ -137,7 +138,7 @@ def render_png(plan: Plan, path: str | Path) -> Path:
     bottom.set_ylabel("pool use %")
     bottom.set_ylim(0, 105)
     if ch.usage:
-        bottom.legend(fontsize=7, loc="upper right")
+        bottom.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     bottom.set_xlim(x(ch.lo), x(ch.hi))
     bottom.xaxis.set_major_formatter(mdates.DateFormatter("%a %H:%M"))  # type: ignore[no-untyped-call]
     fig.autofmt_xdate()

@@ -1,0 +1,160 @@
+"""What ``sysflow plan`` and ``sysflow forecast`` do, as plain functions (``sysflow.cli`` wraps them).
+
+Both load a workflow file and an inventory, plan from ``--start`` (default: now, to the minute) and
+print a summary; ``plan`` can write the plan's JSON and a Gantt chart, ``forecast`` prints the
+forecast as a table (p50 and p90 plans) and can write its JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sysflow.clock import utc
+from sysflow.planner.durations import DurationModel
+from sysflow.planner.forecast import Forecast, forecast
+from sysflow.planner.plan import Plan
+
+__all__ = ["forecast_command", "forecast_table", "parse_start", "plan_command", "plan_summary"]
+
+Echo = Callable[[str], None]
+SolverName = Literal["greedy", "cpsat"]
+
+
+def parse_start(text: str | None) -> datetime:
+    """An ISO 8601 time (naive = UTC), or now to the minute."""
+    if not text:
+        return datetime.now(UTC).replace(second=0, microsecond=0)
+    try:
+        return utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise ValueError(f"--start: not an ISO 8601 time: {text!r}") from None
+
+
+def _load(workflow: Path, inventory: Path, durations: Path | None) -> tuple[Any, Any, DurationModel | None]:
+    from sysflow.model.inventory import Inventory
+    from sysflow.model.workflow import MaintenanceWorkflow
+
+    wf = MaintenanceWorkflow.from_file(workflow)
+    inv = Inventory.load(inventory)
+    model = DurationModel.from_json(durations.read_text()) if durations else None
+    return wf, inv, model
+
+
+def plan_summary(plan: Plan) -> list[str]:
+    """What ``sysflow plan`` prints."""
+    q, b = plan.quality, plan.bound
+    done = ", ".join(str(n) for n in plan.hosts_done_per_window)
+    lines = [
+        f"solver      {plan.solver} ({plan.status}) in {plan.seconds:.2f} s",
+        f"hosts       {sum(plan.hosts_done_per_window)} placed, {len(plan.deferred)} deferred",
+        f"per window  {done}",
+        f"finish      {plan.at(q.makespan).isoformat()} (lower bound {plan.at(b.makespan).isoformat()})",
+        f"quality     ratio {q.ratio:.4f} in window time, {q.excess_s} s over the bound",
+    ]
+    for host, reason in sorted(plan.deferred.items())[:10]:
+        lines.append(f"deferred    {host}: {reason}")
+    if len(plan.deferred) > 10:
+        lines.append(f"deferred    ... and {len(plan.deferred) - 10} more")
+    lines.extend(f"note        {n}" for n in plan.notes)
+    return lines
+
+
+def plan_command(
+    workflow: Path,
+    inventory: Path,
+    *,
+    solver: SolverName = "greedy",
+    time_limit: float = 10.0,
+    start: str | None = None,
+    json_out: Path | None = None,
+    gantt: Path | None = None,
+    durations: Path | None = None,
+    horizon_days: float = 14.0,
+    echo: Echo = print,
+) -> Plan:
+    """Plan ``workflow`` over ``inventory``; print a summary, write JSON and a chart if asked."""
+    from sysflow.planner.build import plan
+
+    wf, inv, model = _load(workflow, inventory, durations)
+    result = plan(
+        wf,
+        inv,
+        solver=solver,
+        start=parse_start(start),
+        time_limit=time_limit,
+        horizon=timedelta(days=horizon_days),
+        durations=model,
+    )
+    for line in plan_summary(result):
+        echo(line)
+    if json_out is not None:
+        json_out.write_text(result.to_json())
+        echo(f"wrote       {json_out}")
+    if gantt is not None:
+        from sysflow.planner.gantt import render_gantt
+
+        render_gantt(result, gantt)
+        echo(f"wrote       {gantt}")
+    return result
+
+
+def forecast_table(fc: Forecast) -> list[str]:
+    """The forecast as an aligned text table, then the deferred hosts."""
+    head = ("window", "group", "remaining", "fit p50", "fit p90", "bottleneck")
+    rows = [
+        (
+            f"{w.start:%a %Y-%m-%d %H:%M}-{w.end:%H:%M}",
+            w.group,
+            str(w.candidates),
+            str(w.fit_p50),
+            "-" if w.fit_p90 is None else str(w.fit_p90),
+            w.bottleneck,
+        )
+        for w in fc.windows
+    ]
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+    out = ["  ".join(c.ljust(n) for c, n in zip(r, widths, strict=True)).rstrip() for r in (head, *rows)]
+    out.insert(1, "  ".join("-" * n for n in widths))
+    out.append(f"binding constraint: {fc.binding}")
+    out.append(f"lower bound: {fc.lower_bound.isoformat()}; planned finish: {fc.makespan.isoformat()}")
+    for host, reason in sorted(fc.deferred.items()):
+        out.append(f"deferred at p50: {host}: {reason}")
+    return out
+
+
+def forecast_command(
+    workflow: Path,
+    inventory: Path,
+    *,
+    solver: SolverName = "greedy",
+    time_limit: float = 10.0,
+    start: str | None = None,
+    json_out: Path | None = None,
+    durations: Path | None = None,
+    horizon_days: float = 14.0,
+    echo: Echo = print,
+) -> Forecast:
+    """Plan at p50 and p90 and print what fits per window and group, and what binds."""
+    from sysflow.planner.build import plan_pair
+
+    wf, inv, model = _load(workflow, inventory, durations)
+    p50, p90 = plan_pair(
+        wf,
+        inv,
+        start=parse_start(start),
+        quantiles=(0.5, 0.9),
+        horizon=timedelta(days=horizon_days),
+        durations=model,
+        solver=solver,
+        time_limit=time_limit,
+    )
+    fc = forecast(p50, p90)
+    for line in forecast_table(fc):
+        echo(line)
+    if json_out is not None:
+        json_out.write_text(fc.to_json())
+        echo(f"wrote {json_out}")
+    return fc
