@@ -32,7 +32,7 @@ from typing import Any
 from sysflow.clock import utc
 from sysflow.model.inventory import Inventory
 from sysflow.sim.loop import DEFAULT_START
-from sysflow.sim.profile import Distribution, Fixed, Flap, Partition, Rule, SimProfile
+from sysflow.sim.profile import Distribution, Effect, Fixed, Flap, Partition, Rule, SimProfile
 from sysflow.sim.rules import DEFAULT_RULES, Reply, grep_filter, respond
 from sysflow.sim.state import HostState
 
@@ -262,30 +262,31 @@ class SimFleet:
     def finish(self, out: Outcome, t: float) -> Reply:
         """The command ended normally at ``t``: apply its effect and say what it printed."""
         st = self.state(out.host)
-        rule = out.rule
-        rec = out.recorded
-        effect = rule.effect
-        reply: Reply
-        if out.failed and rule.failure is not None:
-            effect = rule.failure.effect
-            reply = Reply(rule.failure.exit_status, "", rule.failure.stderr)
-        elif out.failed:
-            reply = Reply(1, "", f"{rule.name}: simulated failure\n")
-        elif rule.respond is not None:
-            reply = respond(rule.respond, st, out.host, out.command, out.groups)
-        elif rule is _UNMATCHED and self.profile.unmatched == "fail":
-            reply = Reply(
-                127, "", f"sh: 1: {out.command.split()[0] if out.command.split() else ''}: not found\n"
-            )
-        else:
-            reply = Reply(rule.exit_status, self._fill(rule.stdout, out), self._fill(rule.stderr, out))
+        reply, effect = self._reply(out, st)
         if effect is not None:
             reboot = st.apply(effect, out.groups)
             if reboot is not None:
                 self._down_until[out.host] = t + reboot
+        rec = out.recorded
         if rec is not None:
             return Reply(rec.exit_status, rec.stdout, rec.stderr)
         return grep_filter(out.command, reply)
+
+    def _reply(self, out: Outcome, st: HostState) -> tuple[Reply, Effect | None]:
+        """What the command prints (answered from the state before its effect), and its effect."""
+        rule = out.rule
+        if out.failed and rule.failure is not None:
+            return Reply(rule.failure.exit_status, "", rule.failure.stderr), rule.failure.effect
+        if out.failed:
+            return Reply(1, "", f"{rule.name}: simulated failure\n"), None
+        if rule.respond is not None:
+            return respond(rule.respond, st, out.host, out.command, out.groups), rule.effect
+        if rule is _UNMATCHED and self.profile.unmatched == "fail":
+            words = out.command.split()
+            return Reply(127, "", f"sh: 1: {words[0] if words else ''}: not found\n"), None
+        return Reply(
+            rule.exit_status, self._fill(rule.stdout, out), self._fill(rule.stderr, out)
+        ), rule.effect
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -352,14 +353,16 @@ class SimFleet:
         inv = self.inventory
         if part.hosts is not None:
             return inv.select(part.hosts)
-        if part.datacenter is not None:
-            return [h.name for h in inv if inv.host_vars(h.name).get("datacenter") == part.datacenter]
-        seg = part.segment
-        return [
-            h.name
-            for h in inv
-            if inv.host_vars(h.name).get("segment", inv.host_vars(h.name).get("datacenter")) == seg
-        ]
+        key, value = (
+            ("datacenter", part.datacenter) if part.datacenter is not None else ("segment", part.segment)
+        )
+        hosts = []
+        for name in inv.hosts:
+            hv = inv.host_vars(name)
+            where = hv.get("datacenter") if key == "datacenter" else hv.get("segment", hv.get("datacenter"))
+            if where == value:
+                hosts.append(name)
+        return hosts
 
     def _instant(self, value: datetime | float) -> float:
         return self.seconds(value) if isinstance(value, datetime) else float(value)
