@@ -124,6 +124,51 @@ def schema() -> None:
     typer.echo(json.dumps(MaintenanceWorkflow.model_json_schema(), indent=2))
 
 
+@app.command("plan")
+def plan_cmd(
+    workflow: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")],
+    solver: Annotated[str, typer.Option(help="greedy or cpsat.")] = "greedy",
+    time_limit: Annotated[float, typer.Option("--time-limit", help="CP-SAT seconds.")] = 10.0,
+    start: Annotated[str | None, typer.Option(help="Plan from this ISO 8601 time (default: now).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the plan as JSON.")] = None,
+    gantt: Annotated[Path | None, typer.Option(help="Write a Gantt chart (.png or .html).")] = None,
+) -> None:
+    """Plan a workflow into its maintenance windows and print what fits."""
+    from sysflow.errors import SysflowError
+    from sysflow.planner.cli import plan_command
+
+    if solver not in ("greedy", "cpsat"):
+        raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "plan: invalid")
+    try:
+        plan_command(workflow, inventory, solver=solver, time_limit=time_limit, start=start,  # type: ignore[arg-type]
+                     json_out=json_out, gantt=gantt, echo=typer.echo)  # fmt: skip
+    except (SysflowError, OSError, ValueError) as exc:
+        raise _fail(_problem_lines(exc), f"{workflow}: cannot plan") from None
+
+
+@app.command("forecast")
+def forecast_cmd(
+    workflow: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")],
+    solver: Annotated[str, typer.Option(help="greedy or cpsat.")] = "greedy",
+    time_limit: Annotated[float, typer.Option("--time-limit", help="CP-SAT seconds.")] = 10.0,
+    start: Annotated[str | None, typer.Option(help="Plan from this ISO 8601 time (default: now).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the forecast as JSON.")] = None,
+) -> None:
+    """Print per window and group how many hosts fit at p50 and p90, and what binds."""
+    from sysflow.errors import SysflowError
+    from sysflow.planner.cli import forecast_command
+
+    if solver not in ("greedy", "cpsat"):
+        raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "forecast: invalid")
+    try:
+        forecast_command(workflow, inventory, solver=solver, time_limit=time_limit, start=start,  # type: ignore[arg-type]
+                         json_out=json_out, echo=typer.echo)  # fmt: skip
+    except (SysflowError, OSError, ValueError) as exc:
+        raise _fail(_problem_lines(exc), f"{workflow}: cannot forecast") from None
+
+
 def main() -> None:
     """Entry point of the ``sysflow`` console script."""
     app()
