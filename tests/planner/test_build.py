@@ -1,0 +1,110 @@
+"""The adapter from workflow + inventory to a plan, on the brief's example and the example files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sysflow.model.inventory import Inventory
+from sysflow.model.workflow import MaintenanceWorkflow
+from sysflow.planner.build import plan, plan_pair
+from sysflow.planner.check import check
+from sysflow.planner.durations import DurationModel
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MONDAY = datetime(2026, 11, 23, tzinfo=UTC)
+WINDOWS = {
+    "web_servers": (timedelta(hours=1), timedelta(hours=3)),
+    "db_servers": (timedelta(hours=3), timedelta(hours=5)),
+    "cache_servers": (timedelta(hours=1), timedelta(hours=5)),
+}
+
+
+def brief() -> tuple[Inventory, MaintenanceWorkflow]:
+    """The brief's inventory and workflow (examples/brief.py), built from the model classes."""
+    inventory = Inventory()
+    inventory.add_group("web_servers", ["web01.example.com", "web02.example.com", "web03.example.com"])
+    inventory.add_group("db_servers", ["db01.example.com", "db02.example.com"])
+    inventory.add_group("cache_servers", ["cache01.example.com", "cache02.example.com"])
+    wf = MaintenanceWorkflow("os_patching")
+    wf.add_task("backup", "tar -czf /backup/$(hostname).tar.gz /etc", targets=["*"])
+    wf.add_task("update_repos", "apt-get update", targets=["*"])
+    wf.add_task("upgrade_packages", "apt-get -y upgrade", targets=["*"], depends_on=["update_repos"])
+    wf.add_task("restart_services", "systemctl restart nginx", targets=["web_servers"], depends_on=["upgrade_packages"])  # fmt: skip
+    wf.add_task("verify_web", "curl -s http://localhost/health", targets=["web_servers"], depends_on=["restart_services"])  # fmt: skip
+    wf.set_progressive_execution({
+        "groups": [["web01.example.com"], ["web02.example.com", "web03.example.com"], ["db_servers"], ["cache_servers"]],
+        "verification_tasks": ["verify_web"],
+        "auto_rollback": True,
+    })  # fmt: skip
+    wf.set_maintenance_window({"web_servers": "Sunday 01:00-03:00", "db_servers": "Sunday 03:00-05:00", "cache_servers": "Sunday 01:00-05:00"})  # fmt: skip
+    wf.set_parallelization({"max_parallel_servers": 10, "max_parallel_per_group": 5, "delay_between_servers": "2s"})  # fmt: skip
+    return inventory, wf
+
+
+@pytest.mark.parametrize("solver", ["greedy", "cpsat"])
+def test_brief_example_plans_every_operation_inside_its_groups_window(solver: str) -> None:
+    inventory, wf = brief()
+    p = plan(wf, inventory, solver=solver, start=MONDAY, time_limit=1.0, num_workers=1)  # type: ignore[arg-type]
+    assert check(p.problem, p) == []
+    assert not p.deferred
+    sunday = MONDAY + timedelta(days=6)
+    ops = list(p.ops())
+    assert len(ops) == 3 * 5 + 4 * 3
+    for op in ops:
+        group = next(g for g in WINDOWS if op.host.startswith(g.split("_")[0]))
+        lo, hi = (sunday + d for d in WINDOWS[group])
+        assert lo <= op.start and op.end <= hi, (op, group)
+        assert (op.window_start, op.window_end) == (lo, hi)
+    starts = sorted(op.start for op in ops if op.task == "backup")
+    assert all((b - a) >= timedelta(seconds=2) for a, b in zip(starts, starts[1:], strict=False))
+    first = {op.host: op.start for op in reversed(ops)}
+    last = {op.host: op.end for op in ops}
+    waves = [["web01"], ["web02", "web03"], ["db01", "db02"], ["cache01", "cache02"]]
+    for before, after in zip(waves, waves[1:], strict=False):
+        end = max(last[f"{h}.example.com"] for h in before)
+        assert all(first[f"{h}.example.com"] >= end for h in after)
+
+
+def test_plan_json_has_the_issue_fields_in_iso_time() -> None:
+    inventory, wf = brief()
+    p = plan(wf, inventory, start=MONDAY)
+    data = p.to_dict()
+    for key in (
+        "solver",
+        "status",
+        "objective",
+        "lower_bound",
+        "excess_s",
+        "hosts_done_per_window",
+        "ops",
+        "deferred",
+    ):
+        assert key in data
+    op = data["ops"][0]
+    assert set(op) >= {"host", "task", "wave", "window_start", "window_end", "start", "end"}
+    assert datetime.fromisoformat(op["start"]).tzinfo is not None
+    assert p.to_json().startswith("{")
+
+
+def test_p90_durations_are_longer_and_history_moves_the_plan() -> None:
+    inventory, wf = brief()
+    model = DurationModel()
+    for _ in range(20):
+        model.observe("upgrade_packages", "web_servers", 600.0)
+    p50, p90 = plan_pair(wf, inventory, start=MONDAY, quantiles=(0.5, 0.9), durations=model)
+    c50, c90 = p50.problem.by_host["web01.example.com"], p90.problem.by_host["web01.example.com"]
+    assert c50.durations[2] >= 500 and c90.durations[2] > c50.durations[2]
+    assert model.priors == {}  # the caller's model is not changed
+
+
+def test_example_files_plan_with_group_stages_and_budgets() -> None:
+    wf = MaintenanceWorkflow.from_file(EXAMPLES / "patching.yaml")
+    inventory = Inventory.load(EXAMPLES / "inventory.ini")
+    (p,) = plan_pair(wf, inventory, start=MONDAY, stage="group")
+    assert check(p.problem, p) == []
+    kinds = {r.kind.value for r in p.problem.resources}
+    assert "pool" in kinds
+    assert {c.stage for c in p.problem.chains} == {c.group for c in p.problem.chains}
