@@ -72,6 +72,8 @@ def format_duration(seconds: float) -> str:
 
 
 Duration = Annotated[
-    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+    float,
+    BeforeValidator(parse_duration, json_schema_input_type=float | str),
+    PlainSerializer(format_duration, return_type=str),
 ]
 """Seconds as a float in Python; accepts and writes human durations in files."""
