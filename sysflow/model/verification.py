@@ -52,6 +52,12 @@ ComparisonKind = Literal[
     "at_least",
     "between",
     "json_subset",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "==",
+    "!=",
 ]
 ExpectedChange = Literal[
     "changed", "unchanged", "version_increase", "version_decrease", "version_equal", "increase", "decrease"

@@ -7,7 +7,8 @@ never that the check was lenient.
 
 Kinds: ``equals``, ``not_equals``, ``regex_match``, ``contains``, ``changed``, ``unchanged``,
 ``version_increase`` / ``version_decrease`` / ``version_equal`` (Debian or RPM ordering),
-``less_than`` / ``at_most`` / ``greater_than`` / ``at_least`` / ``between``, ``json_subset``; an
+``less_than`` / ``at_most`` / ``greater_than`` / ``at_least`` (or ``<``, ``<=``, ``>``, ``>=``, and
+``==`` / ``!=`` for equals / not_equals), ``between``, ``json_subset``; an
 ``expected_change`` adds a before → after condition to any of them (the brief's
 ``regex_match`` + ``version_increase``). ``check_expect`` judges ``{nginx: active, openssl: ">= 3.0.11"}``.
 """
@@ -359,6 +360,15 @@ _COMPARATORS: dict[str, _Comparator] = {
     "between": _between,
     "json_subset": _json_subset,
 }
+_ALIASES = {
+    "<": "less_than",
+    "<=": "at_most",
+    ">": "greater_than",
+    ">=": "at_least",
+    "==": "equals",
+    "!=": "not_equals",
+}
+_COMPARATORS.update({symbol: _COMPARATORS[name] for symbol, name in _ALIASES.items()})
 
 
 def _change_comparator(change: str, case: _Case) -> _Comparator:
