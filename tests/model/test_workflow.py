@@ -277,3 +277,10 @@ def test_yaml_positions_reports_duplicate_keys() -> None:
     positions, problems = yaml_positions(node, "f")
     assert positions["b[1]"] == "f:2:8"
     assert [str(p) for p in problems] == ["f:3:1: duplicate key 'a' (first at f:1:1)"]
+
+
+def test_schema_accepts_text_durations_and_percentages() -> None:
+    defs = MaintenanceWorkflow.model_json_schema()["$defs"]
+    timeout = defs["Task"]["properties"]["timeout"]["anyOf"]
+    assert {"type": "string"} in timeout
+    assert {"type": "string"} in defs["RolloutSpec"]["properties"]["canary_size"]["anyOf"]
