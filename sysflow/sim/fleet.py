@@ -227,19 +227,25 @@ class SimFleet:
     def begin(self, host: str, command: str, t: float) -> Outcome:
         """Decide what ``command``, started on ``host`` at ``t`` (after a successful connect), does."""
         rule, groups = self.match(command)
+        if self._replay:
+            recs = self._replay.get((host, command))
+            if recs:
+                return self._replayed(host, command, rule, groups, t, recs.pop())
         rng = self.rng(host)
-        f = self._faults.get(host, _NO_FAULTS)
-        recs = self._replay.get((host, command))
-        if recs:
-            rec = recs.pop()
-            return self._replayed(host, command, rule, groups, t, rec)
-        duration = self._distribution(rule, host).sample(rng) * f.slow
+        duration = self._distribution(rule, host).sample(rng)
         failed = rng.random() < self._failure_probability(rule)
-        if any(rx.search(command) for rx in f.hang):
-            duration = math.inf
         out = Outcome(host, command, rule, groups, t, duration, failed)
-        self._check_loss(out, min(t + duration, t + self.profile.hang_limit))
+        f = self._faults.get(host)
+        if f is not None:  # the common case, a healthy host, stops here
+            out.duration = self._faulty_duration(f, command, duration)
+            self._check_loss(out, min(t + out.duration, t + self.profile.hang_limit))
         return out
+
+    @staticmethod
+    def _faulty_duration(f: _HostFaults, command: str, duration: float) -> float:
+        if any(rx.search(command) for rx in f.hang):
+            return math.inf
+        return duration * f.slow
 
     def _replayed(
         self, host: str, command: str, rule: Rule, groups: dict[str, str], t: float, rec: Recorded
