@@ -20,6 +20,7 @@ def random_problem(seed: int, *, hosts: int = 6, split: bool = False, horizon: i
         Resource("budget-b", ResourceKind.BUDGET, rng.randint(1, 2)),
     )
     windows = {g: _windows(rng, horizon) for g in ("a", "b")}
+    fleet = rng.random() < 0.5  # one wave barrier across groups, or one per group
     chains = []
     for i in range(hosts):
         g = "a" if i % 2 == 0 else "b"
@@ -34,7 +35,7 @@ def random_problem(seed: int, *, hosts: int = 6, split: bool = False, horizon: i
                 group=g,
                 datacenter="dc1",
                 wave=rng.choice((0, 0, 1)),
-                stage=g if rng.random() < 0.5 else g,
+                stage="fleet" if fleet else g,
                 ops=tuple(f"t{j}@h{i}" for j in range(n)),
                 tasks=tuple(f"t{j}" for j in range(n)),
                 durations=durations,

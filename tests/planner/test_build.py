@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,14 +57,15 @@ def test_brief_example_plans_every_operation_inside_its_groups_window(solver: st
     for op in ops:
         group = next(g for g in WINDOWS if op.host.startswith(g.split("_")[0]))
         lo, hi = (sunday + d for d in WINDOWS[group])
-        assert lo <= op.start and op.end <= hi, (op, group)
+        assert lo <= op.start, (op, group)
+        assert op.end <= hi, (op, group)
         assert (op.window_start, op.window_end) == (lo, hi)
     starts = sorted(op.start for op in ops if op.task == "backup")
-    assert all((b - a) >= timedelta(seconds=2) for a, b in zip(starts, starts[1:], strict=False))
+    assert all((b - a) >= timedelta(seconds=2) for a, b in itertools.pairwise(starts))
     first = {op.host: op.start for op in reversed(ops)}
     last = {op.host: op.end for op in ops}
     waves = [["web01"], ["web02", "web03"], ["db01", "db02"], ["cache01", "cache02"]]
-    for before, after in zip(waves, waves[1:], strict=False):
+    for before, after in itertools.pairwise(waves):
         end = max(last[f"{h}.example.com"] for h in before)
         assert all(first[f"{h}.example.com"] >= end for h in after)
 
@@ -96,7 +98,8 @@ def test_p90_durations_are_longer_and_history_moves_the_plan() -> None:
         model.observe("upgrade_packages", "web_servers", 600.0)
     p50, p90 = plan_pair(wf, inventory, start=MONDAY, quantiles=(0.5, 0.9), durations=model)
     c50, c90 = p50.problem.by_host["web01.example.com"], p90.problem.by_host["web01.example.com"]
-    assert c50.durations[2] >= 500 and c90.durations[2] > c50.durations[2]
+    assert c50.durations[2] >= 500
+    assert c90.durations[2] > c50.durations[2]
     assert model.priors == {}  # the caller's model is not changed
 
 
