@@ -15,6 +15,7 @@ rotated key) or when a refresh is asked. asyncssh is imported lazily.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -140,28 +141,29 @@ class KeyFile:
     path: Path
     passphrase: SecretSource | None = None
     certificate: Path | None = None
+    optional: bool = False  # an ssh_config IdentityFile: skipped when missing, as ssh does
+
+
+_Signature = tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]
 
 
 @dataclass(frozen=True, slots=True)
 class _LoadedKey:
-    signature: tuple[int, int, int]  # (mtime_ns, size, inode) of key + certificate
+    signature: _Signature  # (mtime_ns, size, inode) of the key and of its certificate
     keypair: Any
 
 
-def _stat_signature(*paths: Path | None) -> tuple[int, int, int]:
-    mtime = size = ino = 0
-    for p in paths:
-        if p is not None and p.exists():
-            st = p.stat()
-            mtime, size, ino = mtime ^ st.st_mtime_ns, size + st.st_size, ino ^ st.st_ino
-    return (mtime, size, ino)
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _certificate_for(kf: KeyFile) -> Path | None:
-    if kf.certificate is not None:
-        return kf.certificate
-    beside = kf.path.with_name(kf.path.name + "-cert.pub")
-    return beside if beside.exists() else None
+def _certificate_path(kf: KeyFile) -> str:
+    """The certificate given, else OpenSSH's ``<key>-cert.pub`` beside the key (used if it exists)."""
+    return str(kf.certificate) if kf.certificate is not None else f"{kf.path}-cert.pub"
 
 
 def _load_keypair(path: Path, passphrase: str | None, cert: Path | None) -> Any:
@@ -327,42 +329,53 @@ class SSHAuth:
         )
 
     async def _keypairs(self, files: Sequence[KeyFile], refresh: bool) -> tuple[Any, ...]:
+        """Loaded keys; one stat per key and certificate per connect decides whether to reload."""
         if refresh:
             self._keys.clear()
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         out: list[Any] = []
         for kf in files:
-            cert = _certificate_for(kf)
-            sig = _stat_signature(kf.path, cert)
+            cert = _certificate_path(kf)
+            sig = (_stat(str(kf.path)), _stat(cert))
+            if sig[0] is None and kf.optional:
+                continue
             cached = self._keys.get(kf.path)
             if cached is None or cached.signature != sig:
-                async with self._lock:
-                    cached = self._keys.get(kf.path)
-                    if cached is None or cached.signature != sig:
-                        cached = await self._load(kf, cert, sig)
+                cached = await self._reload(kf, cert, sig)
             out.append(cached.keypair)
         return tuple(out)
 
-    async def _load(self, kf: KeyFile, cert: Path | None, sig: tuple[int, int, int]) -> _LoadedKey:
-        secret = await _resolve(kf.passphrase)
-        phrase = secret.reveal() if secret is not None else None
-        keypair = await asyncio.to_thread(_load_keypair, kf.path, phrase, cert)
-        loaded = _LoadedKey(sig, keypair)
-        self._keys[kf.path] = loaded
-        return loaded
+    async def _reload(self, kf: KeyFile, cert: str, sig: _Signature) -> _LoadedKey:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # many connects at once: decrypt the key once
+            cached = self._keys.get(kf.path)
+            if cached is not None and cached.signature == sig:
+                return cached
+            secret = await _resolve(kf.passphrase)
+            phrase = secret.reveal() if secret is not None else None
+            certificate = Path(cert) if sig[1] is not None or kf.certificate is not None else None
+            keypair = await asyncio.to_thread(_load_keypair, kf.path, phrase, certificate)
+            loaded = _LoadedKey(sig, keypair)
+            self._keys[kf.path] = loaded
+            return loaded
+
+
+@functools.lru_cache(maxsize=256)
+def _expanded(identity_files: tuple[str, ...]) -> tuple[Path, ...]:
+    return tuple(Path(f).expanduser() for f in identity_files)
 
 
 def _with_identity_files(
     key_files: Sequence[KeyFile], identity_files: Sequence[str], passphrase: SecretSource | None
 ) -> list[KeyFile]:
-    """The provider's keys, then ssh_config's IdentityFile entries that exist and are not among them."""
+    """The provider's keys, then ssh_config's IdentityFile entries not among them (used if they exist)."""
     files = list(key_files)
+    if not identity_files:
+        return files
     known = {k.path for k in files}
-    for f in identity_files:
-        p = Path(f).expanduser()
-        if p not in known and p.exists():
-            files.append(KeyFile(p, passphrase))
+    for p in _expanded(tuple(identity_files)):
+        if p not in known:
+            files.append(KeyFile(p, passphrase, optional=True))
     return files
 
 

@@ -657,18 +657,20 @@ class SSHTransport:
         jump_key = f"jump:{entry.jump.name}" if entry.jump is not None else None
         options = self._options_for(creds, settings.username)
         t = self.timeouts
+        held = await self._enter_pacing(target, jump_key)
         try:
-            async with self._paced(target, jump_key):
-                async with asyncio.timeout(t.connect + t.login):
-                    return await asyncssh.connect(
-                        settings.hostname,
-                        settings.port or DEFAULT_SSH_PORT,
-                        tunnel=tunnel if tunnel is not None else (),
-                        options=options,
-                        client_factory=lambda: client,
-                    )
+            async with asyncio.timeout(t.connect + t.login):
+                return await asyncssh.connect(
+                    settings.hostname,
+                    settings.port or DEFAULT_SSH_PORT,
+                    tunnel=tunnel if tunnel is not None else (),
+                    options=options,
+                    client_factory=lambda: client,
+                )
         except Exception as exc:
             raise _classify(exc, entry.name, client) from None
+        finally:
+            self._leave_pacing(held)
 
     def _options_for(self, creds: Credentials, username: str | None) -> Any:
         """asyncssh options, built once per credential set (building them is not free)."""
@@ -732,19 +734,30 @@ class SSHTransport:
         await self._drain(victim)
         return True
 
-    @contextlib.asynccontextmanager
-    async def _paced(self, target: str, jump: str | None) -> Any:
+    async def _enter_pacing(self, target: str, jump: str | None) -> list[asyncio.Semaphore]:
+        """Take a handshake slot, a slot of the target (and of the jump host), spacing starts."""
         if self._handshakes is None:
             self._handshakes = asyncio.Semaphore(self.limits.max_handshakes)
         pacers = [self._pacer(target, self.limits.max_startups_per_target)]
         if jump is not None:
             pacers.append(self._pacer(jump, self.limits.max_startups_per_jump))
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(self._handshakes)
+        held: list[asyncio.Semaphore] = []
+        try:
+            await self._handshakes.acquire()
+            held.append(self._handshakes)
             for p in pacers:
-                await stack.enter_async_context(p.slots)
+                await p.slots.acquire()
+                held.append(p.slots)
                 await self._space(p)
-            yield
+        except BaseException:
+            self._leave_pacing(held)
+            raise
+        return held
+
+    @staticmethod
+    def _leave_pacing(held: list[asyncio.Semaphore]) -> None:
+        for sem in held:
+            sem.release()
 
     def _pacer(self, key: str, slots: int) -> _Pacer:
         pacer = self._pacers.get(key)
