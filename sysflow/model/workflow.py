@@ -115,7 +115,7 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-StrList = Annotated[list[str], BeforeValidator(_as_list)]
+StrList = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
 
 
 class Task(FrozenModel):
@@ -303,6 +303,13 @@ class MaintenanceWorkflow(UserModel):
         return self.__dict__ == other.__dict__
 
     __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The JSON Schema of workflow files, including the short text forms the models accept."""
+        from sysflow.model.schema import add_short_forms
+
+        return add_short_forms(super().model_json_schema(*args, **kwargs))
 
     # -- the brief's Python API ----------------------------------------------------------------------
 

@@ -284,3 +284,22 @@ def test_schema_accepts_text_durations_and_percentages() -> None:
     timeout = defs["Task"]["properties"]["timeout"]["anyOf"]
     assert {"type": "string"} in timeout
     assert {"type": "string"} in defs["RolloutSpec"]["properties"]["canary_size"]["anyOf"]
+
+
+@pytest.mark.parametrize("path", [EXAMPLES / "patching.yaml", DATA / "brief.yaml"])
+def test_published_schema_accepts_valid_files(path: Path) -> None:
+    import jsonschema
+    import yaml
+
+    schema = MaintenanceWorkflow.model_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(data)) == []
+
+
+def test_published_schema_rejects_unknown_keys() -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(MaintenanceWorkflow.model_json_schema())
+    errors = list(validator.iter_errors({"name": "w", "tasks": [{"id": "a", "run": "b", "colour": 1}]}))
+    assert ["'colour' was unexpected" in e.message for e in errors] == [True]
