@@ -519,8 +519,11 @@ def _exit_message(result: CommandResult) -> str:
 
 
 def _open_connections(transport: Transport | None) -> int:
-    """Connections the transport holds open, if it says (``open_connections`` attribute or method)."""
-    value: Any = getattr(transport, "open_connections", 0)
-    if callable(value):
-        value = value()
+    """Connections the transport holds open, if it says: ``stats().connections_open`` (SSHTransport)
+    or an ``open_connections`` attribute or method; 0 otherwise."""
+    stats: Any = getattr(transport, "stats", None)
+    value: Any = getattr(stats(), "connections_open", None) if callable(stats) else None
+    if value is None:
+        value = getattr(transport, "open_connections", 0)
+        value = value() if callable(value) else value
     return int(value) if isinstance(value, int) else 0
