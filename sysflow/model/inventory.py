@@ -164,6 +164,13 @@ class Inventory(BaseModel):
     ungrouped_vars: dict[str, Any] = Field(
         default_factory=dict, description="Variables of the implicit 'ungrouped' group."
     )
+    group_vars_dir: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Variables from group_vars/<group> beside the inventory, by group ('all' included).",
+    )
+    host_vars_dir: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Variables from host_vars/<host> beside the inventory, by host."
+    )
     source: str | None = Field(None, description="File the inventory was loaded from, for messages.")
     _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
     _members: dict[str, tuple[list[str], set[str]]] = PrivateAttr(default_factory=dict)
@@ -176,8 +183,17 @@ class Inventory(BaseModel):
         # Content equality; the memo and the source file name are not part of what the fleet is.
         if not isinstance(other, Inventory):
             return NotImplemented
-        mine = (self.hosts, self.groups, self.vars, self.ungrouped_vars)
-        return mine == (other.hosts, other.groups, other.vars, other.ungrouped_vars)
+        return self._content() == other._content()
+
+    def _content(self) -> tuple[Any, ...]:
+        return (
+            self.hosts,
+            self.groups,
+            self.vars,
+            self.ungrouped_vars,
+            self.group_vars_dir,
+            self.host_vars_dir,
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -404,17 +420,23 @@ class Inventory(BaseModel):
         return groups
 
     def host_vars(self, name: str) -> dict[str, Any]:
-        """Variables of a host as Ansible merges them.
+        """Variables of a host as Ansible's VariableManager layers them; later layers win.
 
-        ``all`` first, then the host's groups sorted by (depth, ``ansible_group_priority``, name),
-        then the host's own variables; later values win.
+        1. ``all``'s inventory variables, then those of the host's groups sorted by (depth,
+           ``ansible_group_priority``, name);
+        2. ``group_vars/all``, then ``group_vars/<group>`` in the same group order;
+        3. the host's inventory variables, then ``host_vars/<host>``.
         """
         host = self.host(name)
+        groups = sorted(self.host_groups(name), key=self._precedence_key)
         merged = dict(self.vars)
-        for g in sorted(self.host_groups(name), key=self._precedence_key):
+        for g in groups:
             merged.update(self.ungrouped_vars if g == UNGROUPED else self.groups[g].vars)
         merged.pop(GROUP_PRIORITY, None)  # Ansible keeps it as the group's priority, not a variable
+        for g in (ALL, *groups):
+            merged.update(self.group_vars_dir.get(g, {}))
         merged.update(host.vars)
+        merged.update(self.host_vars_dir.get(name, {}))
         return merged
 
     def _precedence_key(self, group: str) -> tuple[int, int, str]:

@@ -39,6 +39,7 @@ from sysflow.errors import InventoryError, Problem
 from sysflow.model.inventory import IMPLICIT_GROUPS, UNGROUPED, Inventory
 
 __all__ = [
+    "apply_vars_dirs",
     "expand_host_range",
     "inventory_error",
     "load_inventory",
@@ -49,6 +50,24 @@ __all__ = [
 ]
 
 YAML_SUFFIXES = frozenset({".yml", ".yaml"})
+VARS_SUFFIXES = (".yml", ".yaml", ".json")  # Ansible's YAML_FILENAME_EXTENSIONS
+# What Ansible skips when it reads an inventory directory (INVENTORY_IGNORE_EXTS and the always-ignored).
+IGNORED_SUFFIXES = (
+    ".pyc",
+    ".pyo",
+    ".swp",
+    ".bak",
+    "~",
+    ".rpm",
+    ".md",
+    ".txt",
+    ".rst",
+    ".orig",
+    ".cfg",
+    ".retry",
+)
+_IGNORED_NAME = re.compile(r"^\.|^host_vars$|^group_vars$|^vars_plugins$")
+_NO_VAULT = "secrets come from a credential provider"
 JSON_SUFFIXES = frozenset({".json"})
 INI_SUFFIXES = frozenset({".ini", ".cfg", ".hosts"})
 GROUP_KEYS = ("hosts", "children", "vars")
@@ -154,9 +173,9 @@ class _Edge:
 class _Builder:
     """Fills an Inventory while a file is read and collects every problem with its line."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, inventory: Inventory | None = None) -> None:
         self.source = source
-        self.inventory = Inventory(source=source)
+        self.inventory = Inventory(source=source) if inventory is None else inventory
         self.problems: list[Problem] = []
 
     def problem(self, message: str, line: int | None) -> None:
@@ -197,39 +216,147 @@ class _Builder:
 # -- loading a file -----------------------------------------------------------------------------
 
 
+_Reader = Callable[[_Builder, str], None]
+
+
 def load_inventory(path: str | Path) -> Inventory:
-    """Read an inventory file, choosing the parser by extension, else by content."""
-    file = Path(path)
+    """Read an inventory file or directory, then its ``group_vars/`` and ``host_vars/``.
+
+    A file's parser is chosen by extension, else by content. A directory is read as Ansible reads
+    one: every file in it (recursively, sorted, skipping hidden files, ``group_vars``,
+    ``host_vars`` and Ansible's ignored extensions) into one inventory. ``group_vars/`` and
+    ``host_vars/`` beside the file (or inside the directory) are read as Ansible's
+    ``host_group_vars`` plugin reads them; :meth:`Inventory.host_vars` layers them.
+    """
+    root = Path(path)
+    inventory = Inventory(source=str(root))
+    problems: list[Problem] = []
+    for file in _inventory_files(root) if root.is_dir() else [root]:
+        problems += _read_file(file, inventory)
+    if not problems:
+        problems += apply_vars_dirs(inventory, root if root.is_dir() else root.parent)
+    if problems:
+        raise inventory_error(problems, str(root))
+    return inventory
+
+
+def _read_file(file: Path, inventory: Inventory) -> list[Problem]:
+    builder = _Builder(str(file), inventory)
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise inventory_error([Problem(f"cannot read inventory: {exc}", str(file))], str(file)) from None
-    return _parser_for(file, text)(text, str(file))
+        builder.problem(f"cannot read inventory: {exc}", None)
+        return builder.problems
+    _reader_for(file, text)(builder, text)
+    return builder.problems
 
 
-def _parser_for(file: Path, text: str) -> Callable[[str, str], Inventory]:
+def _inventory_files(directory: Path) -> list[Path]:
+    files: list[Path] = []
+    for entry in sorted(directory.iterdir()):
+        if _IGNORED_NAME.search(entry.name) or entry.name.endswith(IGNORED_SUFFIXES):
+            continue
+        files += _inventory_files(entry) if entry.is_dir() else [entry]
+    return files
+
+
+def _reader_for(file: Path, text: str) -> _Reader:
     suffix = file.suffix.lower()
     if suffix in YAML_SUFFIXES:
-        return parse_yaml
+        return _read_yaml
     if suffix in JSON_SUFFIXES:
-        return parse_json
+        return _read_json
     if suffix in INI_SUFFIXES:
-        return parse_ini
+        return _read_ini
     return _sniff(text)
 
 
-def _sniff(text: str) -> Callable[[str, str], Inventory]:
+def _sniff(text: str) -> _Reader:
     """JSON if it opens with ``{``, YAML if its first line is ``---`` or a bare ``key:``, else INI."""
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line[0] in "#;":
             continue
         if line.startswith("{"):
-            return parse_json
+            return _read_json
         if line == "---" or _YAML_KEY_LINE.match(line):
-            return parse_yaml
-        return parse_ini
-    return parse_ini
+            return _read_yaml
+        return _read_ini
+    return _read_ini
+
+
+# -- group_vars/ and host_vars/ -----------------------------------------------------------------
+
+
+def apply_vars_dirs(inventory: Inventory, basedir: Path) -> list[Problem]:
+    """Read ``basedir/group_vars/<group>`` and ``basedir/host_vars/<host>`` into the inventory.
+
+    ``<name>`` may be a file (no extension, ``.yml``, ``.yaml`` or ``.json``) or a directory whose
+    files are read in sorted order. Returns the problems found (bad YAML, not a mapping, Vault).
+    """
+    problems: list[Problem] = []
+    for group in inventory.group_names():
+        for data in _vars_files(basedir / "group_vars", group, problems):
+            inventory.group_vars_dir.setdefault(group, {}).update(data)
+    for name in inventory.hosts:
+        if not name.startswith("/"):  # Ansible skips chroot-style names
+            for data in _vars_files(basedir / "host_vars", name, problems):
+                inventory.host_vars_dir.setdefault(name, {}).update(data)
+    return problems
+
+
+def _vars_files(directory: Path, name: str, problems: list[Problem]) -> list[dict[str, Any]]:
+    if not directory.is_dir():
+        return []
+    found: list[dict[str, Any]] = []
+    for file in _find_vars_files(directory, name):
+        data = _read_vars_file(file, problems)
+        if data:
+            found.append(data)
+    return found
+
+
+def _find_vars_files(directory: Path, name: str) -> list[Path]:
+    """Ansible's ``find_vars_files``: ``name`` with the first extension that exists, or a directory."""
+    for ext in ("", *VARS_SUFFIXES):
+        candidate = directory / f"{name}{ext}"
+        if candidate.is_dir():
+            return _vars_dir_files(candidate)
+        if candidate.exists():
+            return [candidate]
+    return []
+
+
+def _vars_dir_files(directory: Path) -> list[Path]:
+    files: list[Path] = []
+    for entry in sorted(directory.iterdir()):
+        if entry.name.startswith(".") or entry.name.endswith("~"):
+            continue
+        if entry.is_dir() and not entry.suffix:
+            files += _vars_dir_files(entry)
+        elif entry.is_file() and (not entry.suffix or entry.suffix in VARS_SUFFIXES):
+            files.append(entry)
+    return files
+
+
+def _read_vars_file(file: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(f"cannot read variables: {exc}", str(file)))
+        return None
+    if text.lstrip().startswith("$ANSIBLE_VAULT"):
+        problems.append(Problem(f"Ansible Vault files are not supported ({_NO_VAULT})", f"{file}:1"))
+        return None
+    try:
+        data = yaml.load(text, Loader=_InventoryLoader)  # a SafeLoader: builds no arbitrary objects
+    except yaml.YAMLError as exc:
+        problems.append(_yaml_problem(exc, str(file)))
+        return None
+    if data is not None and not isinstance(data, dict):
+        problems.append(Problem("a variables file must be a mapping", f"{file}:1"))
+        return None
+    return data
 
 
 # -- INI ----------------------------------------------------------------------------------------
@@ -249,13 +376,18 @@ class _IniState:
 def parse_ini(text: str, source: str = "<ini>") -> Inventory:
     """Parse an Ansible INI inventory; raises InventoryError listing every problem."""
     builder = _Builder(source)
+    _read_ini(builder, text)
+    return builder.finish()
+
+
+def _read_ini(builder: _Builder, text: str) -> None:
     state = _IniState()
+    state.declared.update(builder.inventory.groups)  # declared by earlier files of a directory
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if line and line[0] not in "#;":
             _ini_line(builder, state, line, lineno)
     _ini_resolve(builder, state)
-    return builder.finish()
 
 
 def _ini_line(builder: _Builder, state: _IniState, line: str, lineno: int) -> None:
@@ -397,40 +529,52 @@ _InventoryLoader.add_constructor("!unsafe", _construct_unsafe)
 
 def parse_yaml(text: str, source: str = "<yaml>") -> Inventory:
     """Parse an Ansible YAML inventory; raises InventoryError listing every problem."""
-    try:
-        loader = _InventoryLoader(text)
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise inventory_error([Problem(f"bad YAML: {exc.problem or exc}", where)], source) from None
-    except yaml.YAMLError as exc:
-        raise inventory_error([Problem(f"bad YAML: {exc}", source)], source) from None
-    try:
-        return _read_tree(root, loader, source)
-    finally:
-        loader.dispose()
+    builder = _Builder(source)
+    _read_yaml(builder, text)
+    return builder.finish()
 
 
 def parse_json(text: str, source: str = "<json>") -> Inventory:
     """Parse a JSON inventory shaped like a YAML one; raises InventoryError listing every problem."""
+    builder = _Builder(source)
+    _read_json(builder, text)
+    return builder.finish()
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{source}:{mark.line + 1}" if mark is not None else source
+    return Problem(f"bad YAML: {getattr(exc, 'problem', None) or exc}", where)
+
+
+def _compose(text: str) -> tuple[yaml.Node | None, yaml.SafeLoader]:
+    loader = _InventoryLoader(text)
+    return loader.get_single_node(), loader
+
+
+def _read_yaml(builder: _Builder, text: str) -> None:
+    try:
+        root, loader = _compose(text)
+    except yaml.YAMLError as exc:
+        builder.problems.append(_yaml_problem(exc, builder.source))
+        return
+    try:
+        _YamlReader(builder, loader).read(root)
+    finally:
+        loader.dispose()
+
+
+def _read_json(builder: _Builder, text: str) -> None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise inventory_error([Problem(f"bad JSON: {exc.msg}", f"{source}:{exc.lineno}")], source) from None
+        builder.problem(f"bad JSON: {exc.msg}", exc.lineno)
+        return
     try:
-        return parse_yaml(text, source)  # the same tree, now with line numbers
-    except InventoryError as exc:
-        if not any(p.message.startswith("bad YAML") for p in exc.problems):
-            raise
-    node = yaml.representer.SafeRepresenter().represent_data(data)  # JSON that YAML 1.1 cannot read: no lines
-    return _read_tree(node, _InventoryLoader(""), source)
-
-
-def _read_tree(root: yaml.Node | None, loader: yaml.SafeLoader, source: str) -> Inventory:
-    reader = _YamlReader(_Builder(source), loader)
-    reader.read(root)
-    return reader.builder.finish()
+        root, loader = _compose(text)  # the same tree, with line numbers
+    except yaml.YAMLError:  # JSON that YAML 1.1 cannot read: the same tree without line numbers
+        root, loader = yaml.representer.SafeRepresenter().represent_data(data), _InventoryLoader("")
+    _YamlReader(builder, loader).read(root)
 
 
 def _line(node: yaml.Node) -> int | None:
@@ -571,6 +715,6 @@ class _YamlReader:
         except yaml.YAMLError as exc:
             reason = getattr(exc, "problem", None) or str(exc)
             if "!vault" in reason:
-                reason = "Ansible Vault values are not supported (secrets come from a credential provider)"
+                reason = f"Ansible Vault values are not supported ({_NO_VAULT})"
             self.builder.problem(f"cannot read value: {reason}", _line(node))
             return None

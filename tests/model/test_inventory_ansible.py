@@ -17,17 +17,24 @@ from sysflow.model.inventory import Inventory
 from tests.model.test_patterns import FLEET, PATTERN_TABLE
 
 DATA = Path(__file__).parent / "data"
-VALID = sorted(
+FILES = sorted(
     p.name
     for p in DATA.glob("inventory_*")
     if "_bad_" not in p.name and p.suffix in {".ini", ".yml", ".json"}
 )
+VALID = [*FILES, "inventory_dir", "inventory_dir/01-hosts.ini"]  # a directory; a file beside group_vars/
 MAGIC_VARS = {
-    "inventory_file",
+    "ansible_config_file",
+    "ansible_facts",
+    "ansible_playbook_python",
+    "ansible_version",
+    "group_names",
+    "groups",
     "inventory_dir",
+    "inventory_file",
     "inventory_hostname",
     "inventory_hostname_short",
-    "group_names",
+    "playbook_dir",
 }
 
 
@@ -47,11 +54,11 @@ class AnsibleOracle:
         return {g.name for g in self.manager.hosts[host].get_groups() if g.name != "all"}
 
     def vars_of(self, host: str) -> dict[str, Any]:
-        from ansible.inventory.helpers import get_group_vars
-        from ansible.utils.vars import combine_vars
+        """The host's variables as a play would see them, minus Ansible's magic variables."""
+        from ansible.vars.manager import VariableManager
 
-        h = self.manager.hosts[host]
-        merged = combine_vars(get_group_vars(h.get_groups()), h.get_vars())
+        manager = VariableManager(loader=self.manager._loader, inventory=self.manager)
+        merged = manager.get_vars(host=self.manager.hosts[host], include_hostvars=False)
         return {k: _plain(v) for k, v in merged.items() if k not in MAGIC_VARS}
 
     def select(self, pattern: str) -> set[str]:
