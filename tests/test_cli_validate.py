@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sysflow.cli import app
+from tests.model.test_malformed import CASES
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "examples" / "patching.yaml"
@@ -120,3 +121,12 @@ def test_subprocess_invalid_input_has_no_traceback() -> None:
     assert "Traceback" not in proc.stderr
     assert "wave 2: web01.example.com already in wave 1" in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_malformed_workflow_fails_cleanly_in_the_cli(name: str) -> None:
+    result = runner.invoke(app, ["validate", str(BAD / name), "-i", str(INI)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    for line, text in CASES[name]:
+        assert any(f"{BAD / name}:{line}:" in row and text in row for row in result.stderr.splitlines())
