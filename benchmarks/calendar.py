@@ -7,6 +7,9 @@ is one year. Queries: 1,000,000 ``is_open(group, t)`` at random groups and insta
 
 Targets (issue 3): 10,000 specs over a year built in under 1 s; 1,000,000 queries in under 2 s.
 
+Wall and CPU (process) time are both reported: on a shared machine the wall figure includes time
+spent waiting for a core.
+
     python benchmarks/calendar.py [--quick] [--json FILE] [--seed N]
 """
 
@@ -82,18 +85,20 @@ def config(n_specs: int, rng: random.Random) -> WindowsConfig:
 def run(n_specs: int, n_queries: int, seed: int, repeats: int) -> dict[str, Any]:
     rng = random.Random(seed)
     cfg = config(n_specs, rng)
-    builds = []
+    builds, build_cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cal = Calendar.build(cfg, start=START, horizon=HORIZON)
         builds.append(time.perf_counter() - t0)
+        build_cpu.append(time.process_time() - c0)
     groups = cal.groups
     span = HORIZON.total_seconds()
     probes = [(rng.choice(groups), START + timedelta(seconds=rng.random() * span)) for _ in range(n_queries)]
     is_open = cal.is_open
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     hits = sum(1 for g, t in probes if is_open(g, t))
     query = time.perf_counter() - t0
+    query_cpu = time.process_time() - c0
     windows = sum(len(cal.windows(g, START, START + HORIZON)) for g in groups)
     return {
         "specs": n_specs,
@@ -101,8 +106,10 @@ def run(n_specs: int, n_queries: int, seed: int, repeats: int) -> dict[str, Any]
         "windows": windows,
         "build_s_median": statistics.median(builds),
         "build_s_min": min(builds),
+        "build_cpu_s_median": statistics.median(build_cpu),
         "queries": n_queries,
         "query_s": query,
+        "query_cpu_s": query_cpu,
         "queries_per_s": n_queries / query,
         "open_fraction": hits / n_queries,
     }
@@ -117,18 +124,21 @@ def main() -> None:
     n_queries = 100_000 if args.quick else 1_000_000
     repeats = 1 if args.quick else 3
     rows = [run(n, n_queries, args.seed, repeats) for n in (1_000, 10_000)]
-    print(
-        f"{'specs':>7} {'groups':>7} {'windows':>9} {'build s':>9} {'queries':>9} {'query s':>8} {'q/s':>11}"
-    )
+    head = ("specs", "groups", "windows", "build s", "build cpu", "queries", "query s", "query cpu", "q/s")
+    print(" ".join(f"{h:>10}" for h in head))
     for r in rows:
         print(
-            f"{r['specs']:>7} {r['groups']:>7} {r['windows']:>9} {r['build_s_median']:>9.3f} "
-            f"{r['queries']:>9} {r['query_s']:>8.3f} {r['queries_per_s']:>11,.0f}"
+            f"{r['specs']:>10} {r['groups']:>10} {r['windows']:>10} {r['build_s_median']:>10.3f} "
+            f"{r['build_cpu_s_median']:>10.3f} {r['queries']:>10} {r['query_s']:>10.3f} "
+            f"{r['query_cpu_s']:>10.3f} {r['queries_per_s']:>10,.0f}"
         )
     big = rows[-1]
+    scale = 1_000_000 / big["queries"]
     verdict = {
-        "build_10000_under_1s": big["build_s_median"] < 1.0,
-        "1M_queries_under_2s": big["query_s"] * 1_000_000 / big["queries"] < 2.0,
+        "build_10000_under_1s (wall)": big["build_s_median"] < 1.0,
+        "build_10000_under_1s (cpu)": big["build_cpu_s_median"] < 1.0,
+        "1M_queries_under_2s (wall)": big["query_s"] * scale < 2.0,
+        "1M_queries_under_2s (cpu)": big["query_cpu_s"] * scale < 2.0,
     }
     print(f"targets: {verdict}")
     if args.json:

@@ -25,6 +25,7 @@ Queries are bisections over Python lists (``is_open`` is about a microsecond).
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,16 +85,31 @@ class Remaining:
 
 
 class _Lists:
-    """An interval set: starts and ends as Python lists (for bisection), the rest as arrays."""
+    """An interval set as one flat, sorted array ``[s0, e0, s1, e1, ...]`` (for bisection).
 
-    __slots__ = ("_cutoffs", "_label_ids", "_labels", "ends", "starts")
+    ``bisect_right(bounds, t)`` is odd exactly when ``t`` lies in some ``[s, e)``; cutoffs and
+    labels stay in arrays, read only when a window is materialised.
+    """
+
+    __slots__ = ("_cutoffs", "_label_ids", "_labels", "bounds")
 
     def __init__(self, arrays: IntervalArrays, labels: Sequence[str]) -> None:
-        self.starts: list[float] = arrays.starts.tolist()
-        self.ends: list[float] = arrays.ends.tolist()
+        import numpy as np
+
+        self.bounds: array[float] = array("d")  # compact: fewer cache misses than a list of floats
+        self.bounds.frombytes(np.column_stack((arrays.starts, arrays.ends)).astype(np.float64).tobytes())
         self._cutoffs = arrays.cutoffs
         self._label_ids = arrays.labels
         self._labels = labels
+
+    def __len__(self) -> int:
+        return len(self.bounds) // 2
+
+    def start(self, i: int) -> float:
+        return self.bounds[2 * i]
+
+    def end(self, i: int) -> float:
+        return self.bounds[2 * i + 1]
 
     def cutoff(self, i: int) -> float:
         return float(self._cutoffs[i])
@@ -104,22 +120,21 @@ class _Lists:
 
     def find(self, t: float) -> int:
         """Index of the interval containing ``t``, or -1."""
-        i = bisect.bisect_right(self.starts, t) - 1
-        return i if i >= 0 and t < self.ends[i] else -1
+        k = bisect.bisect_right(self.bounds, t)
+        return k // 2 if k & 1 else -1
 
     def window(self, i: int) -> Window:
         return Window(
-            utc_datetime(self.starts[i]),
-            utc_datetime(self.ends[i]),
+            utc_datetime(self.start(i)),
+            utc_datetime(self.end(i)),
             utc_datetime(self.cutoff(i)),
             self.label(i),
         )
 
     def between(self, lo: float, hi: float) -> range:
-        first = max(bisect.bisect_right(self.starts, lo) - 1, 0)
-        if first < len(self.ends) and self.ends[first] <= lo:
-            first += 1
-        return range(first, bisect.bisect_left(self.starts, hi))
+        """Indexes of the intervals overlapping ``[lo, hi)``."""
+        first = bisect.bisect_right(self.bounds, lo) // 2  # the one containing lo, or the next
+        return range(first, (bisect.bisect_left(self.bounds, hi) + 1) // 2)
 
 
 class Calendar:
@@ -187,8 +202,7 @@ class Calendar:
         """True when ``group``'s window is open at ``t``."""
         lists = self._groups.get(group, self._default)
         ts = t.timestamp()
-        i = bisect.bisect_right(lists.starts, ts) - 1
-        return i >= 0 and ts < lists.ends[i]
+        return bisect.bisect_right(lists.bounds, ts) & 1 == 1
 
     def can_start(self, group: str, t: datetime) -> bool:
         """True when a new operation of ``group`` may start at ``t`` (open and before the cutoff)."""
@@ -277,8 +291,8 @@ def _next_open(lists: _Lists, t: datetime) -> datetime | None:
     ts = t.timestamp()
     if lists.find(ts) >= 0:
         return t
-    i = bisect.bisect_right(lists.starts, ts)
-    return utc_datetime(lists.starts[i]) if i < len(lists.starts) else None
+    i = bisect.bisect_right(lists.bounds, ts) // 2
+    return utc_datetime(lists.start(i)) if i < len(lists) else None
 
 
 def _remaining(lists: _Lists, t: datetime) -> Remaining | None:
@@ -286,7 +300,7 @@ def _remaining(lists: _Lists, t: datetime) -> Remaining | None:
     i = lists.find(ts)
     if i < 0:
         return None
-    return Remaining(timedelta(seconds=max(0.0, lists.cutoff(i) - ts)), timedelta(seconds=lists.ends[i] - ts))
+    return Remaining(timedelta(seconds=max(0.0, lists.cutoff(i) - ts)), timedelta(seconds=lists.end(i) - ts))
 
 
 def _windows(lists: _Lists, start: datetime, end: datetime) -> list[Window]:
