@@ -70,6 +70,17 @@ PATTERN_TABLE: list[tuple[str, set[str]]] = [
     ("web[1:3]", fqdn("web02", "web03", "web04")),
     ("web[5:]", fqdn("web06", "web-canary")),
     ("ams[0]:fra[0]", fqdn("web01", "web04")),
+    ("web[1:1]", fqdn("web02")),
+    ("web[2:0]", fqdn("web03")),  # Ansible's quirk: an end of 0 means "just the start"
+    ("web[0-1]", fqdn("web01", "web02")),  # the old dash form still works
+    ("web[:2]", set()),  # not a subscript in Ansible's grammar: a glob class that matches nothing
+    # names and globs are case-sensitive; more combinations
+    ("WEB", set()),
+    ("~WEB.*", set()),
+    ("all,!web", ALL - WEB),
+    ("&web:&ams", WEB & AMS),
+    ("web:&db", set()),
+    ("ungr*", UNGROUPED),
     # names
     ("ungrouped", UNGROUPED),
     ("bastion.example.com", fqdn("bastion")),
