@@ -349,8 +349,7 @@ class MaintenanceWorkflow(UserModel):
             windows = spec
         else:
             data = dict(spec)
-            full = set(WindowsConfig.model_fields) | {"groups"}
-            if not (data.keys() <= full and "groups" in data):
+            if not data.keys() <= set(WindowsConfig.model_fields):  # the brief's {group: spec} form
                 data = {"groups": data}
             windows = _build(WindowsConfig, data, "windows")
         self.windows = windows

@@ -303,3 +303,14 @@ def test_published_schema_rejects_unknown_keys() -> None:
     validator = jsonschema.Draft202012Validator(MaintenanceWorkflow.model_json_schema())
     errors = list(validator.iter_errors({"name": "w", "tasks": [{"id": "a", "run": "b", "colour": 1}]}))
     assert ["'colour' was unexpected" in e.message for e in errors] == [True]
+
+
+def test_set_maintenance_window_forms() -> None:
+    wf = MaintenanceWorkflow("w")
+    assert wf.set_maintenance_window({"timezone": "Europe/Berlin"}).timezone == "Europe/Berlin"
+    windows = wf.set_maintenance_window(
+        {"web": ["Sun 01:00-02:00", "Wed 01:00-02:00"], "db": "daily 03:00-04:00"}
+    )
+    assert [len(v) for v in windows.groups.values()] == [2, 1]
+    with pytest.raises(WorkflowError, match=r"windows.groups.web\[0\].weekly: unknown day"):
+        wf.set_maintenance_window({"web": "Sundy 01:00-02:00"})
