@@ -12,7 +12,9 @@ first. So:
 - ``ansible_port`` / ``ansible_user`` override ``Port`` / ``User`` from the config, which override
   the defaults (port 22, the current user);
 - ``ansible_ssh_private_key_file`` is tried first, then every ``IdentityFile`` from the config;
-- ``ProxyJump`` comes from the config (``none`` means no jump host).
+- ``ProxyJump`` comes from ``-J host`` / ``-o ProxyJump=host`` in ``ansible_ssh_common_args`` or
+  ``ansible_ssh_extra_args`` (command-line options come first), else from the config; ``none``
+  means no jump host. A ``ProxyCommand`` is not represented.
 
 The config is parsed by asyncssh's ``SSHClientConfig`` (imported when first needed, so that
 ``import sysflow`` stays light). It supports ``Host`` patterns with wildcards and ``!`` negation,
@@ -30,6 +32,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,7 @@ __all__ = [
 
 DEFAULT_SSH_PORT = 22
 DEFAULT_SSH_CONFIG = Path("~", ".ssh", "config")
+SSH_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")  # extra ssh command-line options
 
 SSHConfigSource = str | Path | Sequence[str | Path] | None
 """One config file, several (read in order), ``()`` for none, or None for ``~/.ssh/config`` if readable."""
@@ -82,7 +86,7 @@ def resolve_connection(
         identity_files=_identity_files(
             host_vars.get("ansible_ssh_private_key_file"), config.get("IdentityFile")
         ),
-        proxy_jump=_proxy_jump(config.get("ProxyJump")),
+        proxy_jump=_proxy_jump(_args_proxy_jump(host_vars) or config.get("ProxyJump")),
     )
 
 
@@ -146,6 +150,39 @@ def _identity_files(explicit: Any, configured: Any) -> tuple[str, ...]:
         if text.lower() != "none" and text not in files:
             files.append(text)
     return tuple(files)
+
+
+def _args_proxy_jump(host_vars: Mapping[str, Any]) -> str | None:
+    """A jump host given on Ansible's ssh command line (``-J h`` or ``-o ProxyJump=h``), if any.
+
+    Ansible passes ``ansible_ssh_common_args`` then ``ansible_ssh_extra_args`` to ``ssh``; command
+    line options are obtained before the config file, so the first one found wins.
+    """
+    for key in SSH_ARGS_VARS:
+        value = host_vars.get(key)
+        if value:
+            found = _jump_in_args(str(value))
+            if found is not None:
+                return found
+    return None
+
+
+def _jump_in_args(text: str) -> str | None:
+    try:
+        args = shlex.split(text)
+    except ValueError:
+        return None
+    for i, arg in enumerate(args):
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "-J":
+            return following or None
+        if arg.startswith("-J"):
+            return arg[2:]
+        option = following if arg == "-o" else arg[2:] if arg.startswith("-o") else ""
+        key, sep, val = option.replace("=", " ", 1).partition(" ")
+        if sep and key.lower() == "proxyjump":
+            return val.strip()
+    return None
 
 
 def _proxy_jump(value: Any) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -246,6 +247,34 @@ def test_bad_config_names_file_and_line(name: str, fragment: str) -> None:
     with pytest.raises(InventoryError, match=fragment) as info:
         resolve_connection("web01", {}, DATA / name)
     assert info.value.problems[0].location == f"{DATA / name}:2"
+
+
+SSH_ARGS = [
+    ("-J jump1", "jump1"),
+    ("-Jjump2:2200", "jump2:2200"),
+    ("-o ProxyJump=ops@jump3", "ops@jump3"),
+    ("-oProxyJump=jump4", "jump4"),
+    ("-o StrictHostKeyChecking=no -o 'ProxyJump jump5'", "jump5"),
+    ("-o ProxyJump=none", None),
+    ("-o StrictHostKeyChecking=no", "bastion"),
+]
+
+
+@pytest.mark.parametrize(("args", "jump"), SSH_ARGS)
+def test_proxy_jump_on_ansibles_ssh_command_line(args: str, jump: str | None) -> None:
+    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        ours = resolve_connection("web01.example.com", {var: args}, CONFIG)
+        assert ours.proxy_jump == jump
+        theirs = ssh_g("web01.example.com", *shlex.split(args))
+        assert ours.proxy_jump == theirs.get("proxyjump", [None])[0]
+
+
+def test_common_args_come_before_extra_args() -> None:
+    host_vars = {"ansible_ssh_common_args": "-J first", "ansible_ssh_extra_args": "-J second"}
+    assert resolve_connection("x", host_vars, ()).proxy_jump == "first"
+    unparsable = {"ansible_ssh_common_args": "-J 'unclosed", "ansible_ssh_extra_args": "-J second"}
+    assert resolve_connection("x", unparsable, ()).proxy_jump == "second"
+    assert resolve_connection("x", {"ansible_ssh_common_args": "-J"}, ()).proxy_jump is None
 
 
 def test_bad_percent_token_names_the_file(tmp_path: Path) -> None:
