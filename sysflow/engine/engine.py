@@ -56,7 +56,7 @@ class Engine:
         ssh_config: str | Path | None = None,
         known_hosts: Any = None,
         horizon: timedelta = DEFAULT_HORIZON,
-        hooks: Callable[[MaintenanceWorkflow, OpGraph, Transport], Hooks | None] | None = None,
+        hooks: Callable[[MaintenanceWorkflow, Inventory, Transport, Clock], Hooks | None] | None = None,
     ) -> None:
         self.inventory = inventory
         self.auth = auth
@@ -121,7 +121,7 @@ class Engine:
             admission=Admission(limits, self.clock),
             guard=guard,
             bus=self.bus,
-            hooks=self._hooks(workflow, graph, transport),
+            hooks=self._hooks(workflow, self.inventory, transport, self.clock),
         )
         self.runs[rid] = run
         return run
@@ -163,9 +163,11 @@ def _windows_of(
     return windows
 
 
-def _default_hooks(workflow: MaintenanceWorkflow, graph: OpGraph, transport: Transport) -> Hooks | None:
+def _default_hooks(
+    workflow: MaintenanceWorkflow, inventory: Inventory, transport: Transport, clock: Clock
+) -> Hooks | None:
     if not workflow.verifications:
         return None
     from sysflow.engine.verification import VerificationHooks
 
-    return VerificationHooks(workflow, graph, transport)
+    return VerificationHooks(workflow, inventory, transport, clock)

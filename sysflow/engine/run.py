@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import Enum
 from typing import Any, Protocol
 
 from sysflow.clock import Clock
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 DEFAULT_ROLLBACK_PARALLELISM = 20  # hosts rolled back at once when the workflow sets no limit
 
 
+class _Outcome(Enum):
+    OK = "ok"
+    FAILED = "failed"
+    STOPPED = "stopped"  # the run stopped while the operation waited for admission
+    OUTSIDE_WINDOW = "outside_window"  # the window closed (or the chain no longer fits) meanwhile
+
+
 class Admission(Protocol):
     """Runtime admission (``sysflow.constraints``): grants in caller order, never over capacity."""
 
@@ -48,8 +56,10 @@ class Hooks(Protocol):
 
     async def before(self, host: str, task: str) -> None: ...
 
-    async def after(self, host: str, task: str) -> list[str]:
-        """Capture after ``task``; return failure reasons (empty when the host verifies)."""
+    async def after(self, host: str, task: str) -> None: ...
+
+    async def host_done(self, host: str) -> list[str]:
+        """Judge a host whose chain finished; failure reasons (empty when it verifies)."""
         ...
 
     async def gate(self, wave: int, hosts: Sequence[str]) -> tuple[bool | None, list[str]]:
@@ -245,29 +255,52 @@ class Run:
             return
         started = False
         window: OpenWindow | None = None
-        for op in ops:
-            if self._stopped and (not started or self._ctl.cancelled):
-                self.tracker.skip(
-                    [o.id for o in ops if o.index >= op.index], f"not started: {self._ctl.stop_reason}"
-                )
+        k = 0
+        while k < len(ops):
+            op, rest = ops[k], ops[k:]
+            if self._must_not_start(started):
+                self._skip_rest(rest, f"not started: {self._ctl.stop_reason}")
                 return
-            window = await self._admit_window(host, ops[ops.index(op) :], window)
+            window = await self._admit_window(host, rest, window)
             if window is None:
-                self.tracker.skip(
-                    [o.id for o in ops if o.index >= op.index], "deferred: no window fits", OpState.PENDING
-                )
+                self.tracker.skip([o.id for o in rest], "deferred: no window fits", OpState.PENDING)
                 self.tracker.set_host(host, HostOutcome.DEFERRED)
                 return
             await self._ctl.resume.wait()
-            ok = await self._run_op(op, window)
+            outcome = await self._run_op(op, window, rest, started)
+            if outcome is _Outcome.STOPPED:
+                self._skip_rest(rest, f"not started: {self._ctl.stop_reason}")
+                return
+            if outcome is _Outcome.OUTSIDE_WINDOW:  # admission took us past the cutoff: next window
+                window = None
+                continue
             started = True
-            if not ok:
-                self.tracker.skip([o.id for o in ops if o.index > op.index], f"{op.task} failed")
+            if outcome is _Outcome.FAILED:
+                self._skip_rest(ops[k + 1 :], f"{op.task} failed")
                 self._host_failed(host, wave, wave_size)
                 break
+            k += 1
         else:
-            self.tracker.set_host(host, HostOutcome.SUCCEEDED)
+            if await self._verified(host):
+                self.tracker.set_host(host, HostOutcome.SUCCEEDED)
+            else:
+                self._host_failed(host, wave, wave_size)
         self._admission.host_done(host)
+
+    def _must_not_start(self, host_started: bool) -> bool:
+        """After a stop, hosts not yet started stay untouched; a cancel also ends started chains."""
+        return self._stopped and (not host_started or self._ctl.cancelled)
+
+    def _skip_rest(self, ops: Sequence[Operation], reason: str) -> None:
+        self.tracker.skip([o.id for o in ops], reason)
+
+    async def _verified(self, host: str) -> bool:
+        if self._hooks is None:
+            return True
+        reasons = await self._hooks.host_done(host)
+        passed = not reasons
+        self.tracker.emit(EventKind.VERIFICATION, "; ".join(reasons), host=host, passed=passed)
+        return passed
 
     async def _admit_window(
         self, host: str, rest: list[Operation], current: OpenWindow | None
@@ -289,20 +322,41 @@ class Run:
         if self._active == 0 and self._waiting > 0 and self.status is RunStatus.RUNNING:
             self._set_status(RunStatus.PAUSED, "waiting for the next maintenance window")
 
-    async def _run_op(self, op: Operation, window: OpenWindow) -> bool:
+    async def _run_op(
+        self, op: Operation, window: OpenWindow, rest: Sequence[Operation], host_started: bool
+    ) -> _Outcome:
+        """Acquire admission, re-check stop and window (the wait may have been long), run."""
         grant = await self._admission.acquire(op)
+        if self._must_not_start(host_started):
+            self._admission.release(grant)
+            return _Outcome.STOPPED
+        if not self._still_inside(window, rest, host_started):
+            self._admission.release(grant)
+            return _Outcome.OUTSIDE_WINDOW
         self._active += 1
+        self.tracker.emit(
+            EventKind.OP_PROGRESS, "admitted", host=op.host, task=op.task, wave=op.wave, step="admitted"
+        )
         if self.status is RunStatus.PAUSED and self._ctl.resume.is_set():
             self._set_status(RunStatus.RUNNING, "window open")
         try:
-            return await self._run_admitted(op, window)
+            return _Outcome.OK if await self._run_admitted(op, window) else _Outcome.FAILED
         finally:
             self._active -= 1
             self._admission.release(grant)
             self._maybe_paused()
 
+    def _still_inside(self, window: OpenWindow, rest: Sequence[Operation], host_started: bool) -> bool:
+        now = self.clock.now()
+        if host_started or self._guard.split_chains:
+            return window.start <= now <= window.cutoff_at
+        return window.admits(now, sum(self._estimate.get(o.id, o.expected_duration) for o in rest))
+
     async def _run_admitted(self, op: Operation, window: OpenWindow) -> bool:
         if self._hooks is not None:
+            self.tracker.emit(
+                EventKind.OP_PROGRESS, "capturing state", host=op.host, task=op.task, step="capture"
+            )
             await self._hooks.before(op.host, op.task)
         policy = self.workflow.on_window_expiry
         limit = None
@@ -327,12 +381,7 @@ class Run:
         if record.state is not OpState.SUCCEEDED:
             return False
         if self._hooks is not None:
-            reasons = await self._hooks.after(op.host, op.task)
-            if reasons:
-                self.tracker.emit(
-                    EventKind.VERIFICATION, "; ".join(reasons), host=op.host, task=op.task, passed=False
-                )
-                return False
+            await self._hooks.after(op.host, op.task)
         return True
 
     def _host_failed(self, host: str, wave: int, wave_size: int) -> None:
