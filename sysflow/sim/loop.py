@@ -204,6 +204,21 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
+    async def sleep_until(self, when: float) -> None:
+        """Sleep until virtual time ``when`` exactly (``sleep(when - now)`` may round)."""
+        loop = self._loop
+        future: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_at(when, _wake, future)
+        try:
+            await future
+        finally:
+            handle.cancel()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
 
 def current_virtual_clock() -> VirtualClock:
     """The clock of the running virtual loop; ``RuntimeError`` when the running loop is not virtual."""

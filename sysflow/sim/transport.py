@@ -97,7 +97,7 @@ class SimTransport:
         stop, ending = self._ending(out, timeout)
         self.open_connections += 1
         try:
-            await clock.sleep(stop - t)
+            await self._sleep_until(clock, stop, t)
         finally:
             self.open_connections -= 1
         if ending is _Ending.TIMEOUT:
@@ -138,9 +138,16 @@ class SimTransport:
             out.lost_reason = "no response from the host (simulated hang)"
         return stop, ending
 
+    async def _sleep_until(self, clock: Clock, stop: float, t: float) -> None:
+        """Sleep to fleet time ``stop``, exactly on a virtual clock of the fleet's start."""
+        if isinstance(clock, VirtualClock) and self._offset == 0.0:
+            await clock.sleep_until(stop)
+        else:
+            await clock.sleep(stop - t)
+
     async def _fail_connect(self, host: str, command: str, t: float, fault: ConnectFault) -> None:
         if fault.delay > 0:
-            await self.clock.sleep(fault.delay)
+            await self._sleep_until(self.clock, t + fault.delay, t)
         timed_out = fault.fault in (Fault.TIMEOUT, Fault.PARTITIONED)
         self._note(
             host, command, t, t + fault.delay, None, "ConnectTimeout" if timed_out else "HostUnreachable"

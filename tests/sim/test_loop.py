@@ -205,3 +205,15 @@ async def test_sleeps_jump_while_real_sockets_are_registered(virtual_clock: Virt
         loop.remove_reader(left)
     assert wrote == [True]
     assert virtual_clock.monotonic() == 100
+
+
+async def test_sleep_until_an_exact_instant(virtual_clock: VirtualClock) -> None:
+    await virtual_clock.sleep(1.4788307136263938)
+    await virtual_clock.sleep_until(4098.478830713626)
+    assert virtual_clock.monotonic() == 4098.478830713626
+    task = asyncio.create_task(virtual_clock.sleep_until(5000))
+    await asyncio.sleep(1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(10_000)  # the cancelled wake-up never fires
