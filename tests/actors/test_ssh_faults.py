@@ -28,7 +28,13 @@ from sysflow.errors import (
     HostUnreachable,
     TransportError,
 )
-from tests.fixtures.ssh_servers import FakeSSHServer, refused_port, silent_server, start_fake_server
+from tests.fixtures.ssh_servers import (
+    FakeSSHServer,
+    FreezableProxy,
+    refused_port,
+    silent_server,
+    start_fake_server,
+)
 
 FAST_RETRY = RetryPolicy(retries=2, base=0.01, cap=0.02)
 QUICK = SSHTimeouts(connect=2.0, login=2.0, kill_grace=1.0)
@@ -116,6 +122,31 @@ async def test_command_that_never_ends_is_stopped(fake_ssh: FakeSSHServer) -> No
             await asyncio.sleep(0.01)
         assert fake_ssh.state.stopped == ["hang"]
         assert (await t.run("web1", "echo alive")).ok  # the connection survives
+
+
+async def test_host_gone_silent_is_detected_by_keepalive(fake_ssh: FakeSSHServer) -> None:
+    proxy = await FreezableProxy(fake_ssh.port).start()
+    settings = {
+        "web1": ConnectionSettings("web1", "127.0.0.1", proxy.port, "admin", (str(fake_ssh.client_key),))
+    }
+    known = fake_ssh.known_hosts.read_text().replace(f":{fake_ssh.port} ", f":{proxy.port} ")
+    fake_ssh.known_hosts.write_text(known)
+    timeouts = SSHTimeouts(keepalive_interval=0.1, keepalive_count_max=2, kill_grace=0.2)
+    try:
+        async with SSHTransport(
+            settings, SSHAuth(), known_hosts=fake_ssh.known_hosts, timeouts=timeouts
+        ) as t:
+            assert (await t.run("web1", "echo up")).ok
+            task = asyncio.create_task(t.run("web1", "hang"))
+            for _ in range(200):
+                if fake_ssh.state.commands[-1:] == ["hang"]:
+                    break
+                await asyncio.sleep(0.01)
+            proxy.freeze()
+            with pytest.raises(ConnectionFailed, match="lost during the command"):
+                await asyncio.wait_for(task, timeout=10)  # no command timeout: keepalive ends it
+    finally:
+        await proxy.close()
 
 
 async def test_hundred_megabytes_of_output(fake_ssh: FakeSSHServer) -> None:
