@@ -36,10 +36,10 @@ class TransportRunner:
     transport: Transport
     clock: Clock
     retry_delay: float = DEFAULT_RETRY_DELAY
-    local: Transport | None = None  # for run-once / local tasks
+    local: Transport | None = None  # for local tasks (run on the controller)
 
     async def run_op(self, op: Operation, command: str, on_start: Callable[[int], None]) -> OpRecord:
-        transport = self.local if (op.local or op.run_once) and self.local is not None else self.transport
+        transport = self.local if op.local and self.local is not None else self.transport
         attempt = 0
         while True:
             attempt += 1

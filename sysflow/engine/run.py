@@ -117,6 +117,12 @@ class Run:
         self._waiting = 0
         self._gates: list[dict[str, Any]] = []
         self._result: RunResult | None = None
+        self._cross = _cross_host_predecessors(graph)
+        self._done: dict[str, asyncio.Event] = {p: asyncio.Event() for ps in self._cross.values() for p in ps}
+        self._hooks_of_wave: dict[int, list[str]] = {}
+        for host in graph.chains:
+            if host.startswith("@"):
+                self._hooks_of_wave.setdefault(graph.ops[graph.chains[host][0]].wave, []).append(host)
 
     # -- controls ---------------------------------------------------------------------------------
 
@@ -197,7 +203,7 @@ class Run:
         )
         ordered = sorted(hosts, key=lambda h: self._rank.get(h, len(self._rank)))
         async with asyncio.TaskGroup() as tg:
-            for host in ordered:
+            for host in [*ordered, *self._hooks_of_wave.get(wave, [])]:
                 tg.create_task(self._host_chain(host, wave, len(hosts)))
         failed = self.tracker.failures(wave)
         self.tracker.emit(EventKind.WAVE_FINISHED, "", wave=wave, failed=failed, hosts=len(hosts))
@@ -250,6 +256,23 @@ class Run:
     # -- one host ---------------------------------------------------------------------------------
 
     async def _host_chain(self, host: str, wave: int, wave_size: int) -> None:
+        try:
+            await self._chain(host, wave, wave_size)
+        finally:  # whatever happened, operations others wait for are settled now
+            for op_id in self.graph.chains.get(host, ()):
+                event = self._done.get(op_id)
+                if event is not None:
+                    event.set()
+
+    async def _blocked_by(self, op: Operation) -> str | None:
+        """Wait for the operation's cross-host predecessors; the first that did not succeed."""
+        for pred in self._cross.get(op.id, ()):
+            await self._done[pred].wait()
+            if self.tracker.records[pred].state is not OpState.SUCCEEDED:
+                return self.graph.ops[pred].task + "@" + self.graph.ops[pred].host
+        return None
+
+    async def _chain(self, host: str, wave: int, wave_size: int) -> None:
         ops = [self.graph.ops[i] for i in self.tracker.pending_ops(host)]
         if not ops:
             return
@@ -267,7 +290,15 @@ class Run:
                 self.tracker.set_host(host, HostOutcome.DEFERRED)
                 return
             await self._ctl.resume.wait()
+            blocked = await self._blocked_by(op)
+            if blocked:
+                self._skip_rest(rest, f"{blocked} did not succeed")
+                if started:
+                    self._host_failed(host, wave, wave_size)
+                return
             outcome = await self._run_op(op, window, rest, started)
+            if op.id in self._done and outcome in (_Outcome.OK, _Outcome.FAILED):
+                self._done[op.id].set()
             if outcome is _Outcome.STOPPED:
                 self._skip_rest(rest, f"not started: {self._ctl.stop_reason}")
                 return
@@ -346,6 +377,12 @@ class Run:
             self._admission.release(grant)
             self._maybe_paused()
 
+    def _target(self, op: Operation) -> Operation:
+        """A run-once hook that is not local runs on the first host of its wave, as Ansible's run_once."""
+        if op.run_once and not op.local and self.graph.waves[op.wave]:
+            return replace(op, host=self.graph.waves[op.wave][0])
+        return op
+
     def _still_inside(self, window: OpenWindow, rest: Sequence[Operation], host_started: bool) -> bool:
         now = self.clock.now()
         if host_started or self._guard.split_chains:
@@ -368,7 +405,7 @@ class Run:
 
         try:
             async with asyncio.timeout(limit):
-                record = await self._runner.run_op(op, op.command, on_start)
+                record = await self._runner.run_op(self._target(op), op.command, on_start)
         except TimeoutError:
             self.tracker.mark(op.id, OpState.UNKNOWN, "stopped at window end; re-check before repeating")
             self.tracker.emit(
@@ -385,6 +422,9 @@ class Run:
         return True
 
     def _host_failed(self, host: str, wave: int, wave_size: int) -> None:
+        if host.startswith("@"):  # a run-once hook (cut-over, wave hook) failed: the wave failed
+            self._stop(f"wave {wave + 1}: run-once hook {host} failed", wave)
+            return
         self.tracker.host_failed(host, wave)
         rollout = self.workflow.rollout
         failures = self.tracker.failures(wave)
@@ -421,6 +461,8 @@ class Run:
             hosts=hosts,
             missing_rollback=missing,
         )
+        for hook in reversed([h for w in waves for h in self._hooks_of_wave.get(w, [])]):
+            await self._rollback_host(hook)  # switch traffic back before the hosts are reverted
         limit = self.workflow.parallelism.max_parallel_servers or DEFAULT_ROLLBACK_PARALLELISM
         sem = asyncio.Semaphore(limit)
 
@@ -446,7 +488,7 @@ class Run:
         for op in reversed(ran):
             if not op.rollback:
                 continue
-            rb = _rollback_op(op)
+            rb = _rollback_op(self._target(op))
             record = await self._runner.run_op(rb, rb.command, lambda attempt: None)
             self.tracker.emit(
                 EventKind.OP_FINISHED,
@@ -492,6 +534,17 @@ class Run:
         )
         self.tracker.emit(EventKind.RUN_FINISHED, self._ctl.stop_reason, **self._result.summary())
         return self._result
+
+
+def _cross_host_predecessors(graph: OpGraph) -> dict[str, tuple[str, ...]]:
+    """Per operation, its predecessors on other hosts (run-once hooks and what they wait for)."""
+    ops = graph.ops
+    cross: dict[str, tuple[str, ...]] = {}
+    for op_id, op in ops.items():
+        preds = [p for p in graph.graph.predecessors(op_id) if p in ops and ops[p].host != op.host]
+        if preds:
+            cross[op_id] = tuple(preds)
+    return cross
 
 
 def _rollback_op(op: Operation) -> Operation:

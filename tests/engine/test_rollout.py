@@ -13,7 +13,7 @@ from sysflow.engine.states import OpState, RunStatus
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.sim.fleet import SimFleet
-from sysflow.sim.profile import HostFault, Partition, SimProfile
+from sysflow.sim.profile import HostFault, Partition, Rule, SimProfile
 from tests.engine.conftest import brief_workflow, max_concurrent, simulate, starts
 
 SUNDAY = datetime(2026, 11, 29, tzinfo=UTC)
@@ -252,3 +252,62 @@ async def test_twenty_runs_in_one_process_do_not_interfere() -> None:
     outcomes = await asyncio.gather(*(one(k) for k in range(20)))
     for k, failed in outcomes:
         assert failed == (["app07"] if k % 2 else [])
+
+
+def _blue_green(cutover_fails: bool) -> tuple[MaintenanceWorkflow, Inventory, SimProfile]:
+    inv = Inventory()
+    inv.add_group("blue", ["b1", "b2"])
+    inv.add_group("green", ["g1", "g2"])
+    wf = MaintenanceWorkflow("release")
+    wf.add_task("deploy", "deploy-app v2", rollback="restore previous release")
+    wf.add_task(
+        "cutover",
+        "switch-lb --to green",
+        run_once=True,
+        depends_on=["deploy"],
+        rollback="switch-lb --to blue",
+    )
+    wf.add_task("smoke", "curl -s http://localhost/health", depends_on=["cutover"])
+    wf.set_progressive_execution(
+        {
+            "strategy": "blue_green",
+            "blue": ["blue"],
+            "green": ["green"],
+            "cutover_task": "cutover",
+            "auto_rollback": True,
+        }
+    )
+    rules = [
+        Rule(name="deploy", match="deploy-app", duration="30s"),
+        Rule(name="cutover", match="switch-lb --to green", exit_status=1 if cutover_fails else 0),
+        Rule(name="switch_back", match="switch-lb --to blue"),
+    ]
+    return wf, inv, SimProfile(rules=rules)
+
+
+async def test_blue_green_with_a_failed_cutover_switches_back_and_keeps_blue() -> None:
+    wf, inv, profile = _blue_green(cutover_fails=True)
+    sim = await simulate(wf, inv, profile)
+    assert sim.result.status is RunStatus.ROLLED_BACK
+    assert "run-once hook @wave1 failed" in sim.result.reason
+    assert sim.touched() == {"g1", "g2"}  # blue, the live set, never touched
+    hook_host = "g1"  # a non-local run-once task runs on the first host of its wave
+    cmds = sim.commands(hook_host)
+    assert (
+        cmds.index("switch-lb --to green")
+        < cmds.index("switch-lb --to blue")
+        < cmds.index("restore previous release")
+    )
+    assert sim.result.ops["smoke@g1"].state is OpState.SKIPPED
+    assert {sim.result.hosts[h] for h in ("g1", "g2")} == {HostOutcome.ROLLED_BACK}
+
+
+async def test_blue_green_cutover_then_the_old_set() -> None:
+    wf, inv, profile = _blue_green(cutover_fails=False)
+    sim = await simulate(wf, inv, profile)
+    assert sim.result.status is RunStatus.COMPLETED
+    green_smoke = max(sim.result.ops[f"smoke@{h}"].end for h in ("g1", "g2"))  # type: ignore[type-var]
+    cutover = sim.result.ops["cutover@@wave1"]
+    assert cutover.start is not None
+    assert all(sim.result.ops[f"deploy@{h}"].end <= cutover.start for h in ("g1", "g2"))  # type: ignore[operator]
+    assert all(sim.result.ops[f"deploy@{h}"].start >= green_smoke for h in ("b1", "b2"))  # type: ignore[operator]
