@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,23 @@ def test_membership_stays_unique_even_after_hand_edits() -> None:
     inventory.add_host("h1", groups=["web"])
     inventory.add_host("h2", groups=["web"])
     assert inventory.groups["web"].hosts == ["h2", "h1"]
+
+
+def test_all_host_vars_equals_host_vars_one_by_one() -> None:
+    inventory = Inventory.load(Path(__file__).parent / "data" / "inventory_dir")
+    everything = inventory.all_host_vars()
+    assert list(everything) == list(inventory.hosts)
+    assert everything == {h: inventory.host_vars(h) for h in inventory.hosts}
+    assert inventory.all_host_vars(["db1"]) == {"db1": inventory.host_vars("db1")}
+    with pytest.raises(InventoryError, match="unknown host"):
+        inventory.all_host_vars(["ghost"])
+
+
+def test_host_vars_see_direct_edits() -> None:
+    inventory = Inventory()
+    inventory.add_group("web", ["w1"], vars={"tier": "web"})
+    assert inventory.host_vars("w1") == {"tier": "web"}
+    inventory.groups["web"].vars["tier"] = "edited"
+    inventory.vars["ntp"] = "pool"
+    assert inventory.host_vars("w1") == {"ntp": "pool", "tier": "edited"}
+    assert inventory.all_host_vars() == {"w1": {"ntp": "pool", "tier": "edited"}}
