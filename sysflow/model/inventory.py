@@ -7,10 +7,13 @@ It follows Ansible's data model so that an inventory means here what it means to
 - ``all`` and ``ungrouped`` are implicit. They are not entries of :attr:`Inventory.groups`; ``all``
   holds every host and its variables are :attr:`Inventory.vars`; ``ungrouped`` holds the hosts that
   belong to no declared group and its variables are :attr:`Inventory.ungrouped_vars`.
-- A host's variables are merged as Ansible merges them: ``all``, then its groups ordered by depth,
-  ``ansible_group_priority`` and name, then the host's own variables (:meth:`Inventory.host_vars`).
-  ``Host.datacenter``, ``Host.port`` and friends read these merged variables, so a ``datacenter``
-  set on a group applies to its hosts.
+- A host's variables are layered as Ansible's VariableManager layers them
+  (:meth:`Inventory.host_vars`): ``all``, then its groups ordered by depth,
+  ``ansible_group_priority`` and name; then ``group_vars/`` files in the same order; then the
+  host's own variables, then ``host_vars/``. ``Host.datacenter``, ``Host.port`` and friends read
+  these merged variables, so a ``datacenter`` set on a group applies to its hosts.
+- ``Inventory.connection`` resolves where and as whom to connect, honouring an OpenSSH client
+  config (:mod:`sysflow.model.ssh_config`).
 - Host patterns (:meth:`Inventory.select`) follow ``InventoryManager.get_hosts``: ``,`` or ``:``
   separated terms; unions first, then ``&`` intersections, then ``!`` exclusions; a term is a glob
   or a ``~regex`` (anchored at the start, as ``re.match``) over group and host names, or a name,

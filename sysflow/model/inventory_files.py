@@ -3,14 +3,19 @@
 The parsers mirror ansible-core's ``ini`` and ``yaml`` inventory plugins (2.16-2.19):
 
 - INI: ``[group]``, ``[group:vars]``, ``[group:children]``; hosts before any section are ungrouped;
-  ``host:port``; inline ``key=value`` host variables split like a shell line; every value (inline or
-  in ``:vars``) typed with Python literal syntax as Ansible does (``2222`` and ``"2222"`` are ints,
-  ``True`` a bool, ``yes`` a string); a group named in ``:children`` or ``:vars`` must be declared
-  by a ``[group]`` or ``[group:children]`` section somewhere in the file.
+  ``host:port``; inline ``key=value`` host variables split like a shell line; every value typed
+  with Python literal syntax as Ansible does (``2222`` is an int, ``True`` a bool, ``yes`` a
+  string; inline, the shell split removes quotes first, so ``port="2222"`` is an int too); a group
+  named in ``:children`` or ``:vars`` must be declared by a ``[group]`` or ``[group:children]``
+  section (in this file or an earlier file of the same directory).
 - YAML (and JSON of the same shape): groups map to ``hosts``, ``children`` and ``vars``; values
-  keep their YAML types.
+  keep their YAML types; ``!unsafe`` reads as a plain string.
 - Host ranges: ``web[01:20]`` keeps the zero padding, ``db-[a:f]``, strides ``[1:10:2]``, several
   ranges in one name.
+- Directories of inventory files, and ``group_vars/`` / ``host_vars/`` beside the inventory.
+
+Not supported: dynamic inventory scripts and inventory plugins (a file is never executed),
+Ansible Vault (secrets come from a credential provider), the TOML format.
 
 Where Ansible only warns, these parsers refuse, because a silently dropped host is worse than a
 loud error in a maintenance tool: an unknown key in a YAML group (``host:`` for ``hosts:``), a group
