@@ -19,7 +19,7 @@ import functools
 import inspect
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
@@ -381,8 +381,3 @@ def _with_identity_files(
 
 def _env_or_none(name: str | None) -> SecretSource | None:
     return env_secret(name) if name else None
-
-
-def with_username(creds: Credentials, username: str | None) -> Credentials:
-    """A copy of ``creds`` for ``username`` (the connection settings' user wins over none)."""
-    return replace(creds, username=username)

@@ -605,8 +605,12 @@ class SSHTransport:
             self._release_slot(entry.shard)
             if entry.jump is not None:
                 entry.jump.tunnels -= 1
+                entry.jump = None
             raise
         entry.conn = conn
+        if self._state is not _State.OPEN:  # closed while we were connecting: do not leak it
+            self._lost(entry, conn)
+            raise TransportError("the SSH transport is closed", host=entry.name)
         entry.become_password = creds.become_password
         entry.last_used = self._clock.monotonic()
         self._counters.connects += 1

@@ -303,6 +303,53 @@ async def test_closed_transport_refuses_and_reports(fake_ssh: FakeSSHServer) -> 
         await t.connect("web1")
 
 
+async def test_close_while_connecting_does_not_leak(fake_ssh: FakeSSHServer) -> None:
+    t = _transport(fake_ssh)
+    task = asyncio.create_task(t.run("web1", "echo late"))
+    await asyncio.sleep(0)  # the connect has started
+    await t.close()
+    with pytest.raises(TransportError, match="closed"):
+        await task
+    assert t.stats().connections_open == 0
+
+
 def test_limits_are_validated() -> None:
     with pytest.raises(ValueError, match="max_sessions"):
         SSHLimits(max_sessions=0)
+
+
+def test_settings_resolution_and_jump_specs() -> None:
+    from sysflow.actors.ssh import _jump_settings, _jumps, _settings_from
+
+    bare = _settings_from(None)("db9")
+    assert (bare.hostname, bare.port, bare.username) == ("db9", 22, "")
+    table = _settings_from({"a": ConnectionSettings("a", "10.0.0.1", 2222, "ops")})
+    assert table("a").hostname == "10.0.0.1"
+    assert table("b").hostname == "b"
+    hop = _jump_settings("admin@bastion:2200", table)
+    assert (hop.hostname, hop.port, hop.username) == ("bastion", 2200, "admin")
+    assert _jump_settings("a", table) == table("a")
+    assert _jumps(ConnectionSettings("x", "x", 22, "", proxy_jump="j1, j2")) == ["j1", "j2"]
+    assert _jumps(ConnectionSettings("x", "x", 22, "", proxy_jump="none")) == []
+
+
+def test_command_wrapping_quotes_everything() -> None:
+    from sysflow.actors.ssh import kill_command, wrap_command
+
+    line = wrap_command("id", env={"A": "x y"}, cwd="/d ir", marker="m1")
+    assert line == "export SYSFLOW_CMD_ID=m1\nexport A='x y'\ncd '/d ir' || exit 125\nid"
+    become = wrap_command("id", become="web user")
+    assert become == "sudo -H -n -u 'web user' -- /bin/sh -c id"
+    assert "sudo -S" in wrap_command("id", become="root", sudo_password=True)
+    assert "SYSFLOW_CMD_ID=m1" in kill_command("m1")
+
+
+def test_backoff_is_jittered_exponential_and_capped() -> None:
+    import random
+
+    policy = RetryPolicy(retries=5, base=1.0, cap=4.0, jitter=0.5)
+    rng = random.Random(7)
+    delays = [policy.delay(i, rng) for i in range(5)]
+    for i, d in enumerate(delays):
+        raw = min(4.0, 2.0**i)
+        assert raw * 0.5 <= d <= raw
