@@ -48,6 +48,7 @@ __all__ = [
     "expand_host_range",
     "inventory_error",
     "load_inventory",
+    "parse_host_list",
     "parse_ini",
     "parse_json",
     "parse_yaml",
@@ -232,8 +233,13 @@ def load_inventory(path: str | Path) -> Inventory:
     ``host_vars`` and Ansible's ignored extensions) into one inventory. ``group_vars/`` and
     ``host_vars/`` beside the file (or inside the directory) are read as Ansible's
     ``host_group_vars`` plugin reads them; :meth:`Inventory.host_vars` layers them.
+
+    Like ``ansible -i``, a string with a comma that names no file is a host list
+    (``"web1,web2:2222,"``): its hosts are ungrouped.
     """
-    root = Path(path)
+    if isinstance(path, str) and "," in path and not Path(path).expanduser().exists():
+        return parse_host_list(path)
+    root = Path(path).expanduser()
     inventory = Inventory(source=str(root))
     problems: list[Problem] = []
     for file in _inventory_files(root) if root.is_dir() else [root]:
@@ -245,10 +251,22 @@ def load_inventory(path: str | Path) -> Inventory:
     return inventory
 
 
+def parse_host_list(text: str) -> Inventory:
+    """Ansible's ``host_list`` source: comma-separated hosts, each with an optional ``:port``."""
+    inventory = Inventory(source="host list")
+    for item in text.split(","):
+        if item.strip():
+            name, port = split_port(item.strip())
+            host = inventory.add_host(name)
+            if port is not None:
+                host.vars["ansible_port"] = port
+    return inventory
+
+
 def _read_file(file: Path, inventory: Inventory) -> list[Problem]:
     builder = _Builder(str(file), inventory)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         builder.problem(f"cannot read inventory: {exc}", None)
         return builder.problems
@@ -346,7 +364,7 @@ def _vars_dir_files(directory: Path) -> list[Path]:
 
 def _read_vars_file(file: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(f"cannot read variables: {exc}", str(file)))
         return None

@@ -111,3 +111,17 @@ def test_vars_dirs_round_trip_and_compare(tree: Inventory) -> None:
     copy = Inventory.model_validate(tree.model_dump())
     assert copy == tree
     assert copy.host_vars("web3") == tree.host_vars("web3")
+
+
+def test_a_host_list_like_ansible_dash_i() -> None:
+    inventory = Inventory.load("web1, web2:2222,[2001:db8::7]:22,")
+    assert list(inventory.hosts) == ["web1", "web2", "2001:db8::7"]
+    assert inventory.hosts["web2"].port == 2222
+    assert inventory.select("ungrouped") == list(inventory.hosts)
+    assert inventory.source == "host list"
+
+
+def test_home_is_expanded_and_a_bom_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "hosts.ini").write_bytes("\ufeff[web]\nw1\n".encode())
+    assert Inventory.load("~/hosts.ini").select("web") == ["w1"]
