@@ -26,6 +26,7 @@ Group nesting is kept acyclic: a child that would make a group its own ancestor 
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -83,6 +84,12 @@ class Host(BaseModel):
         return (self.name, self.vars) == (other.name, other.vars)
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Host:
+        """A detached copy that keeps the merged variables (its inventory is not copied along)."""
+        copied = Host.model_construct(name=self.name, vars=copy.deepcopy(self.vars, memo))
+        copied._resolved = self.effective_vars() if self._inventory is not None else self._resolved
+        return copied
 
     def __getstate__(self) -> dict[Any, Any]:
         """Pickle without the inventory, keeping the merged variables (hosts travel to Ray actors)."""
@@ -181,6 +188,12 @@ class Inventory(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         for host in self.hosts.values():
             host._inventory = self
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Inventory:
+        copied = super().__deepcopy__(memo)
+        for host in copied.hosts.values():  # the copied hosts belong to the copy
+            host._inventory = copied
+        return copied
 
     def __eq__(self, other: object) -> bool:
         # Content equality; the memo and the source file name are not part of what the fleet is.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 import subprocess
 import sys
@@ -223,3 +224,16 @@ def test_host_vars_see_direct_edits() -> None:
     inventory.vars["ntp"] = "pool"
     assert inventory.host_vars("w1") == {"ntp": "pool", "tier": "edited"}
     assert inventory.all_host_vars() == {"w1": {"ntp": "pool", "tier": "edited"}}
+
+
+def test_deep_copies_are_independent() -> None:
+    inventory = Inventory()
+    inventory.add_group("ams", ["h"], vars={"datacenter": "ams"})
+    clone = inventory.model_copy(deep=True)
+    assert clone == inventory
+    clone.add_group("ams", vars={"datacenter": "changed"})
+    assert clone.hosts["h"].datacenter == "changed"
+    assert inventory.hosts["h"].datacenter == "ams"
+    lone = copy.deepcopy(inventory.hosts["h"])  # a host copied alone keeps what it resolved to
+    assert lone.datacenter == "ams"
+    assert copy.deepcopy(lone).datacenter == "ams"
