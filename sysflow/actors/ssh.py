@@ -18,30 +18,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import random
-import re
 import secrets
-import shlex
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sysflow.actors.auth import CredentialProvider, Credentials, SSHAuth
-from sysflow.actors.hostkeys import HostKeyPolicy, HostKeyStore, HostKeyVerdict
-from sysflow.actors.output import OutputCollector
+from sysflow.actors.hostkeys import HostKeyPolicy, HostKeyStore
+from sysflow.actors.ssh_options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_KEEPALIVE_COUNT_MAX,
+    DEFAULT_KEEPALIVE_INTERVAL,
+    DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MAX_SESSIONS,
+    Resolver,
+    RetryPolicy,
+    SettingsLike,
+    SSHLimits,
+    SSHStats,
+    SSHTimeouts,
+    jump_hops,
+    jump_settings,
+    settings_resolver,
+)
+from sysflow.actors.ssh_remote import (
+    CommandSession,
+    classify_connect_error,
+    kill_command,
+    new_client,
+    new_session,
+    wrap_command,
+)
 from sysflow.actors.transport import DEFAULT_OUTPUT_CAP, CommandResult
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import (
     AuthenticationFailed,
     CommandTimeout,
     ConnectionFailed,
-    ConnectTimeout,
     HostKeyMismatch,
-    HostUnreachable,
     TransportError,
 )
 from sysflow.model.ssh_config import DEFAULT_SSH_PORT, ConnectionSettings
@@ -63,116 +81,11 @@ __all__ = [
     "SettingsLike",
 ]
 
-DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds: TCP connect + SSH key exchange
-DEFAULT_LOGIN_TIMEOUT = 20.0  # seconds: user authentication after the key exchange
-DEFAULT_KEEPALIVE_INTERVAL = 15.0  # seconds between SSH keepalive requests on a quiet connection
-DEFAULT_KEEPALIVE_COUNT_MAX = 3  # unanswered keepalives before the connection is declared dead
-DEFAULT_IDLE_TIMEOUT = 300.0  # seconds a connection with no channel stays open
-DEFAULT_CLOSE_TIMEOUT = 5.0  # seconds to wait for a connection to close cleanly
-DEFAULT_KILL_GRACE = 2.0  # seconds between signalling a timed-out command and giving up on its channel
-DEFAULT_MAX_SESSIONS = 10  # channels per connection: OpenSSH's MaxSessions default
-DEFAULT_MAX_CONNECTIONS = 2_000  # open connections per transport
-DEFAULT_MAX_STARTUPS = 10  # concurrent unauthenticated connections per target: OpenSSH MaxStartups start
-DEFAULT_MAX_HANDSHAKES = 200  # concurrent handshakes per transport (they are CPU-bound)
-DEFAULT_RETRIES = 2  # extra connect attempts after a connection-level failure
-DEFAULT_BACKOFF_BASE = 0.5  # seconds before the first retry
-DEFAULT_BACKOFF_MAX = 10.0  # seconds, the cap of one backoff
-MARKER_VAR = "SYSFLOW_CMD_ID"  # exported into every command so a timed-out one can be found and killed
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class SettingsLike(Protocol):
-    """What the transport needs to reach a host; ``sysflow.model.ssh_config.ConnectionSettings`` fits.
-
-    An empty ``username`` means "the credential provider's, else the local user"."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def hostname(self) -> str: ...
-    @property
-    def port(self) -> int | None: ...
-    @property
-    def username(self) -> str | None: ...
-    @property
-    def identity_files(self) -> Sequence[str]: ...
-    @property
-    def proxy_jump(self) -> str | Sequence[str] | None: ...
-
-
-Resolver = Callable[[str], SettingsLike] | Mapping[str, SettingsLike]
-
-
-@dataclass(frozen=True, slots=True)
-class SSHTimeouts:
-    """Timeouts in seconds; ``command`` is the default when ``run`` gets none (None: unlimited)."""
-
-    connect: float = DEFAULT_CONNECT_TIMEOUT
-    login: float = DEFAULT_LOGIN_TIMEOUT
-    keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL
-    keepalive_count_max: int = DEFAULT_KEEPALIVE_COUNT_MAX
-    idle: float = DEFAULT_IDLE_TIMEOUT
-    command: float | None = None
-    kill_grace: float = DEFAULT_KILL_GRACE
-    close: float = DEFAULT_CLOSE_TIMEOUT
-
-
-@dataclass(frozen=True, slots=True)
-class SSHLimits:
-    """Caps on connections and channels, and pacing of new connections."""
-
-    max_sessions: int = DEFAULT_MAX_SESSIONS
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-    max_connections_per_shard: int | None = None
-    max_startups_per_target: int = DEFAULT_MAX_STARTUPS
-    max_startups_per_jump: int = DEFAULT_MAX_STARTUPS
-    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
-    connect_rate_per_target: float | None = None  # new connections per second; None: unpaced
-
-    def __post_init__(self) -> None:
-        for name in ("max_sessions", "max_connections", "max_startups_per_target", "max_handshakes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Jittered exponential backoff for connection-level failures (never for commands)."""
-
-    retries: int = DEFAULT_RETRIES
-    base: float = DEFAULT_BACKOFF_BASE
-    cap: float = DEFAULT_BACKOFF_MAX
-    jitter: float = 0.5  # each delay is scaled by a random factor in [1 - jitter, 1]
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        raw = min(self.cap, self.base * 2.0**attempt)
-        return raw * (1.0 - self.jitter * rng.random())
-
-
-@dataclass(frozen=True, slots=True)
-class SSHStats:
-    """A snapshot of the pool, for the HostPool's load report and the benchmark."""
-
-    connections_open: int
-    connections_opening: int
-    channels_in_flight: int
-    connects_done: int
-    connect_failures: int
-    commands_done: int
-
 
 class _State(Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-class _Connect(Enum):
-    """Why an attempt failed, as recorded by the client object of that attempt."""
-
-    NONE = "none"
-    HOSTKEY_UNKNOWN = "unknown"
-    HOSTKEY_CHANGED = "changed"
 
 
 @dataclass(eq=False)
@@ -219,197 +132,6 @@ class _Counters:
     by_shard: dict[str, int] = field(default_factory=dict)
 
 
-def _bare(name: str) -> SettingsLike:
-    """Settings of a host nobody described: connect to the name itself, port 22, default user."""
-    return ConnectionSettings(name=name, hostname=name, port=DEFAULT_SSH_PORT, username="")
-
-
-def _settings_from(resolver: Resolver | None) -> Callable[[str], SettingsLike]:
-    if resolver is None:
-        return _bare
-    if isinstance(resolver, Mapping):
-        table = resolver
-
-        def lookup(name: str) -> SettingsLike:
-            got = table.get(name)
-            return got if got is not None else _bare(name)
-
-        return lookup
-    return resolver
-
-
-def _jumps(settings: SettingsLike) -> list[str]:
-    pj = settings.proxy_jump
-    if not pj:
-        return []
-    items = pj.split(",") if isinstance(pj, str) else list(pj)
-    return [i.strip() for i in items if i.strip() and i.strip().lower() != "none"]
-
-
-def _jump_settings(spec: str, resolve: Callable[[str], SettingsLike]) -> SettingsLike:
-    """A ProxyJump hop: an inventory/ssh_config name, or ``[user@]host[:port]``."""
-    user, _, hostport = spec.rpartition("@")
-    host, port = hostport, None
-    if hostport.count(":") == 1:
-        host, p = hostport.split(":")
-        port = int(p)
-    base = resolve(host)
-    if not user and port is None:
-        return base
-    return ConnectionSettings(
-        name=spec,
-        hostname=base.hostname,
-        port=port if port is not None else (base.port or DEFAULT_SSH_PORT),
-        username=user or base.username or "",
-        identity_files=tuple(base.identity_files),
-        proxy_jump=None,
-    )
-
-
-def wrap_command(
-    command: str,
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    become: str | None = None,
-    sudo_password: bool = False,
-    marker: str | None = None,
-) -> str:
-    """The remote command line: exports, ``cd``, and ``sudo`` (password read from stdin first).
-
-    ``marker`` is exported as ``SYSFLOW_CMD_ID`` so every process of the command can be found (and
-    killed) by :func:`kill_command` even where sshd refuses signal requests (root logins).
-    """
-    parts: list[str] = [f"export {MARKER_VAR}={marker}"] if marker else []
-    for k, v in (env or {}).items():
-        if not _ENV_NAME.match(k):
-            raise ValueError(f"not an environment variable name: {k!r}")
-        parts.append(f"export {k}={shlex.quote(v)}")
-    if cwd is not None:
-        parts.append(f"cd {shlex.quote(cwd)} || exit 125")
-    parts.append(command)
-    line = "\n".join(parts)
-    if become is None:
-        return line
-    inner = f"sudo -H -n -u {shlex.quote(become)} -- /bin/sh -c {shlex.quote(line)}"
-    if not sudo_password:
-        return inner
-    # Read the password line from stdin inside the remote shell (a builtin: it never appears in a
-    # process list), validate sudo with it on stdin (-S, empty prompt), then run the command with the
-    # cached credential; the rest of stdin belongs to the command.
-    check = 'IFS= read -r _sf_pw; printf "%s\\n" "$_sf_pw" | sudo -S -p "" -v 2>/dev/null; unset _sf_pw'
-    return f"{check}; exec {inner}"
-
-
-def kill_command(marker: str) -> str:
-    """A remote command that KILLs every process whose environment carries ``marker`` (Linux /proc)."""
-    needle = shlex.quote(f"{MARKER_VAR}={marker}")
-    scan = f"for p in /proc/[0-9]*; do grep -qsaF {needle} $p/environ && kill -KILL ${{p#/proc/}}; done"
-    return f"{scan} 2>/dev/null; true"
-
-
-class _ClientMixin:
-    """asyncssh client callbacks for one connection attempt: host key verdict and loss notice."""
-
-    def __init__(self, store: HostKeyStore, on_lost: Callable[[Any, Exception | None], None]) -> None:
-        self.store = store
-        self.verdict = HostKeyVerdict.TRUSTED
-        self.on_lost = on_lost
-        self.conn: Any = None
-
-    def connection_made(self, conn: Any) -> None:
-        self.conn = conn
-
-    def auth_banner_received(self, msg: str, lang: str) -> None:
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.on_lost(self.conn, exc)
-
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
-        self.verdict = self.store.check(host, addr, port, key)
-        return self.verdict.ok
-
-    def validate_host_ca_key(self, host: str, addr: str, port: int, key: Any) -> bool:
-        return False
-
-
-class _SessionMixin:
-    """asyncssh session callbacks for one command: streams output into capped collectors."""
-
-    def __init__(self, cap: int) -> None:
-        self.stdout = OutputCollector(cap)
-        self.stderr = OutputCollector(cap)
-        self.exit_status: int | None = None
-        self.exit_signal: str | None = None
-        self.done: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, chan: Any) -> None:
-        return None
-
-    def data_received(self, data: bytes, datatype: int | None) -> None:
-        (self.stdout if datatype is None else self.stderr).feed(data)
-
-    def exit_status_received(self, status: int) -> None:
-        self.exit_status = status
-
-    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
-        self.exit_signal = signal
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_result(exc)
-
-
-_CLASSES: dict[str, type[Any]] = {}
-
-
-def _client(store: HostKeyStore, on_lost: Callable[[Any, Exception | None], None]) -> _ClientMixin:
-    """A client object for one attempt: our callbacks over asyncssh's ``SSHClient`` defaults."""
-    cls = _CLASSES.get("client")
-    if cls is None:
-        import asyncssh
-
-        cls = _CLASSES["client"] = type("_Client", (_ClientMixin, asyncssh.SSHClient), {})
-    client: _ClientMixin = cls(store, on_lost)
-    return client
-
-
-def _session(cap: int) -> _SessionMixin:
-    """A session object for one command over asyncssh's ``SSHClientSession`` defaults."""
-    cls = _CLASSES.get("session")
-    if cls is None:
-        import asyncssh
-
-        cls = _CLASSES["session"] = type("_Session", (_SessionMixin, asyncssh.SSHClientSession), {})
-    session: _SessionMixin = cls(cap)
-    return session
-
-
-def _classify(exc: BaseException, host: str, client: _ClientMixin | None) -> ConnectionFailed:
-    """Turn what asyncssh / the OS raised while connecting into our exception family."""
-    import asyncssh
-
-    if isinstance(exc, ConnectionFailed):
-        return exc
-    if client is not None and not client.verdict.ok:
-        what = "changed" if client.verdict is HostKeyVerdict.CHANGED else "not in known_hosts"
-        return HostKeyMismatch(f"host key {what}", host=host)
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        return HostKeyMismatch(f"host key not verifiable: {exc.reason}", host=host)
-    if isinstance(exc, asyncssh.PermissionDenied):
-        return AuthenticationFailed("authentication failed", host=host)
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return ConnectTimeout("connect timed out", host=host)
-    if isinstance(exc, ConnectionRefusedError | socket.gaierror):
-        return HostUnreachable(f"unreachable: {exc.strerror or type(exc).__name__}", host=host)
-    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return HostUnreachable(f"unreachable: {exc.strerror}", host=host)
-    if isinstance(exc, asyncssh.Error):
-        return ConnectionFailed(f"connection failed: {exc.reason}", host=host)
-    return ConnectionFailed(f"connection failed: {type(exc).__name__}: {exc}", host=host)
-
-
 class SSHTransport:
     """A ``Transport`` over SSH with a connection pool. Use ``async with`` or call ``close()``.
 
@@ -435,7 +157,7 @@ class SSHTransport:
         clock: Clock | None = None,
         seed: int | None = None,
     ) -> None:
-        self._resolve = _settings_from(settings)
+        self._resolve = settings_resolver(settings)
         self._auth: CredentialProvider = auth if auth is not None else SSHAuth.from_agent()
         self._store = (
             known_hosts
@@ -486,7 +208,9 @@ class SSHTransport:
     async def connect(self, host: str) -> None:
         """Open (or reuse) the pooled connection of ``host`` without running anything."""
         self._check_open()
-        await self._connection(self._entry(host))
+        entry = self._entry(host)
+        async with entry.sessions:  # like a command: close() waits for it
+            await self._connection(entry)
 
     async def run(
         self,
@@ -523,7 +247,8 @@ class SSHTransport:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        entries = sorted(self._entries.values(), key=lambda e: e.tunnels)  # tunnelled ones first
+        # Targets first, then the jump hosts their tunnels run through.
+        entries = sorted(self._entries.values(), key=lambda e: (e.name.startswith("jump:"), e.tunnels))
         for entry in entries:
             await self._drain(entry)
         self._entries.clear()
@@ -608,7 +333,7 @@ class SSHTransport:
                 entry.jump = None
             raise
         entry.conn = conn
-        if self._state is not _State.OPEN:  # closed while we were connecting: do not leak it
+        if self._state is _State.CLOSED:  # closed while we were connecting: do not leak it
             self._lost(entry, conn)
             raise TransportError("the SSH transport is closed", host=entry.name)
         entry.become_password = creds.become_password
@@ -618,7 +343,7 @@ class SSHTransport:
         return conn
 
     async def _tunnel_for(self, entry: _Entry) -> Any:
-        hops = _jumps(entry.settings)
+        hops = jump_hops(entry.settings)
         if not hops:
             return None
         jump = self._jump_entry(hops)
@@ -632,7 +357,7 @@ class SSHTransport:
         key = "jump:" + ",".join(hops)
         entry = self._entries.get(key)
         if entry is None:
-            last = _jump_settings(hops[-1], self._resolve)
+            last = jump_settings(hops[-1], self._resolve)
             chain = ",".join(hops[:-1]) or None
             settings = ConnectionSettings(
                 name=key,
@@ -656,7 +381,7 @@ class SSHTransport:
         import asyncssh
 
         settings = entry.settings
-        client = _client(self._store, lambda conn, exc: self._lost(entry, conn))
+        client = new_client(self._store, lambda conn, exc: self._lost(entry, conn))
         target = f"{settings.hostname}:{settings.port or DEFAULT_SSH_PORT}"
         jump_key = f"jump:{entry.jump.name}" if entry.jump is not None else None
         options = self._options_for(creds, settings.username)
@@ -672,7 +397,7 @@ class SSHTransport:
                     client_factory=lambda: client,
                 )
         except Exception as exc:
-            raise _classify(exc, entry.name, client) from None
+            raise classify_connect_error(exc, entry.name, client) from None
         finally:
             self._leave_pacing(held)
 
@@ -802,14 +527,14 @@ class SSHTransport:
             command, env=env, cwd=cwd, become=user, sudo_password=password is not None, marker=marker
         )
         start = self._clock.now()
-        session = _session(self._cap)
+        session = new_session(self._cap)
         chan = await self._open_channel(entry, conn, session, line)
         self._feed_stdin(chan, stdin, password)
         await self._wait(entry, conn, chan, session, timeout, marker)
         self._counters.commands += 1
         return self._result(entry.name, command, session, start)
 
-    async def _open_channel(self, entry: _Entry, conn: Any, session: _SessionMixin, line: str) -> Any:
+    async def _open_channel(self, entry: _Entry, conn: Any, session: CommandSession, line: str) -> Any:
         """A new channel running ``line``. If the server refuses it while the connection is alive,
         it allows fewer channels than we thought (its MaxSessions): use one fewer from now on and
         wait for a free one. If the connection went away between commands, reconnect once."""
@@ -847,7 +572,7 @@ class SSHTransport:
         chan.write_eof()
 
     async def _wait(
-        self, entry: _Entry, conn: Any, chan: Any, session: _SessionMixin, timeout: float | None, marker: str
+        self, entry: _Entry, conn: Any, chan: Any, session: CommandSession, timeout: float | None, marker: str
     ) -> None:
         try:
             async with asyncio.timeout(timeout):
@@ -864,7 +589,7 @@ class SSHTransport:
             reason = f": {exc}" if exc is not None else ""
             raise ConnectionFailed(f"connection lost during the command{reason}", host=entry.name)
 
-    async def _stop(self, conn: Any, chan: Any, session: _SessionMixin, marker: str) -> None:
+    async def _stop(self, conn: Any, chan: Any, session: CommandSession, marker: str) -> None:
         """Stop a command on the remote side: a KILL signal request (sshd refuses it for root
         logins), a KILL of every process carrying the command's marker, then close the channel."""
         with contextlib.suppress(Exception):
@@ -878,7 +603,7 @@ class SSHTransport:
             async with asyncio.timeout(self.timeouts.kill_grace):
                 await asyncio.shield(session.done)
 
-    def _result(self, host: str, command: str, session: _SessionMixin, start: Any) -> CommandResult:
+    def _result(self, host: str, command: str, session: CommandSession, start: Any) -> CommandResult:
         so, se = session.stdout.captured(), session.stderr.captured()
         return CommandResult(
             host=host,

@@ -43,7 +43,7 @@ QUICK = SSHTimeouts(connect=2.0, login=2.0, kill_grace=1.0)
 def _settings(server: FakeSSHServer, *names: str, port: int | None = None) -> dict[str, ConnectionSettings]:
     return {
         n: ConnectionSettings(n, server.host, port or server.port, "admin", (str(server.client_key),))
-        for n in names or ("web1",)
+        for n in names or ("web1", "web2")
     }
 
 
@@ -303,14 +303,16 @@ async def test_closed_transport_refuses_and_reports(fake_ssh: FakeSSHServer) -> 
         await t.connect("web1")
 
 
-async def test_close_while_connecting_does_not_leak(fake_ssh: FakeSSHServer) -> None:
+async def test_close_while_connecting_finishes_the_work_then_closes(fake_ssh: FakeSSHServer) -> None:
     t = _transport(fake_ssh)
     task = asyncio.create_task(t.run("web1", "echo late"))
-    await asyncio.sleep(0)  # the connect has started
+    connecting = asyncio.create_task(t.connect("web2"))
+    await asyncio.sleep(0)  # both connects have started
     await t.close()
-    with pytest.raises(TransportError, match="closed"):
-        await task
+    assert (await task).stdout == "late\n"
+    await connecting
     assert t.stats().connections_open == 0
+    assert fake_ssh.state.connections == 2
 
 
 def test_limits_are_validated() -> None:
@@ -319,22 +321,22 @@ def test_limits_are_validated() -> None:
 
 
 def test_settings_resolution_and_jump_specs() -> None:
-    from sysflow.actors.ssh import _jump_settings, _jumps, _settings_from
+    from sysflow.actors.ssh_options import jump_hops, jump_settings, settings_resolver
 
-    bare = _settings_from(None)("db9")
+    bare = settings_resolver(None)("db9")
     assert (bare.hostname, bare.port, bare.username) == ("db9", 22, "")
-    table = _settings_from({"a": ConnectionSettings("a", "10.0.0.1", 2222, "ops")})
+    table = settings_resolver({"a": ConnectionSettings("a", "10.0.0.1", 2222, "ops")})
     assert table("a").hostname == "10.0.0.1"
     assert table("b").hostname == "b"
-    hop = _jump_settings("admin@bastion:2200", table)
+    hop = jump_settings("admin@bastion:2200", table)
     assert (hop.hostname, hop.port, hop.username) == ("bastion", 2200, "admin")
-    assert _jump_settings("a", table) == table("a")
-    assert _jumps(ConnectionSettings("x", "x", 22, "", proxy_jump="j1, j2")) == ["j1", "j2"]
-    assert _jumps(ConnectionSettings("x", "x", 22, "", proxy_jump="none")) == []
+    assert jump_settings("a", table) == table("a")
+    assert jump_hops(ConnectionSettings("x", "x", 22, "", proxy_jump="j1, j2")) == ["j1", "j2"]
+    assert jump_hops(ConnectionSettings("x", "x", 22, "", proxy_jump="none")) == []
 
 
 def test_command_wrapping_quotes_everything() -> None:
-    from sysflow.actors.ssh import kill_command, wrap_command
+    from sysflow.actors.ssh_remote import kill_command, wrap_command
 
     line = wrap_command("id", env={"A": "x y"}, cwd="/d ir", marker="m1")
     assert line == "export SYSFLOW_CMD_ID=m1\nexport A='x y'\ncd '/d ir' || exit 125\nid"

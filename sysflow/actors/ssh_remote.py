@@ -1,0 +1,182 @@
+"""What runs on the remote side of one SSH channel, and the asyncssh callbacks around it.
+
+Why: the command line sent to the host (exports, ``cd``, ``sudo`` with a password on stdin, and a
+marker that lets a timed-out command be found and killed even where sshd refuses signal requests),
+the client callbacks that record the host key verdict of a connection attempt, the session
+callbacks that stream output into capped collectors, and the mapping of asyncssh / OS errors onto
+the ``ConnectionFailed`` family. asyncssh is imported when the first connection opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import shlex
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sysflow.actors.hostkeys import HostKeyStore, HostKeyVerdict
+from sysflow.actors.output import OutputCollector
+from sysflow.actors.ssh_options import ENV_NAME, MARKER_VAR
+from sysflow.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    ConnectTimeout,
+    HostKeyMismatch,
+    HostUnreachable,
+)
+
+__all__ = [
+    "CommandSession",
+    "ConnectClient",
+    "classify_connect_error",
+    "kill_command",
+    "new_client",
+    "new_session",
+    "wrap_command",
+]
+
+
+def wrap_command(
+    command: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    become: str | None = None,
+    sudo_password: bool = False,
+    marker: str | None = None,
+) -> str:
+    """The remote command line: exports, ``cd``, and ``sudo`` (password read from stdin first).
+
+    ``marker`` is exported as ``SYSFLOW_CMD_ID`` so every process of the command can be found (and
+    killed) by :func:`kill_command` even where sshd refuses signal requests (root logins).
+    """
+    parts: list[str] = [f"export {MARKER_VAR}={marker}"] if marker else []
+    for k, v in (env or {}).items():
+        if not ENV_NAME.match(k):
+            raise ValueError(f"not an environment variable name: {k!r}")
+        parts.append(f"export {k}={shlex.quote(v)}")
+    if cwd is not None:
+        parts.append(f"cd {shlex.quote(cwd)} || exit 125")
+    parts.append(command)
+    line = "\n".join(parts)
+    if become is None:
+        return line
+    inner = f"sudo -H -n -u {shlex.quote(become)} -- /bin/sh -c {shlex.quote(line)}"
+    if not sudo_password:
+        return inner
+    # Read the password line from stdin inside the remote shell (a builtin: it never appears in a
+    # process list), validate sudo with it on stdin (-S, empty prompt), then run the command with the
+    # cached credential; the rest of stdin belongs to the command.
+    check = 'IFS= read -r _sf_pw; printf "%s\\n" "$_sf_pw" | sudo -S -p "" -v 2>/dev/null; unset _sf_pw'
+    return f"{check}; exec {inner}"
+
+
+def kill_command(marker: str) -> str:
+    """A remote command that KILLs every process whose environment carries ``marker`` (Linux /proc)."""
+    needle = shlex.quote(f"{MARKER_VAR}={marker}")
+    scan = f"for p in /proc/[0-9]*; do grep -qsaF {needle} $p/environ && kill -KILL ${{p#/proc/}}; done"
+    return f"{scan} 2>/dev/null; true"
+
+
+class ConnectClient:
+    """asyncssh client callbacks for one connection attempt: host key verdict and loss notice."""
+
+    def __init__(self, store: HostKeyStore, on_lost: Callable[[Any, Exception | None], None]) -> None:
+        self.store = store
+        self.verdict = HostKeyVerdict.TRUSTED
+        self.on_lost = on_lost
+        self.conn: Any = None
+
+    def connection_made(self, conn: Any) -> None:
+        self.conn = conn
+
+    def auth_banner_received(self, msg: str, lang: str) -> None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.on_lost(self.conn, exc)
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
+        self.verdict = self.store.check(host, addr, port, key)
+        return self.verdict.ok
+
+    def validate_host_ca_key(self, host: str, addr: str, port: int, key: Any) -> bool:
+        return False
+
+
+class CommandSession:
+    """asyncssh session callbacks for one command: streams output into capped collectors."""
+
+    def __init__(self, cap: int) -> None:
+        self.stdout = OutputCollector(cap)
+        self.stderr = OutputCollector(cap)
+        self.exit_status: int | None = None
+        self.exit_signal: str | None = None
+        self.done: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, chan: Any) -> None:
+        return None
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        (self.stdout if datatype is None else self.stderr).feed(data)
+
+    def exit_status_received(self, status: int) -> None:
+        self.exit_status = status
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.exit_signal = signal
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
+_CLASSES: dict[str, type[Any]] = {}
+
+
+def new_client(store: HostKeyStore, on_lost: Callable[[Any, Exception | None], None]) -> ConnectClient:
+    """A client object for one attempt: our callbacks over asyncssh's ``SSHClient`` defaults."""
+    cls = _CLASSES.get("client")
+    if cls is None:
+        import asyncssh
+
+        cls = _CLASSES["client"] = type("_Client", (ConnectClient, asyncssh.SSHClient), {})
+    client: ConnectClient = cls(store, on_lost)
+    return client
+
+
+def new_session(cap: int) -> CommandSession:
+    """A session object for one command over asyncssh's ``SSHClientSession`` defaults."""
+    cls = _CLASSES.get("session")
+    if cls is None:
+        import asyncssh
+
+        cls = _CLASSES["session"] = type("_Session", (CommandSession, asyncssh.SSHClientSession), {})
+    session: CommandSession = cls(cap)
+    return session
+
+
+def classify_connect_error(exc: BaseException, host: str, client: ConnectClient | None) -> ConnectionFailed:
+    """Turn what asyncssh / the OS raised while connecting into our exception family."""
+    import asyncssh
+
+    if isinstance(exc, ConnectionFailed):
+        return exc
+    if client is not None and not client.verdict.ok:
+        what = "changed" if client.verdict is HostKeyVerdict.CHANGED else "not in known_hosts"
+        return HostKeyMismatch(f"host key {what}", host=host)
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return HostKeyMismatch(f"host key not verifiable: {exc.reason}", host=host)
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return AuthenticationFailed("authentication failed", host=host)
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return ConnectTimeout("connect timed out", host=host)
+    if isinstance(exc, ConnectionRefusedError | socket.gaierror):
+        return HostUnreachable(f"unreachable: {exc.strerror or type(exc).__name__}", host=host)
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return HostUnreachable(f"unreachable: {exc.strerror}", host=host)
+    if isinstance(exc, asyncssh.Error):
+        return ConnectionFailed(f"connection failed: {exc.reason}", host=host)
+    return ConnectionFailed(f"connection failed: {type(exc).__name__}: {exc}", host=host)
