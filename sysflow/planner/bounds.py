@@ -93,11 +93,26 @@ def _work(problem: PlanningProblem, c: Chain) -> dict[int, float]:
     out: dict[int, float] = {}
     for i, us in enumerate(c.uses):
         for u in us:
-            if problem.resources[u.resource].kind is ResourceKind.RATE:
+            if u.amount <= 0 or problem.resources[u.resource].kind is ResourceKind.RATE:
                 continue
             out[u.resource] = out.get(u.resource, 0.0) + c.weight * u.amount * c.durations[i]
     for u in c.span_uses:
-        out[u.resource] = out.get(u.resource, 0.0) + c.weight * u.amount * c.total
+        if u.amount > 0:
+            out[u.resource] = out.get(u.resource, 0.0) + c.weight * u.amount * c.total
+    return out
+
+
+def _head_tail(problem: PlanningProblem, c: Chain) -> dict[int, tuple[int, int]]:
+    """Per pool used: work of the chain before its first use and after its last use (budgets: 0)."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i, us in enumerate(c.uses):
+        for u in us:
+            if u.amount > 0 and problem.resources[u.resource].kind is not ResourceKind.RATE:
+                first.setdefault(u.resource, c.offsets[i])
+                last[u.resource] = c.offsets[i] + c.durations[i]
+    out = {r: (first[r], c.total - last[r]) for r in first}
+    out.update({u.resource: (0, 0) for u in c.span_uses if u.amount > 0})
     return out
 
 
@@ -105,17 +120,33 @@ def _windows(chains: Iterable[Chain]) -> list[tuple[int, int]]:
     return _merge({(w.start, w.end) for c in chains for w in c.windows})
 
 
+def _demand(problem: PlanningProblem, chains: Iterable[Chain]) -> dict[int, tuple[float, int, int]]:
+    """Per resource: total work, least head and least tail over the chains that use it."""
+    out: dict[int, tuple[float, int, int]] = {}
+    kinds: dict[tuple[object, ...], tuple[dict[int, float], dict[int, tuple[int, int]]]] = {}
+    for c in chains:
+        key = (c.durations, c.uses, c.span_uses, c.weight)
+        if key not in kinds:
+            kinds[key] = (_work(problem, c), _head_tail(problem, c))
+        work, ht = kinds[key]
+        for r, v in work.items():
+            w0, h0, t0 = out.get(r, (0.0, 1 << 62, 1 << 62))
+            out[r] = (w0 + v, min(h0, ht[r][0]), min(t0, ht[r][1]))
+    return out
+
+
+def _body(spans: Sequence[tuple[int, int]], start: float, work: float, head: int, tail: int) -> float:
+    """Head, then ``work`` (already divided by capacity), then tail, all inside windows."""
+    return _push(spans, _push(spans, _push(spans, start, head), work), tail)
+
+
 def _wave_end(problem: PlanningProblem, chains: Sequence[Chain], start: float) -> float:
     spans = _windows(chains)
-    work: dict[int, float] = {}
-    for c in chains:
-        for r, v in _work(problem, c).items():
-            work[r] = work.get(r, 0.0) + v
     end = max(
         (_earliest_finish(c, max(start, c.release), problem.split_chains) for c in chains), default=start
     )
-    for r, v in work.items():
-        end = max(end, _push(spans, start, v / problem.resources[r].capacity))
+    for r, (work, head, tail) in _demand(problem, chains).items():
+        end = max(end, _body(spans, start, work / problem.resources[r].capacity, head, tail))
     return end
 
 
@@ -132,10 +163,15 @@ def _stage_bound(problem: PlanningProblem, chains: Sequence[Chain]) -> float:
     return t
 
 
-def _resource_bound(problem: PlanningProblem, r: int) -> float:
-    users = [c for c in problem.chains if r in _work(problem, c)]
-    total = sum(_work(problem, c)[r] for c in users)
-    return _push(_windows(users), 0, total / problem.resources[r].capacity)
+def _resource_bounds(problem: PlanningProblem) -> dict[int, float]:
+    users: dict[int, list[Chain]] = {}
+    for c in problem.chains:
+        for r in {u.resource for us in c.uses for u in us} | {u.resource for u in c.span_uses}:
+            users.setdefault(r, []).append(c)
+    out: dict[int, float] = {}
+    for r, (work, head, tail) in _demand(problem, problem.chains).items():
+        out[r] = _body(_windows(users[r]), 0, work / problem.resources[r].capacity, head, tail)
+    return out
 
 
 def lower_bound(problem: PlanningProblem) -> Bound:
@@ -145,10 +181,7 @@ def lower_bound(problem: PlanningProblem) -> Bound:
         stages.setdefault(c.stage, []).append(c)
     cap = problem.horizon
     per_stage = {s: _finite(_stage_bound(problem, cs), cap) for s, cs in stages.items()}
-    per_resource = {
-        problem.resources[r].name: _finite(_resource_bound(problem, r), cap)
-        for r in range(len(problem.resources))
-    }
+    per_resource = {problem.resources[r].name: _finite(t, cap) for r, t in _resource_bounds(problem).items()}
     return Bound(max([*per_stage.values(), *per_resource.values(), 0]), per_stage, per_resource)
 
 
