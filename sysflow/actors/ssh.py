@@ -129,6 +129,8 @@ class _Counters:
     commands: int = 0
     opening: int = 0
     channels: int = 0
+    peak_open: int = 0
+    peak_channels: int = 0
     by_shard: dict[str, int] = field(default_factory=dict)
 
 
@@ -203,6 +205,8 @@ class SSHTransport:
             connects_done=c.connects,
             connect_failures=c.connect_failures,
             commands_done=c.commands,
+            peak_connections_open=c.peak_open,
+            peak_channels_in_flight=c.peak_channels,
         )
 
     async def connect(self, host: str) -> None:
@@ -229,7 +233,9 @@ class SSHTransport:
         timeout = timeout if timeout is not None else self.timeouts.command
         await entry.sessions.acquire()
         entry.in_flight += 1
-        self._counters.channels += 1
+        c = self._counters
+        c.channels += 1
+        c.peak_channels = max(c.peak_channels, c.channels)
         try:
             return await self._run_on(entry, command, timeout, env, stdin, cwd, become)
         finally:
@@ -441,6 +447,7 @@ class SSHTransport:
             ):
                 await self._clock.sleep(0.05)
         self._open_count += 1
+        self._counters.peak_open = max(self._counters.peak_open, self._open_count)
         by_shard[shard] = by_shard.get(shard, 0) + 1
 
     def _release_slot(self, shard: str) -> None:

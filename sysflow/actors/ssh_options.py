@@ -131,6 +131,8 @@ class SSHStats:
     connects_done: int
     connect_failures: int
     commands_done: int
+    peak_connections_open: int = 0
+    peak_channels_in_flight: int = 0
 
 
 def _bare(name: str) -> SettingsLike:

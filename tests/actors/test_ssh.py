@@ -115,6 +115,7 @@ async def test_channels_multiplex_on_one_connection(sshd: SSHD) -> None:
         results = await asyncio.gather(*(t.run("h0007", f"echo {i}") for i in range(20)))
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(20)]
         assert t.stats().connects_done == 1
+        assert t.stats().peak_channels_in_flight == 4  # the rest waited for a free channel
 
 
 @pytest.mark.slow
@@ -134,6 +135,7 @@ async def test_thousand_connections_then_500_hosts_in_order(sshd: SSHD) -> None:
         print(f"1000 connects: {time.perf_counter() - t0:.1f}s")
         assert t.stats().connections_open == 1000
         assert t.stats().connects_done == 1000
+        assert t.stats().peak_connections_open == 1000
 
         async def steps(n: str) -> list[int | None]:
             async with sem:
