@@ -20,14 +20,19 @@ from sysflow.clock import Clock, RealClock
 from sysflow.constraints.admission import Admission
 from sysflow.constraints.calendar import Calendar
 from sysflow.constraints.capacity import Limits
-from sysflow.engine.events import EventBus, Observer
+from sysflow.engine.events import EventBus, EventKind, Observer
 from sysflow.engine.executor import OpRunner, TransportRunner
+from sysflow.engine.leases import DEFAULT_LEASE_TTL, HostLeases
 from sysflow.engine.result import RunResult
-from sysflow.engine.run import Hooks, Run
+from sysflow.engine.run import Hooks, Restored, Run
+from sysflow.engine.states import RunStatus
+from sysflow.engine.store import RunStore
 from sysflow.engine.windows import WindowGuard, WindowLike
+from sysflow.errors import LeaseConflict, StoreError
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import compile_workflow
+from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import OpGraph
 
 __all__ = ["DEFAULT_HORIZON", "Engine"]
@@ -57,6 +62,10 @@ class Engine:
         known_hosts: Any = None,
         horizon: timedelta = DEFAULT_HORIZON,
         hooks: Callable[[MaintenanceWorkflow, Inventory, Transport, Clock], Hooks | None] | None = None,
+        store: RunStore | str | Path | None = None,
+        lease_wait: float | None = 0.0,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        durations: DurationModel | None = None,
     ) -> None:
         self.inventory = inventory
         self.auth = auth
@@ -70,6 +79,10 @@ class Engine:
         self._ssh_config = ssh_config
         self._known_hosts = known_hosts
         self._hooks = hooks if hooks is not None else _default_hooks
+        self.store = store if isinstance(store, RunStore) or store is None else RunStore(store)
+        self.lease_wait = lease_wait
+        self.lease_ttl = lease_ttl
+        self.durations = durations
         self.runs: dict[str, Run] = {}
 
     # -- entry points -----------------------------------------------------------------------------
@@ -79,15 +92,62 @@ class Engine:
         return asyncio.run(self.run(workflow, **kw))
 
     async def run(self, workflow: MaintenanceWorkflow, *, run_id: str | None = None) -> RunResult:
-        """Run ``workflow`` to the end and return its result."""
-        run = self.prepare(workflow, run_id=run_id)
+        """Run ``workflow`` to the end and return its result.
+
+        With a store, the run is recorded first and its hosts are leased for its lifetime; a host
+        held by another live run makes it wait up to ``lease_wait`` seconds, then ``LeaseConflict``.
+        """
+        return await self._drive(self.prepare(workflow, run_id=run_id))
+
+    def resume(self, run_id: str) -> RunResult:
+        """Continue an interrupted run from the store (blocking); see :meth:`resume_async`."""
+        return asyncio.run(self.resume_async(run_id))
+
+    async def resume_async(self, run_id: str) -> RunResult:
+        """Continue an interrupted run: finished operations are kept, interrupted ones re-checked."""
+        if self.store is None:
+            raise StoreError("resume needs a run store (Engine(..., store=PATH))")
+        row = self.store.run(run_id)
+        workflow = MaintenanceWorkflow.from_json(row.workflow_json)
+        if not len(self.inventory):
+            self.inventory = Inventory.model_validate_json(row.inventory_json)
+        restored = Restored(self.store.ops(run_id), self.store.gates(run_id))
+        return await self._drive(self.prepare(workflow, run_id=run_id, restored=restored))
+
+    async def _drive(self, run: Run) -> RunResult:
         try:
-            return await run.execute()
+            if self.store is None:
+                return await run.execute()
+            leases = HostLeases(
+                self.store,
+                run.id,
+                run.graph.hosts,
+                clock=self._lease_clock(),
+                ttl=self.lease_ttl,
+                wait=self.lease_wait,
+            )
+            try:
+                await leases.acquire()
+            except LeaseConflict as exc:
+                run.tracker.emit(EventKind.LEASE_REFUSED, str(exc), holder=exc.holder, hosts=list(exc.hosts))
+                self.store.set_status(run.id, RunStatus.FAILED, at=self.clock.now(), reason=str(exc))
+                raise
+            try:
+                return await run.execute()
+            finally:
+                await leases.release()
+                if run.durations is not None:
+                    self.store.save_durations(run.workflow.name, run.durations.to_json(), at=self.clock.now())
         finally:
             if self._transport is None and self._runner is None:
                 await self.transport.close()
 
-    def prepare(self, workflow: MaintenanceWorkflow, *, run_id: str | None = None) -> Run:
+    def _lease_clock(self) -> Clock | None:
+        return None if isinstance(self.clock, RealClock) else self.clock
+
+    def prepare(
+        self, workflow: MaintenanceWorkflow, *, run_id: str | None = None, restored: Restored | None = None
+    ) -> Run:
         """Compile and set up a run without starting it (``await run.execute()`` starts it)."""
         graph = compile_workflow(workflow, self.inventory)
         now = self.clock.now()
@@ -122,9 +182,30 @@ class Engine:
             guard=guard,
             bus=self.bus,
             hooks=self._hooks(workflow, self.inventory, transport, self.clock),
+            store=self.store,
+            durations=self._durations_for(workflow),
+            restored=restored,
         )
+        if self.store is not None and restored is None:
+            self.store.create_run(
+                rid,
+                workflow.name,
+                workflow.to_json(),
+                self.inventory.model_dump_json(),
+                run.tracker.records.values(),
+                at=now,
+            )
         self.runs[rid] = run
         return run
+
+    def _durations_for(self, workflow: MaintenanceWorkflow) -> DurationModel:
+        """The learned durations of this workflow (from the store) over the tasks' priors."""
+        model = self.durations
+        if model is None and self.store is not None:
+            saved = self.store.load_durations(workflow.name)
+            model = DurationModel.from_json(saved) if saved else None
+        priors = {t.id: t.estimate for t in workflow.tasks}
+        return (model or DurationModel()).with_priors(priors)
 
     @property
     def transport(self) -> Transport:

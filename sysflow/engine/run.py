@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
@@ -19,19 +19,29 @@ from typing import Any, Protocol
 from sysflow.clock import Clock
 from sysflow.engine.events import EventBus, EventKind
 from sysflow.engine.executor import OpRunner
-from sysflow.engine.result import HostOutcome, RunResult
+from sysflow.engine.result import HostOutcome, OpRecord, RunResult
 from sysflow.engine.states import OpState, RunStatus
+from sysflow.engine.store import RunStore
 from sysflow.engine.thresholds import exceeded
 from sysflow.engine.tracker import RunTracker
 from sysflow.engine.windows import OpenWindow, WindowGuard
 from sysflow.model.workflow import ExpiryPolicy, MaintenanceWorkflow, RollbackScope
+from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import Operation, OpGraph
 
-__all__ = ["Admission", "Hooks", "Run"]
+__all__ = ["Admission", "Hooks", "Restored", "Run"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROLLBACK_PARALLELISM = 20  # hosts rolled back at once when the workflow sets no limit
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a resumed run starts from: the stored operation records and gate verdicts."""
+
+    records: Mapping[str, OpRecord]
+    gates: Mapping[tuple[int, str], tuple[bool | None, list[str]]]
 
 
 class _Outcome(Enum):
@@ -97,13 +107,22 @@ class Run:
         estimate: dict[str, float] | None = None,
         order: Sequence[str] | None = None,
         plan: Any = None,
+        store: RunStore | None = None,
+        durations: DurationModel | None = None,
+        restored: Restored | None = None,
     ) -> None:
         self.id = run_id
         self.workflow = workflow
         self.graph = graph
         self.clock = clock
         self.status = RunStatus.PENDING
-        self.tracker = RunTracker(run_id, graph, bus, clock.now)
+        self.store = store
+        self.durations = durations
+        self._restored = restored
+        self.tracker = RunTracker(
+            run_id, graph, bus, clock.now, store=store, records=restored.records if restored else None
+        )
+        self._commit: asyncio.Future[None] | None = None
         self._runner = runner
         self._admission = admission
         self._guard = guard
@@ -158,9 +177,13 @@ class Run:
         self._set_status(RunStatus.RUNNING, "", kind=EventKind.RUN_STARTED)
         rollout = self.workflow.rollout
         try:
+            if self._restored is not None:
+                await self._recheck_interrupted()
             for wave, hosts in enumerate(self.graph.waves):
                 if self._stopped:
                     break
+                if self.store is not None:
+                    self.store.set_position(self.id, wave)
                 if wave > 0 and not await self._before_wave(wave):
                     break
                 await self._run_wave(wave, hosts)
@@ -183,12 +206,16 @@ class Run:
         if not self._ctl.stop_reason:
             self._ctl.stop_reason = reason
             self._ctl.failed_wave = wave
+            if self.store is not None:
+                self.store.set_position(self.id, wave or 0, failed_wave=wave, reason=reason)
             self.tracker.emit(EventKind.THRESHOLD_EXCEEDED, reason, wave=wave)
 
     def _set_status(self, status: RunStatus, message: str, kind: EventKind | None = None) -> None:
         if status is self.status and kind is None:
             return
         self.status = status
+        if self.store is not None:
+            self.store.set_status(self.id, status, at=self.clock.now(), reason=self._ctl.stop_reason)
         k = kind or {RunStatus.PAUSED: EventKind.RUN_PAUSED, RunStatus.RUNNING: EventKind.RUN_RESUMED}.get(
             status
         )
@@ -217,6 +244,8 @@ class Run:
         return not self._stopped
 
     async def _await_approval(self, wave: int) -> bool:
+        if self._restored is not None and self._restored.gates.get((wave, "approval"), (None,))[0]:
+            return True  # approved before the interruption
         self._set_status(RunStatus.PAUSED, f"waiting for approval of wave {wave + 1}")
         self.tracker.emit(EventKind.APPROVAL_REQUESTED, f"approve wave {wave + 1}", wave=wave)
         while not ({wave + 1, -1} & self._ctl.approvals) and not self._ctl.cancelled:
@@ -226,10 +255,14 @@ class Run:
         if self._ctl.cancelled:
             return False
         self.tracker.emit(EventKind.APPROVAL_GIVEN, f"wave {wave + 1} approved", wave=wave)
+        if self.store is not None:
+            self.store.gate(self.id, wave, "approval", True, [], at=self.clock.now())
         self._set_status(RunStatus.RUNNING, "approved")
         return True
 
     async def _gate(self, wave: int, hosts: Sequence[str]) -> None:
+        if self._restored is not None and self._restored.gates.get((wave, "gate"), (None,))[0]:
+            return  # this gate passed before the interruption
         reasons: list[str] = []
         passed: bool | None = True
         if self._hooks is not None:
@@ -243,6 +276,8 @@ class Run:
             await self.clock.sleep(bake)
         verdict = {"wave": wave, "passed": passed, "reasons": reasons}
         self._gates.append(verdict)
+        if self.store is not None:
+            self.store.gate(self.id, wave, "gate", passed, reasons, at=self.clock.now())
         self.tracker.emit(
             EventKind.GATE_EVALUATED,
             "; ".join(reasons),
@@ -275,6 +310,9 @@ class Run:
     async def _chain(self, host: str, wave: int, wave_size: int) -> None:
         ops = [self.graph.ops[i] for i in self.tracker.pending_ops(host)]
         if not ops:
+            return
+        if self.tracker.hosts.get(host) in (HostOutcome.FAILED, HostOutcome.ROLLED_BACK):
+            self._skip_rest(ops, "host failed before the interruption")
             return
         started = False
         window: OpenWindow | None = None
@@ -339,7 +377,7 @@ class Run:
         now = self.clock.now()
         if current is not None and current.start <= now <= current.cutoff_at:
             return current
-        predicted = sum(self._estimate.get(o.id, o.expected_duration) for o in rest)
+        predicted = sum(self._predict(o) for o in rest)
         if self._guard.admitting(host, predicted, now) is None:
             self._waiting += 1
             self._maybe_paused()
@@ -377,6 +415,66 @@ class Run:
             self._admission.release(grant)
             self._maybe_paused()
 
+    def _predict(self, op: Operation) -> float:
+        """Seconds ``op`` is expected to take: learned (p50) when a model is given, else the prior."""
+        if op.id in self._estimate:
+            return self._estimate[op.id]
+        if self.durations is not None:
+            return float(self.durations.seconds(op.task, op.group, 0.5))
+        return op.expected_duration
+
+    async def durable(self) -> None:
+        """Wait until every store write so far is committed; writes of one loop tick share a commit."""
+        if self.store is None:
+            return
+        if self._commit is None:
+            loop = asyncio.get_running_loop()
+            self._commit = loop.create_future()
+            loop.call_soon(self._flush)
+        await asyncio.shield(self._commit)
+
+    def _flush(self) -> None:
+        future, self._commit = self._commit, None
+        assert self.store is not None
+        assert future is not None
+        try:
+            self.store.commit()
+        except Exception as exc:  # the store failing must stop the run, not be ignored
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+
+    async def _recheck_interrupted(self) -> None:
+        """Operations that were running when the run stopped: re-check, re-run if idempotent, or fail."""
+        for rec in list(self.tracker.records.values()):
+            if rec.state not in (OpState.RUNNING, OpState.UNKNOWN):
+                continue
+            op = self.graph.ops[rec.op_id]
+            verdict = await self._recheck(op)
+            self.tracker.emit(EventKind.OP_PROGRESS, verdict, host=op.host, task=op.task, step="recheck")
+        if self.store is not None:
+            self.store.commit()
+
+    async def _recheck(self, op: Operation) -> str:
+        if op.check:
+            probe = replace(op, id=f"check:{op.id}", task=f"check:{op.task}", command=op.check, retries=0)
+            record = await self._runner.run_op(self._target(probe), op.check, lambda attempt: None)
+            if record.state is OpState.SUCCEEDED:
+                self.tracker.mark(op.id, OpState.SUCCEEDED, "interrupted; its check shows it took effect")
+                return "re-checked: done"
+        if op.check or op.idempotent:  # the check says it did not happen, or repeating is safe
+            rec = self.tracker.records[op.id]
+            self.tracker.records[op.id] = replace(
+                rec, state=OpState.PENDING, reason="interrupted; idempotent: re-run"
+            )
+            return "idempotent: will re-run"
+        why = "its check failed" if op.check else "not idempotent and no check command: inspect the host"
+        self.tracker.mark(op.id, OpState.FAILED, f"interrupted while running; {why}")
+        self.tracker.skip([o for o in self.graph.chains.get(op.host, ()) if o != op.id], "host interrupted")
+        if not op.host.startswith("@"):
+            self.tracker.host_failed(op.host, op.wave)
+        return f"failed: {why}"
+
     def _target(self, op: Operation) -> Operation:
         """A run-once hook that is not local runs on the first host of its wave, as Ansible's run_once."""
         if op.run_once and not op.local and self.graph.waves[op.wave]:
@@ -387,7 +485,7 @@ class Run:
         now = self.clock.now()
         if host_started or self._guard.split_chains:
             return window.start <= now <= window.cutoff_at
-        return window.admits(now, sum(self._estimate.get(o.id, o.expected_duration) for o in rest))
+        return window.admits(now, sum(self._predict(o) for o in rest))
 
     async def _run_admitted(self, op: Operation, window: OpenWindow) -> bool:
         if self._hooks is not None:
@@ -403,6 +501,9 @@ class Run:
         def on_start(attempt: int) -> None:
             self.tracker.started(op.id, op.command, attempt)
 
+        self.tracker.will_start(op.id, op.command)
+        await self.durable()  # write-ahead: the store knows the operation runs before its command is sent
+
         try:
             async with asyncio.timeout(limit):
                 record = await self._runner.run_op(self._target(op), op.command, on_start)
@@ -415,6 +516,8 @@ class Run:
                 self._stop("window closed: rolling back", op.wave)
             return False
         self.tracker.finished(record)
+        if self.durations is not None and record.state is OpState.SUCCEEDED and record.duration is not None:
+            self.durations.observe(op.task, op.group, record.duration)
         if record.state is not OpState.SUCCEEDED:
             return False
         if self._hooks is not None:

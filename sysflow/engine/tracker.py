@@ -6,14 +6,18 @@ store (write-ahead) and observers see the same sequence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sysflow.engine.events import Event, EventBus, EventKind
 from sysflow.engine.result import HostOutcome, OpRecord
 from sysflow.engine.states import OpState
 from sysflow.planner.graph import OpGraph
+
+if TYPE_CHECKING:
+    from sysflow.engine.store import RunStore
 
 __all__ = ["RunTracker"]
 
@@ -21,18 +25,47 @@ __all__ = ["RunTracker"]
 class RunTracker:
     """Operation records and host outcomes of one run, changed only through its methods."""
 
-    def __init__(self, run_id: str, graph: OpGraph, bus: EventBus, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        graph: OpGraph,
+        bus: EventBus,
+        now: Callable[[], datetime],
+        *,
+        store: RunStore | None = None,
+        records: Mapping[str, OpRecord] | None = None,
+    ) -> None:
         self.run_id = run_id
         self.graph = graph
         self.bus = bus
         self._now = now
+        self.store = store
         self.records: dict[str, OpRecord] = {
             op.id: OpRecord(op.id, op.host, op.task, op.wave, OpState.PENDING, command=op.command)
             for op in graph
         }
+        self.records.update({k: v for k, v in (records or {}).items() if k in self.records})
         self.hosts: dict[str, HostOutcome] = dict.fromkeys(graph.hosts, HostOutcome.NOT_STARTED)
         self.failed_in_wave: dict[int, set[str]] = {}
         self.changed_hosts: list[str] = []  # hosts on which some command ran, in order of first start
+        if records:
+            self._restore()
+
+    def _restore(self) -> None:
+        """Host outcomes and failure counts from records loaded from the store (resume)."""
+        by_host: dict[str, list[OpRecord]] = {}
+        for rec in self.records.values():
+            by_host.setdefault(rec.host, []).append(rec)
+            if rec.start is not None and rec.host not in self.changed_hosts and not rec.host.startswith("@"):
+                self.changed_hosts.append(rec.host)
+        for host, recs in by_host.items():
+            states = {r.state for r in recs}
+            if OpState.ROLLED_BACK in states:
+                self.set_host(host, HostOutcome.ROLLED_BACK)
+            elif OpState.FAILED in states:
+                self.host_failed(host, recs[0].wave)
+            elif states <= {OpState.SUCCEEDED, OpState.SKIPPED} and OpState.SUCCEEDED in states:
+                self.set_host(host, HostOutcome.SUCCEEDED)
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -55,8 +88,19 @@ class RunTracker:
 
     # -- operations -------------------------------------------------------------------------------
 
+    def will_start(self, op_id: str, command: str) -> None:
+        """Write-ahead: record the operation as running; commit (``RunStore.commit``) before sending."""
+        rec = self.records[op_id]
+        self.records[op_id] = replace(rec, state=OpState.RUNNING, start=self._now(), command=command)
+        if self.store is not None:
+            self.store.op_started(
+                self.run_id, op_id, at=self._now(), attempt=max(rec.attempts, 1), command=command
+            )
+
     def started(self, op_id: str, command: str, attempt: int) -> None:
         rec = self.records[op_id]
+        if self.store is not None and attempt > 1:
+            self.store.op_started(self.run_id, op_id, at=self._now(), attempt=attempt, command=command)
         self.records[op_id] = replace(
             rec, state=OpState.RUNNING, start=self._now(), command=command, attempts=attempt
         )
@@ -66,6 +110,7 @@ class RunTracker:
 
     def finished(self, record: OpRecord) -> None:
         self.records[record.op_id] = record
+        self._save(record)
         self.emit(
             EventKind.OP_FINISHED,
             record.error or "",
@@ -82,12 +127,18 @@ class RunTracker:
             rec = self.records[op_id]
             if rec.state in (OpState.PENDING, OpState.QUEUED):
                 self.records[op_id] = replace(rec, state=state, reason=reason)
+                self._save(self.records[op_id])
                 self.emit(EventKind.OP_SKIPPED, reason, host=rec.host, task=rec.task, wave=rec.wave)
 
     def mark(self, op_id: str, state: OpState, reason: str = "") -> None:
         self.records[op_id] = replace(
             self.records[op_id], state=state, reason=reason or self.records[op_id].reason
         )
+        self._save(self.records[op_id])
+
+    def _save(self, record: OpRecord) -> None:
+        if self.store is not None:
+            self.store.op_record(self.run_id, record)
 
     # -- hosts ------------------------------------------------------------------------------------
 

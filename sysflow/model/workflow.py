@@ -139,6 +139,11 @@ class Task(FrozenModel):
     idempotent: bool = Field(
         False, description="Safe to repeat; resume may re-run it instead of re-checking."
     )
+    check: str | None = Field(
+        None,
+        description="Command that exits 0 when this task already took effect; resume runs it for an "
+        "operation interrupted by a crash instead of repeating the task.",
+    )
     description: str | None = None
 
     @field_validator("resources")

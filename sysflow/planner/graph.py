@@ -39,6 +39,8 @@ class Operation:
     demands: tuple[tuple[str, float], ...] = ()  # (pool name, demand)
     run_once: bool = False
     local: bool = False
+    idempotent: bool = False  # safe to repeat after a crash
+    check: str | None = None  # exits 0 when the task already took effect (re-check after a crash)
 
     def demand(self, pool: str) -> float:
         for name, amount in self.demands:

@@ -1,0 +1,102 @@
+"""Host leases: one run at a time changes a host.
+
+A run takes a lease on all its hosts in one transaction of the run store before it starts, renews
+it on a heartbeat while it lives, and returns it when it ends. A second run targeting a leased host
+waits (up to ``wait``) or is refused with ``LeaseConflict`` naming the holder. A crashed run stops
+renewing, so its leases expire after ``ttl`` and its hosts are not locked forever; ``resume`` takes
+them again under the same run id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from types import TracebackType
+
+from sysflow.clock import Clock
+from sysflow.engine.store import RunStore
+from sysflow.errors import LeaseConflict
+
+__all__ = ["DEFAULT_LEASE_TTL", "HostLeases"]
+
+DEFAULT_LEASE_TTL = 60.0  # seconds a lease lives without a heartbeat
+_POLL = 1.0  # seconds between attempts while waiting for a lease
+
+
+class HostLeases:
+    """``async with HostLeases(store, run_id, hosts):`` holds the hosts for the block."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        run_id: str,
+        hosts: Sequence[str],
+        *,
+        clock: Clock | None = None,
+        ttl: float = DEFAULT_LEASE_TTL,
+        wait: float | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.hosts = list(hosts)
+        self.ttl = ttl
+        self.wait = wait
+        self._clock = clock
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    def _now(self) -> float:
+        # Leases are shared between processes: real wall time unless a clock is given (simulation)
+        return self._clock.now().timestamp() if self._clock is not None else time.time()
+
+    async def _sleep(self, seconds: float) -> None:
+        if self._clock is not None:
+            await self._clock.sleep(seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    async def acquire(self) -> None:
+        """Take every lease, waiting up to ``wait`` seconds; ``LeaseConflict`` names the holder."""
+        deadline = None if self.wait is None else self._now() + self.wait
+        while True:
+            held = self.store.take_leases(self.run_id, self.hosts, now=self._now(), ttl=self.ttl)
+            if not held:
+                self._heartbeat = asyncio.create_task(self._beat())
+                return
+            if deadline is None or self._now() >= deadline:
+                raise _conflict(self.run_id, held)
+            await self._sleep(min(_POLL, max(deadline - self._now(), 0.0)))
+
+    async def _beat(self) -> None:
+        while True:
+            await self._sleep(self.ttl / 3)
+            self.store.renew_leases(self.run_id, now=self._now(), ttl=self.ttl)
+
+    async def release(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        self.store.release_leases(self.run_id)
+
+    async def __aenter__(self) -> HostLeases:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.release()
+
+
+def _conflict(run_id: str, held: dict[str, str]) -> LeaseConflict:
+    holders = sorted(set(held.values()))
+    hosts = sorted(held)
+    shown = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
+    return LeaseConflict(
+        f"run {run_id}: {len(hosts)} host(s) are held by run {', '.join(holders)}: {shown}",
+        hosts=hosts,
+        holder=holders[0],
+    )

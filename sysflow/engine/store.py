@@ -1,0 +1,384 @@
+"""The run store: every state change of a run, in SQLite, written before it is acted on.
+
+One file per project (default ``.sysflow/state.db``), in WAL mode: runs (with the workflow and
+inventory they ran, so ``resume`` needs nothing else), plan versions, operations and their states,
+gate verdicts and approvals, learned durations, and host leases. The schema carries a version
+(``PRAGMA user_version``) and migrations run forward on open.
+
+Write-ahead: the engine records an operation as *running* before its command is sent. Writes made in
+the same event-loop tick share one commit (:meth:`RunStore.commit`), so the cost per operation stays
+small while nothing is acted on before it is durable against a crash of the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sysflow.engine.result import OpRecord
+from sysflow.engine.states import OpState, RunStatus
+from sysflow.errors import StoreError
+
+__all__ = ["DEFAULT_STATE_DIR", "SCHEMA_VERSION", "RunRow", "RunStore"]
+
+DEFAULT_STATE_DIR = ".sysflow"  # per-project state directory, relative to the working directory
+SCHEMA_VERSION = 2
+_OUTPUT_KEEP = 4096  # characters of stdout/stderr kept per operation in the store (head), digest aside
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: runs, operations, gates, plans, durations
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY, workflow TEXT NOT NULL, workflow_json TEXT NOT NULL,
+        inventory_json TEXT NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '', failed_wave INTEGER, wave INTEGER NOT NULL DEFAULT 0,
+        pid INTEGER, options_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE ops (
+        run_id TEXT NOT NULL, op_id TEXT NOT NULL, host TEXT NOT NULL, task TEXT NOT NULL,
+        wave INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        start TEXT, end TEXT, exit_status INTEGER, error TEXT, stdout TEXT NOT NULL DEFAULT '',
+        stderr TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', command TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, op_id)
+    );
+    CREATE INDEX ops_state ON ops(run_id, state);
+    CREATE TABLE gates (
+        run_id TEXT NOT NULL, wave INTEGER NOT NULL, kind TEXT NOT NULL, passed INTEGER,
+        reasons TEXT NOT NULL DEFAULT '', at TEXT NOT NULL, PRIMARY KEY (run_id, wave, kind)
+    );
+    CREATE TABLE plans (
+        run_id TEXT NOT NULL, version INTEGER NOT NULL, created TEXT NOT NULL, reason TEXT NOT NULL,
+        plan_json TEXT NOT NULL, PRIMARY KEY (run_id, version)
+    );
+    CREATE TABLE durations (name TEXT PRIMARY KEY, model_json TEXT NOT NULL, updated TEXT NOT NULL);
+    """,
+    # 2: host leases
+    """
+    CREATE TABLE leases (
+        host TEXT PRIMARY KEY, run_id TEXT NOT NULL, expires REAL NOT NULL, taken TEXT NOT NULL
+    );
+    CREATE INDEX leases_run ON leases(run_id);
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A run as stored."""
+
+    id: str
+    workflow: str
+    workflow_json: str
+    inventory_json: str
+    status: RunStatus
+    created: str
+    updated: str
+    reason: str
+    failed_wave: int | None
+    wave: int
+    pid: int | None
+    options: Mapping[str, Any]
+
+
+class RunStore:
+    """Runs, operations, gates, plans, durations and leases in one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        if path is None:
+            path = Path(DEFAULT_STATE_DIR) / "state.db"
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a crash of the process
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the run store: {exc}") from None
+        self._pending = False
+        self._db.execute("BEGIN")
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {version} is newer than this sysflow ({SCHEMA_VERSION})"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            self._db.executescript(
+                "BEGIN;" + _MIGRATIONS[number] + f"PRAGMA user_version={number + 1}; COMMIT;"
+            )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def commit(self) -> None:
+        """Make every write so far durable (one commit for all of them)."""
+        with self._lock:
+            if self._pending:
+                self._db.execute("COMMIT")
+                self._db.execute("BEGIN")
+                self._pending = False
+
+    def close(self) -> None:
+        with self._lock:
+            self.commit()
+            self._db.execute("COMMIT")
+            self._db.close()
+
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+            self._pending = True
+
+    def _writemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._lock:
+            self._db.executemany(sql, rows)
+            self._pending = True
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        workflow: str,
+        workflow_json: str,
+        inventory_json: str,
+        ops: Iterable[OpRecord],
+        *,
+        at: datetime,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a new run and all its operations (pending), durably."""
+        now = at.isoformat()
+        self._write(
+            "INSERT INTO runs (id, workflow, workflow_json, inventory_json, status, created, updated, pid, options_json)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                run_id,
+                workflow,
+                workflow_json,
+                inventory_json,
+                RunStatus.PENDING.value,
+                now,
+                now,
+                os.getpid(),
+                json.dumps(dict(options or {})),
+            ),
+        )
+        self._writemany(
+            "INSERT INTO ops (run_id, op_id, host, task, wave, state, command) VALUES (?,?,?,?,?,?,?)",
+            ((run_id, r.op_id, r.host, r.task, r.wave, r.state.value, r.command) for r in ops),
+        )
+        self.commit()
+
+    def set_status(self, run_id: str, status: RunStatus, *, at: datetime, reason: str = "") -> None:
+        self._write(
+            "UPDATE runs SET status=?, updated=?, reason=CASE WHEN ?='' THEN reason ELSE ? END, pid=? WHERE id=?",
+            (status.value, at.isoformat(), reason, reason, os.getpid(), run_id),
+        )
+        self.commit()
+
+    def set_position(
+        self, run_id: str, wave: int, *, failed_wave: int | None = None, reason: str = ""
+    ) -> None:
+        self._write(
+            "UPDATE runs SET wave=?, failed_wave=COALESCE(?, failed_wave),"
+            " reason=CASE WHEN ?='' THEN reason ELSE ? END WHERE id=?",
+            (wave, failed_wave, reason, reason, run_id),
+        )
+
+    def run(self, run_id: str) -> RunRow:
+        row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in {self.path}")
+        return _run_row(row)
+
+    def runs(self, *, status: RunStatus | None = None) -> list[RunRow]:
+        sql = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY created"
+        return [_run_row(r) for r in self._db.execute(sql, (status.value,) if status else ())]
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def op_started(self, run_id: str, op_id: str, *, at: datetime, attempt: int, command: str) -> None:
+        """Write-ahead: the operation is running (commit before the command is sent)."""
+        self._write(
+            "UPDATE ops SET state=?, start=?, attempts=?, command=? WHERE run_id=? AND op_id=?",
+            (OpState.RUNNING.value, at.isoformat(), attempt, command, run_id, op_id),
+        )
+
+    def op_record(self, run_id: str, record: OpRecord) -> None:
+        """The operation's record as it is now (finished, skipped, rolled back, unknown)."""
+        self._write(
+            "UPDATE ops SET state=?, start=?, end=?, exit_status=?, error=?, stdout=?, stderr=?, attempts=?,"
+            " reason=?, command=? WHERE run_id=? AND op_id=?",
+            (
+                record.state.value,
+                record.start.isoformat() if record.start else None,
+                record.end.isoformat() if record.end else None,
+                record.exit_status,
+                record.error,
+                record.stdout[:_OUTPUT_KEEP],
+                record.stderr[:_OUTPUT_KEEP],
+                record.attempts,
+                record.reason,
+                record.command,
+                run_id,
+                record.op_id,
+            ),
+        )
+
+    def ops(self, run_id: str) -> dict[str, OpRecord]:
+        rows = self._db.execute(
+            "SELECT op_id, host, task, wave, state, command, start, end, exit_status, error, stdout, stderr,"
+            " attempts, reason FROM ops WHERE run_id=?",
+            (run_id,),
+        )
+        return {r[0]: _op_record(r) for r in rows}
+
+    # -- gates, approvals, plans, durations -------------------------------------------------------
+
+    def gate(
+        self, run_id: str, wave: int, kind: str, passed: bool | None, reasons: Sequence[str], *, at: datetime
+    ) -> None:
+        """A gate verdict or an approval (``kind``) for ``wave``."""
+        self._write(
+            "INSERT OR REPLACE INTO gates VALUES (?,?,?,?,?,?)",
+            (
+                run_id,
+                wave,
+                kind,
+                None if passed is None else int(passed),
+                json.dumps(list(reasons)),
+                at.isoformat(),
+            ),
+        )
+        self.commit()
+
+    def gates(self, run_id: str) -> dict[tuple[int, str], tuple[bool | None, list[str]]]:
+        rows = self._db.execute("SELECT wave, kind, passed, reasons FROM gates WHERE run_id=?", (run_id,))
+        return {(w, k): (None if p is None else bool(p), json.loads(r)) for w, k, p, r in rows}
+
+    def add_plan(self, run_id: str, plan_json: str, reason: str, *, at: datetime) -> int:
+        """Record a plan version; returns its number (1 for the first)."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(version) FROM plans WHERE run_id=?", (run_id,)).fetchone()
+            version = int(row[0] or 0) + 1
+            self._write(
+                "INSERT INTO plans VALUES (?,?,?,?,?)", (run_id, version, at.isoformat(), reason, plan_json)
+            )
+        self.commit()
+        return version
+
+    def plans(self, run_id: str) -> list[tuple[int, str, str]]:
+        """(version, reason, plan JSON) of every plan of a run."""
+        rows = self._db.execute(
+            "SELECT version, reason, plan_json FROM plans WHERE run_id=? ORDER BY version", (run_id,)
+        )
+        return [(int(v), str(r), str(p)) for v, r, p in rows]
+
+    def save_durations(self, name: str, model_json: str, *, at: datetime) -> None:
+        self._write("INSERT OR REPLACE INTO durations VALUES (?,?,?)", (name, model_json, at.isoformat()))
+        self.commit()
+
+    def load_durations(self, name: str) -> str | None:
+        row = self._db.execute("SELECT model_json FROM durations WHERE name=?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- leases -----------------------------------------------------------------------------------
+
+    def take_leases(self, run_id: str, hosts: Sequence[str], *, now: float, ttl: float) -> dict[str, str]:
+        """Lease ``hosts`` to ``run_id`` atomically; on conflict take nothing and return host → holder."""
+        with self._lock:
+            self.commit()
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                held = self._held_by_others(run_id, hosts, now)
+                if not held:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO leases VALUES (?,?,?,?)",
+                        ((h, run_id, now + ttl, datetime.now().astimezone().isoformat()) for h in hosts),
+                    )
+            finally:
+                self._db.execute("COMMIT")
+                self._db.execute("BEGIN")
+        return held
+
+    def _held_by_others(self, run_id: str, hosts: Sequence[str], now: float) -> dict[str, str]:
+        held: dict[str, str] = {}
+        for chunk in _chunks(list(hosts), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT host, run_id FROM leases WHERE host IN ({marks}) AND run_id != ? AND expires > ?",
+                (*chunk, run_id, now),
+            )
+            held.update({str(h): str(r) for h, r in rows})
+        return held
+
+    def renew_leases(self, run_id: str, *, now: float, ttl: float) -> None:
+        self._write("UPDATE leases SET expires=? WHERE run_id=?", (now + ttl, run_id))
+        self.commit()
+
+    def release_leases(self, run_id: str) -> None:
+        self._write("DELETE FROM leases WHERE run_id=?", (run_id,))
+        self.commit()
+
+    def leases(self) -> dict[str, tuple[str, float]]:
+        return {
+            str(h): (str(r), float(e))
+            for h, r, e in self._db.execute("SELECT host, run_id, expires FROM leases")
+        }
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _run_row(row: Sequence[Any]) -> RunRow:
+    return RunRow(
+        id=row[0],
+        workflow=row[1],
+        workflow_json=row[2],
+        inventory_json=row[3],
+        status=RunStatus(row[4]),
+        created=row[5],
+        updated=row[6],
+        reason=row[7],
+        failed_wave=row[8],
+        wave=int(row[9]),
+        pid=row[10],
+        options=json.loads(row[11] or "{}"),
+    )
+
+
+def _op_record(r: Sequence[Any]) -> OpRecord:
+    return OpRecord(
+        op_id=r[0],
+        host=r[1],
+        task=r[2],
+        wave=int(r[3]),
+        state=OpState(r[4]),
+        command=r[5] or "",
+        start=datetime.fromisoformat(r[6]) if r[6] else None,
+        end=datetime.fromisoformat(r[7]) if r[7] else None,
+        exit_status=r[8],
+        error=r[9],
+        stdout=r[10] or "",
+        stderr=r[11] or "",
+        attempts=int(r[12] or 0),
+        reason=r[13] or "",
+    )
