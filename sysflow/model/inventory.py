@@ -284,8 +284,9 @@ class Inventory(BaseModel):
 
     def add_child(self, parent: str, child: str) -> None:
         """Make ``child`` a child group of ``parent``, refusing cycles as Ansible does."""
-        if parent == ALL:
-            self._group(child)
+        if parent == ALL:  # every group is already below 'all'
+            if child not in IMPLICIT_GROUPS:
+                self._group(child)
             return
         if parent == UNGROUPED or child in IMPLICIT_GROUPS:
             raise InventoryError(

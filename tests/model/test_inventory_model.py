@@ -237,3 +237,11 @@ def test_deep_copies_are_independent() -> None:
     lone = copy.deepcopy(inventory.hosts["h"])  # a host copied alone keeps what it resolved to
     assert lone.datacenter == "ams"
     assert copy.deepcopy(lone).datacenter == "ams"
+
+
+def test_implicit_groups_under_all_are_not_declared() -> None:
+    inventory = Inventory()
+    inventory.add_child("all", "ungrouped")
+    inventory.add_child("all", "all")
+    inventory.add_child("all", "web")
+    assert list(inventory.groups) == ["web"]

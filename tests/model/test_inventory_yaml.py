@@ -18,7 +18,9 @@ def fleet_ini() -> Inventory:
     return Inventory.load(DATA / "inventory_fleet.ini")
 
 
-@pytest.mark.parametrize("name", ["inventory_fleet.yml", "inventory_fleet.json"])
+@pytest.mark.parametrize(
+    "name", ["inventory_fleet.yml", "inventory_fleet.json", "inventory_fleet_export.yml"]
+)
 def test_yaml_and_json_fleet_mean_what_the_ini_fleet_means(fleet_ini: Inventory, name: str) -> None:
     inventory = Inventory.load(DATA / name)
     assert set(inventory.hosts) == set(fleet_ini.hosts)
