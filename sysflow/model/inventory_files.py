@@ -83,6 +83,7 @@ _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
 _BRACKETED = re.compile(r"^\[([0-9A-Fa-f:.]+(?:%\w+)?)\](?::(\d+))?$")
 _RANGES = re.compile(r"\[[^\]]*\]")
+_DIGITS = re.compile(r"[0-9]+")
 _YAML_KEY_LINE = re.compile(r"^[^\s\[#;=][^=]*:\s*(?:#.*)?$")
 
 
@@ -121,7 +122,7 @@ def _range_items(body: str, pattern: str) -> list[str]:
 
 
 def _range_step(text: str, body: str, pattern: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not _DIGITS.fullmatch(text) or int(text) < 1:
         raise RangeError(f"host range [{body}] in {pattern!r} has a bad step {text!r} (a positive integer)")
     return int(text)
 
@@ -134,7 +135,7 @@ def _letter_range(beg: str, end: str, step: int, body: str, pattern: str) -> lis
 
 
 def _number_range(beg: str, end: str, step: int, body: str, pattern: str) -> list[str]:
-    if not (beg.isdigit() and end.isdigit()):
+    if not (_DIGITS.fullmatch(beg) and _DIGITS.fullmatch(end)):
         raise RangeError(f"host range [{body}] in {pattern!r} must be numbers or single letters")
     width = len(beg) if beg[0] == "0" and len(beg) > 1 else 0
     if width and width != len(end):
@@ -157,7 +158,7 @@ def split_port(pattern: str) -> tuple[str, int | None]:
     if outside.count(":") != 1:
         return pattern, None
     head, _, port = pattern.rpartition(":")
-    return (head, int(port)) if port.isdigit() and head else (pattern, None)
+    return (head, int(port)) if _DIGITS.fullmatch(port) and head else (pattern, None)
 
 
 def inventory_error(problems: list[Problem], source: str) -> InventoryError:
@@ -199,9 +200,11 @@ class _Builder:
         except RangeError as exc:
             self.problem(str(exc), line)
             return
-        extra = {"ansible_port": port} if port is not None else {}
         for host in names:
-            self.inventory.add_host(host, groups=[group], **extra, **variables)
+            entry = self.inventory.add_host(host, groups=[group])
+            if port is not None:
+                entry.vars["ansible_port"] = port
+            entry.vars.update(variables)  # not as keywords: 'name' and 'groups' are fine variable names
 
     def set_group_vars(self, group: str, variables: dict[str, Any]) -> None:
         self.inventory.add_group(group, vars=variables)

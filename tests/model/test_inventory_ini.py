@@ -288,3 +288,12 @@ def test_more_malformed_lines(text: str, line: int, fragment: str) -> None:
         Inventory.from_ini_text(text, source="t.ini")
     assert info.value.problems[0].location == f"t.ini:{line}"
     assert fragment in info.value.problems[0].message
+
+
+def test_variables_named_like_parameters() -> None:
+    inventory = Inventory.from_ini_text("[web]\nw1:2200 name=front groups=x ansible_port=2222\n")
+    assert inventory.hosts["w1"].vars == {"ansible_port": 2222, "name": "front", "groups": "x"}
+    yaml_inventory = Inventory.from_yaml_text(
+        "web:\n  hosts:\n    w1:\n      name: front\n      groups: [a]\n"
+    )
+    assert yaml_inventory.hosts["w1"].vars == {"name": "front", "groups": ["a"]}
