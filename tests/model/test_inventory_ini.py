@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sysflow.errors import InventoryError
 from sysflow.model.inventory import Inventory
@@ -297,3 +299,18 @@ def test_variables_named_like_parameters() -> None:
         "web:\n  hosts:\n    w1:\n      name: front\n      groups: [a]\n"
     )
     assert yaml_inventory.hosts["w1"].vars == {"name": "front", "groups": ["a"]}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    beg=st.integers(0, 500),
+    span=st.integers(0, 40),
+    step=st.integers(1, 7),
+    width=st.integers(1, 4),
+)
+def test_numeric_ranges_expand_like_range(beg: int, span: int, step: int, width: int) -> None:
+    end = beg + span
+    width = max(width, len(str(end)))
+    names = expand_host_range(f"n[{beg:0{width}d}:{end:0{width}d}:{step}].x")
+    padded = width > 1 and f"{beg:0{width}d}".startswith("0")
+    assert names == [f"n{i:0{width if padded else 0}d}.x" for i in range(beg, end + 1, step)]

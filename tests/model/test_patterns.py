@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sysflow.errors import InventoryError
 from sysflow.model.inventory import Inventory, split_host_pattern
@@ -169,3 +171,35 @@ def test_selection_follows_changes() -> None:
     inventory.add_group("web", ["w2"])
     inventory.add_host("w3", groups=["web"])
     assert inventory.select("web") == ["w1", "w2", "w3"]
+
+
+# -- algebra over random inventories -------------------------------------------------------------
+
+GROUP_NAMES = ["alpha", "beta", "gamma", "delta"]
+memberships = st.dictionaries(
+    st.sampled_from([f"h{i}" for i in range(12)]), st.sets(st.sampled_from(GROUP_NAMES)), min_size=1
+)
+
+
+def build(members: dict[str, set[str]]) -> Inventory:
+    inventory = Inventory()
+    for host, groups in members.items():
+        inventory.add_host(host, groups=sorted(groups))
+    for name in GROUP_NAMES:
+        inventory.add_group(name)
+    return inventory
+
+
+@settings(max_examples=60, deadline=None)
+@given(members=memberships, a=st.sampled_from(GROUP_NAMES), b=st.sampled_from(GROUP_NAMES))
+def test_union_intersection_exclusion_are_set_algebra(members: dict[str, set[str]], a: str, b: str) -> None:
+    inventory = build(members)
+    sa, sb = set(inventory.select(a)), set(inventory.select(b))
+    assert set(inventory.select(f"{a}:{b}")) == sa | sb
+    assert set(inventory.select(f"{a},{b}")) == sa | sb
+    assert set(inventory.select(f"{a}:&{b}")) == sa & sb
+    assert set(inventory.select(f"{a}:!{b}")) == sa - sb
+    assert set(inventory.select(f"!{b}:{a}")) == sa - sb  # order of terms does not matter
+    assert set(inventory.select(f"!{b}")) == set(inventory.hosts) - sb
+    assert set(inventory.select("ungrouped")) == {h for h, g in members.items() if not g}
+    assert inventory.select(f"{a}:{b}") == [h for h in inventory.hosts if h in sa | sb]
