@@ -189,6 +189,11 @@ class Inventory(BaseModel):
         for host in self.hosts.values():
             host._inventory = self
 
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        for host in self.hosts.values():  # unpickled hosts belong to the unpickled inventory
+            host._inventory = self
+
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Inventory:
         copied = super().__deepcopy__(memo)
         for host in copied.hosts.values():  # the copied hosts belong to the copy

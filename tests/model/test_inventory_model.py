@@ -245,3 +245,13 @@ def test_implicit_groups_under_all_are_not_declared() -> None:
     inventory.add_child("all", "all")
     inventory.add_child("all", "web")
     assert list(inventory.groups) == ["web"]
+
+
+def test_a_pickled_inventory_owns_its_hosts_again() -> None:
+    inventory = Inventory()
+    inventory.add_group("ams", ["h"], vars={"datacenter": "ams"})
+    clone = pickle.loads(pickle.dumps(inventory))
+    assert clone == inventory
+    assert clone.hosts["h"]._inventory is clone
+    clone.add_group("ams", vars={"datacenter": "moved"})
+    assert clone.hosts["h"].datacenter == "moved"
