@@ -113,6 +113,23 @@ class _Entry:
             self.sessions.release()
 
 
+@dataclass(frozen=True, slots=True)
+class _Stopper:
+    """How to kill one command's processes: its marker, as the same user (sudo) it ran as."""
+
+    marker: str
+    become: str | None
+    password: Any = field(default=None, repr=False)  # a Secret, fed on stdin to sudo
+
+    def line(self) -> str:
+        return wrap_command(
+            kill_command(self.marker), become=self.become, sudo_password=self.password is not None
+        )
+
+    def stdin(self) -> str | None:
+        return self.password.reveal() + "\n" if self.password is not None else None
+
+
 @dataclass
 class _Pacer:
     """Limits concurrent handshakes to one target and spaces their starts."""
@@ -524,7 +541,6 @@ class SSHTransport:
         cwd: str | None,
         become: bool | str,
     ) -> CommandResult:
-
         conn = await self._connection(entry)
         user = "root" if become is True else (become or None)
         password = entry.become_password if user is not None else None
@@ -537,7 +553,7 @@ class SSHTransport:
         session = new_session(self._cap)
         chan = await self._open_channel(entry, conn, session, line)
         self._feed_stdin(chan, stdin, password)
-        await self._wait(entry, conn, chan, session, timeout, marker)
+        await self._wait(entry, conn, chan, session, timeout, _Stopper(marker, user, password))
         self._counters.commands += 1
         return self._result(entry.name, command, session, start)
 
@@ -579,31 +595,37 @@ class SSHTransport:
         chan.write_eof()
 
     async def _wait(
-        self, entry: _Entry, conn: Any, chan: Any, session: CommandSession, timeout: float | None, marker: str
+        self,
+        entry: _Entry,
+        conn: Any,
+        chan: Any,
+        session: CommandSession,
+        timeout: float | None,
+        stopper: _Stopper,
     ) -> None:
         try:
             async with asyncio.timeout(timeout):
                 exc = await asyncio.shield(session.done)
         except TimeoutError:
-            await self._stop(conn, chan, session, marker)
+            await self._stop(conn, chan, session, stopper)
             raise CommandTimeout(
                 f"command timed out after {timeout}s", host=entry.name, timeout=timeout
             ) from None
         except asyncio.CancelledError:
-            await self._stop(conn, chan, session, marker)
+            await self._stop(conn, chan, session, stopper)
             raise
         if exc is not None or (session.exit_status is None and session.exit_signal is None):
             reason = f": {exc}" if exc is not None else ""
             raise ConnectionFailed(f"connection lost during the command{reason}", host=entry.name)
 
-    async def _stop(self, conn: Any, chan: Any, session: CommandSession, marker: str) -> None:
+    async def _stop(self, conn: Any, chan: Any, session: CommandSession, stopper: _Stopper) -> None:
         """Stop a command on the remote side: a KILL signal request (sshd refuses it for root
         logins), a KILL of every process carrying the command's marker, then close the channel."""
         with contextlib.suppress(Exception):
             chan.send_signal("KILL")
         with contextlib.suppress(Exception, TimeoutError, asyncio.CancelledError):
             async with asyncio.timeout(self.timeouts.kill_grace):
-                await conn.run(kill_command(marker), check=False)
+                await conn.run(stopper.line(), input=stopper.stdin(), check=False)
         with contextlib.suppress(Exception):
             chan.close()
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):

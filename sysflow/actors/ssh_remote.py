@@ -92,9 +92,6 @@ class ConnectClient:
     def connection_made(self, conn: Any) -> None:
         self.conn = conn
 
-    def auth_banner_received(self, msg: str, lang: str) -> None:
-        return None
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.on_lost(self.conn, exc)
 

@@ -187,6 +187,19 @@ async def test_become_feeds_the_password_and_never_echoes_it(sshd: SSHD) -> None
         assert "password is required" in r.stderr
 
 
+async def test_timed_out_become_command_is_stopped(sshd: SSHD) -> None:
+    auth = SSHAuth.from_keyfile(sshd.client_key).with_become(lambda: sshd.become_password)
+    async with _transport(sshd, ["h0023"], auth=auth) as t:
+        with pytest.raises(CommandTimeout):
+            await t.run("h0023", "sleep 39.75", become=True, timeout=0.5)
+        for _ in range(50):
+            r = await t.run("h0023", "pgrep -f 'slee[p] 39.75' || true")
+            if r.stdout == "":
+                break
+            await asyncio.sleep(0.05)
+        assert r.stdout == ""
+
+
 async def test_identity_files_from_settings(sshd: SSHD) -> None:
     settings = sshd.settings(["h0015"])
     async with SSHTransport(settings, SSHAuth(), known_hosts=sshd.known_hosts) as t:

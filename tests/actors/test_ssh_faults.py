@@ -355,3 +355,28 @@ def test_backoff_is_jittered_exponential_and_capped() -> None:
     for i, d in enumerate(delays):
         raw = min(4.0, 2.0**i)
         assert raw * 0.5 <= d <= raw
+
+
+def test_connect_errors_are_classified() -> None:
+    import errno
+    import socket
+
+    from sysflow.actors.ssh_remote import classify_connect_error
+
+    def kind(exc: BaseException) -> type[Exception]:
+        return type(classify_connect_error(exc, "h1", None))
+
+    assert kind(asyncssh.HostKeyNotVerifiable("nope")) is HostKeyMismatch
+    assert kind(asyncssh.PermissionDenied("no")) is AuthenticationFailed
+    assert kind(TimeoutError()) is ConnectTimeout
+    assert kind(ConnectionRefusedError(errno.ECONNREFUSED, "refused")) is HostUnreachable
+    assert kind(socket.gaierror(-2, "Name or service not known")) is HostUnreachable
+    assert kind(OSError(errno.EHOSTUNREACH, "No route to host")) is HostUnreachable
+    assert kind(asyncssh.ConnectionLost("gone")) is ConnectionFailed
+    assert kind(RuntimeError("odd")) is ConnectionFailed
+    same = HostUnreachable("x", host="h1")
+    assert classify_connect_error(same, "h1", None) is same
+    assert (
+        str(classify_connect_error(RuntimeError("odd"), "h1", None))
+        == "h1: connection failed: RuntimeError: odd"
+    )
