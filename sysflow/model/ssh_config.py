@@ -8,7 +8,8 @@ first. So:
 - ``ansible_ssh_host`` / ``ansible_ssh_port`` / ``ansible_ssh_user`` (Ansible's legacy names) are
   read when the current names are unset; ``~`` in key paths is expanded;
 - the name looked up in the config (``Host`` patterns, ``%n``) is ``ansible_host`` or the inventory
-  name; ``HostName`` from the config maps it further, as ``ssh`` would;
+  name, matched case-sensitively; ``HostName`` from the config maps it further, and the final
+  hostname is lowercased, as ``ssh`` does;
 - ``ansible_port`` / ``ansible_user`` override ``Port`` / ``User`` from the config, which override
   the defaults (port 22, the current user);
 - ``ansible_ssh_private_key_file`` is tried first, then every ``IdentityFile`` from the config;
@@ -80,7 +81,7 @@ def resolve_connection(
     config = _load_config(_config_paths(ssh_config), alias, None if user is None else str(user), port)
     return ConnectionSettings(
         name=name,
-        hostname=str(config.get("Hostname") or alias),
+        hostname=str(config.get("Hostname") or alias).lower(),  # ssh lowercases the name it connects to
         port=int(config.get("Port") or DEFAULT_SSH_PORT),
         username=str(config.get("User") or getpass.getuser()),
         identity_files=_identity_files(

@@ -7,6 +7,7 @@ oracle for "resolve it the way ``ssh`` does".
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import os
 import shlex
@@ -30,8 +31,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@functools.cache
 def ssh_g(alias: str, *options: str) -> dict[str, list[str]]:
-    """What ``ssh -G -F CONFIG`` resolves for ``alias`` (no connection is made)."""
+    """What ``ssh -G -F CONFIG`` resolves for ``alias`` (no connection is made; ``~`` unexpanded)."""
     out = subprocess.run(
         ["ssh", "-G", "-F", str(CONFIG), *options, alias],
         capture_output=True,
@@ -104,6 +106,8 @@ RESOLVED: list[tuple[str, ConnectionSettings]] = [
     ),
     ("10.1.2.3", ConnectionSettings("10.1.2.3", "10.1.2.3", 22, "<me>", (), "jump10@gw.example.net:2222")),
     ("other.example.net", ConnectionSettings("other.example.net", "other.example.net", 22, "<me>", (), None)),
+    # patterns match case-sensitively, the final hostname is lowercased
+    ("WEB01.Example.com", ConnectionSettings("WEB01.Example.com", "web01.example.com", 22, "<me>", (), None)),
 ]
 
 
