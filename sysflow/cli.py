@@ -1,7 +1,16 @@
 """The ``sysflow`` command line. Commands import what they need lazily so ``--help`` stays fast.
 
-Exit codes: 0 success, 1 invalid input or a failed command (every problem printed, one per line,
-never a traceback), 2 usage errors (typer's own).
+Exit codes (every command):
+
+* 0: success (the run completed and every host succeeded; the audit log is intact);
+* 1: the run failed, or invalid input (every problem printed, one per line, never a traceback);
+* 2: usage errors (typer's own: unknown option, missing argument);
+* 3: not found (no such run, run store, audit log or Ray job);
+* 4: conflict (hosts leased by another run, or the run already finished);
+* 130: interrupted (Ctrl-C).
+
+``--debug`` (before the command) shows tracebacks. Command bodies live in ``sysflow.cli_run``,
+``cli_control``, ``cli_audit``, ``cli_demo`` and ``sysflow.ray_jobs``.
 """
 
 from __future__ import annotations
@@ -25,11 +34,22 @@ app = typer.Typer(
 )
 
 EXIT_INVALID = 1
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_INTERRUPTED = 130
+
+_DEBUG = {"on": False}  # set by the root --debug option, read by _guard
 
 
 @app.callback()
-def _root() -> None:
-    """sysflow: plan, run and verify maintenance across a fleet over SSH."""
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """sysflow: plan, run and verify maintenance across a fleet over SSH.
+
+    Exit codes: 0 ok, 1 run failed or invalid input, 2 usage, 3 not found, 4 conflict, 130 interrupted.
+    """
+    _DEBUG["on"] = debug
 
 
 def _fail(lines: list[str], summary: str) -> typer.Exit:
@@ -167,6 +187,11 @@ def forecast_cmd(
                          json_out=json_out, echo=typer.echo)  # fmt: skip
     except (SysflowError, OSError, ValueError) as exc:
         raise _fail(_problem_lines(exc), f"{workflow}: cannot forecast") from None
+
+
+from sysflow.cli_commands import register  # noqa: E402  (the operating commands: run, sim, demo, ...)
+
+register(app)
 
 
 def main() -> None:

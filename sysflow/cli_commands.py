@@ -1,0 +1,445 @@
+"""The operating commands of ``sysflow``: run, sim, demo, resume, status, approve, cancel, audit, submit.
+
+Each is a thin typer wrapper: options in, one call into ``sysflow.cli_run``, ``cli_control``,
+``cli_audit``, ``cli_demo`` or ``sysflow.ray_jobs``, and an exit code out. Errors become one clear
+line on stderr (:func:`guard`); ``sysflow --debug ...`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from sysflow import cli
+
+if TYPE_CHECKING:
+    from sysflow.cli_run import RunSetup
+
+__all__ = ["audit_app", "guard", "register"]
+
+DEFAULT_STATE = Path(".sysflow") / "state.db"
+DEFAULT_DEMO_OUT = Path("sysflow-demo")
+
+audit_app = typer.Typer(
+    name="audit",
+    help="Check and read the tamper-evident audit log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+WorkflowArg = Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")]
+InventoryOpt = Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON Lines on stdout.")]
+StateOpt = Annotated[Path, typer.Option("--state", help="Run store (SQLite).")]
+AuditOpt = Annotated[Path | None, typer.Option("--audit", help="Append to this audit log (SQLite).")]
+RunArg = Annotated[str, typer.Argument(help="Run id (see `sysflow status`).")]
+DbOpt = Annotated[Path, typer.Option("--db", help="Audit log (SQLite).")]
+
+
+def _exit(code: int, line: str | None = None) -> NoReturn:
+    if line:
+        typer.echo(line, err=True)
+    raise typer.Exit(code)
+
+
+def _code_of(exc: BaseException) -> int:
+    from sysflow.cli_control import ControlError
+    from sysflow.errors import LeaseConflict
+    from sysflow.ray_jobs import RayJobError
+
+    if isinstance(exc, ControlError | RayJobError):
+        return cli.EXIT_NOT_FOUND if exc.missing else cli.EXIT_CONFLICT
+    if isinstance(exc, FileNotFoundError):
+        return cli.EXIT_NOT_FOUND
+    if isinstance(exc, LeaseConflict):
+        return cli.EXIT_CONFLICT
+    return cli.EXIT_INVALID
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"error: no such file: {exc.filename}"
+    return f"error: {exc}"
+
+
+@contextlib.contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Errors as one line and an exit code (tracebacks only with ``--debug``)."""
+    from sysflow.errors import SysflowError
+
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        _exit(cli.EXIT_INTERRUPTED, f"{what}: interrupted")
+    except (SysflowError, OSError, ValueError) as exc:
+        if cli._DEBUG["on"]:
+            raise
+        lines = cli._problem_lines(exc) if getattr(exc, "problems", None) else [_message(exc)]
+        for line in lines[:-1]:
+            typer.echo(line, err=True)
+        _exit(_code_of(exc), lines[-1] if len(lines) == 1 else f"{lines[-1]}\n{what}: failed")
+
+
+def _setup(json_lines: bool, audit: Path | None, state: Path | None, approve_all: bool) -> RunSetup:
+    from sysflow.cli_run import RunSetup
+    from sysflow.progress import choose_mode
+
+    mode = choose_mode(json_lines=json_lines, is_terminal=sys.stdout.isatty())
+    return RunSetup(mode=mode, out=sys.stdout, audit=audit, state=state, approve_all=approve_all)
+
+
+def _echo_for(json_lines: bool) -> Callable[[str], None]:
+    """Summary lines go to stderr when stdout carries JSON Lines."""
+    return (lambda line: typer.echo(line, err=True)) if json_lines else typer.echo
+
+
+# -- run, sim, demo, resume -----------------------------------------------------------------------
+
+
+def run(
+    workflow: WorkflowArg,
+    inventory: InventoryOpt,
+    ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="OpenSSH client config.")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Private key file (default: ssh-agent).")] = None,
+    passphrase_env: Annotated[
+        str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
+    ] = None,
+    known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")] = None,
+    audit: AuditOpt = None,
+    state: StateOpt = DEFAULT_STATE,
+    json_lines: JsonOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and plan; run nothing.")] = False,
+    approve_all: Annotated[bool, typer.Option("--approve-all", help="Approve every gate.")] = False,
+) -> None:
+    """Run a workflow over SSH with live progress.
+
+    Examples:
+
+      sysflow run examples/patching.yaml -i examples/inventory.ini --key ~/.ssh/id_ed25519
+
+      sysflow run wf.yaml -i hosts.ini --audit audit.db --json > events.jsonl
+
+      sysflow run wf.yaml -i hosts.ini --dry-run
+
+    Exit codes: 0 every host succeeded, 1 the run failed or invalid input, 4 hosts leased by another run.
+    """
+    from sysflow.cli_run import SSHOptions, run_command
+
+    with guard(f"{workflow}"):
+        wf, inv = cli.load_inputs(workflow, inventory, ssh_config)
+        if dry_run:
+            cli.validate(workflow, inventory, ssh_config)
+            typer.echo("dry run: nothing was run")
+            return
+        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env)
+        setup = _setup(json_lines, audit, state, approve_all)
+        code = run_command(wf, inv, ssh, setup, _echo_for(json_lines))
+    raise typer.Exit(code)
+
+
+def sim(
+    workflow: WorkflowArg,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="Inventory (default: generate --hosts hosts).")
+    ] = None,
+    profile: Annotated[Path | None, typer.Option("--profile", help="Simulation profile (YAML).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the simulated fleet.")] = 1,
+    hosts: Annotated[
+        int, typer.Option("--hosts", help="Without -i: simulate the demo fleet of this many hosts.")
+    ] = 1000,
+    start: Annotated[str | None, typer.Option(help="Virtual start time, ISO 8601 (default: now).")] = None,
+    audit: AuditOpt = None,
+    state: Annotated[Path | None, typer.Option("--state", help="Run store (default: none).")] = None,
+    json_lines: JsonOpt = False,
+    approve: Annotated[bool, typer.Option("--approve/--no-approve", help="Approve every gate.")] = True,
+) -> None:
+    """Run a workflow with the real engine on a simulated fleet, on virtual time.
+
+    Examples:
+
+      sysflow sim examples/patching.yaml -i examples/inventory.ini
+
+      sysflow sim examples/demo/patching.yaml --hosts 5000 --seed 7 --audit sim-audit.db
+
+      sysflow sim wf.yaml -i hosts.ini --profile faults.yaml --json | jq .kind
+
+    Exit codes: 0 every simulated host succeeded, 1 the run failed or invalid input.
+    """
+    from sysflow.cli_demo import demo_inventory
+    from sysflow.cli_run import SimOptions, sim_command, sim_start
+    from sysflow.model.workflow import MaintenanceWorkflow
+
+    with guard(f"{workflow}"):
+        if inventory is not None:
+            wf, inv = cli.load_inputs(workflow, inventory, None)
+        else:
+            wf, inv = MaintenanceWorkflow.from_file(workflow), demo_inventory(hosts)
+        options = SimOptions(profile=profile, seed=seed, start=sim_start(start))
+        setup = _setup(json_lines, audit, state, approve)
+        code = sim_command(wf, inv, options, setup, _echo_for(json_lines))
+    raise typer.Exit(code)
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the chart, report and audit log.")] = (
+        DEFAULT_DEMO_OUT
+    ),
+    hosts: Annotated[int, typer.Option("--hosts", help="Simulated fleet size.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the simulated fleet.")] = 1,
+    json_lines: JsonOpt = False,
+) -> None:
+    """The main job, simulated: forecast, Gantt chart, a 1,000-host run on virtual time, report.
+
+    Examples:
+
+      sysflow demo
+
+      sysflow demo --out /tmp/demo --hosts 3000
+
+    Exit codes: 0 the simulated run succeeded and its audit log verifies, 1 otherwise.
+    """
+    from sysflow.cli_demo import DemoOptions, demo_command
+
+    with guard("demo"):
+        opts = DemoOptions(out, hosts, seed, json_lines, sys.stdout.isatty())
+        code = demo_command(opts, _echo_for(json_lines))
+    raise typer.Exit(code)
+
+
+def resume(
+    run_id: RunArg,
+    state: StateOpt = DEFAULT_STATE,
+    ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="OpenSSH client config.")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Private key file (default: ssh-agent).")] = None,
+    passphrase_env: Annotated[
+        str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
+    ] = None,
+    known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")] = None,
+    audit: AuditOpt = None,
+    json_lines: JsonOpt = False,
+) -> None:
+    """Continue an interrupted run: finished operations are kept, interrupted ones re-checked.
+
+    Examples:
+
+      sysflow resume os_patching-20261129T010000-3f2a1b
+
+      sysflow resume RUN --state /srv/sysflow/state.db --key ~/.ssh/maint
+
+    Exit codes: 0 ok, 1 the run failed, 3 no such run, 4 hosts leased by another run.
+    """
+    from sysflow.cli_control import run_views
+    from sysflow.cli_run import SSHOptions, resume_command
+
+    with guard(f"resume {run_id}"):
+        run_views(state, run_id)  # a missing store or run is "not found" before anything starts
+        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env)
+        code = resume_command(run_id, ssh, _setup(json_lines, audit, state, False), _echo_for(json_lines))
+    raise typer.Exit(code)
+
+
+# -- status, approve, cancel ----------------------------------------------------------------------
+
+
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: every run).")] = None,
+    state: StateOpt = DEFAULT_STATE,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray dashboard (http://HEAD:8265): list its jobs.")
+    ] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="Ray auth token file.")] = None,
+) -> None:
+    """Show runs in the run store, or the jobs of a Ray cluster.
+
+    Examples:
+
+      sysflow status
+
+      sysflow status os_patching-20261129T010000-3f2a1b
+
+      sysflow status --address http://head:8265
+
+    Exit codes: 0 ok, 3 no such run, store or job.
+    """
+    with guard("status"):
+        if address is not None:
+            from sysflow.ray_jobs import RayTarget, job_lines
+
+            lines = job_lines(RayTarget.from_options(address, token_file), run_id)
+        else:
+            from sysflow.cli_control import run_views, status_lines
+
+            lines = status_lines(run_views(state, run_id))
+        for line in lines:
+            typer.echo(line)
+
+
+def _who() -> str:
+    from sysflow.audit.log import _local_user
+
+    return os.environ.get("SYSFLOW_USER") or _local_user()
+
+
+def approve(
+    run_id: RunArg,
+    wave: Annotated[int, typer.Option("--wave", help="The wave (1-based) whose gate to approve.")] = 0,
+    state: StateOpt = DEFAULT_STATE,
+) -> None:
+    """Approve the manual gate before a wave of a running (or interrupted) run.
+
+    Examples:
+
+      sysflow approve os_patching-20261129T010000-3f2a1b --wave 2
+
+    Exit codes: 0 approved, 1 bad --wave, 3 no such run, 4 the run already finished.
+    """
+    from sysflow.cli_control import approve_run, run_views
+
+    with guard(f"approve {run_id}"):
+        target = wave or (run_views(state, run_id)[0].wave + 1)
+        typer.echo(approve_run(state, run_id, target, _who()))
+
+
+def cancel(run_id: RunArg, state: StateOpt = DEFAULT_STATE) -> None:
+    """Cancel a run: nothing new starts, running operations finish.
+
+    Examples:
+
+      sysflow cancel os_patching-20261129T010000-3f2a1b
+
+    Exit codes: 0 cancelled (or requested), 3 no such run, 4 the run already finished.
+    """
+    from sysflow.cli_control import cancel_run
+
+    with guard(f"cancel {run_id}"):
+        typer.echo(cancel_run(state, run_id, _who()))
+
+
+# -- submit ---------------------------------------------------------------------------------------
+
+
+def submit(
+    workflow: WorkflowArg,
+    inventory: InventoryOpt,
+    address: Annotated[str, typer.Option("--address", help="Ray dashboard, e.g. http://HEAD:8265.")],
+    use_sim: Annotated[bool, typer.Option("--sim", help="Run on the simulator in the job.")] = False,
+    profile: Annotated[Path | None, typer.Option("--profile", help="Simulation profile (with --sim).")] = None,
+    audit: Annotated[
+        str | None, typer.Option("--audit", help="Audit log path as the job sees it.")
+    ] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="Ray auth token file.")] = None,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Stream logs until the end.")] = True,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow the job.")] = 3600.0,
+) -> None:
+    """Submit a run to a Ray cluster as a job, stream its logs, report its final status.
+
+    The token comes from --token-file, $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token and
+    is sent, never printed.
+
+    Examples:
+
+      sysflow submit examples/patching.yaml -i examples/inventory.ini --address http://head:8265
+
+      sysflow submit wf.yaml -i hosts.ini --address http://127.0.0.1:8265 --sim --audit /tmp/a.db
+
+    Exit codes: 0 the job succeeded, 1 it failed or invalid input, 3 no such job.
+    """
+    from sysflow.ray_jobs import JobSpec, RayTarget, submit_and_follow
+
+    with guard(f"submit {workflow}"):
+        cli.load_inputs(workflow, inventory, None)
+        spec = JobSpec(workflow, inventory, sim=use_sim, profile=profile, audit=audit)
+        ok = submit_and_follow(
+            RayTarget.from_options(address, token_file), spec, echo=typer.echo, follow_logs=follow, timeout=timeout
+        )
+    raise typer.Exit(0 if ok else cli.EXIT_INVALID)
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOpt) -> None:
+    """Check the hash chain; name the first edited, removed or reordered record.
+
+    Examples:
+
+      sysflow audit verify --db audit.db
+
+    Exit codes: 0 intact, 1 tampered, 3 no such file.
+    """
+    from sysflow.cli_audit import verify_log
+
+    with guard("audit verify"):
+        intact, line = verify_log(db)
+    if not intact:
+        _exit(cli.EXIT_INVALID, line)
+    typer.echo(line)
+
+
+@audit_app.command("query")
+def audit_query(
+    db: DbOpt,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only from this ISO 8601 time.")] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="JSON Lines instead of text.")] = False,
+) -> None:
+    """Print audit records of a run, a host and/or since a time.
+
+    Examples:
+
+      sysflow audit query --db audit.db --run RUN --host web01.example.com
+
+      sysflow audit query --db audit.db --since 2026-11-29T01:00 --json
+
+    Exit codes: 0 ok, 1 bad --since, 3 no such file.
+    """
+    from sysflow.cli_audit import query, query_lines
+
+    with guard("audit query"):
+        for line in query_lines(query(db, run=run_id, host=host, since=since), as_json=json_lines):
+            typer.echo(line)
+
+
+@audit_app.command("export")
+def audit_export(
+    db: DbOpt,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only from this ISO 8601 time.")] = None,
+) -> None:
+    """Export audit records as JSON Lines (for a SIEM).
+
+    Examples:
+
+      sysflow audit export --db audit.db -o audit.jsonl
+
+    Exit codes: 0 ok, 1 bad --since, 3 no such file.
+    """
+    from sysflow.cli_audit import export
+
+    with guard("audit export"):
+        if out is None:
+            export(db, sys.stdout, run=run_id, host=host, since=since)
+            return
+        with out.open("w", encoding="utf-8") as fh:
+            n = export(db, fh, run=run_id, host=host, since=since)
+        typer.echo(f"wrote {n} records to {out}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operating commands to the root ``sysflow`` app."""
+    for command in (run, sim, demo, resume, status, approve, cancel, submit):
+        app.command(command.__name__)(command)
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,335 @@
+"""What ``sysflow run``, ``sim`` and ``resume`` do: build an engine, attach observers, run, report.
+
+``sysflow.cli`` parses the options and calls these; they return the process exit code. A run on
+the simulator (``sim``, ``demo``, a submitted Ray job) drives the real engine on virtual time
+(:func:`sysflow.sim.run_virtual`), so a four-hour window passes in seconds.
+
+A live ``sysflow run`` with a run store also polls the store for control requests that other
+processes wrote (``sysflow approve`` and ``sysflow cancel``, see :mod:`sysflow.cli_control`), and
+applies them to its run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from sysflow.engine.events import Event, EventKind, Observer
+
+if TYPE_CHECKING:
+    from sysflow.engine.engine import Engine
+    from sysflow.engine.result import RunResult
+    from sysflow.engine.run import Run
+    from sysflow.model.inventory import Inventory
+    from sysflow.model.workflow import MaintenanceWorkflow
+    from sysflow.progress import Progress, ProgressContext, ProgressMode
+
+__all__ = [
+    "EXIT_CONFLICT",
+    "EXIT_FAILED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "AutoApprover",
+    "RunSetup",
+    "exit_code",
+    "progress_context",
+    "result_lines",
+    "run_command",
+    "sim_command",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run failed, or the input is invalid
+EXIT_USAGE = 2  # typer's own usage errors
+EXIT_NOT_FOUND = 3  # no such run, file or job
+EXIT_CONFLICT = 4  # the hosts are leased by another run, or the run is in no state for this
+CONTROL_POLL_INTERVAL = 2.0  # seconds between reads of the store for approvals and cancels
+DEFAULT_STATE = Path(".sysflow") / "state.db"
+SIM_HORIZON = timedelta(days=14)  # how far ahead the forecast of a simulated run looks
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """Where a run's progress, audit and state go."""
+
+    mode: ProgressMode
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+    audit: Path | None = None
+    state: Path | None = None
+    approve_all: bool = False
+    who: str | None = None
+
+
+class AutoApprover:
+    """Approves every gate as soon as it asks (``--approve-all``, the demo, submitted sim runs)."""
+
+    def __init__(self) -> None:
+        self.run: Run | None = None
+        self.approved: list[int] = []
+
+    def on_event(self, event: Event) -> None:
+        if event.kind is EventKind.APPROVAL_REQUESTED and self.run is not None and event.wave is not None:
+            self.approved.append(event.wave + 1)
+            self.run.approve(event.wave + 1)
+
+
+# -- building blocks ----------------------------------------------------------------------------
+
+
+def progress_context(inventory: Inventory, plan: Any = None, total_ops: int = 0) -> ProgressContext:
+    """Datacenters of the hosts, sizes, and (with a plan) the forecast and windows for the ETA."""
+    from sysflow.progress import ProgressContext, planned_ends, window_end_finder
+
+    dcs = {h.name: h.datacenter or "-" for h in inventory}
+    if plan is None:
+        return ProgressContext(total_ops=total_ops, total_hosts=len(dcs), datacenter_of=dcs)
+    return ProgressContext(
+        total_ops=total_ops,
+        total_hosts=len(dcs),
+        datacenter_of=dcs,
+        planned_ends=planned_ends(plan),
+        window_end=window_end_finder(plan),
+    )
+
+
+@contextlib.contextmanager
+def observers(setup: RunSetup, context: ProgressContext) -> Iterator[tuple[list[Observer], Progress]]:
+    """Progress (entered), the audit observer and the auto-approver, closed at the end."""
+    from sysflow.progress import progress_for
+
+    progress = progress_for(setup.mode, out=setup.out, context=context)
+    found: list[Observer] = [progress]
+    log = None
+    if setup.audit is not None:
+        from sysflow.audit.log import AuditLog
+        from sysflow.audit.observer import AuditObserver
+
+        log = AuditLog(setup.audit, who=setup.who)
+        found.append(AuditObserver(log))
+    try:
+        with progress:
+            yield found, progress
+    finally:
+        if log is not None:
+            log.close()
+
+
+def exit_code(result: RunResult) -> int:
+    """0 when every host succeeded and the run completed, else 1."""
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def result_lines(result: RunResult) -> list[str]:
+    """The closing summary: status, host counts, failed hosts, verification."""
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.summary()["hosts"].items()))
+    lines = [f"run {result.run_id}: {result.status.value} ({counts})"]
+    if result.reason:
+        lines.append(f"  reason: {result.reason}")
+    failed = result.failed_servers
+    if failed:
+        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        lines.append(f"  failed hosts: {', '.join(failed[:10])}{more}")
+    report = result.verification_results
+    if report is not None:
+        c = report.counts
+        lines.append(
+            f"  verification: {report.outcome.value}; hosts passed {len(report.passed_hosts)}, "
+            f"failed {len(report.failed_hosts)}, inconclusive {len(report.inconclusive_hosts)}; "
+            f"checks {c.total}: {c.passed} passed, {c.failed} failed, {c.inconclusive} inconclusive"
+        )
+    lines.append(f"  time: {result.started:%Y-%m-%d %H:%M} to {result.ended:%Y-%m-%d %H:%M} UTC")
+    return lines
+
+
+async def drive(engine: Engine, workflow: MaintenanceWorkflow, approver: AutoApprover | None) -> RunResult:
+    """Prepare and run ``workflow`` on ``engine`` (with the store: leases, write-ahead)."""
+    run = engine.prepare(workflow)
+    if approver is not None:
+        approver.run = run
+    return await engine.drive(run)
+
+
+# -- sysflow sim --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """What ``sysflow sim`` simulates."""
+
+    profile: Path | None = None
+    seed: int = 1
+    start: datetime | None = None
+    forecast: bool = True
+
+
+async def _simulate(
+    workflow: MaintenanceWorkflow,
+    inventory: Inventory,
+    sim: SimOptions,
+    setup: RunSetup,
+    plan: Any,
+) -> RunResult:
+    from sysflow.engine.engine import Engine
+    from sysflow.sim import SimFleet, SimProfile, SimTransport, current_virtual_clock
+
+    clock = current_virtual_clock()
+    profile = SimProfile.load(sim.profile) if sim.profile is not None else None
+    transport = SimTransport(SimFleet(inventory, profile, seed=sim.seed, start=clock.start), clock)
+    approver = AutoApprover() if setup.approve_all else None
+    context = progress_context(inventory, plan)
+    with observers(setup, context) as (found, _):
+        engine = Engine(
+            inventory,
+            transport=transport,
+            clock=clock,
+            observers=[*found, *([approver] if approver else [])],
+            store=setup.state,
+        )
+        try:
+            return await drive(engine, workflow, approver)
+        finally:
+            if engine.store is not None:
+                engine.store.close()
+
+
+def sim_start(text: str | None) -> datetime:
+    """``--start`` (ISO 8601, naive = UTC), or now to the minute."""
+    from sysflow.planner.cli import parse_start
+
+    return parse_start(text).astimezone(UTC)
+
+
+def simulate(
+    workflow: MaintenanceWorkflow, inventory: Inventory, sim: SimOptions, setup: RunSetup, plan: Any = None
+) -> RunResult:
+    """Run ``workflow`` on a simulated fleet of ``inventory`` on virtual time (blocking)."""
+    from sysflow.sim import run_virtual
+
+    start = sim.start or sim_start(None)
+    return run_virtual(_simulate(workflow, inventory, sim, setup, plan), start=start)
+
+
+def sim_command(
+    workflow: MaintenanceWorkflow, inventory: Inventory, sim: SimOptions, setup: RunSetup, echo: Any
+) -> int:
+    """``sysflow sim``: the real engine on the simulator; summary and exit code."""
+    plan = forecast_plan(workflow, inventory, sim.start or sim_start(None)) if sim.forecast else None
+    result = simulate(workflow, inventory, sim, setup, plan)
+    for line in result_lines(result):
+        echo(line)
+    return exit_code(result)
+
+
+def forecast_plan(workflow: MaintenanceWorkflow, inventory: Inventory, start: datetime) -> Any:
+    """The p50 plan the progress view's ETA follows (greedy, fast)."""
+    from sysflow.planner.build import plan
+
+    return plan(workflow, inventory, start=start, horizon=SIM_HORIZON)
+
+
+# -- sysflow run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    """How ``sysflow run`` and ``resume`` reach the hosts."""
+
+    ssh_config: Path | None = None
+    key: Path | None = None
+    known_hosts: Path | None = None
+    passphrase_env: str | None = None
+
+
+def make_auth(ssh: SSHOptions) -> Any:
+    """A key file (passphrase from an environment variable), else the ssh-agent."""
+    from sysflow.actors.auth import SSHAuth
+
+    if ssh.key is not None:
+        return SSHAuth.from_keyfile(ssh.key, ssh.passphrase_env)
+    return SSHAuth.from_agent()
+
+
+def ssh_engine(inventory: Inventory, ssh: SSHOptions, setup: RunSetup, found: Sequence[Observer]) -> Engine:
+    from sysflow.engine.engine import Engine
+
+    return Engine(
+        inventory,
+        make_auth(ssh),
+        observers=found,
+        ssh_config=ssh.ssh_config,
+        known_hosts=ssh.known_hosts,
+        store=setup.state,
+    )
+
+
+async def _run_live(
+    workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup
+) -> RunResult:
+    approver = AutoApprover() if setup.approve_all else None
+    with observers(setup, progress_context(inventory)) as (found, _):
+        engine = ssh_engine(inventory, ssh, setup, [*found, *([approver] if approver else [])])
+        run = engine.prepare(workflow)
+        if approver is not None:
+            approver.run = run
+        poller = asyncio.create_task(poll_controls(run, setup.state)) if setup.state else None
+        try:
+            return await engine.drive(run)
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            if engine.store is not None:
+                engine.store.close()
+
+
+def run_command(
+    workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup, echo: Any
+) -> int:
+    """``sysflow run`` over SSH: progress, audit, summary, exit code."""
+    result = asyncio.run(_run_live(workflow, inventory, ssh, setup))
+    for line in result_lines(result):
+        echo(line)
+    return exit_code(result)
+
+
+def resume_command(run_id: str, ssh: SSHOptions, setup: RunSetup, echo: Any) -> int:
+    """``sysflow resume RUN``: continue an interrupted run from the store over SSH."""
+    from sysflow.model.inventory import Inventory
+
+    async def resume() -> RunResult:
+        with observers(setup, progress_context(Inventory())) as (found, _):
+            engine = ssh_engine(Inventory(), ssh, setup, found)
+            try:
+                return await engine.resume_async(run_id)
+            finally:
+                if engine.store is not None:
+                    engine.store.close()
+
+    result = asyncio.run(resume())
+    for line in result_lines(result):
+        echo(line)
+    return exit_code(result)
+
+
+async def poll_controls(run: Run, state: Path | None, interval: float = CONTROL_POLL_INTERVAL) -> None:
+    """Apply approvals and cancels other processes wrote to the store, until cancelled."""
+    from sysflow.cli_control import pending_controls
+
+    if state is None:
+        return
+    seen: set[tuple[int, str]] = set()
+    while True:
+        for wave, kind in pending_controls(state, run.id, seen):
+            seen.add((wave, kind))
+            if kind == "cancel":
+                run.cancel("cancelled by operator (sysflow cancel)")
+            else:
+                run.approve(wave + 1)
+        await asyncio.sleep(interval)
