@@ -75,6 +75,8 @@ class Engine:
             self.bus.subscribe(obs)
         self.horizon = horizon
         self._transport = transport
+        self._owns_transport = transport is None  # built here, so closed here when runs end
+        self._driving = 0  # runs in progress that may use the engine's own transport
         self._runner = runner
         self._ssh_config = ssh_config
         self._known_hosts = known_hosts
@@ -115,6 +117,7 @@ class Engine:
         return await self._drive(self.prepare(workflow, run_id=run_id, restored=restored))
 
     async def _drive(self, run: Run) -> RunResult:
+        self._driving += 1
         try:
             if self.store is None:
                 return await run.execute()
@@ -139,8 +142,10 @@ class Engine:
                 if run.durations is not None:
                     self.store.save_durations(run.workflow.name, run.durations.to_json(), at=self.clock.now())
         finally:
-            if self._transport is None and self._runner is None:
-                await self.transport.close()
+            self._driving -= 1
+            if self._owns_transport and self._transport is not None and not self._driving:
+                transport, self._transport = self._transport, None
+                await transport.close()
 
     def _lease_clock(self) -> Clock | None:
         return None if isinstance(self.clock, RealClock) else self.clock
