@@ -81,6 +81,8 @@ __all__ = [
     "SettingsLike",
 ]
 
+_OPTIONS_CACHE_SIZE = 64  # asyncssh option sets kept (one per user x credential set)
+
 
 class _State(Enum):
     OPEN = "open"
@@ -433,7 +435,8 @@ class SSHTransport:
         opts = self._options.get(key)
         if opts is None:
             t = self.timeouts
-            self._options.clear()  # credentials changed: drop options built from the old ones
+            if len(self._options) >= _OPTIONS_CACHE_SIZE:  # rotated credentials leave stale entries
+                self._options.clear()
             opts = asyncssh.SSHClientConnectionOptions(
                 username=user or (),
                 known_hosts=self._store.asyncssh_known_hosts(),
