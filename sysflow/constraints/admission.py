@@ -22,7 +22,7 @@ import asyncio
 import itertools
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,6 +72,7 @@ class _Waiter:
     keys: frozenset[str]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[None] | None = None
+    blocked_on: str | None = None  # the constraint of its last denial: what to wake it for
 
 
 class Admission:
@@ -115,8 +116,9 @@ class Admission:
                 await self._wait(ticket, result)
         finally:
             with self._lock:
-                self._waiters.pop(ticket, None)
-            self._wake()
+                gone = self._waiters.pop(ticket, None)
+            if gone is not None:
+                self._wake(gone.keys)  # later waiters queued behind it may go now
 
     def release(self, grant: Grant) -> None:
         """Return the pool units of ``grant`` (its host stays in maintenance until ``host_done``)."""
@@ -126,20 +128,23 @@ class Admission:
             self._grants.discard(grant.id)
             for key, demand in grant.usage:
                 self._used[key] -= demand
-        self._wake()
+        if self._waiters:
+            self._wake({key for key, _ in grant.usage})
 
     def host_done(self, host: str) -> None:
         """The host's last operation ended: it leaves maintenance and frees its budget slots."""
         with self._lock:
-            for key in self._hosts.pop(host, ()):
+            freed = self._hosts.pop(host, ())
+            for key in freed:
                 self._budget[key].discard(host)
-        self._wake()
+        if self._waiters:
+            self._wake(set(freed))
 
     def set_capacity(self, key: str, value: float) -> None:
         """Throttle while running; lowering never revokes grants, it only holds new ones back."""
         with self._lock:
             self.limits.set_capacity(key, value)
-        self._wake()
+        self._wake({key})
 
     def in_use(self, key: str) -> float:
         """Units held on a pool, hosts held on a budget, or starts within the window of a rate."""
@@ -281,15 +286,24 @@ class Admission:
     # -- waiting -----------------------------------------------------------------------------
 
     def _attempt(self, op: OpLike, ticket: int, host_starting: bool | None) -> Grant | Denied:
+        passed: set[str] = set()
         with self._lock:
             result = self._try(op, self.clock.now(), host_starting, ticket)
             waiter = self._waiters[ticket]
             if isinstance(result, Grant):
                 waiter.future = None
             else:
+                old_keys, old_block = waiter.keys, waiter.blocked_on
                 waiter.keys = self._held_keys(op, host_starting)
+                waiter.blocked_on = result.constraint
                 waiter.future = waiter.loop.create_future()
-            return result
+                # places given up, or a wake-up for a key it no longer waits on: pass them on
+                passed = set(old_keys - waiter.keys)
+                if old_block is not None and old_block != result.constraint:
+                    passed.add(old_block)
+        if passed:
+            self._wake(passed)
+        return result
 
     async def _wait(self, ticket: int, denied: Denied) -> None:
         future = self._waiters[ticket].future
@@ -304,18 +318,34 @@ class Admission:
         finally:
             sleeper.cancel()
 
-    def _pending(self) -> Iterator[_Waiter]:
-        with self._lock:
-            waiters = [w for _, w in sorted(self._waiters.items())]
-        return (w for w in waiters if w.future is not None and not w.future.done())
+    def _wake(self, keys: Collection[str]) -> None:
+        """Let the oldest waiter blocked on each of ``keys`` try again.
 
-    def _wake(self) -> None:
-        if not self._waiters:
-            return
-        for waiter in self._pending():
-            future = waiter.future
-            assert future is not None
-            waiter.loop.call_soon_threadsafe(_resolve, future)
+        Waking one per key suffices: later waiters on that key queue behind it, and it wakes
+        them on its way out (granted or cancelled).
+        """
+        ready: list[_Waiter] = []
+        with self._lock:
+            todo = set(keys)
+            for w in self._waiters.values():  # insertion order is ticket order
+                if w.blocked_on in todo and w.future is not None and not w.future.done():
+                    ready.append(w)
+                    todo.discard(w.blocked_on)
+                    if not todo:
+                        break
+        for w in ready:
+            assert w.future is not None
+            if _running_loop() is w.loop:
+                _resolve(w.future)
+            else:
+                w.loop.call_soon_threadsafe(_resolve, w.future)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

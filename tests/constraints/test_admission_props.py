@@ -79,7 +79,7 @@ action = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(actions=st.lists(action, max_size=80))
 def test_random_sequences_never_exceed(actions: list[tuple[str, int, int]]) -> None:
     clock = ManualClock()
@@ -110,7 +110,7 @@ def test_random_sequences_never_exceed(actions: list[tuple[str, int, int]]) -> N
             books.caps["servers"] = x
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     chains=st.lists(st.integers(0, len(HOSTS) - 1), min_size=1, max_size=8, unique=True),
     sleeps=st.lists(st.sampled_from([0.0, 0.5, 1.0, 4.0]), min_size=1, max_size=5),
