@@ -37,6 +37,7 @@ from sysflow.planner.solution import Assignment, Score, block_items, blocks, lat
 __all__ = ["DEFAULT_MAX_UNITS", "CpSatResult", "solve_cpsat"]
 
 DEFAULT_MAX_UNITS = 1500  # chains per CP-SAT model before identical hosts are batched
+PRESOLVE_UP_TO = 300  # chains; larger models skip CP-SAT's presolve
 _INT_LIMIT = 1 << 61  # keep every objective coefficient × range inside int64
 
 
@@ -281,6 +282,10 @@ class _Model:
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = seed
         solver.parameters.cp_model_probing_level = 0  # probing alone outlasts 10 s at 1,000 hosts
+        if len(self.starts) > PRESOLVE_UP_TO:
+            # Presolve of a large model can use the whole budget before the hint is even loaded;
+            # without it the (complete, feasible) hint is the first solution and search improves it.
+            solver.parameters.cp_model_presolve = False
         status = solver.solve(self.m)
         name = solver.status_name(status)
         if status not in (self.cp.OPTIMAL, self.cp.FEASIBLE):
