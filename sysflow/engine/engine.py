@@ -99,7 +99,7 @@ class Engine:
         With a store, the run is recorded first and its hosts are leased for its lifetime; a host
         held by another live run makes it wait up to ``lease_wait`` seconds, then ``LeaseConflict``.
         """
-        return await self._drive(self.prepare(workflow, run_id=run_id))
+        return await self.drive(self.prepare(workflow, run_id=run_id))
 
     def resume(self, run_id: str) -> RunResult:
         """Continue an interrupted run from the store (blocking); see :meth:`resume_async`."""
@@ -114,9 +114,10 @@ class Engine:
         if not len(self.inventory):
             self.inventory = Inventory.model_validate_json(row.inventory_json)
         restored = Restored(self.store.ops(run_id), self.store.gates(run_id))
-        return await self._drive(self.prepare(workflow, run_id=run_id, restored=restored))
+        return await self.drive(self.prepare(workflow, run_id=run_id, restored=restored))
 
-    async def _drive(self, run: Run) -> RunResult:
+    async def drive(self, run: Run) -> RunResult:
+        """Execute a prepared run: lease its hosts (with a store), run it, keep learned durations."""
         self._driving += 1
         try:
             if self.store is None:

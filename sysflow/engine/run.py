@@ -622,6 +622,8 @@ class Run:
         else:
             status = RunStatus.COMPLETED
         self.status = status
+        if self.store is not None:
+            self.store.set_status(self.id, status, at=self.clock.now(), reason=self._ctl.stop_reason)
         self._result = RunResult(
             run_id=self.id,
             workflow=self.workflow.name,

@@ -138,6 +138,12 @@ class RunStore:
             self._db.execute("COMMIT")
             self._db.close()
 
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
         with self._lock:
             self._db.execute(sql, args)
