@@ -91,6 +91,7 @@ class Admission:
         self._ids = itertools.count(1)
         self._tickets = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
+        self._caps = limits.capacities
 
     # -- public ------------------------------------------------------------------------------
 
@@ -105,8 +106,12 @@ class Admission:
     async def acquire(self, op: OpLike, *, host_starting: bool | None = None) -> Grant:
         """Wait (on the clock, or for a release) until ``op`` is granted; FIFO among waiters."""
         loop = asyncio.get_running_loop()
-        ticket = next(self._tickets)
         with self._lock:
+            if not self._waiters:  # fast path: nobody in line
+                first = self._try(op, self.clock.now(), host_starting, None)
+                if isinstance(first, Grant):
+                    return first
+            ticket = next(self._tickets)
             self._waiters[ticket] = _Waiter(self._held_keys(op, host_starting), loop)
         try:
             while True:
@@ -224,8 +229,9 @@ class Admission:
 
     def _pool_check(self, needs: OpNeeds) -> Denied | None:
         used = self._used
+        caps = self._caps
         for key, demand in needs.usage:
-            cap = self.limits.capacity(key)
+            cap = caps[key]
             held = used.get(key, 0.0)
             if held + demand > cap + _EPS:
                 reason = f"pool {key!r} is full: {held:g} of {cap:g} in use, needs {demand:g}"
@@ -235,7 +241,7 @@ class Admission:
     def _budget_check(self, needs: OpNeeds) -> Denied | None:
         for key in needs.budgets:
             held = len(self._budget.get(key, ()))
-            cap = self.limits.capacity(key)
+            cap = self._caps[key]
             if held + 1 > cap:
                 reason = f"disruption budget {key!r}: {held} of {cap:g} hosts in maintenance"
                 return Denied(reason, key, LimitKind.BUDGET)
@@ -253,10 +259,11 @@ class Admission:
 
     def _rate_check(self, needs: OpNeeds, ts: float) -> Denied | None:
         for key in needs.rates:
-            inst = self.limits.instance(key)
-            per = float(getattr(inst, "per", 0.0))
-            cap = int(inst.capacity)
-            starts = self._starts.setdefault(key, deque())
+            per = self.limits.period(key)
+            cap = int(self._caps[key])
+            starts = self._starts.get(key)
+            if starts is None:
+                starts = self._starts[key] = deque()
             while starts and starts[0] + per <= ts + _EPS:
                 starts.popleft()
             if len(starts) >= cap:

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -193,12 +194,14 @@ class Limits:
         _validate(config, known, known_tasks, location)
         self._pools = {p.name: p for p in config.pools}
         self._instances: dict[str, Instance] = {}
+        self._caps: dict[str, float] = {}  # key -> capacity, kept in step with _instances
+        self._periods: dict[str, float] = {}  # rate key -> interval seconds
         self._needs: dict[tuple[str, str], OpNeeds] = {}
         self.spacing: MinSpacing | None = (
             MinSpacing(config.delay_between_servers) if config.delay_between_servers else None
         )
         if self.spacing is not None:
-            self._instances[SPACING] = self.spacing
+            self._put(self.spacing)
         self._eager_instances()
 
     # -- construction ------------------------------------------------------------------------
@@ -272,13 +275,14 @@ class Limits:
     ) -> str:
         key = instance_key(name, scope, value)
         if key not in self._instances:
-            self._instances[key] = PoolInstance(key, name, cap, scope, value, unit)
+            self._put(PoolInstance(key, name, cap, scope, value, unit))
         return key
 
     def _add_rate(self, rate: RateLimitSpec, value: str | None) -> str:
         key = instance_key(rate.name, rate.scope, value)
         if key not in self._instances:
-            self._instances[key] = RateInstance(key, rate.name, rate.max_starts, rate.per, rate.scope, value)
+            self._put(RateInstance(key, rate.name, rate.max_starts, rate.per, rate.scope, value))
+            self._periods[key] = rate.per
         return key
 
     def _add_budget(self, budget: DisruptionBudgetSpec, group: str) -> str:
@@ -289,7 +293,7 @@ class Limits:
                 msg = f"disruption budget {budget.max_unavailable!r} of group {group!r}: group size unknown"
                 raise ConstraintError([Problem(msg, "parallelism.disruption_budget")], source=self.location)
             cap = resolve_count(budget.max_unavailable, size or 0)
-            self._instances[key] = BudgetInstance(key, group, cap, size or 0)
+            self._put(BudgetInstance(key, group, cap, size or 0))
         return key
 
     # -- per operation -----------------------------------------------------------------------
@@ -381,7 +385,8 @@ class Limits:
 
     def capacity(self, key: str) -> float:
         """Current capacity of ``key`` (units, starts per interval, hosts, or seconds of spacing)."""
-        return float(self.instance(key).capacity)
+        cap = self._caps.get(key)
+        return cap if cap is not None else float(self.instance(key).capacity)
 
     def set_capacity(self, key: str, value: float) -> None:
         """Throttle: change the capacity of one instance while planning or running.
@@ -393,11 +398,27 @@ class Limits:
             raise ConstraintError(f"invalid capacity {value!r} for {key!r}", source=self.location)
         if isinstance(inst, MinSpacing):
             self.spacing = replace(inst, seconds=float(value))
-            self._instances[key] = self.spacing
+            self._put(self.spacing)
         elif isinstance(inst, PoolInstance):
-            self._instances[key] = replace(inst, capacity=float(value))
+            self._put(replace(inst, capacity=float(value)))
         else:
-            self._instances[key] = replace(inst, capacity=int(value))
+            self._put(replace(inst, capacity=int(value)))
+
+    def _put(self, inst: Instance) -> None:
+        self._instances[inst.key] = inst
+        self._caps[inst.key] = float(inst.capacity)
+
+    @property
+    def capacities(self) -> Mapping[str, float]:
+        """Live read-only view: instance key -> current capacity (for hot paths)."""
+        return MappingProxyType(self._caps)
+
+    def period(self, key: str) -> float:
+        """The interval of a rate-limit instance, in seconds."""
+        try:
+            return self._periods[key]
+        except KeyError:
+            raise ConstraintError(f"no rate limit {key!r}", source=self.location) from None
 
 
 def _validate(
