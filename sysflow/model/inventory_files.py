@@ -35,6 +35,7 @@ import string
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -388,12 +389,21 @@ def _read_vars_file(file: Path, problems: list[Problem]) -> dict[str, Any] | Non
 # -- INI ----------------------------------------------------------------------------------------
 
 
+class _Section(Enum):
+    """What the lines of the current INI section are."""
+
+    HOSTS = "hosts"
+    CHILDREN = "children"
+    VARS = "vars"
+    SKIPPED = "skipped"  # after a bad header: its lines are not read
+
+
 @dataclass
 class _IniState:
     """Where the INI reader is: the current section and what was declared or referenced."""
 
     group: str = UNGROUPED
-    kind: str = "hosts"
+    section: _Section = _Section.HOSTS
     declared: set[str] = field(default_factory=lambda: set(IMPLICIT_GROUPS))
     var_sections: list[tuple[str, int]] = field(default_factory=list)
     edges: list[_Edge] = field(default_factory=list)
@@ -422,31 +432,30 @@ def _ini_line(builder: _Builder, state: _IniState, line: str, lineno: int) -> No
         _ini_section(builder, state, m.group(1), m.group(2) or "hosts", lineno)
     elif line.startswith("[") and line.endswith("]"):
         builder.problem(f"invalid section header {line!r}: no spaces or ':' inside a group name", lineno)
-        state.kind = "invalid"
-    elif state.kind == "hosts":
+        state.section = _Section.SKIPPED
+    elif state.section is _Section.HOSTS:
         _ini_hosts(builder, state.group, line, lineno)
-    elif state.kind == "vars":
+    elif state.section is _Section.VARS:
         _ini_vars(builder, state.group, line, lineno)
-    elif state.kind == "children":
+    elif state.section is _Section.CHILDREN:
         _ini_child(builder, state, line, lineno)
 
 
 def _ini_section(builder: _Builder, state: _IniState, group: str, kind: str, lineno: int) -> None:
-    state.group, state.kind = group, kind
+    state.group, state.section = group, _Section.SKIPPED
     if kind not in GROUP_KEYS:
         builder.problem(
             f"section [{group}:{kind}] has unknown type {kind!r} (hosts, children or vars)", lineno
         )
-        state.kind = "invalid"
-    elif kind == "vars":
-        state.var_sections.append((group, lineno))
+    elif kind == "children" and group == UNGROUPED:
+        builder.problem("the implicit group 'ungrouped' cannot have children", lineno)
     else:
-        if kind == "children" and group == UNGROUPED:
-            builder.problem("the implicit group 'ungrouped' cannot have children", lineno)
-            state.kind = "invalid"
-            return
-        state.declared.add(group)
-        builder.declare(group)
+        state.section = _Section(kind)
+        if state.section is _Section.VARS:
+            state.var_sections.append((group, lineno))
+        else:
+            state.declared.add(group)
+            builder.declare(group)
 
 
 def _ini_hosts(builder: _Builder, group: str, line: str, lineno: int) -> None:
