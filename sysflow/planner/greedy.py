@@ -51,11 +51,11 @@ class GreedyResult:
 def greedy(problem: PlanningProblem, rules: Sequence[DispatchRule] | None = None) -> GreedyResult:
     """Schedule ``problem`` with each rule of ``rules`` and return the best result.
 
-    By default every rule is tried, or only ``SCARCEST_GROUP_FIRST`` past ``LARGE_FLEET`` chains.
+    By default every rule is tried; past ``LARGE_FLEET`` chains only input order and scarcest group first.
     """
     if rules is None:
         big = len(problem.chains) > LARGE_FLEET
-        rules = (DispatchRule.SCARCEST_GROUP_FIRST,) if big else DEFAULT_RULES
+        rules = (DispatchRule.INPUT_ORDER, DispatchRule.SCARCEST_GROUP_FIRST) if big else DEFAULT_RULES
     if not rules:
         raise ValueError("greedy needs at least one dispatch rule")
     best: GreedyResult | None = None

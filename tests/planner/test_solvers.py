@@ -82,3 +82,25 @@ def test_decomposition_stays_feasible_and_matches_hosts() -> None:
 def test_greedy_needs_a_rule() -> None:
     with pytest.raises(ValueError):
         greedy(random_problem(1), ())
+
+
+def test_cpsat_strictly_improves_on_greedy_somewhere() -> None:
+    better = 0
+    for seed in range(12):
+        p = random_problem(seed, hosts=6)
+        g = greedy(p)
+        r = solve_cpsat(p, time_limit=1.0, num_workers=1, random_seed=7, baseline=g)
+        better += r.score < g.score
+    assert better > 0
+
+
+def test_large_fleets_use_a_shorter_portfolio() -> None:
+    from sysflow.planner import greedy as greedy_module
+
+    p = random_problem(5, hosts=8)
+    old = greedy_module.LARGE_FLEET
+    try:
+        greedy_module.LARGE_FLEET = 4
+        assert greedy(p).rule in (DispatchRule.INPUT_ORDER, DispatchRule.SCARCEST_GROUP_FIRST)
+    finally:
+        greedy_module.LARGE_FLEET = old
