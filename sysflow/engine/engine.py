@@ -20,6 +20,7 @@ from sysflow.clock import Clock, RealClock
 from sysflow.constraints.admission import Admission
 from sysflow.constraints.calendar import Calendar
 from sysflow.constraints.capacity import Limits
+from sysflow.engine.adaptive import Replanner
 from sysflow.engine.events import EventBus, EventKind, Observer
 from sysflow.engine.executor import OpRunner, TransportRunner
 from sysflow.engine.leases import DEFAULT_LEASE_TTL, HostLeases
@@ -28,7 +29,7 @@ from sysflow.engine.run import Hooks, Restored, Run
 from sysflow.engine.states import RunStatus
 from sysflow.engine.store import RunStore
 from sysflow.engine.windows import WindowGuard, WindowLike
-from sysflow.errors import LeaseConflict, StoreError
+from sysflow.errors import LeaseConflict, StoreError, SysflowError
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import compile_workflow
@@ -66,6 +67,7 @@ class Engine:
         lease_wait: float | None = 0.0,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         durations: DurationModel | None = None,
+        plan: bool = True,
     ) -> None:
         self.inventory = inventory
         self.auth = auth
@@ -85,6 +87,7 @@ class Engine:
         self.lease_wait = lease_wait
         self.lease_ttl = lease_ttl
         self.durations = durations
+        self.planning = plan
         self.runs: dict[str, Run] = {}
 
     # -- entry points -----------------------------------------------------------------------------
@@ -176,6 +179,10 @@ class Engine:
             split_chains=workflow.windows.allow_split_chains,
         )
         rid = run_id or f"{workflow.name}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        durations = self._durations_for(workflow)
+        initial = (
+            self._initial_plan(workflow, graph, calendar, limits, durations, now) if self.planning else None
+        )
         transport = self.transport
         run = Run(
             rid,
@@ -189,8 +196,10 @@ class Engine:
             bus=self.bus,
             hooks=self._hooks(workflow, self.inventory, transport, self.clock),
             store=self.store,
-            durations=self._durations_for(workflow),
+            durations=durations,
             restored=restored,
+            plan=initial,
+            replanner=Replanner(initial) if initial is not None else None,
         )
         if self.store is not None and restored is None:
             self.store.create_run(
@@ -201,8 +210,30 @@ class Engine:
                 run.tracker.records.values(),
                 at=now,
             )
+        if self.store is not None and initial is not None and restored is None:
+            self.store.add_plan(rid, initial.to_json(indent=None), "initial", at=now)
         self.runs[rid] = run
         return run
+
+    def _initial_plan(
+        self,
+        workflow: MaintenanceWorkflow,
+        graph: OpGraph,
+        calendar: Calendar,
+        limits: Limits,
+        durations: DurationModel,
+        now: datetime,
+    ) -> Any:
+        """The greedy plan the run starts from (None when the planner cannot place anything)."""
+        from sysflow.planner.build import build_problem, solve_problem
+
+        try:
+            problem = build_problem(
+                graph, calendar, limits, durations, now, split_chains=workflow.windows.allow_split_chains
+            )
+            return solve_problem(problem, solver="greedy")
+        except SysflowError:
+            return None
 
     def _durations_for(self, workflow: MaintenanceWorkflow) -> DurationModel:
         """The learned durations of this workflow (from the store) over the tasks' priors."""

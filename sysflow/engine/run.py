@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from sysflow.clock import Clock
+from sysflow.engine.adaptive import Replanner
 from sysflow.engine.events import EventBus, EventKind
 from sysflow.engine.executor import OpRunner
 from sysflow.engine.result import HostOutcome, OpRecord, RunResult
@@ -110,6 +111,7 @@ class Run:
         store: RunStore | None = None,
         durations: DurationModel | None = None,
         restored: Restored | None = None,
+        replanner: Replanner | None = None,
     ) -> None:
         self.id = run_id
         self.workflow = workflow
@@ -128,6 +130,9 @@ class Run:
         self._guard = guard
         self._hooks = hooks
         self._estimate = estimate or {}
+        self.replanner = replanner
+        if order is None and replanner is not None:
+            order = replanner.rank()
         self._rank = {h: i for i, h in enumerate(order or ())}
         self._plan = plan
         self._ctl = _Control()
@@ -186,6 +191,7 @@ class Run:
                     self.store.set_position(self.id, wave)
                 if wave > 0 and not await self._before_wave(wave):
                     break
+                self._maybe_replan(boundary=True)
                 await self._run_wave(wave, hosts)
                 if not self._stopped:
                     await self._gate(wave, hosts)
@@ -415,6 +421,21 @@ class Run:
             self._admission.release(grant)
             self._maybe_paused()
 
+    def _maybe_replan(self, *, boundary: bool) -> None:
+        if self.replanner is None or not self.replanner.due(boundary=boundary):
+            return
+        swap = self.replanner.replan(self.tracker.records, self.durations, self.clock.now())
+        if swap is None:
+            return
+        self._plan = swap.plan
+        self._rank = {h: i for i, h in enumerate(self.replanner.rank())}
+        version = self.replanner.versions
+        if self.store is not None:
+            self.store.add_plan(self.id, swap.plan.to_json(indent=None), swap.reason, at=self.clock.now())
+        self.tracker.emit(
+            EventKind.PLAN_REPLACED, swap.reason, version=version, seconds=round(swap.seconds, 4)
+        )
+
     def _predict(self, op: Operation) -> float:
         """Seconds ``op`` is expected to take: learned (p50) when a model is given, else the prior."""
         if op.id in self._estimate:
@@ -518,6 +539,9 @@ class Run:
         self.tracker.finished(record)
         if self.durations is not None and record.state is OpState.SUCCEEDED and record.duration is not None:
             self.durations.observe(op.task, op.group, record.duration)
+        if self.replanner is not None:
+            self.replanner.observe(record)
+            self._maybe_replan(boundary=False)
         if record.state is not OpState.SUCCEEDED:
             return False
         if self._hooks is not None:

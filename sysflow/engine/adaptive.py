@@ -1,0 +1,115 @@
+"""Adaptive re-planning: keep the plan in step with what the run measures.
+
+The run plans once before it starts (greedy; the order hosts are dispatched in and ``result.plan``).
+As operations finish, :class:`Replanner` compares measured durations with the planned ones; when
+they drift beyond ``deviation`` (both ways), it re-plans what has not started (``planner.replan``:
+finished and running operations never move), checks the new plan against every constraint from
+scratch, and only then swaps it in. Each version is recorded with the reason.
+
+Re-plans happen at wave boundaries (the next wave is dispatched in the new plan's order) and every
+``every`` finished operations inside a long wave (the forecast and the learned durations follow;
+hosts already waiting for admission keep their first-come order).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sysflow.engine.result import OpRecord
+from sysflow.engine.states import OpState
+from sysflow.planner.durations import DurationModel
+
+__all__ = ["DEFAULT_DEVIATION", "Replanner", "Swap"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEVIATION = 0.25  # re-plan when measured/planned durations drift by more than 25 %
+DEFAULT_EVERY = 500  # finished operations between two checks inside a wave
+MIN_SAMPLES = 5  # finished operations needed before a drift means anything
+
+
+@dataclass(frozen=True, slots=True)
+class Swap:
+    """A re-plan that was swapped in: why, how long it took, the new plan."""
+
+    reason: str
+    seconds: float
+    plan: Any
+
+
+class Replanner:
+    """Watches planned against measured durations and re-plans when they part."""
+
+    def __init__(
+        self, plan: Any, *, deviation: float = DEFAULT_DEVIATION, every: int = DEFAULT_EVERY
+    ) -> None:
+        self.plan = plan
+        self.deviation = deviation
+        self.every = every
+        self._planned = _planned_durations(plan)
+        self._sum_planned = 0.0
+        self._sum_actual = 0.0
+        self._count = 0
+        self.versions = 1
+
+    def rank(self) -> list[str]:
+        """Hosts in the order the current plan starts them (deferred ones last)."""
+        starts = self.plan.assignment.starts
+        return sorted(starts, key=lambda h: starts[h][0] if starts[h] else 0)
+
+    def observe(self, record: OpRecord) -> None:
+        planned = self._planned.get(record.op_id)
+        if planned is None or record.duration is None or record.state is not OpState.SUCCEEDED:
+            return
+        self._sum_planned += planned
+        self._sum_actual += record.duration
+        self._count += 1
+
+    @property
+    def drift(self) -> float:
+        """Measured over planned duration of the operations seen since the last plan (1.0 = on plan)."""
+        return self._sum_actual / self._sum_planned if self._sum_planned > 0 else 1.0
+
+    def due(self, *, boundary: bool) -> bool:
+        if self._count < MIN_SAMPLES or abs(self.drift - 1.0) <= self.deviation:
+            return False
+        return boundary or self._count >= self.every
+
+    def replan(
+        self, records: Mapping[str, OpRecord], durations: DurationModel | None, now: datetime
+    ) -> Swap | None:
+        """Re-plan the rest; the new plan only if it passes the independent check."""
+        from sysflow.planner.check import check
+        from sysflow.planner.replan import replan
+
+        t0 = time.perf_counter()
+        done = {i: (r.start, r.end) for i, r in records.items() if r.state.done and r.start and r.end}
+        running = {i: r.start for i, r in records.items() if r.state is OpState.RUNNING and r.start}
+        reason = f"measured durations are {self.drift:.2f}x the plan over {self._count} operations"
+        try:
+            new = replan(self.plan, done, running, durations, now)
+        except Exception:  # a planner bug must not stop the run: keep the current plan
+            log.exception("re-planning failed; keeping plan version %d", self.versions)
+            return None
+        violations = check(new.problem, new)
+        self._reset(new)
+        if violations:
+            log.warning("re-plan rejected: %d violations (first: %s)", len(violations), violations[0])
+            return None
+        self.plan = new
+        self.versions += 1
+        return Swap(reason, time.perf_counter() - t0, new)
+
+    def _reset(self, plan: Any) -> None:
+        self._planned = _planned_durations(plan)
+        self._sum_planned = self._sum_actual = 0.0
+        self._count = 0
+
+
+def _planned_durations(plan: Any) -> dict[str, float]:
+    return {op: float(d) for c in plan.problem.chains for op, d in zip(c.ops, c.durations, strict=True)}
