@@ -252,3 +252,23 @@ def test_threads_never_exceed() -> None:
         t.join(timeout=30)
     assert violations == []
     assert adm.in_use("bw") == 0
+
+
+async def test_release_from_another_thread_wakes_the_loop() -> None:
+    adm, _ = admission({"max_parallel_servers": 1})
+    holder = granted(adm.try_acquire(make_op("a")))
+    waiter = asyncio.create_task(adm.acquire(make_op("b")))
+    await asyncio.sleep(0)
+    await asyncio.to_thread(adm.release, holder)
+    grant = await asyncio.wait_for(waiter, timeout=5)
+    assert grant.host == "b"
+
+
+def test_rate_paused_has_no_retry_time() -> None:
+    adm, _ = admission({"rate_limits": [{"name": "r", "max_starts": 2, "per": "1m"}]})
+    adm.set_capacity("r", 0)
+    no = denied(adm.try_acquire(make_op("a")))
+    assert (no.constraint, no.retry_at) == ("r", None)
+    with pytest.raises(ConstraintError, match="no rate limit 'nope'"):
+        adm.limits.period("nope")
+    assert adm.limits.capacities["r"] == 0

@@ -326,3 +326,24 @@ def test_cron_fires_match_croniter(expr: str, count: int) -> None:
         expected.append(t.replace(tzinfo=UTC))
     assert got == expected
     assert len(got) == count
+
+
+def test_group_with_no_specs_is_never_open() -> None:
+    cal = build({"groups": {"g": []}})
+    assert cal.is_windowed("g")
+    assert not cal.is_open("g", WEEK)
+    assert cal.windows("g", WEEK, WEEK + timedelta(days=7)) == []
+
+
+def test_interval_helpers_on_empty_sets() -> None:
+    import numpy as np
+
+    from sysflow.constraints.intervals import IntervalArrays, covered, intersect
+
+    empty = IntervalArrays.empty()
+    one = IntervalArrays.of(
+        np.array([2.0, 0.0]), np.array([3.0, 1.0]), np.array([3.0, 1.0]), np.array([0, 1])
+    )
+    assert one.starts.tolist() == [0.0, 2.0]
+    assert len(intersect(one, empty)) == 0
+    assert covered(one.starts, one.ends, empty).tolist() == [False, False]
