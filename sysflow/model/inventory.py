@@ -540,8 +540,13 @@ class Inventory(BaseModel):
         ``a,b``), intersection ``a:&b``, exclusion ``a:!b``, subscripts ``web[0]``/``web[0:2]``.
         Unions are applied first, then intersections, then exclusions; a pattern made only of
         intersections and exclusions starts from ``all``. A list of patterns is a union.
-        Terms that match nothing select nothing; :meth:`unmatched` reports them.
+        Terms that match nothing select nothing; :meth:`unmatched` reports them. As in Ansible, an
+        empty list selects nothing while an empty string (no union term) selects ``all``.
         """
+        if not isinstance(pattern, str):
+            pattern = list(pattern)
+            if not pattern:
+                return []
         chosen: set[str] = set()
         for term in _order_terms(split_host_pattern(pattern)):
             if term in self.hosts:

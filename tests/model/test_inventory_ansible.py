@@ -103,6 +103,13 @@ def test_same_hosts_groups_and_vars_as_ansible(name: str) -> None:
         assert ours.host_vars(host) == oracle.vars_of(host), host
 
 
+def test_empty_lists_and_strings_like_ansible() -> None:
+    oracle = AnsibleOracle(FLEET)
+    ours = Inventory.load(FLEET)
+    for pattern in ([], [""], "", ["web", ""]):
+        assert {h.name for h in oracle.manager.get_hosts(pattern)} == set(ours.select(pattern)), pattern
+
+
 def test_ansible_selects_what_the_pattern_table_expects() -> None:
     oracle = AnsibleOracle(FLEET)
     ours = Inventory.load(FLEET)

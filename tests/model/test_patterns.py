@@ -112,6 +112,13 @@ def test_result_is_in_inventory_order(fleet: Inventory) -> None:
     assert selected[0] == "bastion.example.com"
 
 
+def test_an_empty_list_selects_nothing_but_an_empty_string_selects_all(fleet: Inventory) -> None:
+    assert fleet.select([]) == []
+    assert fleet.select(iter(())) == []
+    assert fleet.select([""]) == list(fleet.hosts)
+    assert fleet.select(["web", ""]) == fleet.select("web")
+
+
 def test_list_of_patterns_is_one_pattern(fleet: Inventory) -> None:
     assert set(fleet.select(["web", "!web0*"])) == fqdn("web-canary")
     assert set(fleet.select(["ams", "&db"])) == fqdn("db-a", "db-b")
