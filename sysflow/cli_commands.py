@@ -54,7 +54,9 @@ def _code_of(exc: BaseException) -> int:
     from sysflow.errors import LeaseConflict
     from sysflow.ray_jobs import RayJobError
 
-    if isinstance(exc, ControlError | RayJobError):
+    if isinstance(exc, RayJobError):
+        return cli.EXIT_NOT_FOUND if exc.missing else cli.EXIT_INVALID
+    if isinstance(exc, ControlError):
         return cli.EXIT_NOT_FOUND if exc.missing else cli.EXIT_CONFLICT
     if isinstance(exc, FileNotFoundError):
         return cli.EXIT_NOT_FOUND
@@ -111,7 +113,8 @@ def run(
     ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="OpenSSH client config.")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Private key file (default: ssh-agent).")] = None,
     passphrase_env: Annotated[
-        str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
+        str | None,
+        typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase."),
     ] = None,
     known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")] = None,
     audit: AuditOpt = None,
@@ -221,7 +224,8 @@ def resume(
     ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="OpenSSH client config.")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Private key file (default: ssh-agent).")] = None,
     passphrase_env: Annotated[
-        str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
+        str | None,
+        typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase."),
     ] = None,
     known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")] = None,
     audit: AuditOpt = None,
@@ -332,10 +336,10 @@ def submit(
     inventory: InventoryOpt,
     address: Annotated[str, typer.Option("--address", help="Ray dashboard, e.g. http://HEAD:8265.")],
     use_sim: Annotated[bool, typer.Option("--sim", help="Run on the simulator in the job.")] = False,
-    profile: Annotated[Path | None, typer.Option("--profile", help="Simulation profile (with --sim).")] = None,
-    audit: Annotated[
-        str | None, typer.Option("--audit", help="Audit log path as the job sees it.")
+    profile: Annotated[
+        Path | None, typer.Option("--profile", help="Simulation profile (with --sim).")
     ] = None,
+    audit: Annotated[str | None, typer.Option("--audit", help="Audit log path as the job sees it.")] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file", help="Ray auth token file.")] = None,
     follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Stream logs until the end.")] = True,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow the job.")] = 3600.0,
@@ -359,7 +363,11 @@ def submit(
         cli.load_inputs(workflow, inventory, None)
         spec = JobSpec(workflow, inventory, sim=use_sim, profile=profile, audit=audit)
         ok = submit_and_follow(
-            RayTarget.from_options(address, token_file), spec, echo=typer.echo, follow_logs=follow, timeout=timeout
+            RayTarget.from_options(address, token_file),
+            spec,
+            echo=typer.echo,
+            follow_logs=follow,
+            timeout=timeout,
         )
     raise typer.Exit(0 if ok else cli.EXIT_INVALID)
 

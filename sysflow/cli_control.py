@@ -100,10 +100,9 @@ def run_views(state: Path, run_id: str | None = None) -> list[RunView]:
             counts: dict[str, int] = {}
             for rec in store.ops(row.id).values():
                 counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
-            views.append(
-                RunView(row.id, row.workflow, row.status.value, row.created, row.updated, row.reason,
-                        row.wave, counts, pid_alive(row.pid))  # fmt: skip
-            )
+            alive = pid_alive(row.pid)
+            views.append(RunView(row.id, row.workflow, row.status.value, row.created, row.updated,
+                                 row.reason, row.wave, counts, alive))  # fmt: skip
         return views
 
 

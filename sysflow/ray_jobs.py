@@ -101,16 +101,27 @@ class RayTarget:
 
 @contextmanager
 def translated(address: str) -> Iterator[None]:
-    """Ray's connection and HTTP errors as :class:`RayJobError` (one line, no token)."""
+    """Ray's connection, authentication and HTTP errors as :class:`RayJobError` (one line, no token)."""
+    from ray.exceptions import RayError
+
     try:
         yield
     except RayJobError:
         raise
     except ConnectionError as exc:
         raise RayJobError(f"cannot reach the Ray dashboard at {address}: {type(exc).__name__}") from None
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RayJobError(f"Ray dashboard at {address}: {first}", missing="does not exist" in first) from None
+    except (RuntimeError, RayError) as exc:
+        raise RayJobError(f"Ray dashboard at {address}: {_first_line(exc)}", missing=_missing(exc)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+
+
+def _missing(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "does not exist" in text or "not found" in text
 
 
 @dataclass(frozen=True)
@@ -214,4 +225,6 @@ def job_lines(target: RayTarget, job_id: str | None = None) -> list[str]:
 def _job_line(job: Any) -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime((job.start_time or 0) / 1000))
     message = f"  {job.message}" if job.message else ""
-    return f"{job.submission_id or job.job_id}  {job.status.value.lower()}  {started}  {job.entrypoint}{message}"
+    return (
+        f"{job.submission_id or job.job_id}  {job.status.value.lower()}  {started}  {job.entrypoint}{message}"
+    )
