@@ -7,7 +7,8 @@ A window is written as one of:
   syntax ``sysflow.model.weekly`` checks; crossing midnight is allowed; the days name the day the
   window *opens*; ``24:00`` is accepted as an end);
 * ``{cron: "0 1 * * SUN", duration: 2h}`` (cron fields per croniter; the duration is real elapsed time);
-* an ISO 8601 interval ``"2026-11-29T01:00/2026-11-29T03:00"`` (or ``start``/``end`` keys), or a one-off
+* an ISO 8601 interval ``"2026-11-29T01:00/2026-11-29T03:00"`` or ``"2026-11-29T01:00/PT2H"`` (or
+  ``start``/``end`` keys), or a one-off
   date ``"2026-11-29"`` (the whole day, midnight to midnight);
 
 each with an optional ``timezone`` and ``cutoff``. Syntax is checked here (so a workflow file with
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from sysflow.model.base import FrozenModel
-from sysflow.model.durations import Duration
+from sysflow.model.durations import Duration, parse_duration
 
 __all__ = [
     "DAY_NAMES",
@@ -153,8 +154,11 @@ def _check_cron(expr: str) -> str:
 
 def _text_form(text: str) -> dict[str, Any]:
     if "/" in text and text[:1].isdigit():
-        start, _, end = text.partition("/")
-        return {"start": start.strip(), "end": end.strip()}
+        start, _, end = (part.strip() for part in text.partition("/"))
+        if end[:1].upper() == "P":  # ISO 8601 start/duration
+            begin = datetime.fromisoformat(start)
+            return {"start": begin, "end": begin + timedelta(seconds=parse_duration(end))}
+        return {"start": start, "end": end}
     if text[:4].isdigit() and len(text) == 10:
         day = date.fromisoformat(text)
         return {"start": f"{day}T00:00:00", "end": f"{day + timedelta(days=1)}T00:00:00"}

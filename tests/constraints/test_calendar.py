@@ -133,6 +133,7 @@ def test_cron_and_iso_forms() -> None:
             "groups": {
                 "cron": {"cron": "0 1 * * SUN", "duration": "2h"},
                 "iso": "2026-11-18T10:00:00/2026-11-18T12:00:00",
+                "iso_duration": "2026-11-18T10:00:00/PT1H30M",
                 "day": {"timezone": "Europe/Amsterdam", "start": "2026-11-19", "end": "2026-11-20"},
                 "aware": {"start": "2026-11-19T10:00:00+01:00", "end": "2026-11-19T11:00:00+01:00"},
             }
@@ -141,6 +142,7 @@ def test_cron_and_iso_forms() -> None:
     end = WEEK + timedelta(days=7)
     assert spans(cal.windows("cron", WEEK, end)) == [(z(2026, 11, 22, 1), z(2026, 11, 22, 3))]
     assert spans(cal.windows("iso", WEEK, end)) == [(z(2026, 11, 18, 10), z(2026, 11, 18, 12))]
+    assert spans(cal.windows("iso_duration", WEEK, end)) == [(z(2026, 11, 18, 10), z(2026, 11, 18, 11, 30))]
     assert spans(cal.windows("day", WEEK, end)) == [(z(2026, 11, 18, 23), z(2026, 11, 19, 23))]
     assert spans(cal.windows("aware", WEEK, end)) == [(z(2026, 11, 19, 9), z(2026, 11, 19, 10))]
 
@@ -258,6 +260,7 @@ def error_of(config: dict[str, Any], **kw: Any) -> ConstraintError:
         ({"groups": {"web": {"weekly": "Sun 01:00-02:00", "duration": "1h"}}}, ["duration belongs"]),
         ({"groups": {"web": {"start": "2026-11-20T10:00:00"}}}, ["needs both start and end"]),
         ({"groups": {"web": "2026-11-20T10:00:00/2026-11-20T09:00:00"}}, ["must end after it starts"]),
+        ({"groups": {"web": "2026-11-20T10:00:00/Pxx"}}, ["not a duration: 'Pxx'"]),
         (
             {"groups": {"web": {"start": "2026-11-20T10:00:00Z", "end": "2026-11-20T11:00:00"}}},
             ["both have, or both lack"],
