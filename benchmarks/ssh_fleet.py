@@ -216,7 +216,9 @@ async def _sysflow_rows(tool: str, backend: Any, names: list[str]) -> list[Row]:
         return sum(not r.ok for r in results[task])
 
     fresh = await _timed(tool, len(names), functools.partial(gather, "first"))
+    held = sum(x.connections_open for x in (await backend.load()).values())
     pooled = await _timed(f"{tool} pooled", len(names), functools.partial(gather, "second"))
+    pooled["connections_open"] = held  # connections held open at once after the first command
 
     async def stop() -> int:
         await backend.stop()
