@@ -47,7 +47,7 @@ class RunTracker:
         self.records.update({k: v for k, v in (records or {}).items() if k in self.records})
         self.hosts: dict[str, HostOutcome] = dict.fromkeys(graph.hosts, HostOutcome.NOT_STARTED)
         self.failed_in_wave: dict[int, set[str]] = {}
-        self.changed_hosts: list[str] = []  # hosts on which some command ran, in order of first start
+        self.changed_hosts: dict[str, None] = {}  # hosts on which some command ran, in order of first start
         if records:
             self._restore()
 
@@ -56,8 +56,8 @@ class RunTracker:
         by_host: dict[str, list[OpRecord]] = {}
         for rec in self.records.values():
             by_host.setdefault(rec.host, []).append(rec)
-            if rec.start is not None and rec.host not in self.changed_hosts and not rec.host.startswith("@"):
-                self.changed_hosts.append(rec.host)
+            if rec.start is not None and not rec.host.startswith("@"):
+                self.changed_hosts.setdefault(rec.host, None)
         for host, recs in by_host.items():
             states = {r.state for r in recs}
             if OpState.ROLLED_BACK in states:
@@ -91,21 +91,22 @@ class RunTracker:
     def will_start(self, op_id: str, command: str) -> None:
         """Write-ahead: record the operation as running; commit (``RunStore.commit``) before sending."""
         rec = self.records[op_id]
-        self.records[op_id] = replace(rec, state=OpState.RUNNING, start=self._now(), command=command)
+        now = self._now()
+        self.records[op_id] = replace(rec, state=OpState.RUNNING, start=now, command=command, attempts=1)
         if self.store is not None:
-            self.store.op_started(
-                self.run_id, op_id, at=self._now(), attempt=max(rec.attempts, 1), command=command
-            )
+            self.store.op_started(self.run_id, op_id, at=now, attempt=1, command=command)
 
     def started(self, op_id: str, command: str, attempt: int) -> None:
         rec = self.records[op_id]
-        if self.store is not None and attempt > 1:
-            self.store.op_started(self.run_id, op_id, at=self._now(), attempt=attempt, command=command)
-        self.records[op_id] = replace(
-            rec, state=OpState.RUNNING, start=self._now(), command=command, attempts=attempt
-        )
+        if attempt > 1 or rec.state is not OpState.RUNNING:  # a retry, or no will_start before
+            now = self._now()
+            if self.store is not None:
+                self.store.op_started(self.run_id, op_id, at=now, attempt=attempt, command=command)
+            self.records[op_id] = replace(
+                rec, state=OpState.RUNNING, start=now, command=command, attempts=attempt
+            )
         if rec.host not in self.changed_hosts and not rec.host.startswith("@"):
-            self.changed_hosts.append(rec.host)
+            self.changed_hosts[rec.host] = None
         self.emit(EventKind.OP_STARTED, command, host=rec.host, task=rec.task, wave=rec.wave, attempt=attempt)
 
     def finished(self, record: OpRecord) -> None:
