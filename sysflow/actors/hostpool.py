@@ -385,7 +385,10 @@ class HostPool:
                 result = await self._run_item(item)
                 queue.popleft()
                 self._finish(item, result)
-        finally:
+        finally:  # cancelled from outside (loop shutdown): nothing queued may be left unanswered
+            while queue:
+                item = queue.popleft()
+                self._finish(item, self._cancelled(item.request, self._clock.now(), 0.0, 0))
             del self._queues[host]
             del self._counters.lanes[host]
 

@@ -365,18 +365,21 @@ async def test_close_of_unused_factory_pool_builds_nothing() -> None:
     assert built == []
 
 
-async def test_cancelling_a_lane_task_cancels_its_command() -> None:
+async def test_cancelling_a_lane_task_cancels_its_command_and_answers_the_queue() -> None:
     transport = ScriptedTransport()
     pool = HostPool("dc1", transport)
-    fut = pool.submit(req("a", "sleep:30"))
+    running = pool.submit(req("a", "sleep:30"))
+    queued = pool.submit(req("a", "ok", 1))
     await asyncio.sleep(0.01)
     lane = pool._counters.lanes["a"]
     lane.cancel()
     with pytest.raises(asyncio.CancelledError):
         await lane
     assert transport.cancelled == ["sleep:30"]
+    assert (await running).error_kind is ErrorKind.CANCELLED
+    assert (await queued).error_kind is ErrorKind.CANCELLED
     assert pool.load().in_flight == 0
-    fut.cancel()
+    assert pool.load().hosts_active == 0
     await pool.close()
 
 
