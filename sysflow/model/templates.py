@@ -1,0 +1,186 @@
+"""Command templates: sandboxed Jinja2 over host, vars, facts and registered results, shell-quoted.
+
+Task commands, rollback commands, checks and probe commands may hold ``{{ host.name }}``,
+``{{ vars.backup_dir }}``, ``{{ facts.os_family }}`` or ``{{ results.check_disk.stdout }}``. They are
+rendered by an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment` (no attribute starting with
+``_``, no mutation of the context) with :class:`~jinja2.StrictUndefined`, so a missing variable is an
+error, never an empty string. Every value a ``{{ ... }}`` puts into the command is passed through
+:func:`shlex.quote` — a host variable holding ``; rm -rf /`` becomes one harmless word — unless the
+template marks it ``| raw`` (for values that are shell syntax on purpose).
+
+Secrets: variables whose names mark them secret (``secret_*``, ``*_password``, ``*_token``,
+``*_secret``, ``*_api_key``) and those a workflow lists under ``secrets:`` are replaced by
+:data:`REDACTED` in the *recorded* command (:attr:`Rendered.redacted`); only
+:attr:`Rendered.command` is sent to the host, and it is never stored.
+
+:func:`template_references` lists what a template reads, so workflows can be checked before a run
+(unknown namespaces and syntax errors at load time, host vars missing for a host at compile time).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sysflow.model.conditions import CONTEXT_ROOTS, Reference
+
+__all__ = [
+    "REDACTED",
+    "Raw",
+    "Rendered",
+    "TemplateError",
+    "is_secret_name",
+    "is_template",
+    "redact_text",
+    "render",
+    "template_references",
+]
+
+REDACTED = "********"
+_SECRET_NAME = re.compile(r"^secret_|(?:^|_)(?:password|passwd|token|secret|api_key|private_key)$", re.I)
+_MARKERS = ("{{", "{%", "{#")
+
+
+class TemplateError(ValueError):
+    """A template that does not parse, or reads something undefined."""
+
+
+class Raw(str):
+    """A value inserted into a command as is (the ``raw`` filter), not shell-quoted."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered command: ``command`` is sent; ``redacted`` (secrets masked) is what is recorded."""
+
+    command: str
+    redacted: str
+    secrets: tuple[str, ...] = ()  # secret values that were substituted (to mask in output too)
+
+
+def is_template(text: str) -> bool:
+    """Whether ``text`` holds Jinja syntax (plain commands skip rendering altogether)."""
+    return any(m in text for m in _MARKERS)
+
+
+def is_secret_name(name: str, declared: Collection[str] = ()) -> bool:
+    """Whether a variable of this name holds a secret (by its name or because it is declared one)."""
+    return name in declared or bool(_SECRET_NAME.search(name))
+
+
+def render(
+    source: str,
+    context: Mapping[str, Any],
+    *,
+    secrets: Collection[str] = (),
+) -> Rendered:
+    """Render ``source`` over ``context`` (``host``, ``vars``, ``facts``, ``results``).
+
+    ``secrets`` adds variable names to redact beyond those whose names mark them secret.
+    Raises TemplateError on a syntax error or an undefined variable.
+    """
+    if not is_template(source):
+        return Rendered(source, source)
+    import jinja2
+
+    template = _compile(source)
+    try:
+        command = template.render(**context)
+        hidden = _secret_values(context, secrets)
+        redacted = command
+        if hidden:
+            masked = {**context, "vars": _masked_vars(context.get("vars", {}), secrets)}
+            redacted = template.render(**masked)
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"undefined variable: {exc.message}") from None
+    except jinja2.TemplateError as exc:  # a sandbox refusal or a filter's error
+        raise TemplateError(f"template error: {exc}") from None
+    return Rendered(command, redacted, tuple(hidden))
+
+
+def redact_text(text: str, secrets: Collection[str]) -> str:
+    """``text`` with every secret value (as is, and shell-quoted) replaced by :data:`REDACTED`."""
+    for value in sorted(secrets, key=len, reverse=True):
+        if value:
+            text = text.replace(shlex.quote(value), REDACTED).replace(value, REDACTED)
+    return text
+
+
+def template_references(source: str) -> list[Reference]:
+    """What ``source`` reads: ``Reference(root, key)`` per access; TemplateError if it does not parse
+    or names something outside ``host``, ``vars``, ``facts``, ``results``."""
+    if not is_template(source):
+        return []
+    from jinja2 import meta, nodes
+
+    env = _environment()
+    try:
+        ast = env.parse(source)
+    except Exception as exc:  # jinja2.TemplateSyntaxError
+        raise TemplateError(f"invalid template: {exc}") from None
+    unknown = sorted(meta.find_undeclared_variables(ast) - CONTEXT_ROOTS)
+    if unknown:
+        known = ", ".join(sorted(CONTEXT_ROOTS))
+        raise TemplateError(f"unknown name(s) {', '.join(unknown)} in template (known: {known})")
+    return list(_jinja_references(ast, nodes))
+
+
+def _jinja_references(ast: Any, nodes: Any) -> Iterator[Reference]:
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node.node, nodes.Name) or node.node.name not in CONTEXT_ROOTS:
+            continue
+        if isinstance(node, nodes.Getattr):
+            yield Reference(node.node.name, node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield Reference(node.node.name, node.arg.value)
+        else:
+            yield Reference(node.node.name, None)
+
+
+def _secret_values(context: Mapping[str, Any], declared: Collection[str]) -> list[str]:
+    values = context.get("vars", {})
+    if not isinstance(values, Mapping):
+        return []
+    return [str(v) for k, v in values.items() if is_secret_name(str(k), declared) and str(v)]
+
+
+def _masked_vars(values: Any, declared: Collection[str]) -> Any:
+    if not isinstance(values, Mapping):
+        return values
+    return {k: (REDACTED if is_secret_name(str(k), declared) else v) for k, v in values.items()}
+
+
+def _quote(value: Any) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if value is None:
+        return "''"
+    return shlex.quote(str(value))
+
+
+def _raw(value: Any) -> Raw:
+    return Raw("" if value is None else str(value))
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, finalize=_quote, autoescape=False)
+    env.filters["raw"] = _raw
+    return env
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str) -> Any:
+    try:
+        return _environment().from_string(source)
+    except Exception as exc:  # jinja2.TemplateSyntaxError
+        raise TemplateError(f"invalid template: {exc}") from None
