@@ -155,6 +155,7 @@ class Calendar:
         self._labels = list(labels)
         self._groups = {g: _Lists(a, self._labels) for g, a in groups.items()}
         self._default = _Lists(default, self._labels)
+        self._bounds = {g: lists.bounds for g, lists in self._groups.items()}  # is_open's fast path
         self._default_arrays = default
         self._hosts: dict[tuple[str, ...], _Lists] = {}
 
@@ -200,9 +201,7 @@ class Calendar:
 
     def is_open(self, group: str, t: datetime) -> bool:
         """True when ``group``'s window is open at ``t``."""
-        lists = self._groups.get(group, self._default)
-        ts = t.timestamp()
-        return bisect.bisect_right(lists.bounds, ts) & 1 == 1
+        return bisect.bisect_right(self._bounds.get(group, self._default.bounds), t.timestamp()) & 1 == 1
 
     def can_start(self, group: str, t: datetime) -> bool:
         """True when a new operation of ``group`` may start at ``t`` (open and before the cutoff)."""
