@@ -31,6 +31,7 @@ from sysflow.errors import Problem, WorkflowError
 from sysflow.model.base import FrozenModel, UserModel
 from sysflow.model.durations import Duration
 from sysflow.model.parallelism import ParallelismConfig, check_count
+from sysflow.model.state_checks import StateCheck
 from sysflow.model.verification import VerificationSpec
 from sysflow.model.windows import WindowsConfig
 
@@ -145,6 +146,55 @@ class Task(FrozenModel):
         "operation interrupted by a crash instead of repeating the task.",
     )
     description: str | None = None
+    when: str | None = Field(
+        None,
+        description="Run only where this condition holds (over vars, facts, results, host); "
+        "else the operation is skipped with the reason.",
+    )
+    register_as: str | None = Field(
+        None,
+        alias="register",
+        pattern=TASK_ID_PATTERN,
+        description="Keep this task's result (stdout, stderr, rc, ok) as results.<name> for later tasks.",
+    )
+    on_failure: StrList = Field(
+        default_factory=list,
+        description="Tasks run instead when this task fails on a host (diagnostics, a restart); then "
+        "this task runs once more and its result decides. Tasks named here run only as branches.",
+    )
+    until: str | None = Field(
+        None,
+        description="Repeat the command (up to `retries` more times, `delay` apart) until this "
+        "condition holds; `result` is the latest attempt.",
+    )
+    delay: Duration = Field(5.0, description="Seconds between `until` attempts.")
+
+    @field_validator("run", "rollback", "check")
+    @classmethod
+    def _template_parses(cls, value: str | None) -> str | None:
+        from sysflow.model.templates import template_references
+
+        if value is not None:
+            template_references(value)
+        return value
+
+    @field_validator("when")
+    @classmethod
+    def _when_parses(cls, value: str | None) -> str | None:
+        from sysflow.model.conditions import parse_condition
+
+        if value is not None:
+            parse_condition(value)
+        return value
+
+    @field_validator("until")
+    @classmethod
+    def _until_parses(cls, value: str | None) -> str | None:
+        from sysflow.model.conditions import CONTEXT_ROOTS, parse_condition
+
+        if value is not None:
+            parse_condition(value, CONTEXT_ROOTS | {"result"})
+        return value
 
     @field_validator("resources")
     @classmethod
@@ -292,6 +342,15 @@ class MaintenanceWorkflow(UserModel):
     parallelism: ParallelismConfig = Field(default_factory=ParallelismConfig)
     on_window_expiry: ExpiryPolicy = ExpiryPolicy.FINISH
     notifications: list[NotificationRoute] = Field(default_factory=list)
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="Variable names whose values are redacted from every record (beyond secret_*, "
+        "*_password, *_token, ...).",
+    )
+    state_checks: list[StateCheck] = Field(
+        default_factory=list,
+        description="Infrastructure checks before waves and at gates: hold, skip or throttle.",
+    )
 
     _positions: dict[str, str] = PrivateAttr(default_factory=dict)
     _source: str | None = PrivateAttr(None)
