@@ -125,6 +125,14 @@ class Run:
             run_id, graph, bus, clock.now, store=store, records=restored.records if restored else None
         )
         self._commit: asyncio.Future[None] | None = None
+        self._in_chain: set[str] = set()  # hosts whose chain is working now
+        self._rb_scope: set[str] = set()
+        self._rb_tasks: list[asyncio.Task[None]] = []
+        self._rolled: set[str] = set()
+        self._rb_sem = asyncio.Semaphore(
+            workflow.parallelism.max_parallel_servers or DEFAULT_ROLLBACK_PARALLELISM
+        )
+        self._rb_hooks_lock = asyncio.Lock()
         self._runner = runner
         self._admission = admission
         self._guard = guard
@@ -212,6 +220,8 @@ class Run:
         if not self._ctl.stop_reason:
             self._ctl.stop_reason = reason
             self._ctl.failed_wave = wave
+            if wave is not None and self.workflow.rollout.auto_rollback and not self._ctl.cancelled:
+                self._begin_rollback(wave)
             if self.store is not None:
                 self.store.set_position(self.id, wave or 0, failed_wave=wave, reason=reason)
             self.tracker.emit(EventKind.THRESHOLD_EXCEEDED, reason, wave=wave)
@@ -297,13 +307,17 @@ class Run:
     # -- one host ---------------------------------------------------------------------------------
 
     async def _host_chain(self, host: str, wave: int, wave_size: int) -> None:
+        self._in_chain.add(host)
         try:
             await self._chain(host, wave, wave_size)
         finally:  # whatever happened, operations others wait for are settled now
+            self._in_chain.discard(host)
             for op_id in self.graph.chains.get(host, ()):
                 event = self._done.get(op_id)
                 if event is not None:
                     event.set()
+        if host in self._rb_scope and (host in self.tracker.changed_hosts or host.startswith("@")):
+            await self._rollback_one(host)  # the rollout stopped while this host worked: revert it now
 
     async def _blocked_by(self, op: Operation) -> str | None:
         """Wait for the operation's cross-host predecessors; the first that did not succeed."""
@@ -364,7 +378,7 @@ class Run:
 
     def _must_not_start(self, host_started: bool) -> bool:
         """After a stop, hosts not yet started stay untouched; a cancel also ends started chains."""
-        return self._stopped and (not host_started or self._ctl.cancelled)
+        return self._stopped and (not host_started or self._ctl.cancelled or bool(self._rb_scope))
 
     def _skip_rest(self, ops: Sequence[Operation], reason: str) -> None:
         self.tracker.skip([o.id for o in ops], reason)
@@ -568,10 +582,18 @@ class Run:
 
     # -- rollback ---------------------------------------------------------------------------------
 
-    async def _rollback(self, failed_wave: int) -> None:
+    # Rollback starts the moment the rollout stops: an idle changed host at once, a busy one as soon as
+    # its current operation ends (it starts nothing new). Hooks (a blue-green cut-over) switch back first.
+
+    def _rollback_scope(self, failed_wave: int) -> set[str]:
         scope = self.workflow.rollout.rollback_scope
         waves = range(failed_wave + 1) if scope is RollbackScope.ALL else [failed_wave]
-        in_scope = {h for w in waves for h in self.graph.waves[w]}
+        return {h for w in waves for h in [*self.graph.waves[w], *self._hooks_of_wave.get(w, [])]}
+
+    def _begin_rollback(self, failed_wave: int) -> None:
+        """Called when the rollout stops with auto_rollback: announce, then revert idle hosts now."""
+        self._rb_scope = self._rollback_scope(failed_wave)
+        in_scope = self._rb_scope
         hosts = [h for h in reversed(self.tracker.changed_hosts) if h in in_scope]
         missing = sorted(
             {
@@ -588,21 +610,39 @@ class Run:
             hosts=hosts,
             missing_rollback=missing,
         )
-        for hook in reversed([h for w in waves for h in self._hooks_of_wave.get(w, [])]):
-            await self._rollback_host(hook)  # switch traffic back before the hosts are reverted
-        limit = self.workflow.parallelism.max_parallel_servers or DEFAULT_ROLLBACK_PARALLELISM
-        sem = asyncio.Semaphore(limit)
+        for host in hosts:
+            if host not in self._in_chain:
+                self._rb_tasks.append(asyncio.create_task(self._rollback_one(host)))
 
-        async def one(host: str) -> None:
-            async with sem:
-                await self._rollback_host(host)
+    async def _rollback_one(self, host: str) -> None:
+        if host in self._rolled:
+            return
+        self._rolled.add(host)
+        await self._switch_back()
+        async with self._rb_sem:
+            await self._rollback_host(host)
 
-        async with asyncio.TaskGroup() as tg:
-            for h in hosts:
-                tg.create_task(one(h))
-        self.tracker.emit(
-            EventKind.ROLLBACK_FINISHED, "", wave=failed_wave, hosts=hosts, missing_rollback=missing
-        )
+    async def _switch_back(self) -> None:
+        """Roll back the run-once hooks in scope (once), before any host is reverted."""
+        async with self._rb_hooks_lock:
+            hooks = [h for h in self._hooks_of_wave_order() if h in self._rb_scope and h not in self._rolled]
+            for hook in reversed(hooks):
+                self._rolled.add(hook)
+                await self._rollback_host(hook)
+
+    def _hooks_of_wave_order(self) -> list[str]:
+        return [h for w in sorted(self._hooks_of_wave) for h in self._hooks_of_wave[w]]
+
+    async def _rollback(self, failed_wave: int) -> None:
+        """After the waves: revert every changed host in scope not reverted yet, then report."""
+        if not self._rb_scope:
+            self._begin_rollback(failed_wave)
+        await self._switch_back()
+        for host in [h for h in reversed(self.tracker.changed_hosts) if h in self._rb_scope]:
+            self._rb_tasks.append(asyncio.create_task(self._rollback_one(host)))
+        await asyncio.gather(*self._rb_tasks)
+        hosts = sorted(h for h in self._rolled if not h.startswith("@"))
+        self.tracker.emit(EventKind.ROLLBACK_FINISHED, "", wave=failed_wave, hosts=hosts)
 
     async def _rollback_host(self, host: str) -> None:
         ran = [
