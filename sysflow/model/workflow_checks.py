@@ -31,8 +31,15 @@ def workflow_problems(wf: MaintenanceWorkflow) -> list[Problem]:
         _verification_names,
         _resources,
         _rate_limit_tasks,
+        _conditional,
     )
     return [p for check in checks for p in check(wf)]
+
+
+def _conditional(wf: MaintenanceWorkflow) -> list[Problem]:
+    from sysflow.model.conditional_checks import conditional_problems
+
+    return conditional_problems(wf)
 
 
 def _problem(wf: MaintenanceWorkflow, message: str, path: str) -> Problem:

@@ -194,8 +194,19 @@ def plan_pair(
         problem = build_problem(
             graph, calendar, limits, model, utc(start), q, stage=stage, split_chains=split
         )
-        out.append(solve_problem(problem, quantile=q, **solve))
+        out.append(_with_conditional_note(solve_problem(problem, quantile=q, **solve), workflow))
     return out
+
+
+def _with_conditional_note(result: Plan, workflow: Any) -> Plan:
+    """Say when some tasks are decided at run time (``when``/``until``/``on_failure``)."""
+    from dataclasses import replace
+
+    from sysflow.model.conditional_checks import conditional_note
+    from sysflow.model.workflow import MaintenanceWorkflow
+
+    note = conditional_note(workflow) if isinstance(workflow, MaintenanceWorkflow) else None
+    return replace(result, notes=(*result.notes, note)) if note else result
 
 
 def plan(

@@ -76,12 +76,17 @@ class _Context:
     order: list[Task] = field(init=False)
     targets: dict[str, set[str]] = field(init=False)
     in_scope: list[str] = field(init=False)
+    branch_targets: dict[str, set[str]] = field(init=False)  # on_failure tasks: run only as branches
 
     def __post_init__(self) -> None:
         by_id: dict[str, Task] = {}
         for t in self.workflow.tasks:
             by_id.setdefault(t.id, t)
-        self.order = [by_id[i] for i in task_order(self.workflow)]
+        branches = {name for t in self.workflow.tasks for name in t.on_failure}
+        self.order = [by_id[i] for i in task_order(self.workflow) if i not in branches]
+        self.branch_targets = {
+            t.id: set(self.inventory.select(t.targets)) for t in self.workflow.tasks if t.id in branches
+        }
         self.targets = {t.id: set(self.inventory.select(t.targets)) for t in self.order}
         host_tasks = [t for t in self.order if not t.run_once] or self.order
         chosen = set().union(*(self.targets[t.id] for t in host_tasks)) if host_tasks else set()
@@ -103,7 +108,8 @@ class _Context:
                 yield self.problem(
                     f"task {task.id!r}: target {term!r} matches no host or group", f"tasks[{i}].targets"
                 )
-            if not self.targets[task.id] and not self.inventory.unmatched(task.targets):
+            hosts = self.targets.get(task.id, self.branch_targets.get(task.id))
+            if not hosts and not self.inventory.unmatched(task.targets):
                 yield self.problem(f"task {task.id!r} targets no host", f"tasks[{i}].targets")
 
     def ordered(self, hosts: Iterable[str]) -> list[str]:
@@ -208,8 +214,22 @@ def _blue_green_waves(ctx: _Context, problems: list[Problem]) -> list[list[str]]
 
 
 def _inventory_problems(ctx: _Context, waves: list[list[str]]) -> list[Problem]:
-    checks = (_group_names, _thresholds, _verification_targets)
+    checks = (_group_names, _thresholds, _verification_targets, _host_vars)
     return [p for check in checks for p in check(ctx, waves)]
+
+
+def _host_vars(ctx: _Context, waves: list[list[str]]) -> Iterator[Problem]:
+    """Template variables (``{{ vars.x }}``, ``when: vars.x``) undefined on a targeted host."""
+    from sysflow.model.conditional_checks import host_var_problems
+
+    cache: dict[str, dict[str, Any]] = {}
+
+    def host_vars(host: str) -> dict[str, Any]:
+        if host not in cache:
+            cache[host] = ctx.inventory.host_vars(host)
+        return cache[host]
+
+    return host_var_problems(ctx.workflow, {**ctx.targets, **ctx.branch_targets}, host_vars)
 
 
 def _known_group(ctx: _Context, name: str) -> bool:
