@@ -164,20 +164,43 @@ async def _timed(tool: str, hosts: int, work: Callable[[], Awaitable[int]]) -> R
     }
 
 
-async def run_sysflow(server: Any, names: list[str], config: Path) -> Row:
+def ssh_inventory(server: Any, names: list[str]) -> Inventory:
+    """The fleet with Ansible-style connection variables (what the Ansible run is given too)."""
+    inventory = Inventory()
+    for name in names:
+        inventory.add_host(
+            name,
+            ansible_host=server.address_of(name),
+            ansible_port=server.port,
+            ansible_user=server.username,
+            ansible_ssh_private_key_file=str(server.client_key),
+        )
+    inventory.add_group("fleet", names)
+    return inventory
+
+
+async def run_sysflow(server: Any, names: list[str], config: Path | None) -> Row:
+    """The engine over SSH; with ``config``, names resolve through that OpenSSH client config
+    (one parse per host: see ``--ssh-config``), else through the inventory's variables (and an
+    empty client config, so no ``~/.ssh/config`` is read)."""
     from sysflow.actors.auth import SSHAuth
 
     inventory = Inventory()
     inventory.add_group("fleet", names)
+    if config is None:
+        inventory = ssh_inventory(server, names)
     engine = Engine(
-        inventory, SSHAuth.from_keyfile(server.client_key), ssh_config=config, known_hosts=server.known_hosts
+        inventory,
+        SSHAuth.from_keyfile(server.client_key),
+        ssh_config=config if config is not None else server.workdir / "empty_ssh_config",
+        known_hosts=server.known_hosts,
     )
 
     async def work() -> int:
         result = await engine.run(workflow(SSH_CHAIN, SSH_CONCURRENCY))
         return len(names) - len(result.successful_servers)
 
-    return await _timed("sysflow", len(names), work)
+    return await _timed("sysflow" if config is None else "sysflow+ssh_config", len(names), work)
 
 
 async def run_asyncssh(server: Any, names: list[str]) -> Row:
@@ -262,7 +285,7 @@ async def run_ansible(server: Any, names: list[str]) -> Row:
         shutil.rmtree(work, ignore_errors=True)
 
 
-async def run_ssh(hosts: int, repeat: int, ansible: bool) -> list[Row]:
+async def run_ssh(hosts: int, repeat: int, ansible: bool, with_config: bool) -> list[Row]:
     from benchmarks._sshd import sshd_for_benchmark
     from tests.fixtures.sshd import host_names
 
@@ -271,10 +294,14 @@ async def run_ssh(hosts: int, repeat: int, ansible: bool) -> list[Row]:
     rows: list[Row] = []
     try:
         with sshd_for_benchmark(work / "sshd") as server:
+            (server.workdir / "empty_ssh_config").write_text("")
             config = server.write_client_config(work / "ssh_config", names)
             for _ in range(repeat):
                 rows.append(await run_asyncssh(server, names))
                 print_row(rows[-1])
+                rows.append(await run_sysflow(server, names, None))
+                print_row(rows[-1])
+            if with_config:
                 rows.append(await run_sysflow(server, names, config))
                 print_row(rows[-1])
             if ansible:
@@ -329,6 +356,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", default="sim,ssh", help="sim, ssh or both")
     parser.add_argument("--repeat", type=int, default=None, help="sysflow/asyncssh repetitions (default 3)")
     parser.add_argument("--no-ansible", action="store_true")
+    parser.add_argument(
+        "--ssh-config",
+        action="store_true",
+        help="also run sysflow resolving names through an OpenSSH client config of every host",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="cProfile the simulated run (top 25)")
     args = parser.parse_args(argv)
@@ -340,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     if "ssh" in parts:
         repeat = args.repeat or (1 if args.quick else 3)
         hosts = SSH_HOSTS_QUICK if args.quick else SSH_HOSTS
-        rows += asyncio.run(run_ssh(hosts, repeat, not args.no_ansible))
+        rows += asyncio.run(run_ssh(hosts, repeat, not args.no_ansible, args.ssh_config))
     rows.append(summary(rows))
     print_row(rows[-1])
     if args.json:
