@@ -14,9 +14,7 @@ def _options(problem: PlanningProblem, c: Chain) -> list[tuple[int, ...] | None]
     """Every placement of one chain on its own (window-feasible block starts), plus deferral."""
     per_block: list[list[int]] = []
     for a, b in blocks(c, problem.split_chains):
-        starts = [
-            t for w in c.windows for t in range(max(w.start, c.release), latest_start(c, a, b, w) + 1)
-        ]
+        starts = [t for w in c.windows for t in range(max(w.start, c.release), latest_start(c, a, b, w) + 1)]
         per_block.append(starts)
     out: list[tuple[int, ...] | None] = [None]
     for combo in itertools.product(*per_block):
