@@ -94,7 +94,10 @@ def run_views(state: Path, run_id: str | None = None) -> list[RunView]:
     if not state.exists():
         raise ControlError(f"no run store at {state}", missing=True)
     with RunStore(state) as store:
-        rows = [store.run(run_id)] if run_id is not None else store.runs()
+        try:
+            rows = [store.run(run_id)] if run_id is not None else store.runs()
+        except StoreError:
+            raise ControlError(f"no run {run_id!r} in {state}", missing=True) from None
         views = []
         for row in rows:
             counts: dict[str, int] = {}

@@ -1,0 +1,104 @@
+"""``sysflow sim`` and ``sysflow run``: exit codes, progress output, audit, errors as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from sysflow.audit.log import AuditLog
+from sysflow.cli import app
+from sysflow.cli_demo import DEMO_START, DEMO_WORKFLOW
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+runner = CliRunner()
+START = ["--start", DEMO_START.isoformat()]
+
+
+def test_sim_generated_fleet_succeeds_with_audit(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.db"
+    result = runner.invoke(app, ["sim", str(DEMO_WORKFLOW), "--hosts", "9", "--audit", str(audit), *START])
+    assert result.exit_code == 0, result.output
+    assert "run_started" in result.output  # plain progress: not a terminal
+    assert "completed (9 succeeded)" in result.output
+    assert "verification: pass; hosts passed 9" in result.output
+    with AuditLog(audit) as log:
+        assert log.verify() is None and {r.host for r in log.records() if r.host} >= {
+            "web0001.ams.example.com"
+        }
+
+
+def test_sim_example_inventory_json_lines(tmp_path: Path) -> None:
+    argv = ["sim", str(EXAMPLES / "patching.yaml"), "-i", str(EXAMPLES / "inventory.ini"), "--json", *START]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert rows[0]["kind"] == "run_started" and rows[-1]["kind"] == "run_finished"
+    assert any(r["kind"] == "approval_requested" for r in rows)  # the example asks before wave 2
+    assert any(r["kind"] == "approval_given" for r in rows)  # sim approves by default
+
+
+def test_sim_failures_exit_1(tmp_path: Path) -> None:
+    profile = tmp_path / "faults.yaml"
+    profile.write_text("failure_probability:\n  upgrade_packages: 1.0\n")
+    argv = ["sim", str(DEMO_WORKFLOW), "--hosts", "9", "--profile", str(profile), *START]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1
+    assert "FAILED web0001.ams.example.com upgrade_packages" in result.output
+    assert "failed hosts: web0001.ams.example.com" in result.output
+
+
+def test_sim_invalid_inputs_are_one_line(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["sim", str(tmp_path / "nope.yaml"), *START])
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+    bad_start = runner.invoke(app, ["sim", str(DEMO_WORKFLOW), "--start", "soon"])
+    assert bad_start.exit_code == 1
+    assert bad_start.output.strip() == "error: --start: not an ISO 8601 time: 'soon'"
+    bad_profile = tmp_path / "p.yaml"
+    bad_profile.write_text("failure_probability:\n  x: 3\n")
+    result = runner.invoke(app, ["sim", str(DEMO_WORKFLOW), "--hosts", "3", "--profile", str(bad_profile)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) <= 4
+    assert "Traceback" not in result.output
+
+
+def test_run_dry_run_validates_only() -> None:
+    argv = ["run", str(EXAMPLES / "patching.yaml"), "-i", str(EXAMPLES / "inventory.ini"), "--dry-run"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output and result.output.strip().endswith("dry run: nothing was run")
+
+
+def test_run_invalid_workflow_lists_problems(tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: x\ntasks:\n  - id: a\n    run: 'true'\n    depends_on: [zz]\n")
+    result = runner.invoke(app, ["run", str(wf), "-i", str(EXAMPLES / "inventory.ini")])
+    assert result.exit_code == 1
+    assert "zz" in result.output and "Traceback" not in result.output
+
+
+def test_run_unreachable_hosts_fail_the_run(tmp_path: Path) -> None:
+    """A real SSH run to a loopback port nothing listens on: every host fails, exit 1, no traceback."""
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[web_servers]\nweb1 ansible_host=127.0.0.1 ansible_port=9\n")
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: probe\ntasks:\n  - id: t\n    run: 'true'\n    timeout: 5s\n")
+    key = tmp_path / "id"
+    key.write_text("not a key")
+    state = tmp_path / "state.db"
+    argv = ["run", str(wf), "-i", str(inv), "--state", str(state), "--key", str(key)]
+    result = runner.invoke(app, [*argv, "--known-hosts", str(tmp_path / "kh")])
+    assert result.exit_code == 1, result.output
+    assert "run probe-" in result.output and "failed hosts: web1" in result.output
+    assert "Traceback" not in result.output
+    status = runner.invoke(app, ["status", "--state", str(state)])
+    assert status.exit_code == 0 and " failed " in status.output
+
+
+def test_help_of_every_command_has_examples_and_exit_codes() -> None:
+    for command in ("run", "sim", "demo", "resume", "status", "approve", "cancel", "submit"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0, command
+        assert "Examples" in result.output and "Exit codes" in result.output, command
+    assert runner.invoke(app, ["run"]).exit_code == 2
+    assert runner.invoke(app, ["nope"]).exit_code == 2
