@@ -224,7 +224,8 @@ class Admission:
             shared = keys & waiter.keys
             if shared:
                 key = min(shared)
-                return Denied(f"an earlier request is waiting for {key!r}", key, None)
+                kind = self.limits.instance(key).kind
+                return Denied(f"an earlier request is waiting for {key!r}", key, kind)
         return None
 
     def _pool_check(self, needs: OpNeeds) -> Denied | None:

@@ -311,7 +311,7 @@ def _check_groups(cfg: WindowsConfig, known: Collection[str] | None, location: s
         return
     unknown = sorted(set(cfg.groups) - set(known))
     if unknown:
-        problems = [Problem(f"window for unknown group {g!r}", f"windows.{g}") for g in unknown]
+        problems = [Problem(f"window for unknown group {g!r}", f"windows.groups.{g}") for g in unknown]
         raise ConstraintError(problems, source=location or "windows")
 
 

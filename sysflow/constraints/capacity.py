@@ -221,7 +221,9 @@ class Limits:
             try:
                 config = ParallelismConfig.model_validate(config)
             except ValidationError as exc:
-                raise ConstraintError(problems_of(exc, location), source=location or "parallelism") from None
+                raise ConstraintError(
+                    problems_of(exc, "parallelism"), source=location or "parallelism"
+                ) from None
         return cls(
             config,
             group_sizes=group_sizes,

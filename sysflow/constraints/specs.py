@@ -24,7 +24,7 @@ from sysflow.model.windows import WeeklyRule, WindowsConfig, WindowSpec, check_t
 if TYPE_CHECKING:
     from sysflow.constraints.intervals import FloatArray
 
-__all__ = ["SpecExpander", "SpecSource", "load_windows", "problems_of"]
+__all__ = ["SpecExpander", "SpecSource", "field_path", "load_windows", "problems_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +36,25 @@ class SpecSource:
     location: str | None = None
 
     def __str__(self) -> str:
-        where = f"{self.location}: " if self.location else ""
-        return f"{where}windows.{self.group}[{self.index}]"
+        """The field path; the location goes in the error's ``source``."""
+        path = "windows.blackouts" if self.group == "blackouts" else f"windows.groups.{self.group}"
+        return f"{path}[{self.index}]"
 
 
-def problems_of(exc: ValidationError, location: str | None) -> list[Problem]:
-    """One :class:`Problem` per pydantic error, located by field path (and the caller's location)."""
-    out: list[Problem] = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"])
-        where = f"{location}: {path}" if location and path else (location or path)
-        out.append(Problem(f"{err['msg']} (input {err.get('input')!r})", where))
-    return out
+def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """``("groups", "web", 0)`` → ``"groups.web[0]"`` (with ``prefix.`` in front when given)."""
+    text = prefix
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def problems_of(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """One :class:`Problem` per pydantic error, located by field path (the file goes in ``source``)."""
+    return [
+        Problem(f"{err['msg']} (input {err.get('input')!r})", field_path(tuple(err["loc"]), prefix))
+        for err in exc.errors()
+    ]
 
 
 def load_windows(data: Mapping[str, Any] | WindowsConfig, *, location: str | None = None) -> WindowsConfig:
@@ -57,7 +64,7 @@ def load_windows(data: Mapping[str, Any] | WindowsConfig, *, location: str | Non
     try:
         return WindowsConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConstraintError(problems_of(exc, location), source=location or "windows") from None
+        raise ConstraintError(problems_of(exc, "windows"), source=location or "windows") from None
 
 
 class SpecExpander:

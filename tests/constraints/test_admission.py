@@ -131,7 +131,7 @@ async def test_acquire_waits_for_release_in_fifo_order() -> None:
     await asyncio.sleep(0)
     assert adm.waiting == 3
     no = denied(adm.try_acquire(make_op("late")))
-    assert no.constraint == "max_parallel_servers"
+    assert (no.constraint, no.kind) == ("max_parallel_servers", LimitKind.POOL)
     adm.release(holder)
     await asyncio.gather(*tasks)
     assert order == ["w1", "w2", "w3"]

@@ -251,8 +251,8 @@ def error_of(config: dict[str, Any], **kw: Any) -> ConstraintError:
 @pytest.mark.parametrize(
     ("config", "needles"),
     [
-        ({"groups": {"web": "Sundy 01:00-03:00"}}, ["maint.yaml", "groups.web.0", "Sundy"]),
-        ({"groups": {"web": "daily 25:00-26:00"}}, ["groups.web.0", "25:00"]),
+        ({"groups": {"web": "Sundy 01:00-03:00"}}, ["maint.yaml: windows.groups.web[0]", "Sundy"]),
+        ({"groups": {"web": "daily 25:00-26:00"}}, ["windows.groups.web[0]", "25:00"]),
         ({"groups": {"web": {"weekly": "Sun 01:00-02:00", "timezone": "Mars/Olympus"}}}, ["Mars/Olympus"]),
         ({"timezone": "Nowhere/Land", "groups": {}}, ["timezone", "Nowhere/Land"]),
         ({"groups": {"web": {"cron": "61 1 * * *", "duration": "1h"}}}, ["61 1 * * *"]),
@@ -286,7 +286,7 @@ def test_every_problem_is_reported() -> None:
 def test_duration_longer_than_period() -> None:
     err = error_of({"groups": {"web": {"cron": "0 * * * *", "duration": "2h"}}})
     assert "longer than its period" in str(err)
-    assert "windows.web[0]" in str(err)
+    assert "maint.yaml: windows.groups.web[0]" in str(err)
 
 
 def test_empty_after_blackouts() -> None:
@@ -294,7 +294,7 @@ def test_empty_after_blackouts() -> None:
         {"groups": {"web": ["daily 01:00-02:00", "Sunday 01:00-03:00"]}, "blackouts": ["Sun 00:00-12:00"]}
     )
     assert "'Sunday 01:00-03:00' is empty after blackouts" in str(err)
-    assert "windows.web[1]" in str(err)
+    assert "maint.yaml: windows.groups.web[1]" in str(err)
 
 
 def test_unknown_group() -> None:
