@@ -17,6 +17,8 @@ dpkg_list          ``dpkg -l``                                            ``ii  
 dpkg_query         ``dpkg-query -W [-f=FMT] [PKG...]``                    formatted versions
 uname              ``uname``                                              the running kernel
 cat                ``cat PATH``                                           file contents (os-release)
+dnf_upgrade        ``dnf|yum ... upgrade|update``                         upgrades (RHEL-like hosts)
+nproc, df          ``nproc``, ``df``                                      4 CPUs, a 40 GB root (facts)
 reboot             ``reboot``, ``shutdown -r``                            host down for 90 s, new kernel
 =================  =====================================================  ==============================
 
@@ -95,6 +97,20 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(name="dpkg_query", match=r"\bdpkg-query\b", duration=_ln(0.3, 0.2), respond="dpkg_query"),
     Rule(name="uname", match=r"\buname\b", duration=_ln(0.1, 0.1), respond="uname"),
     Rule(name="cat", match=r"\bcat\s+\S+", duration=_ln(0.1, 0.1), respond="cat"),
+    Rule(
+        name="dnf_upgrade",
+        match=r"\b(?:dnf|yum)\s(?:.*\s)?(?:upgrade|update)\b",
+        duration=_ln(150.0, 0.5),
+        effect=Effect(upgrade="all"),
+    ),
+    Rule(name="nproc", match=r"^\s*nproc\b", duration=_ln(0.1, 0.1), stdout="4\n"),
+    Rule(
+        name="df",
+        match=r"^\s*df\b",
+        duration=_ln(0.1, 0.1),
+        stdout="Filesystem     1024-blocks     Used Available Capacity Mounted on\n"
+        "/dev/vda1         41152736 12345678  26693418      32% /\n",
+    ),
     Rule(
         name="reboot",
         match=r"^\s*(?:sudo\s+)?(?:systemctl\s+)?reboot\b|\bshutdown\s+-r\b",

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 from sysflow.sim.profile import Effect
 
-__all__ = ["DEFAULT_AVAILABLE", "DEFAULT_KERNEL", "DEFAULT_PACKAGES", "DEFAULT_SERVICES", "HostState"]
+__all__ = [
+    "DEFAULT_AVAILABLE",
+    "DEFAULT_KERNEL",
+    "DEFAULT_PACKAGES",
+    "DEFAULT_SERVICES",
+    "HOST_FILES",
+    "RHEL_OS_RELEASE",
+    "HostState",
+]
 
 DEFAULT_PACKAGES: Mapping[str, str] = {
     "bash": "5.2.15-2+b2",
@@ -35,6 +43,16 @@ OS_RELEASE = (
     'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
     'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
 )
+
+RHEL_OS_RELEASE = (
+    'NAME="Red Hat Enterprise Linux"\nVERSION="9.4 (Plow)"\nID="rhel"\nID_LIKE="fedora"\n'
+    'VERSION_ID="9.4"\nPRETTY_NAME="Red Hat Enterprise Linux 9.4 (Plow)"\n'
+)
+HOST_FILES: Mapping[str, str] = {  # what fact gathering reads (PID 1, memory) besides os-release
+    "/proc/1/comm": "systemd\n",
+    "/proc/meminfo": "MemTotal:        8131584 kB\nMemFree:         1048576 kB\n"
+    "MemAvailable:    6291456 kB\n",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +91,7 @@ class HostState:
         return cls(
             packages={**DEFAULT_PACKAGES, **(packages or {})},
             services={**DEFAULT_SERVICES, **(services or {})},
-            files={"/etc/os-release": OS_RELEASE, "/etc/debian_version": "12.5\n"},
+            files={"/etc/os-release": OS_RELEASE, "/etc/debian_version": "12.5\n", **HOST_FILES},
             kernel=kernel or DEFAULT_KERNEL,
             mirror={**DEFAULT_AVAILABLE, **(available or {})},
         )
