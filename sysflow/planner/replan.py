@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sysflow.planner.greedy import greedy
 from sysflow.planner.problem import Busy, Chain, PlanningProblem, ResourceKind
-from sysflow.planner.solution import Assignment
+from sysflow.planner.solution import Assignment, score
 
 if TYPE_CHECKING:
     from sysflow.planner.durations import DurationModel
@@ -77,7 +77,10 @@ def replan_assignment(
     random_seed: int = 0,
 ) -> Assignment:
     """Keep the hosts that started (``started``, default: planned to start before ``now``) and
-    re-plan the rest: greedy at once, then CP-SAT for ``time_limit`` seconds if positive."""
+    re-plan the rest: greedy at once, then CP-SAT for ``time_limit`` seconds if positive.
+
+    Without ``started`` the rest of ``previous`` (a feasible plan of ``problem``) is itself a
+    feasible completion, so the result is never worse than ``previous``."""
     fixed = dict(started) if started is not None else _started(previous, now)
     rest = remaining_problem(problem, fixed, now)
     result = greedy(rest)
@@ -88,7 +91,10 @@ def replan_assignment(
         a = solve_cpsat(
             rest, time_limit=time_limit, num_workers=num_workers, random_seed=random_seed, baseline=result
         ).assignment
-    return Assignment({**fixed, **a.starts}, dict(a.deferred))
+    merged = Assignment({**fixed, **a.starts}, dict(a.deferred))
+    if started is None and score(problem, previous) < score(problem, merged):
+        return previous
+    return merged
 
 
 def _started(previous: Assignment, now: int) -> dict[str, tuple[int, ...]]:

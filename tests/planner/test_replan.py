@@ -11,6 +11,7 @@ from sysflow.planner.check import check
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.greedy import greedy
 from sysflow.planner.replan import remaining_problem, replan, replan_assignment
+from sysflow.planner.solution import score
 
 from .instances import random_problem
 from .test_build import MONDAY, brief
@@ -28,6 +29,7 @@ def test_replan_assignment_keeps_started_hosts_and_is_feasible(split: bool, limi
         now = ends[len(ends) // 2]
         new = replan_assignment(p, a, now, time_limit=limit, num_workers=1)
         assert check(p, new) == []
+        assert score(p, new) <= score(p, a)
         for host, starts in a.starts.items():
             if starts[0] < now:
                 assert new.starts[host] == starts
