@@ -242,9 +242,14 @@ class Calendar:
             return self._groups[key[0]]
         lists = self._hosts.get(key)
         if lists is None:
+            import numpy as np
+
             arrays = self._arrays[key[0]]
             for g in key[1:]:
                 arrays = intersect(arrays, self._arrays[g])
+            self._labels.append(" ∩ ".join(key))
+            label = np.full(len(arrays), len(self._labels) - 1, dtype=np.int64)
+            arrays = IntervalArrays(arrays.starts, arrays.ends, arrays.cutoffs, label)
             lists = self._hosts[key] = _Lists(arrays, self._labels)
         return lists
 

@@ -394,6 +394,7 @@ class Limits:
         """Throttle: change the capacity of one instance while planning or running.
 
         Pools and spacing take floats ≥ 0 (0 pauses a pool); rate limits and budgets whole numbers ≥ 0.
+        While a run is admitting, call ``Admission.set_capacity`` instead, so that waiters wake.
         """
         inst = self.instance(key)
         if value < 0 or (not isinstance(inst, PoolInstance | MinSpacing) and value != int(value)):

@@ -174,6 +174,7 @@ def test_host_windows_intersection() -> None:
     both = cal.host_windows(["web_servers", "cache_servers", "unwindowed"], WEEK, end)
     assert spans(both) == [(z(2026, 11, 22, 1), z(2026, 11, 22, 3))]
     assert both[0].cutoff_at == z(2026, 11, 22, 2, 50)
+    assert both[0].label == "cache_servers ∩ web_servers"
     assert cal.host_windows(["web_servers", "db_servers"], WEEK, end) == []  # touching is not overlapping
     assert cal.host_key(["web_servers", "x", "cache_servers"]) == ("cache_servers", "web_servers")
     t = z(2026, 11, 22, 2)
