@@ -12,7 +12,7 @@ import pytest
 from sysflow.clock import ManualClock
 from sysflow.constraints import Admission, Denied, Grant, LimitKind, Limits
 from sysflow.errors import ConstraintError
-from tests.constraints.conftest import make_op
+from tests.constraints.ops import make_op
 
 
 def admission(config: dict[str, Any], ops: list[Any] | None = None) -> tuple[Admission, ManualClock]:

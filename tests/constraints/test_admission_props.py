@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sysflow.clock import ManualClock
 from sysflow.constraints import Admission, Grant, Limits
 from sysflow.planner.graph import Operation
-from tests.constraints.conftest import make_op
+from tests.constraints.ops import make_op
 
 GROUPS = ("web", "db", "cache")
 HOSTS = [f"h{i}" for i in range(8)]

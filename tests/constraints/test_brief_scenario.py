@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sysflow.clock import Clock
 from sysflow.constraints import Admission, Calendar, Limits
 from sysflow.sim.loop import VirtualTimeLoop
-from tests.constraints.conftest import make_op
+from tests.constraints.ops import make_op
 
 GROUPS = {"web_servers": 12, "db_servers": 4, "cache_servers": 6}
 WINDOWS = {

@@ -8,7 +8,7 @@ import pytest
 
 from sysflow.constraints import BudgetInstance, LimitKind, Limits, MinSpacing, PoolInstance, RateInstance
 from sysflow.errors import ConstraintError
-from tests.constraints.conftest import make_op
+from tests.constraints.ops import make_op
 
 OPS = [
     make_op("w1", groups=("web", "frontend"), datacenter="ams"),

@@ -1,4 +1,4 @@
-"""Operations for constraint tests: the planner's real ``Operation``."""
+"""Operations for constraint tests: the planner's real ``Operation`` with test defaults."""
 
 from __future__ import annotations
 
