@@ -153,6 +153,13 @@ class _Counters:
     by_shard: dict[str, int] = field(default_factory=dict)
 
 
+def _close_rank(entry: _Entry) -> int:
+    """0 for targets; jump hosts after them, a hop nearer the client later."""
+    if not entry.name.startswith("jump:"):
+        return 0
+    return 1_000_000 - entry.name.count(",")
+
+
 class SSHTransport:
     """A ``Transport`` over SSH with a connection pool. Use ``async with`` or call ``close()``.
 
@@ -272,10 +279,13 @@ class SSHTransport:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        # Targets first, then the jump hosts their tunnels run through.
-        entries = sorted(self._entries.values(), key=lambda e: (e.name.startswith("jump:"), e.tunnels))
-        for entry in entries:
-            await self._drain(entry)
+        # Targets first, then the jump hosts their tunnels run through (longest chains first);
+        # the connections of one rank close concurrently.
+        ranks: dict[int, list[_Entry]] = {}
+        for entry in self._entries.values():
+            ranks.setdefault(_close_rank(entry), []).append(entry)
+        for rank in sorted(ranks):
+            await asyncio.gather(*(self._drain(e) for e in ranks[rank]))
         self._entries.clear()
         self._state = _State.CLOSED
 

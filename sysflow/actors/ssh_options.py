@@ -37,7 +37,7 @@ __all__ = [
 
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds: TCP connect + SSH key exchange
 DEFAULT_LOGIN_TIMEOUT = 20.0  # seconds: user authentication after the key exchange
-DEFAULT_KEEPALIVE_INTERVAL = 15.0  # seconds between SSH keepalive requests on a quiet connection
+DEFAULT_KEEPALIVE_INTERVAL = 30.0  # seconds between SSH keepalive requests on a quiet connection
 DEFAULT_KEEPALIVE_COUNT_MAX = 3  # unanswered keepalives before the connection is declared dead
 DEFAULT_IDLE_TIMEOUT = 300.0  # seconds a connection with no channel stays open
 DEFAULT_CLOSE_TIMEOUT = 5.0  # seconds to wait for a connection to close cleanly
