@@ -239,8 +239,11 @@ class SSHTransport:
         """Open (or reuse) the pooled connection of ``host`` without running anything."""
         self._check_open()
         entry = self._entry(host)
-        async with entry.sessions:  # like a command: close() waits for it
+        await entry.sessions.acquire()  # like a command: close() waits for it
+        try:
             await self._connection(entry)
+        finally:
+            entry.release_session()
 
     async def run(
         self,
@@ -311,8 +314,10 @@ class SSHTransport:
 
     async def _connection(self, entry: _Entry) -> Any:
         conn = entry.conn
-        if conn is not None and not conn.is_closed():
-            return conn
+        if conn is not None:
+            if not conn.is_closed():
+                return conn
+            self._lost(entry, conn)  # closed before its loss notice arrived: free its slot now
         if entry.opening is not None:
             return await asyncio.shield(entry.opening)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -418,7 +423,7 @@ class SSHTransport:
         settings = entry.settings
         client = new_client(self._store, lambda conn, exc: self._lost(entry, conn))
         target = f"{settings.hostname}:{settings.port or DEFAULT_SSH_PORT}"
-        jump_key = f"jump:{entry.jump.name}" if entry.jump is not None else None
+        jump_key = entry.jump.name if entry.jump is not None else None
         options = self._options_for(creds, settings.username)
         t = self.timeouts
         held = await self._enter_pacing(target, jump_key)
