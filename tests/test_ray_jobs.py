@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,9 +27,9 @@ from sysflow.cli import app
 from sysflow.cli_demo import DEMO_WORKFLOW, demo_inventory, inventory_yaml
 from sysflow.ray_jobs import JobSpec, RayJobError, RayTarget, entrypoint, read_token
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
-START_TIMEOUT = 120  # seconds for `ray start` on a busy machine
+START_TIMEOUT = 240  # seconds for `ray start` on a busy machine (about 10 s on an idle one)
 START_ATTEMPTS = 2
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when stopping the head
 
@@ -105,13 +106,23 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     token_file = tmp_path_factory.mktemp("token") / "auth_token"
     token_file.write_text(token)
     ports = _free_ports(10)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_raylet_start_wait_time_s": "120"}  # fmt: skip
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     try:
         for _ in range(START_ATTEMPTS):  # Ray gives the raylet 30 s to register: a busy machine may miss it
-            done = subprocess.run(
-                _start_command(base, ports), env=env, capture_output=True, text=True, timeout=START_TIMEOUT
-            )
+            try:
+                done = subprocess.run(
+                    _start_command(base, ports),
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=START_TIMEOUT,
+                )
+            except subprocess.TimeoutExpired as exc:
+                done = subprocess.CompletedProcess(
+                    exc.cmd, 1, "", f"ray start timed out after {START_TIMEOUT} s"
+                )
             if done.returncode == 0:
                 break
             _stop(base)
@@ -120,6 +131,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
         yield Head(f"http://127.0.0.1:{ports[1]}", token, token_file, base)
     finally:
         _stop(base)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _files(tmp_path: Path) -> tuple[Path, Path]:
