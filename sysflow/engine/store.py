@@ -32,6 +32,11 @@ DEFAULT_STATE_DIR = ".sysflow"  # per-project state directory, relative to the w
 SCHEMA_VERSION = 2
 _OUTPUT_KEEP = 4096  # characters of stdout/stderr kept per operation in the store (head), digest aside
 
+_UPDATE_OP = (
+    "UPDATE ops SET state=?, start=?, end=?, exit_status=?, error=?, stdout=?, stderr=?, attempts=?,"
+    " reason=?, command=? WHERE run_id=? AND op_id=?"
+)
+
 _MIGRATIONS: tuple[str, ...] = (
     # 1: runs, operations, gates, plans, durations
     """
@@ -105,6 +110,7 @@ class RunStore:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the run store: {exc}") from None
         self._pending = False
+        self._records: dict[tuple[str, str], tuple[Any, ...]] = {}  # latest record per op, written at commit
         self._db.execute("BEGIN")
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -127,6 +133,10 @@ class RunStore:
     def commit(self) -> None:
         """Make every write so far durable (one commit for all of them)."""
         with self._lock:
+            if self._records:
+                self._db.executemany(_UPDATE_OP, self._records.values())
+                self._records.clear()
+                self._pending = True
             if self._pending:
                 self._db.execute("COMMIT")
                 self._db.execute("BEGIN")
@@ -220,17 +230,21 @@ class RunStore:
 
     def op_started(self, run_id: str, op_id: str, *, at: datetime, attempt: int, command: str) -> None:
         """Write-ahead: the operation is running (commit before the command is sent)."""
+        with self._lock:
+            self._records.pop((run_id, op_id), None)  # this newer state supersedes a buffered one
         self._write(
             "UPDATE ops SET state=?, start=?, attempts=?, command=? WHERE run_id=? AND op_id=?",
             (OpState.RUNNING.value, at.isoformat(), attempt, command, run_id, op_id),
         )
 
     def op_record(self, run_id: str, record: OpRecord) -> None:
-        """The operation's record as it is now (finished, skipped, rolled back, unknown)."""
-        self._write(
-            "UPDATE ops SET state=?, start=?, end=?, exit_status=?, error=?, stdout=?, stderr=?, attempts=?,"
-            " reason=?, command=? WHERE run_id=? AND op_id=?",
-            (
+        """The operation's record as it is now (finished, skipped, rolled back, unknown).
+
+        Buffered: written with the next commit, which comes before anything acts on it (the next
+        operation's write-ahead, a status change, the end of the run).
+        """
+        with self._lock:
+            self._records[(run_id, record.op_id)] = (
                 record.state.value,
                 record.start.isoformat() if record.start else None,
                 record.end.isoformat() if record.end else None,
@@ -243,10 +257,10 @@ class RunStore:
                 record.command,
                 run_id,
                 record.op_id,
-            ),
-        )
+            )
 
     def ops(self, run_id: str) -> dict[str, OpRecord]:
+        self.commit()
         rows = self._db.execute(
             "SELECT op_id, host, task, wave, state, command, start, end, exit_status, error, stdout, stderr,"
             " attempts, reason FROM ops WHERE run_id=?",
