@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
@@ -24,17 +23,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sysflow.engine.adaptive import Replanner  # noqa: E402
-from sysflow.engine.engine import Engine  # noqa: E402
-from sysflow.engine.events import Event, EventKind  # noqa: E402
-from sysflow.engine.result import OpRecord  # noqa: E402
-from sysflow.engine.states import OpState  # noqa: E402
-from sysflow.model.inventory import Inventory  # noqa: E402
-from sysflow.model.workflow import MaintenanceWorkflow  # noqa: E402
-from sysflow.sim.fleet import SimFleet  # noqa: E402
-from sysflow.sim.loop import current_virtual_clock, run_virtual  # noqa: E402
-from sysflow.sim.profile import HostFault, SimProfile  # noqa: E402
-from sysflow.sim.transport import SimTransport  # noqa: E402
+from sysflow.engine.adaptive import Replanner
+from sysflow.engine.engine import Engine
+from sysflow.engine.events import Event, EventKind
+from sysflow.engine.result import OpRecord
+from sysflow.engine.states import OpState
+from sysflow.model.inventory import Inventory
+from sysflow.model.workflow import MaintenanceWorkflow
+from sysflow.sim.fleet import SimFleet
+from sysflow.sim.loop import current_virtual_clock, run_virtual
+from sysflow.sim.profile import HostFault, SimProfile
+from sysflow.sim.transport import SimTransport
 
 
 def inventory(n: int) -> Inventory:
