@@ -34,11 +34,6 @@ app = typer.Typer(
 )
 
 EXIT_INVALID = 1
-EXIT_NOT_FOUND = 3
-EXIT_CONFLICT = 4
-EXIT_INTERRUPTED = 130
-
-_DEBUG = {"on": False}  # set by the root --debug option, read by _guard
 
 
 @app.callback()
@@ -49,7 +44,9 @@ def _root(
 
     Exit codes: 0 ok, 1 run failed or invalid input, 2 usage, 3 not found, 4 conflict, 130 interrupted.
     """
-    _DEBUG["on"] = debug
+    from sysflow.cli_commands import DEBUG
+
+    DEBUG["on"] = debug
 
 
 def _fail(lines: list[str], summary: str) -> typer.Exit:

@@ -12,17 +12,20 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-
-from sysflow import cli
 
 if TYPE_CHECKING:
     from sysflow.cli_run import RunSetup
 
 __all__ = ["audit_app", "guard", "register"]
 
+EXIT_INVALID = 1
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_INTERRUPTED = 130
+DEBUG = {"on": False}  # set by the root ``--debug`` option (sysflow.cli), read by guard()
 DEFAULT_STATE = Path(".sysflow") / "state.db"
 DEFAULT_DEMO_OUT = Path("sysflow-demo")
 
@@ -55,14 +58,14 @@ def _code_of(exc: BaseException) -> int:
     from sysflow.ray_jobs import RayJobError
 
     if isinstance(exc, RayJobError):
-        return cli.EXIT_NOT_FOUND if exc.missing else cli.EXIT_INVALID
+        return EXIT_NOT_FOUND if exc.missing else EXIT_INVALID
     if isinstance(exc, ControlError):
-        return cli.EXIT_NOT_FOUND if exc.missing else cli.EXIT_CONFLICT
+        return EXIT_NOT_FOUND if exc.missing else EXIT_CONFLICT
     if isinstance(exc, FileNotFoundError):
-        return cli.EXIT_NOT_FOUND
+        return EXIT_NOT_FOUND
     if isinstance(exc, LeaseConflict):
-        return cli.EXIT_CONFLICT
-    return cli.EXIT_INVALID
+        return EXIT_CONFLICT
+    return EXIT_INVALID
 
 
 def _message(exc: BaseException) -> str:
@@ -81,14 +84,21 @@ def guard(what: str) -> Iterator[None]:
     except (typer.Exit, typer.Abort):
         raise
     except KeyboardInterrupt:
-        _exit(cli.EXIT_INTERRUPTED, f"{what}: interrupted")
+        _exit(EXIT_INTERRUPTED, f"{what}: interrupted")
     except (SysflowError, OSError, ValueError) as exc:
-        if cli._DEBUG["on"]:
+        if DEBUG["on"]:
             raise
-        lines = cli._problem_lines(exc) if getattr(exc, "problems", None) else [_message(exc)]
+        problems = getattr(exc, "problems", None)
+        lines = [str(p) for p in problems] if problems else [_message(exc)]
         for line in lines[:-1]:
             typer.echo(line, err=True)
         _exit(_code_of(exc), lines[-1] if len(lines) == 1 else f"{lines[-1]}\n{what}: failed")
+
+
+def _load_inputs(workflow: Path, inventory: Path, ssh_config: Path | None) -> tuple[Any, Any]:
+    from sysflow.cli import load_inputs  # imported late: ``python -m sysflow.cli`` imports this module
+
+    return load_inputs(workflow, inventory, ssh_config)
 
 
 def _setup(json_lines: bool, audit: Path | None, state: Path | None, approve_all: bool) -> RunSetup:
@@ -138,9 +148,11 @@ def run(
     from sysflow.cli_run import SSHOptions, run_command
 
     with guard(f"{workflow}"):
-        wf, inv = cli.load_inputs(workflow, inventory, ssh_config)
+        wf, inv = _load_inputs(workflow, inventory, ssh_config)
         if dry_run:
-            cli.validate(workflow, inventory, ssh_config)
+            from sysflow.cli import validate
+
+            validate(workflow, inventory, ssh_config)
             typer.echo("dry run: nothing was run")
             return
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env)
@@ -183,7 +195,7 @@ def sim(
 
     with guard(f"{workflow}"):
         if inventory is not None:
-            wf, inv = cli.load_inputs(workflow, inventory, None)
+            wf, inv = _load_inputs(workflow, inventory, None)
         else:
             wf, inv = MaintenanceWorkflow.from_file(workflow), demo_inventory(hosts)
         options = SimOptions(profile=profile, seed=seed, start=sim_start(start))
@@ -360,7 +372,7 @@ def submit(
     from sysflow.ray_jobs import JobSpec, RayTarget, submit_and_follow
 
     with guard(f"submit {workflow}"):
-        cli.load_inputs(workflow, inventory, None)
+        _load_inputs(workflow, inventory, None)
         spec = JobSpec(workflow, inventory, sim=use_sim, profile=profile, audit=audit)
         ok = submit_and_follow(
             RayTarget.from_options(address, token_file),
@@ -369,7 +381,7 @@ def submit(
             follow_logs=follow,
             timeout=timeout,
         )
-    raise typer.Exit(0 if ok else cli.EXIT_INVALID)
+    raise typer.Exit(0 if ok else EXIT_INVALID)
 
 
 # -- audit ----------------------------------------------------------------------------------------
@@ -390,7 +402,7 @@ def audit_verify(db: DbOpt) -> None:
     with guard("audit verify"):
         intact, line = verify_log(db)
     if not intact:
-        _exit(cli.EXIT_INVALID, line)
+        _exit(EXIT_INVALID, line)
     typer.echo(line)
 
 
