@@ -114,7 +114,9 @@ def _fixed_chain(
     t = 0
     for i, op in enumerate(c.ops):
         if op in done:
-            s, e = plan.seconds_of(done[op][0]), math.ceil((done[op][1] - plan.origin).total_seconds())
+            # the same (monotonic) rounding for both ends keeps measured order: a task that started
+            # when the previous one ended never appears to overlap it
+            s, e = plan.seconds_of(done[op][0]), plan.seconds_of(done[op][1])
             d = max(0, e - s)
         elif op in running:
             s = plan.seconds_of(running[op])
