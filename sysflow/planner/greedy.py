@@ -28,6 +28,7 @@ class DispatchRule(enum.Enum):
     """Order of hosts inside a wave."""
 
     LONGEST_FIRST = "longest"  # longest chain first
+    SHORTEST_FIRST = "shortest"  # shortest chain first: the most hosts per window
     SCARCEST_GROUP_FIRST = "scarcest"  # groups with the least window time per host first
     INPUT_ORDER = "input"  # as given
 
@@ -51,11 +52,11 @@ class GreedyResult:
 def greedy(problem: PlanningProblem, rules: Sequence[DispatchRule] | None = None) -> GreedyResult:
     """Schedule ``problem`` with each rule of ``rules`` and return the best result.
 
-    By default every rule is tried; past ``LARGE_FLEET`` chains only input order and scarcest group first.
+    By default every rule is tried; past ``LARGE_FLEET`` chains only shortest first and input order.
     """
     if rules is None:
         big = len(problem.chains) > LARGE_FLEET
-        rules = (DispatchRule.INPUT_ORDER, DispatchRule.SCARCEST_GROUP_FIRST) if big else DEFAULT_RULES
+        rules = (DispatchRule.SHORTEST_FIRST, DispatchRule.INPUT_ORDER) if big else DEFAULT_RULES
     if not rules:
         raise ValueError("greedy needs at least one dispatch rule")
     best: GreedyResult | None = None
@@ -73,6 +74,8 @@ def _order(problem: PlanningProblem, rule: DispatchRule) -> list[Chain]:
         return sorted(chains, key=lambda c: c.wave)
     if rule is DispatchRule.LONGEST_FIRST:
         return sorted(chains, key=lambda c: (c.wave, -c.total))
+    if rule is DispatchRule.SHORTEST_FIRST:
+        return sorted(chains, key=lambda c: (c.wave, c.total))
     scarcity = _scarcity(chains)
     return sorted(chains, key=lambda c: (c.wave, scarcity[c.group], -c.total))
 

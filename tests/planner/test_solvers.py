@@ -101,6 +101,6 @@ def test_large_fleets_use_a_shorter_portfolio() -> None:
     old = greedy_module.LARGE_FLEET
     try:
         greedy_module.LARGE_FLEET = 4
-        assert greedy(p).rule in (DispatchRule.INPUT_ORDER, DispatchRule.SCARCEST_GROUP_FIRST)
+        assert greedy(p).rule in (DispatchRule.SHORTEST_FIRST, DispatchRule.INPUT_ORDER)
     finally:
         greedy_module.LARGE_FLEET = old
