@@ -21,11 +21,13 @@ from sysflow.constraints.admission import Admission
 from sysflow.constraints.calendar import Calendar
 from sysflow.constraints.capacity import Limits
 from sysflow.engine.adaptive import Replanner
+from sysflow.engine.conditional import Conditional
 from sysflow.engine.events import EventBus, EventKind, Observer
 from sysflow.engine.executor import OpRunner, TransportRunner
 from sysflow.engine.leases import DEFAULT_LEASE_TTL, HostLeases
 from sysflow.engine.result import RunResult
 from sysflow.engine.run import Hooks, Restored, Run
+from sysflow.engine.state import StateMonitor
 from sysflow.engine.states import RunStatus
 from sysflow.engine.store import RunStore
 from sysflow.engine.windows import WindowGuard, WindowLike
@@ -200,6 +202,10 @@ class Engine:
             restored=restored,
             plan=initial,
             replanner=Replanner(initial) if initial is not None else None,
+            conditional=self._conditional(workflow, transport),
+            state=StateMonitor.from_workflow(workflow.state_checks, transport, self.clock)
+            if workflow.state_checks
+            else None,
         )
         if self.store is not None and restored is None:
             self.store.create_run(
@@ -214,6 +220,12 @@ class Engine:
             self.store.add_plan(rid, initial.to_json(indent=None), "initial", at=now)
         self.runs[rid] = run
         return run
+
+    def _conditional(self, workflow: MaintenanceWorkflow, transport: Transport) -> Conditional | None:
+        """Templates, conditions, registered results and branches, when the workflow uses any."""
+        if not Conditional.wanted(workflow):
+            return None
+        return Conditional(workflow, self.inventory.host_vars, transport, self.clock)
 
     def _initial_plan(
         self,

@@ -42,6 +42,7 @@ class EventKind(StrEnum):
     WINDOW_CLOSED = "window_closed"
     VERIFICATION = "verification"
     LEASE_REFUSED = "lease_refused"
+    STATE_CHECKED = "state_checked"
 
 
 @dataclass(frozen=True, slots=True)

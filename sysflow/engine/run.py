@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
@@ -18,14 +18,17 @@ from typing import Any, Protocol
 
 from sysflow.clock import Clock
 from sysflow.engine.adaptive import Replanner
+from sysflow.engine.conditional import Conditional, Prepared
 from sysflow.engine.events import EventBus, EventKind
 from sysflow.engine.executor import OpRunner
 from sysflow.engine.result import HostOutcome, OpRecord, RunResult
+from sysflow.engine.state import StateMonitor, StateVerdict
 from sysflow.engine.states import OpState, RunStatus
 from sysflow.engine.store import RunStore
 from sysflow.engine.thresholds import exceeded
 from sysflow.engine.tracker import RunTracker
 from sysflow.engine.windows import OpenWindow, WindowGuard
+from sysflow.model.state_checks import CheckPoint
 from sysflow.model.workflow import ExpiryPolicy, MaintenanceWorkflow, RollbackScope
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import Operation, OpGraph
@@ -112,8 +115,12 @@ class Run:
         durations: DurationModel | None = None,
         restored: Restored | None = None,
         replanner: Replanner | None = None,
+        conditional: Conditional | None = None,
+        state: StateMonitor | None = None,
     ) -> None:
         self.id = run_id
+        self._cond = conditional
+        self._state = state
         self.workflow = workflow
         self.graph = graph
         self.clock = clock
@@ -199,6 +206,8 @@ class Run:
                     self.store.set_position(self.id, wave)
                 if wave > 0 and not await self._before_wave(wave):
                     break
+                if not await self._state_allows(wave, hosts):
+                    continue
                 self._maybe_replan(boundary=True)
                 await self._run_wave(wave, hosts)
                 if not self._stopped:
@@ -259,6 +268,28 @@ class Run:
             return await self._await_approval(wave)
         return not self._stopped
 
+    async def _state_allows(self, wave: int, hosts: Sequence[str]) -> bool:
+        """State checks before a wave: proceed (maybe after holding, maybe throttled), skip, or stop."""
+        if self._state is None:
+            return True
+        decision = await self._state.evaluate(
+            CheckPoint.BEFORE_WAVE, wave, hosts, self.tracker.emit, self._set_capacity()
+        )
+        if decision.verdict is StateVerdict.SKIP:
+            for host in hosts:
+                self.tracker.skip(self.graph.chains.get(host, ()), f"wave skipped: {decision.reason}")
+            for hook in self._hooks_of_wave.get(wave, []):
+                self.tracker.skip(self.graph.chains.get(hook, ()), f"wave skipped: {decision.reason}")
+            return False
+        if decision.verdict is StateVerdict.STOP:
+            self._stop(f"before wave {wave + 1}: {decision.reason}")
+            return False
+        return True
+
+    def _set_capacity(self) -> Callable[[str, float], None] | None:
+        setter = getattr(self._admission, "set_capacity", None)
+        return setter if callable(setter) else None
+
     async def _await_approval(self, wave: int) -> bool:
         if self._restored is not None and self._restored.gates.get((wave, "approval"), (None,))[0]:
             return True  # approved before the interruption
@@ -288,6 +319,12 @@ class Run:
             if wave == 0 and self.workflow.rollout.strategy == "canary"
             else 0.0
         )
+        if passed is not False and self._state is not None:
+            decision = await self._state.evaluate(
+                CheckPoint.GATE, wave, hosts, self.tracker.emit, self._set_capacity()
+            )
+            if decision.verdict is not StateVerdict.PROCEED:
+                passed, reasons = False, [*reasons, decision.reason]
         if bake and passed:
             await self.clock.sleep(bake)
         verdict = {"wave": wave, "passed": passed, "reasons": reasons}
@@ -523,6 +560,18 @@ class Run:
         return window.admits(now, sum(self._predict(o) for o in rest))
 
     async def _run_admitted(self, op: Operation, window: OpenWindow) -> bool:
+        prepared = await self._prepare(op)
+        if prepared is not None and prepared.skip is not None:
+            self.tracker.skip([op.id], prepared.skip)
+            assert self._cond is not None
+            self._cond.register(op.host, op.task, None)
+            return True
+        if prepared is not None and prepared.error is not None:
+            self.tracker.finished(
+                OpRecord(op.id, op.host, op.task, op.wave, OpState.FAILED, op.command, error=prepared.error)
+            )
+            return False
+        recorded = op.command if prepared is None else prepared.recorded
         if self._hooks is not None:
             self.tracker.emit(
                 EventKind.OP_PROGRESS, "capturing state", host=op.host, task=op.task, step="capture"
@@ -534,14 +583,14 @@ class Run:
             limit = max((window.end - self.clock.now()).total_seconds(), 0.0)
 
         def on_start(attempt: int) -> None:
-            self.tracker.started(op.id, op.command, attempt)
+            self.tracker.started(op.id, recorded, attempt)
 
-        self.tracker.will_start(op.id, op.command)
+        self.tracker.will_start(op.id, recorded)
         await self.durable()  # write-ahead: the store knows the operation runs before its command is sent
 
         try:
             async with asyncio.timeout(limit):
-                record = await self._runner.run_op(self._target(op), op.command, on_start)
+                record = await self._execute(op, prepared, on_start)
         except TimeoutError:
             self.tracker.mark(op.id, OpState.UNKNOWN, "stopped at window end; re-check before repeating")
             self.tracker.emit(
@@ -561,6 +610,31 @@ class Run:
         if self._hooks is not None:
             await self._hooks.after(op.host, op.task)
         return True
+
+    async def _prepare(self, op: Operation) -> Prepared | None:
+        """Condition and rendered command of a conditional workflow's operation (None: run as is)."""
+        if self._cond is None:
+            return None
+        return await self._cond.prepare(self._target(op))
+
+    async def _execute(
+        self, op: Operation, prepared: Prepared | None, on_start: Callable[[int], None]
+    ) -> OpRecord:
+        if prepared is None or self._cond is None:
+            return await self._runner.run_op(self._target(op), op.command, on_start)
+        record = await self._cond.execute(self._runner, self._target(op), prepared, on_start, self.tracker)
+        return self._cond.redact(record, prepared)
+
+    async def _run_rollback(self, rb: Operation) -> OpRecord:
+        if self._cond is None:
+            return await self._runner.run_op(rb, rb.command, lambda attempt: None)
+        prepared = await self._cond.prepare(rb, rb.command)
+        if prepared.error is not None:
+            return OpRecord(
+                rb.id, rb.host, rb.task, rb.wave, OpState.FAILED, rb.command, error=prepared.error
+            )
+        record = await self._runner.run_op(rb, prepared.command, lambda attempt: None)
+        return self._cond.redact(record, prepared)
 
     def _host_failed(self, host: str, wave: int, wave_size: int) -> None:
         if host.startswith("@"):  # a run-once hook (cut-over, wave hook) failed: the wave failed
@@ -656,7 +730,7 @@ class Run:
             if not op.rollback:
                 continue
             rb = _rollback_op(self._target(op))
-            record = await self._runner.run_op(rb, rb.command, lambda attempt: None)
+            record = await self._run_rollback(rb)
             self.tracker.emit(
                 EventKind.OP_FINISHED,
                 record.error or "",

@@ -123,6 +123,10 @@ class RunTracker:
             duration=record.duration,
         )
 
+    def add_op(self, op_id: str, host: str, task: str, wave: int, command: str) -> None:
+        """Record an operation the graph does not hold (an ``on_failure`` branch task), pending."""
+        self.records[op_id] = OpRecord(op_id, host, task, wave, OpState.PENDING, command=command)
+
     def skip(self, op_ids: Iterable[str], reason: str, state: OpState = OpState.SKIPPED) -> None:
         for op_id in op_ids:
             rec = self.records[op_id]
