@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from sysflow.errors import StoreError
 __all__ = ["DEFAULT_STATE_DIR", "SCHEMA_VERSION", "RunRow", "RunStore"]
 
 DEFAULT_STATE_DIR = ".sysflow"  # per-project state directory, relative to the working directory
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _OUTPUT_KEEP = 4096  # characters of stdout/stderr kept per operation in the store (head), digest aside
 
 _UPDATE_OP = (
@@ -70,6 +71,22 @@ _MIGRATIONS: tuple[str, ...] = (
         host TEXT PRIMARY KEY, run_id TEXT NOT NULL, expires REAL NOT NULL, taken TEXT NOT NULL
     );
     CREATE INDEX leases_run ON leases(run_id);
+    """,
+    # 3: recurring schedules (sysflow.schedule): definitions, one claim per occurrence, history
+    """
+    CREATE TABLE schedules (
+        name TEXT PRIMARY KEY, spec_json TEXT NOT NULL, workflow_json TEXT NOT NULL,
+        inventory_json TEXT NOT NULL, state TEXT NOT NULL, cursor TEXT NOT NULL, created TEXT NOT NULL
+    );
+    CREATE TABLE schedule_claims (
+        schedule TEXT NOT NULL, occurrence TEXT NOT NULL, state TEXT NOT NULL, due TEXT NOT NULL,
+        owner TEXT NOT NULL, claimed TEXT NOT NULL, run_id TEXT, PRIMARY KEY (schedule, occurrence)
+    );
+    CREATE TABLE schedule_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, schedule TEXT NOT NULL, occurrence TEXT NOT NULL,
+        at TEXT NOT NULL, event TEXT NOT NULL, run_id TEXT, detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX schedule_history_name ON schedule_history(schedule, id);
     """,
 )
 
@@ -163,6 +180,27 @@ class RunStore:
         with self._lock:
             self._db.executemany(sql, rows)
             self._pending = True
+
+    @contextmanager
+    def immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken at once (``BEGIN IMMEDIATE``), for atomic claims across processes.
+
+        Pending writes are committed first; the block sees the latest committed state of every
+        process and commits on exit (rolls back on an exception).
+        """
+        with self._lock:
+            self.commit()
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._db.execute("BEGIN")
 
     # -- runs -------------------------------------------------------------------------------------
 
