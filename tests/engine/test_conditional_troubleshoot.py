@@ -1,0 +1,122 @@
+"""Troubleshooting branches and `until` on the simulator: evidence first, then a remedy, then a verdict."""
+
+from __future__ import annotations
+
+from sysflow.engine.events import EventKind
+from sysflow.engine.result import HostOutcome
+from sysflow.engine.states import OpState, RunStatus
+from sysflow.model.inventory import Inventory
+from sysflow.model.workflow import MaintenanceWorkflow
+from sysflow.sim.fleet import SimFleet
+from tests.engine.conftest import simulate
+
+HOSTS = [f"web{i:02d}" for i in range(1, 7)]
+DOWN = ["web02", "web05"]  # nginx stopped: a restart brings it back
+BROKEN = ["web05"]  # nginx cannot start at all
+
+
+def _inventory() -> Inventory:
+    inv = Inventory()
+    inv.add_group("web", HOSTS)
+    return inv
+
+
+def _faults(fleet: SimFleet) -> None:
+    for host in DOWN:
+        fleet.state(host).services["nginx"] = "failed"
+    for host in BROKEN:
+        fleet.state(host).broken.add("nginx")
+
+
+def _workflow() -> MaintenanceWorkflow:
+    wf = MaintenanceWorkflow("troubleshoot")
+    wf.add_task(
+        "health", "curl -s http://localhost/health", on_failure=["diagnostics", "restart", "escalate"]
+    )
+    wf.add_task("diagnostics", "systemctl is-active nginx ssh", register="diag")
+    wf.add_task(
+        "restart", "systemctl restart nginx", register="restart", when="'failed' in results.diag.stdout"
+    )
+    wf.add_task("escalate", "echo escalate {{ host.name }}", when="not results.restart.ok")
+    wf.add_task("upgrade", "apt-get -y upgrade", depends_on="health")
+    wf.set_progressive_execution({"max_failures": "50%"})
+    return wf
+
+
+async def test_failing_hosts_are_diagnosed_restarted_and_only_the_recovered_continue() -> None:
+    sim = await simulate(_workflow(), _inventory(), prepare=_faults)
+    result = sim.result
+    assert result.status is RunStatus.COMPLETED, result.reason
+    healthy = [h for h in HOSTS if h not in DOWN]
+    for host in healthy:  # nothing else is touched on healthy hosts
+        assert sim.commands(host) == ["curl -s http://localhost/health", "apt-get -y upgrade"]
+        assert result.hosts[host] is HostOutcome.SUCCEEDED
+    # web02 recovers: diagnostics, restart, health again, then the rest of its chain
+    assert sim.commands("web02") == [
+        "curl -s http://localhost/health",
+        "systemctl is-active nginx ssh",
+        "systemctl restart nginx",
+        "curl -s http://localhost/health",
+        "apt-get -y upgrade",
+    ]
+    assert result.hosts["web02"] is HostOutcome.SUCCEEDED
+    assert result.ops["health@web02"].reason == "recovered after on_failure: diagnostics, restart, escalate"
+    assert result.ops["escalate@web02"].state is OpState.SKIPPED
+    # web05 does not: reported failed with what the branch found; its upgrade never runs
+    assert result.hosts["web05"] is HostOutcome.FAILED
+    assert "apt-get -y upgrade" not in sim.commands("web05")
+    assert "echo escalate web05" in sim.commands("web05")
+    failed = result.ops["health@web05"]
+    assert failed.state is OpState.FAILED
+    assert failed.reason.startswith("still failing after on_failure: diagnostics, restart, escalate; ")
+    assert "diagnostics: exit status 3 — failed" in failed.reason
+    assert "restart: exit status 1 — Job for nginx.service failed" in failed.reason
+    assert result.ops["diagnostics@web05"].stdout == "failed\nactive\n"
+    assert result.ops["upgrade@web05"].state is OpState.SKIPPED
+    # the branch is visible in the events (and so in the audit log: op_started/op_finished of branches)
+    branch = [e for e in sim.events.events if e.data.get("step") == "on_failure"]
+    assert {e.host for e in branch} == set(DOWN)
+    started = {(e.host, e.task) for e in sim.events.of(EventKind.OP_STARTED)}
+    assert ("web05", "restart") in started and ("web01", "restart") not in started
+
+
+async def test_until_gives_up_after_its_attempts_and_reports_why() -> None:
+    wf = MaintenanceWorkflow("wait_for_service")
+    wf.add_task("stop", "systemctl stop nginx", targets="web01")
+    wf.add_task(
+        "wait_up",
+        "systemctl is-active nginx",
+        targets="web01",
+        depends_on="stop",
+        until="result.ok",
+        retries=3,
+        delay="15s",
+    )
+    sim = await simulate(wf, _inventory())
+    rec = sim.result.ops["wait_up@web01"]
+    assert rec.state is OpState.FAILED
+    assert rec.error == "until 'result.ok' did not hold after 4 attempt(s)"
+    assert rec.attempts == 4
+    assert sim.commands("web01").count("systemctl is-active nginx") == 4
+    assert rec.end is not None and rec.start is not None
+
+
+async def test_until_stops_as_soon_as_the_condition_holds() -> None:
+    wf = MaintenanceWorkflow("wait_for_service")
+    wf.add_task("restart", "systemctl restart nginx", targets="web02")
+    wf.add_task(
+        "wait_up",
+        "systemctl is-active nginx",
+        targets="web02",
+        depends_on="restart",
+        until="matches(result.stdout, '^active')",
+        retries=5,
+        delay="10s",
+        register="up",
+    )
+    wf.add_task("bad_until", "true", targets="web02", depends_on="wait_up", until="result.nothing", retries=2)
+    sim = await simulate(wf, _inventory(), prepare=_faults)
+    rec = sim.result.ops["wait_up@web02"]
+    assert rec.state is OpState.SUCCEEDED and rec.attempts == 1
+    bad = sim.result.ops["bad_until@web02"]
+    assert bad.state is OpState.FAILED and bad.error == "until: result.nothing is undefined"
