@@ -251,13 +251,15 @@ def resume(
 
       sysflow resume RUN --state /srv/sysflow/state.db --key ~/.ssh/maint
 
-    Exit codes: 0 ok, 1 the run failed, 3 no such run, 4 hosts leased by another run.
+    Exit codes: 0 ok, 1 the run failed, 3 no such run, 4 already finished or hosts leased by another run.
     """
-    from sysflow.cli_control import run_views
+    from sysflow.cli_control import ControlError, run_views
     from sysflow.cli_run import SSHOptions, resume_command
 
     with guard(f"resume {run_id}"):
-        run_views(state, run_id)  # a missing store or run is "not found" before anything starts
+        view = run_views(state, run_id)[0]  # a missing store or run is "not found" before anything starts
+        if view.finished:
+            raise ControlError(f"run {run_id} already {view.status}")
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env)
         code = resume_command(run_id, ssh, _setup(json_lines, audit, state, False), _echo_for(json_lines))
     raise typer.Exit(code)

@@ -57,9 +57,13 @@ class RunView:
     ops: dict[str, int]
     alive: bool
 
+    @property
+    def finished(self) -> bool:
+        return RunStatus(self.status).finished
+
     def line(self) -> str:
         done = ", ".join(f"{n} {s}" for s, n in sorted(self.ops.items()))
-        note = "" if self.alive or RunStatus(self.status).finished else " (process gone: sysflow resume)"
+        note = "" if self.alive or self.finished else " (process gone: sysflow resume)"
         return f"{self.id}  {self.workflow}  {self.status}{note}  wave {self.wave + 1}  ops: {done}"
 
 

@@ -102,3 +102,41 @@ def test_help_of_every_command_has_examples_and_exit_codes() -> None:
         assert "Examples" in result.output and "Exit codes" in result.output, command
     assert runner.invoke(app, ["run"]).exit_code == 2
     assert runner.invoke(app, ["nope"]).exit_code == 2
+
+
+def _unreachable(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[web_servers]\nweb1 ansible_host=127.0.0.1 ansible_port=9\n")
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: probe\ntasks:\n  - id: t\n    run: 'true'\n    timeout: 5s\n")
+    key = tmp_path / "id"
+    key.write_text("not a key")
+    return wf, inv, ["--key", str(key), "--known-hosts", str(tmp_path / "kh")]
+
+
+def test_resume_an_interrupted_run_over_ssh(tmp_path: Path) -> None:
+    """A run recorded but never finished (its process died) is resumed over SSH from the store."""
+    from sysflow.engine.engine import Engine
+    from sysflow.model.inventory import Inventory
+    from sysflow.model.workflow import MaintenanceWorkflow
+
+    wf, inv, ssh = _unreachable(tmp_path)
+    state = tmp_path / "state.db"
+    engine = Engine(Inventory.load(inv), store=state)
+    run = engine.prepare(MaintenanceWorkflow.from_file(wf), run_id="probe-1")
+    engine.store.close()  # type: ignore[union-attr]
+    assert run.id == "probe-1"
+    result = runner.invoke(app, ["resume", "probe-1", "--state", str(state), *ssh])
+    assert result.exit_code == 1, result.output
+    assert "run probe-1: failed" in result.output and "failed hosts: web1" in result.output
+    again = runner.invoke(app, ["resume", "probe-1", "--state", str(state), *ssh])
+    assert again.exit_code == 4 and again.output.strip() == "error: run probe-1 already failed"
+
+
+def test_several_problems_are_listed_then_summarised(tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: x\ntasks:\n  - id: a\n    run: 1\n  - id: b\n    run: 2\n")
+    result = runner.invoke(app, ["sim", str(wf), "--hosts", "3"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 3 and lines[-1] == f"{wf}: failed"
