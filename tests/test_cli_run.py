@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import typer
 from typer.testing import CliRunner
 
 from sysflow.audit.log import AuditLog
 from sysflow.cli import app
+from sysflow.cli_commands import guard
+from sysflow.cli_control import ControlError
 from sysflow.cli_demo import DEMO_START, DEMO_WORKFLOW
+from sysflow.errors import LeaseConflict
+from sysflow.ray_jobs import RayJobError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 runner = CliRunner()
@@ -140,3 +146,34 @@ def test_several_problems_are_listed_then_summarised(tmp_path: Path) -> None:
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 3 and lines[-1] == f"{wf}: failed"
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (KeyboardInterrupt(), 130, "x: interrupted"),
+        (FileNotFoundError(2, "No such file or directory", "f.yaml"), 3, "error: no such file: f.yaml"),
+        (
+            LeaseConflict("web1 is leased by run r0", hosts=["web1"], holder="r0"),
+            4,
+            "error: web1 is leased by run r0",
+        ),
+        (RayJobError("no job 'j'", missing=True), 3, "error: no job 'j'"),
+        (RayJobError("bad token"), 1, "error: bad token"),
+        (ControlError("run r already completed"), 4, "error: run r already completed"),
+        (ValueError("bad value"), 1, "error: bad value"),
+    ],
+)
+def test_guard_maps_errors_to_exit_codes(
+    exc: BaseException, code: int, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(typer.Exit) as info, guard("x"):
+        raise exc
+    assert info.value.exit_code == code
+    assert capsys.readouterr().err.strip() == line
+
+
+def test_guard_lets_exits_through() -> None:
+    with pytest.raises(typer.Exit) as info, guard("x"):
+        raise typer.Exit(0)
+    assert info.value.exit_code == 0
