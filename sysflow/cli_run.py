@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ __all__ = [
     "run_command",
     "sim_command",
 ]
+
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed, or the input is invalid
@@ -147,12 +150,15 @@ def result_lines(result: RunResult) -> list[str]:
     return lines
 
 
-async def drive(engine: Engine, workflow: MaintenanceWorkflow, approver: AutoApprover | None) -> RunResult:
-    """Prepare and run ``workflow`` on ``engine`` (with the store: leases, write-ahead)."""
+def prepare(
+    engine: Engine, workflow: MaintenanceWorkflow, approver: AutoApprover | None, progress: Progress
+) -> Run:
+    """Prepare the run; the approver steers it, the progress view learns its operation count."""
     run = engine.prepare(workflow)
     if approver is not None:
         approver.run = run
-    return await engine.drive(run)
+    progress.state.context = replace(progress.state.context, total_ops=len(run.graph))
+    return run
 
 
 # -- sysflow sim --------------------------------------------------------------------------------
@@ -183,7 +189,7 @@ async def _simulate(
     transport = SimTransport(SimFleet(inventory, profile, seed=sim.seed, start=clock.start), clock)
     approver = AutoApprover() if setup.approve_all else None
     context = progress_context(inventory, plan)
-    with observers(setup, context) as (found, _):
+    with observers(setup, context) as (found, progress):
         engine = Engine(
             inventory,
             transport=transport,
@@ -192,7 +198,7 @@ async def _simulate(
             store=setup.state,
         )
         try:
-            return await drive(engine, workflow, approver)
+            return await engine.drive(prepare(engine, workflow, approver, progress))
         finally:
             if engine.store is not None:
                 engine.store.close()
@@ -231,6 +237,17 @@ def forecast_plan(workflow: MaintenanceWorkflow, inventory: Inventory, start: da
     from sysflow.planner.build import plan
 
     return plan(workflow, inventory, start=start, horizon=SIM_HORIZON)
+
+
+def forecast_or_none(workflow: MaintenanceWorkflow, inventory: Inventory, start: datetime) -> Any:
+    """The forecast plan for the ETA; a workflow the planner cannot plan still runs (no ETA shown)."""
+    from sysflow.errors import SysflowError
+
+    try:
+        return forecast_plan(workflow, inventory, start)
+    except SysflowError as exc:
+        log.warning("no forecast for the progress view: %s", exc)
+        return None
 
 
 # -- sysflow run --------------------------------------------------------------------------------
@@ -272,11 +289,10 @@ async def _run_live(
     workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup
 ) -> RunResult:
     approver = AutoApprover() if setup.approve_all else None
-    with observers(setup, progress_context(inventory)) as (found, _):
+    plan = forecast_or_none(workflow, inventory, datetime.now(UTC))
+    with observers(setup, progress_context(inventory, plan)) as (found, progress):
         engine = ssh_engine(inventory, ssh, setup, [*found, *([approver] if approver else [])])
-        run = engine.prepare(workflow)
-        if approver is not None:
-            approver.run = run
+        run = prepare(engine, workflow, approver, progress)
         poller = asyncio.create_task(poll_controls(run, setup.state)) if setup.state else None
         try:
             return await engine.drive(run)
