@@ -128,3 +128,42 @@ def test_facts_come_from_probe_values() -> None:
     assert facts["memtotal_mb"] == 2048 and facts["memfree_mb"] == 1024
     assert facts["disk_free_mb"] == 512
     assert "kernel" not in facts
+
+
+def test_fact_parsers_refuse_what_they_cannot_read() -> None:
+    import pytest
+
+    from sysflow.engine.facts import FACT_PROBES
+    from sysflow.errors import VerificationError
+
+    parsers = {p.name: p.parser for p in FACT_PROBES}
+    for name, text in [
+        ("nproc", "many"),
+        ("meminfo", "Foo: 1 kB\n"),
+        ("df", "Filesystem\n"),
+        ("pid1", " \n"),
+    ]:
+        with pytest.raises(VerificationError):
+            parsers[name](text)
+    assert parsers["nproc"]("8\n") == 8
+    assert parsers["pid1"]("init\n") == "init"
+
+
+async def test_a_host_whose_fact_probes_fail_has_fewer_facts_and_conditions_say_so() -> None:
+    from sysflow.engine.facts import FactCache
+    from sysflow.sim.loop import current_virtual_clock
+
+    def strip(fleet: SimFleet) -> None:
+        del fleet.state("deb01").files["/etc/os-release"]
+
+    wf = MaintenanceWorkflow("no_release")
+    wf.add_task("upgrade", "apt-get -y upgrade", when="facts.os_family == 'Debian'", targets="deb01")
+    sim = await simulate(wf, _inventory(), prepare=strip)
+    rec = sim.result.ops["upgrade@deb01"]
+    assert rec.state is OpState.FAILED
+    assert rec.error == "task 'upgrade' on host deb01: facts.os_family is undefined"
+    cache = FactCache(sim.transport, current_virtual_clock())
+    assert cache.known("deb02") is None
+    facts = await cache.get("deb02")
+    assert cache.known("deb02") == facts and facts["os_family"] == "Debian"
+    assert facts["gather_errors"] == {}
