@@ -52,9 +52,7 @@ class Replanner:
         self.deviation = deviation
         self.every = every
         self._planned = _planned_durations(plan)
-        self._sum_planned = 0.0
-        self._sum_actual = 0.0
-        self._count = 0
+        self._sums: dict[str, list[float]] = {}  # group -> [planned, measured, count] since the last plan
         self.versions = 1
 
     def rank(self) -> list[str]:
@@ -66,17 +64,26 @@ class Replanner:
         planned = self._planned.get(record.op_id)
         if planned is None or record.duration is None or record.state is not OpState.SUCCEEDED:
             return
-        self._sum_planned += planned
-        self._sum_actual += record.duration
-        self._count += 1
+        sums = self._sums.setdefault(planned[1], [0.0, 0.0, 0])
+        sums[0] += planned[0]
+        sums[1] += record.duration
+        sums[2] += 1
 
     @property
     def drift(self) -> float:
-        """Measured over planned duration of the operations seen since the last plan (1.0 = on plan)."""
-        return self._sum_actual / self._sum_planned if self._sum_planned > 0 else 1.0
+        """The largest drift of a group: measured over planned seconds since the last plan (1.0 = on plan)."""
+        worst = 1.0
+        for planned, measured, count in self._sums.values():
+            if count >= MIN_SAMPLES and planned > 0 and abs(measured / planned - 1.0) > abs(worst - 1.0):
+                worst = measured / planned
+        return worst
+
+    @property
+    def _count(self) -> int:
+        return int(sum(s[2] for s in self._sums.values()))
 
     def due(self, *, boundary: bool) -> bool:
-        if self._count < MIN_SAMPLES or abs(self.drift - 1.0) <= self.deviation:
+        if abs(self.drift - 1.0) <= self.deviation:
             return False
         return boundary or self._count >= self.every
 
@@ -90,7 +97,10 @@ class Replanner:
         t0 = time.perf_counter()
         done = {i: (r.start, r.end) for i, r in records.items() if r.state.done and r.start and r.end}
         running = {i: r.start for i, r in records.items() if r.state is OpState.RUNNING and r.start}
-        reason = f"measured durations are {self.drift:.2f}x the plan over {self._count} operations"
+        group = max(self._sums, key=lambda g: abs(self._sums[g][1] / max(self._sums[g][0], 1e-9) - 1.0))
+        reason = (
+            f"measured durations are {self.drift:.2f}x the plan in group {group} ({self._count} operations)"
+        )
         try:
             new = replan(self.plan, done, running, durations, now)
         except Exception:  # a planner bug must not stop the run: keep the current plan
@@ -99,7 +109,7 @@ class Replanner:
         # What already ran is fact, not plan: measured times may break the old estimates (an overrun
         # past a window end, one-second rounding between measured operations). Judge the new part.
         started = {r.host for r in records.values() if r.start is not None}
-        violations = [v for v in check(new.problem, new) if v.host is None or v.host not in started]
+        violations = _new_violations(check, new, started)
         self._reset(new)
         if violations:
             log.warning("re-plan rejected: %d violations (first: %s)", len(violations), violations[0])
@@ -110,9 +120,28 @@ class Replanner:
 
     def _reset(self, plan: Any) -> None:
         self._planned = _planned_durations(plan)
-        self._sum_planned = self._sum_actual = 0.0
-        self._count = 0
+        self._sums = {}
 
 
-def _planned_durations(plan: Any) -> dict[str, float]:
-    return {op: float(d) for c in plan.problem.chains for op, d in zip(c.ops, c.durations, strict=True)}
+def _planned_durations(plan: Any) -> dict[str, tuple[float, str]]:
+    """Planned seconds and group of every operation of the plan."""
+    return {
+        op: (float(d), c.group) for c in plan.problem.chains for op, d in zip(c.ops, c.durations, strict=True)
+    }
+
+
+def _new_violations(check: Any, plan: Any, started: set[str]) -> list[Any]:
+    """Violations the re-planned hosts cause; what the started hosts alone already break is fact."""
+    from sysflow.planner.solution import Assignment
+
+    a = plan.assignment
+    fixed_only = Assignment(
+        {h: st for h, st in a.starts.items() if h in started},
+        {**dict(a.deferred), **{h: "re-planned" for h in a.starts if h not in started}},
+    )
+    baseline = {str(v) for v in check(plan.problem, fixed_only)}
+    return [
+        v
+        for v in check(plan.problem, plan)
+        if str(v) not in baseline and (v.host is None or v.host not in started)
+    ]
