@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sysflow.cli import app
-from sysflow.cli_demo import demo_inventory, inventory_yaml
+from sysflow.cli_demo import DemoOptions, demo_command, demo_inventory, inventory_yaml
 from sysflow.model.inventory import Inventory
 
 runner = CliRunner()
@@ -99,3 +99,12 @@ def test_help_is_fast_to_import() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_demo_on_a_terminal_draws_the_live_view(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines: list[str] = []
+    code = demo_command(DemoOptions(out=tmp_path, hosts=9, is_terminal=True), lines.append)
+    assert code == 0
+    drawn = capsys.readouterr().out
+    assert "ETA (forecast)" in drawn and "dc ams" in drawn and "wave 5" in drawn
+    assert any(line.startswith("run os_patching_demo-") for line in lines)
