@@ -84,6 +84,7 @@ class Scheduler:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.results: dict[str, RunResult] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._parsed: dict[str, MaintenanceWorkflow] = {}  # by content digest: parsing is not cheap
         self._stop = asyncio.Event()
 
     # -- running ----------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class Scheduler:
     def _next_wake(self, now: datetime) -> datetime:
         wake = now + timedelta(seconds=self.poll)
         for s in self._active():
-            found = occurrences(s.spec.recurrence, _workflow(s).windows, now, now + _LOOKAHEAD)
+            found = occurrences(s.spec.recurrence, self._workflow(s).windows, now, now + _LOOKAHEAD)
             if found:
                 wake = min(wake, found[0])
         for c in self.schedules.claims(state=ClaimState.POSTPONED):
@@ -154,7 +155,7 @@ class Scheduler:
                 self._spawn(self.schedules.get(c.schedule), c.occurrence, now, "postponed run")
 
     def _tick_schedule(self, s: Schedule, now: datetime) -> None:
-        wf = _workflow(s)
+        wf = self._workflow(s)
         found = occurrences(s.spec.recurrence, wf.windows, s.cursor, now)
         late = timedelta(seconds=s.spec.tolerance)
         due = [o for o in found if now - o <= late]
@@ -204,7 +205,7 @@ class Scheduler:
         rid = run_id_for(s.name, occurrence)
         now = self.clock.now()
         try:
-            wf, inv = _workflow(s), Inventory.model_validate_json(s.inventory_json)
+            wf, inv = self._workflow(s), Inventory.model_validate_json(s.inventory_json)
             if self.forecast:
                 self.schedules.record(
                     s.name, occurrence, "forecast", at=now, run_id=rid, detail=_forecast(wf, inv, now)
@@ -246,6 +247,12 @@ class Scheduler:
                 who=f"scheduler:{self.owner}",
             )
 
+    def _workflow(self, s: Schedule) -> MaintenanceWorkflow:
+        key = s.workflow_digest
+        if key not in self._parsed:
+            self._parsed[key] = MaintenanceWorkflow.from_json(s.workflow_json)
+        return self._parsed[key]
+
     def _default_engine(self, s: Schedule, inventory: Inventory) -> Engine:
         from sysflow.engine.engine import Engine
 
@@ -261,10 +268,6 @@ def next_window(rec: Recurrence, workflow: MaintenanceWorkflow, now: datetime) -
         if (found := occurrences(Recurrence(group=g), workflow.windows, now, now + _LOOKAHEAD))
     ]
     return min(starts, default=now)
-
-
-def _workflow(s: Schedule) -> MaintenanceWorkflow:
-    return MaintenanceWorkflow.from_json(s.workflow_json)
 
 
 def _forecast(wf: MaintenanceWorkflow, inv: Inventory, now: datetime) -> str:
