@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sysflow.actors.transport import Transport
+from sysflow.actors.transport import CommandResult, Transport
 from sysflow.clock import Clock
 from sysflow.engine.events import EventKind
 from sysflow.engine.executor import OpRunner
@@ -28,13 +28,14 @@ from sysflow.engine.facts import FactCache
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState
 from sysflow.engine.tracker import RunTracker
+from sysflow.errors import TransportError
 from sysflow.model.conditional_checks import task_references
 from sysflow.model.conditions import CONTEXT_ROOTS, ConditionError, parse_condition
 from sysflow.model.templates import TemplateError, is_template, redact_text, render
 from sysflow.model.workflow import MaintenanceWorkflow, Task
 from sysflow.planner.graph import Operation, op_id
 
-__all__ = ["Conditional", "Prepared"]
+__all__ = ["Conditional", "Prepared", "RenderingTransport"]
 
 _DIAGNOSTIC_CHARS = 300  # characters of each branch task's output kept in a failed record's reason
 
@@ -78,7 +79,12 @@ class Conditional:
     @staticmethod
     def wanted(workflow: MaintenanceWorkflow) -> bool:
         """Whether ``workflow`` uses templates, conditions, registered results or branches."""
-        return bool(workflow.secrets) or any(_conditional(t) for t in workflow.tasks)
+        probes = (p.command for v in workflow.verifications.values() for p in v.commands.values())
+        return (
+            bool(workflow.secrets)
+            or any(_conditional(t) for t in workflow.tasks)
+            or any(is_template(c) for c in probes)
+        )
 
     # -- context ----------------------------------------------------------------------------------
 
@@ -247,6 +253,39 @@ class Conditional:
             record = self.redact(record, prepared)
         tracker.finished(record)
         return f"{name}: {_summary(record)}"
+
+
+class RenderingTransport:
+    """A transport that renders templated commands for their host first (verification probes).
+
+    Probe commands see ``host``, ``vars``, ``facts`` (gathered on demand) and the host's registered
+    ``results``; a template that cannot be rendered is a :class:`TransportError` for that probe,
+    which the verification layer records as the probe's error.
+    """
+
+    def __init__(self, inner: Transport, conditional: Conditional) -> None:
+        self.inner = inner
+        self.conditional = conditional
+
+    async def run(self, host: str, command: str, **kw: Any) -> CommandResult:
+        if not is_template(command):
+            return await self.inner.run(host, command, **kw)
+        cond = self.conditional
+        ctx = {
+            "host": {"name": host},
+            "vars": cond.host_vars(host),
+            "facts": await cond.facts.get(host) if "facts" in command else {},
+            "results": cond.results.get(host, {}),
+        }
+        try:
+            rendered = render(command, ctx, secrets=cond.secret_names)
+        except TemplateError as exc:
+            raise TransportError(f"probe template: {exc}", host=host) from None
+        cond.secrets.update(rendered.secrets)
+        return await self.inner.run(host, rendered.command, **kw)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def _numbered(on_start: OnStart, n: int) -> OnStart:

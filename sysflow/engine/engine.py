@@ -21,7 +21,7 @@ from sysflow.constraints.admission import Admission
 from sysflow.constraints.calendar import Calendar
 from sysflow.constraints.capacity import Limits
 from sysflow.engine.adaptive import Replanner
-from sysflow.engine.conditional import Conditional
+from sysflow.engine.conditional import Conditional, RenderingTransport
 from sysflow.engine.events import EventBus, EventKind, Observer
 from sysflow.engine.executor import OpRunner, TransportRunner
 from sysflow.engine.leases import DEFAULT_LEASE_TTL, HostLeases
@@ -186,6 +186,8 @@ class Engine:
             self._initial_plan(workflow, graph, calendar, limits, durations, now) if self.planning else None
         )
         transport = self.transport
+        conditional = self._conditional(workflow, transport)
+        probing = RenderingTransport(transport, conditional) if conditional is not None else transport
         run = Run(
             rid,
             workflow,
@@ -196,13 +198,13 @@ class Engine:
             admission=Admission(limits, self.clock),
             guard=guard,
             bus=self.bus,
-            hooks=self._hooks(workflow, self.inventory, transport, self.clock),
+            hooks=self._hooks(workflow, self.inventory, probing, self.clock),
             store=self.store,
             durations=durations,
             restored=restored,
             plan=initial,
             replanner=Replanner(initial) if initial is not None else None,
-            conditional=self._conditional(workflow, transport),
+            conditional=conditional,
             state=StateMonitor.from_workflow(workflow.state_checks, transport, self.clock)
             if workflow.state_checks
             else None,

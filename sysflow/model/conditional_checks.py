@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sysflow.errors import Problem
 from sysflow.model.conditions import CONTEXT_ROOTS, Reference, parse_condition
-from sysflow.model.templates import template_references
+from sysflow.model.templates import TemplateError, template_references
 
 if TYPE_CHECKING:
     from sysflow.model.workflow import MaintenanceWorkflow, Task
@@ -71,7 +71,18 @@ def task_references(task: Task) -> Iterator[tuple[str, Reference]]:
 
 def conditional_problems(wf: MaintenanceWorkflow) -> list[Problem]:
     """Every problem of branches and references that can be seen without an inventory."""
-    return [*_branch_problems(wf), *_reference_problems(wf)]
+    return [*_branch_problems(wf), *_reference_problems(wf), *_probe_problems(wf)]
+
+
+def _probe_problems(wf: MaintenanceWorkflow) -> Iterator[Problem]:
+    """Verification probe commands are templates too: they must parse and name known namespaces."""
+    for name, spec in wf.verifications.items():
+        for probe, cmd in spec.commands.items():
+            try:
+                template_references(cmd.command)
+            except TemplateError as exc:
+                where = wf.locate(f"verifications.{name}.commands.{probe}")
+                yield Problem(f"verification {name!r}, probe {probe!r}: {exc}", where)
 
 
 def _branch_problems(wf: MaintenanceWorkflow) -> Iterator[Problem]:

@@ -167,3 +167,74 @@ async def test_a_host_whose_fact_probes_fail_has_fewer_facts_and_conditions_say_
     facts = await cache.get("deb02")
     assert cache.known("deb02") == facts and facts["os_family"] == "Debian"
     assert facts["gather_errors"] == {}
+
+
+async def test_verification_probe_commands_are_rendered_per_host() -> None:
+    inv = _inventory()
+    inv.groups["debian"].vars["pkg"] = "openssl"
+    wf = MaintenanceWorkflow("probe_templates")
+    wf.add_task("update", "apt-get update", targets="debian")
+    wf.add_task("upgrade", "apt-get -y upgrade", depends_on="update", targets="debian")
+    wf.add_verification(
+        "versions",
+        {
+            "before_tasks": ["update"],
+            "after_tasks": ["upgrade"],
+            "targets": ["debian"],
+            "commands": {"pkg": "dpkg -l | grep {{ vars.pkg }}"},
+            "comparisons": {
+                "pkg": {
+                    "type": "regex_match",
+                    "pattern": r"ii\s+openssl\s+(\S+)",
+                    "expected_change": "version_increase",
+                }
+            },
+        },
+    )
+    sim = await simulate(wf, inv)
+    assert sim.result.status is RunStatus.COMPLETED, sim.result.reason
+    assert sim.result.verification_results.outcome.value == "pass"
+    assert sim.commands("deb01").count("dpkg -l | grep openssl") == 2
+
+
+def test_verification_probe_templates_are_checked_at_load() -> None:
+    import pytest
+
+    from sysflow.errors import WorkflowError
+
+    text = """name: p
+tasks:
+  - id: a
+    run: "true"
+verifications:
+  v:
+    after_tasks: [a]
+    commands:
+      pkg: dpkg -l | grep {{ package }}
+"""
+    with pytest.raises(WorkflowError) as err:
+        MaintenanceWorkflow.from_yaml(text).check()
+    (problem,) = err.value.problems
+    assert "<string>:9:7" in str(problem) and "unknown name(s) package" in str(problem)
+
+
+async def test_a_probe_template_that_cannot_render_is_that_probes_error() -> None:
+    from sysflow.engine.conditional import Conditional, RenderingTransport
+    from sysflow.errors import TransportError
+    from sysflow.sim.loop import current_virtual_clock
+    from sysflow.sim.transport import SimTransport
+
+    inv = _inventory()
+    wf = MaintenanceWorkflow("p")
+    wf.add_task("a", "echo {{ host.name }}")
+    clock = current_virtual_clock()
+    sim_transport = SimTransport(SimFleet(inv, None, seed=1, start=clock.start), clock)
+    transport = RenderingTransport(sim_transport, Conditional(wf, inv.host_vars, sim_transport, clock))
+    res = await transport.run("rhel01", "cat /etc/os-release | grep {{ facts.os_family | raw }}")
+    assert res.ok and "ID_LIKE" not in res.stdout
+    assert (await transport.run("rhel01", "uname -r")).ok
+    import pytest
+
+    with pytest.raises(TransportError, match="rhel01: probe template: undefined variable"):
+        await transport.run("rhel01", "echo {{ vars.nothing }}")
+    await transport.close()
