@@ -29,7 +29,7 @@ from sysflow.engine.thresholds import exceeded
 from sysflow.engine.tracker import RunTracker
 from sysflow.engine.windows import OpenWindow, WindowGuard
 from sysflow.model.state_checks import CheckPoint
-from sysflow.model.workflow import ExpiryPolicy, MaintenanceWorkflow, RollbackScope
+from sysflow.model.workflow import ExpiryPolicy, GateMode, MaintenanceWorkflow, RollbackScope
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import Operation, OpGraph
 
@@ -199,7 +199,9 @@ class Run:
         try:
             if self._restored is not None:
                 await self._recheck_interrupted()
-            for wave, hosts in enumerate(self.graph.waves):
+            if rollout.mode is GateMode.SLIDING:
+                await self._run_sliding()
+            for wave, hosts in enumerate(() if rollout.mode is GateMode.SLIDING else self.graph.waves):
                 if self._stopped:
                     break
                 if self.store is not None:
@@ -259,6 +261,23 @@ class Run:
                 tg.create_task(self._host_chain(host, wave, len(hosts)))
         failed = self.tracker.failures(wave)
         self.tracker.emit(EventKind.WAVE_FINISHED, "", wave=wave, failed=failed, hosts=len(hosts))
+
+    async def _run_sliding(self) -> None:
+        """Sliding mode (AWS Run Command's MaxConcurrency): no barrier between waves; hosts start in
+        wave order as capacity frees, failures still count per wave and against the budget; one gate
+        at the end over every host."""
+        hosts = self.graph.hosts
+        self.tracker.emit(EventKind.WAVE_STARTED, f"sliding: {len(hosts)} hosts", wave=0, hosts=len(hosts))
+        async with asyncio.TaskGroup() as tg:
+            for wave, members in enumerate(self.graph.waves):
+                ordered = sorted(members, key=lambda h: self._rank.get(h, len(self._rank)))
+                for host in [*ordered, *self._hooks_of_wave.get(wave, [])]:
+                    tg.create_task(self._host_chain(host, wave, len(members)))
+        self.tracker.emit(
+            EventKind.WAVE_FINISHED, "", wave=0, failed=self.tracker.failures(), hosts=len(hosts)
+        )
+        if not self._stopped and self.graph.waves:
+            await self._gate(len(self.graph.waves) - 1, hosts)
 
     async def _before_wave(self, wave: int) -> bool:
         rollout = self.workflow.rollout

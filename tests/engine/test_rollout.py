@@ -311,3 +311,24 @@ async def test_blue_green_cutover_then_the_old_set() -> None:
     assert cutover.start is not None
     assert all(sim.result.ops[f"deploy@{h}"].end <= cutover.start for h in ("g1", "g2"))  # type: ignore[operator]
     assert all(sim.result.ops[f"deploy@{h}"].start >= green_smoke for h in ("b1", "b2"))  # type: ignore[operator]
+
+
+async def test_sliding_mode_has_no_barrier_but_keeps_wave_order_and_thresholds() -> None:
+    inv = _fleet(12)
+    waves = [[f"app{i:02d}" for i in range(k, k + 4)] for k in range(0, 12, 4)]
+    wf = _simple(waves, mode="sliding", max_failures=0)
+    wf.set_parallelization({"max_parallel_servers": 3})
+    sim = await simulate(wf, inv)
+    assert sim.result.status is RunStatus.COMPLETED
+    first = starts(sim)
+    end_of_wave1 = max(r.end for r in sim.result.ops.values() if r.wave == 0 and r.end)
+    assert min(first[h] for h in waves[1]) < end_of_wave1  # wave 2 started before wave 1 finished
+    order = sorted(first, key=lambda h: first[h])
+    assert order[:4] == waves[0]  # hosts still start in wave order
+    spans = [(r.start, r.end) for r in sim.result.ops.values() if r.start and r.end]
+    assert max_concurrent(spans) <= 3
+
+    hang = SimProfile(hosts=[HostFault(hosts="app01", hang="apt-get -y upgrade")])
+    stopped = await simulate(_simple(waves, mode="sliding", max_failures=0), inv, hang)
+    assert stopped.result.status is RunStatus.FAILED
+    assert "wave 1: 1 of 4 hosts failed" in stopped.result.reason
