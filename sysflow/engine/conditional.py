@@ -208,7 +208,9 @@ class Conditional:
     ) -> OpRecord:
         tracker.emit(
             EventKind.OP_PROGRESS,
-            f"{task.id} failed ({failed.error}); on_failure: {', '.join(task.on_failure)}",
+            redact_text(
+                f"{task.id} failed ({failed.error}); on_failure: {', '.join(task.on_failure)}", self.secrets
+            ),
             host=op.host,
             task=op.task,
             wave=op.wave,
