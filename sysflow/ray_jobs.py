@@ -180,20 +180,27 @@ def submit(target: RayTarget, spec: JobSpec) -> str:
 
 
 def follow(client: Any, address: str, job_id: str, echo: Echo, timeout: float) -> str:
-    """Print the job's new log text until it ends (or ``timeout`` seconds); its final status."""
+    """Print the job's new log lines until it ends (or ``timeout`` seconds); its final status."""
     shown = 0
     deadline = time.monotonic() + timeout
-    status = ""
     while True:
         with translated(address):
             status = str(client.get_job_status(job_id).value)
             logs = str(client.get_job_logs(job_id))
-        for line in logs[shown:].splitlines():
+        final = status in _TERMINAL or time.monotonic() >= deadline
+        lines, used = complete_lines(logs[shown:], final=final)
+        for line in lines:
             echo(line)
-        shown = len(logs) - (0 if logs.endswith("\n") or not logs else len(logs.rsplit("\n", 1)[-1]))
-        if status in _TERMINAL or time.monotonic() >= deadline:
+        shown += used
+        if final:
             return status
         time.sleep(POLL_INTERVAL)
+
+
+def complete_lines(text: str, *, final: bool) -> tuple[list[str], int]:
+    """The lines of ``text`` to print now and the characters they use (a partial line waits, unless final)."""
+    cut = len(text) if final else text.rfind("\n") + 1
+    return text[:cut].splitlines(), cut
 
 
 def submit_and_follow(

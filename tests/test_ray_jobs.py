@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from sysflow.audit.log import AuditLog
 from sysflow.cli import app
 from sysflow.cli_demo import DEMO_WORKFLOW, demo_inventory, inventory_yaml
-from sysflow.ray_jobs import JobSpec, RayJobError, RayTarget, entrypoint, read_token
+from sysflow.ray_jobs import JobSpec, RayJobError, RayTarget, complete_lines, entrypoint, read_token
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
@@ -218,3 +218,10 @@ def test_entrypoint_names_staged_files() -> None:
     cmd = entrypoint(spec)
     assert cmd.endswith("sim workflow.yaml -i inventory.ini --seed 1 --profile profile.yml --audit /x/a.db")
     assert entrypoint(JobSpec(Path("wf.json"), Path("inv"))).endswith("run workflow.json -i inventory")
+
+
+def test_complete_lines_hold_back_a_partial_line() -> None:
+    assert complete_lines("a\nb\npart", final=False) == (["a", "b"], 4)
+    assert complete_lines("part", final=False) == ([], 0)
+    assert complete_lines("part", final=True) == (["part"], 4)
+    assert complete_lines("", final=True) == ([], 0)
