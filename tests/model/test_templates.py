@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,34 @@ def test_register_round_trips_through_yaml() -> None:
     assert again == wf
     assert again.task("disk").register_as == "disk"
     assert again.task("disk").delay == 10.0
+
+
+def test_sysflow_validate_reports_template_and_condition_errors_with_file_lines(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sysflow.cli import app
+
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(
+        """name: conditional
+tasks:
+  - id: backup
+    run: tar -czf {{ vars.backup_dir }}/etc.tgz /etc
+  - id: upgrade
+    run: "{{ facts.pkg_mgr | raw }} -y upgrade"
+    when: facts.os_family in ['Debian', 'RedHat']
+    depends_on: backup
+"""
+    )
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[web]\nweb01 backup_dir=/b\nweb02\n")
+    result = CliRunner().invoke(app, ["validate", str(workflow), "-i", str(inventory)])
+    assert result.exit_code == 1, result.output
+    assert f"{workflow}:4:5: task 'backup': vars.backup_dir is undefined on host web02" in result.output
+    inventory.write_text("[web]\nweb01 backup_dir=/b\nweb02 backup_dir=/c\n")
+    result = CliRunner().invoke(app, ["validate", str(workflow), "-i", str(inventory)])
+    assert result.exit_code == 0, result.output
+    workflow.write_text(workflow.read_text().replace("when: facts", "when: exec('x') or facts"))
+    result = CliRunner().invoke(app, ["validate", str(workflow), "-i", str(inventory)])
+    assert result.exit_code == 1
+    assert f"{workflow}:7:5: tasks[1].when: calling 'exec' is not allowed" in result.output
