@@ -12,7 +12,8 @@ The model follows what was measured on this problem (issue 4):
 * the greedy plan hints *every* variable, auxiliary ones included (without a full hint CP-SAT finds
   nothing at 10,000 hosts);
 * objective, lexicographic by weights: hosts done by the end of their first window, then by their
-  second, ... (as many levels as fit in 64-bit coefficients), then total completion time. The result
+  second, ... (as many levels as fit in 64-bit coefficients), then total completion time, where a
+  deferred host counts as ending after the horizon (so deferring is never rewarded). The result
   is compared with the greedy plan by :func:`~sysflow.planner.solution.score` and the better is kept,
   so CP-SAT is never worse than greedy. CP-SAT's own gap is not reported: its bound is weak here;
   quality is judged against :mod:`sysflow.planner.bounds`.
@@ -234,7 +235,7 @@ class _Model:
 
     def _objective(self) -> None:
         n = max(1, self.p.hosts)
-        e_weight = n * (self.horizon + 1) + 1
+        e_weight = n * (self.horizon + 2) + 1
         weights: list[int] = []
         w = e_weight
         while len(weights) < self.p.max_windows and w * n < _INT_LIMIT:
@@ -249,11 +250,13 @@ class _Model:
 
     def _chain_objective(self, c: Chain, weights: list[int]) -> list[Any]:
         lit = self.present[c.host]
-        end = self.m.new_int_var(0, self.horizon, f"e[{c.host}]")
+        # A deferred host costs more completion time than any placed one, so that deferring is never
+        # rewarded even when not every window fits in the weighted levels.
+        end = self.m.new_int_var(0, self.horizon + 1, f"e[{c.host}]")
         self.m.add(end == self._end(c)).only_enforce_if(lit)
-        self.m.add(end == 0).only_enforce_if(~lit)
+        self.m.add(end == self.horizon + 1).only_enforce_if(~lit)
         placed = c.host in self.hint.starts
-        self.m.add_hint(end, self.hint.end(c) if placed else 0)
+        self.m.add_hint(end, self.hint.end(c) if placed else self.horizon + 1)
         terms: list[Any] = [c.weight * end]
         for k, wk in enumerate(weights):
             terms.append(-wk * c.weight * self._done_by(c, k, lit, placed))
