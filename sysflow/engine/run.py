@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from sysflow.clock import Clock
 from sysflow.engine.adaptive import Replanner
+from sysflow.engine.analysis import measure
 from sysflow.engine.conditional import Conditional, Prepared
 from sysflow.engine.events import EventBus, EventKind
 from sysflow.engine.executor import OpRunner
@@ -333,6 +334,11 @@ class Run:
         passed: bool | None = True
         if self._hooks is not None:
             passed, reasons = await self._hooks.gate(wave, hosts)
+        for check in self.workflow.rollout.analysis:
+            metric = await measure(check, self._runner.run_op, self.clock, wave)
+            reasons = [*reasons, metric.reason]
+            if metric.passed is not True and passed is not False:
+                passed = metric.passed
         bake = (
             self.workflow.rollout.canary_bake
             if wave == 0 and self.workflow.rollout.strategy == "canary"
@@ -357,8 +363,11 @@ class Run:
             passed=passed,
             failures=self.tracker.failures(wave),
         )
-        if passed is False:
-            self._stop(f"gate after wave {wave + 1} failed: {'; '.join(reasons)}", wave)
+        if (
+            passed is not True
+        ):  # failed, or inconclusive: a gate that cannot decide does not let the rollout on
+            verdict = "failed" if passed is False else "was inconclusive"
+            self._stop(f"gate after wave {wave + 1} {verdict}: {'; '.join(reasons)}", wave)
 
     # -- one host ---------------------------------------------------------------------------------
 

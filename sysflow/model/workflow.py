@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from sysflow.errors import Problem, WorkflowError
+from sysflow.model.analysis import MetricCheck
 from sysflow.model.base import FrozenModel, UserModel
 from sysflow.model.durations import Duration
 from sysflow.model.parallelism import ParallelismConfig, check_count
@@ -242,6 +243,9 @@ class RolloutSpec(FrozenModel):
     blue: StrList | None = Field(None, description="blue_green: the live set (patterns).")
     green: StrList | None = Field(None, description="blue_green: the idle set, deployed first (patterns).")
     cutover_task: str | None = Field(None, description="blue_green: task run after green verifies.")
+    analysis: list[MetricCheck] = Field(
+        default_factory=list, description="Metric checks run at every gate (Argo Rollouts-style analysis)."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -332,3 +332,50 @@ async def test_sliding_mode_has_no_barrier_but_keeps_wave_order_and_thresholds()
     stopped = await simulate(_simple(waves, mode="sliding", max_failures=0), inv, hang)
     assert stopped.result.status is RunStatus.FAILED
     assert "wave 1: 1 of 4 hosts failed" in stopped.result.reason
+
+
+def _analysed(error_rate: str, **check: object) -> tuple[MaintenanceWorkflow, SimProfile]:
+    wf = _simple([["app00"], ["app01", "app02"]])
+    rollout = wf.rollout.model_dump()
+    rollout["analysis"] = [
+        {
+            "name": "error_rate",
+            "command": "error-rate --last 5m",
+            "host": "app00",
+            "max": 1.0,
+            "count": 3,
+            "interval": "1m",
+            **check,
+        }
+    ]
+    wf.set_progressive_execution(rollout)
+    rules = [Rule(name="error_rate", match="error-rate", stdout=error_rate)]
+    return wf, SimProfile(rules=rules)
+
+
+async def test_a_metric_check_out_of_bounds_fails_the_canary_gate() -> None:
+    wf, profile = _analysed("errors 2.5 %")
+    sim = await simulate(wf, _fleet(3), profile)
+    assert sim.result.status is RunStatus.FAILED
+    assert "error_rate: 3 of 3 measurements outside [, 1]: 2.5, 2.5, 2.5" in sim.result.reason
+    assert "app01" not in sim.touched()
+    gate = next(e for e in sim.events.events if e.kind is EventKind.GATE_EVALUATED)
+    assert gate.data["passed"] is False
+
+
+async def test_a_metric_within_bounds_or_tolerated_lets_the_rollout_go_on() -> None:
+    wf, profile = _analysed("0.4")
+    sim = await simulate(wf, _fleet(3), profile)
+    assert sim.result.status is RunStatus.COMPLETED
+    assert (
+        sim.commands("app00").count("error-rate --last 5m") == 3 * 2
+    )  # three measurements at each of 2 gates
+    wf, profile = _analysed("no data", inconclusive_limit=3)
+    assert (await simulate(wf, _fleet(3), profile)).result.status is RunStatus.COMPLETED
+    wf, profile = _analysed("no data")
+    inconclusive = await simulate(wf, _fleet(3), profile)
+    assert inconclusive.result.status is RunStatus.FAILED
+    assert (
+        "gate after wave 1 was inconclusive: error_rate: 3 measurements gave no number"
+        in inconclusive.result.reason
+    )
