@@ -24,6 +24,7 @@ Starts and ends go to the audit log (when one is given), naming the schedule.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_POLL", "EngineFactory", "Scheduler", "run_id_for"]
 
+_log = logging.getLogger(__name__)
 DEFAULT_POLL = 60.0  # seconds between passes at most (new schedules are noticed this fast)
 _LOOKAHEAD = timedelta(days=62)  # how far ahead the next occurrence is looked for
 _FORECAST_HORIZON = timedelta(days=14)
@@ -144,7 +146,10 @@ class Scheduler:
     def tick(self, now: datetime) -> None:
         """Claim and start what is due at ``now``, apply the missed-run policy, take due postponed runs."""
         for s in self._active():
-            self._tick_schedule(s, now)
+            try:
+                self._tick_schedule(s, now)
+            except (SysflowError, ValueError) as exc:  # one broken schedule must not stop the others
+                _log.warning("schedule %s: %s", s.name, exc)
         for c in self.schedules.claims(state=ClaimState.POSTPONED):
             mine = self.names is None or c.schedule in self.names
             if (

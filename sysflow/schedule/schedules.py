@@ -61,7 +61,7 @@ class Schedules:
         row = (
             spec.name,
             spec.model_dump_json(),
-            workflow.to_json(indent=None),
+            workflow.to_json(),  # indented: the loader reads one-line text as a path
             inventory.model_dump_json(),
             ScheduleState.ACTIVE.value,
             utc(now).isoformat(),
