@@ -475,6 +475,7 @@ class Run:
     def _maybe_paused(self) -> None:
         if self._active == 0 and self._waiting > 0 and self.status is RunStatus.RUNNING:
             self._set_status(RunStatus.PAUSED, "waiting for the next maintenance window")
+            self.tracker.emit(EventKind.WINDOW_CLOSED, "no host may start now: waiting for the next window")
 
     async def _run_op(
         self, op: Operation, window: OpenWindow, rest: Sequence[Operation], host_started: bool
@@ -493,6 +494,7 @@ class Run:
         )
         if self.status is RunStatus.PAUSED and self._ctl.resume.is_set():
             self._set_status(RunStatus.RUNNING, "window open")
+            self.tracker.emit(EventKind.WINDOW_OPENED, "a window opened", host=op.host)
         try:
             return _Outcome.OK if await self._run_admitted(op, window) else _Outcome.FAILED
         finally:

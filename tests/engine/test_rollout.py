@@ -219,6 +219,8 @@ async def test_window_expiry_finish_continues_in_the_next_window() -> None:
     days = sorted({s.date() for s in starts(sim).values()})
     assert len(days) == 2  # two hosts fit the first Sunday (2 × 25 min + health), the rest the next one
     assert EventKind.RUN_PAUSED in sim.kinds()
+    kinds = sim.kinds()
+    assert kinds.index(EventKind.WINDOW_CLOSED) < len(kinds) - 1 - kinds[::-1].index(EventKind.WINDOW_OPENED)
     for rec in sim.result.ops.values():
         assert rec.start is not None and rec.end is not None
         assert rec.start.hour == 1 and (rec.end.hour == 1 or rec.end.minute == 0), rec
