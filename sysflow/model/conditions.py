@@ -240,10 +240,10 @@ class _Evaluator:
         raise ConditionError(f"{node.id!r} is not defined here")
 
     def _Attribute(self, node: ast.Attribute) -> Any:
-        return _lookup(self.eval(node.value), node.attr, ast.unparse(node))
+        return _lookup(self.eval(node.value), node.attr, node)
 
     def _Subscript(self, node: ast.Subscript) -> Any:
-        return _lookup(self.eval(node.value), self.eval(node.slice), ast.unparse(node))
+        return _lookup(self.eval(node.value), self.eval(node.slice), node)
 
     def _Call(self, node: ast.Call) -> Any:
         assert isinstance(node.func, ast.Name)  # checked at parse time
@@ -256,14 +256,15 @@ class _Evaluator:
             raise ConditionError(f"bad regex {args[1]!r}: {exc}") from None
 
 
-def _lookup(container: Any, key: Any, path: str) -> Any:
+def _lookup(container: Any, key: Any, node: ast.expr) -> Any:
+    """``container[key]``; errors name the expression's path (unparsed only then: it is slow)."""
     if isinstance(container, Mapping):
         if key in container:
             return container[key]
-        raise ConditionError(f"{path} is undefined")
+        raise ConditionError(f"{ast.unparse(node)} is undefined")
     if isinstance(container, list | tuple | str) and isinstance(key, int):
         try:
             return container[key]
         except IndexError:
-            raise ConditionError(f"{path}: index {key} out of range") from None
-    raise ConditionError(f"{path}: cannot look up {key!r} in a {type(container).__name__}")
+            raise ConditionError(f"{ast.unparse(node)}: index {key} out of range") from None
+    raise ConditionError(f"{ast.unparse(node)}: cannot look up {key!r} in a {type(container).__name__}")
