@@ -1,0 +1,214 @@
+"""``sysflow schedule add | list | show | pause | resume | remove | export`` and ``sysflow scheduler``.
+
+Only typer is imported at module level: ``sysflow --help`` stays fast. Every command works on one
+run store (``--state``, default ``.sysflow/state.db``); errors print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from sysflow.engine.store import RunStore
+    from sysflow.schedule.model import Schedule
+    from sysflow.schedule.schedules import Schedules
+
+__all__ = ["schedule_app", "scheduler_command"]
+
+DEFAULT_STATE = Path(".sysflow") / "state.db"
+_UPCOMING = 3  # next occurrences shown by `schedule show`
+_LOOKAHEAD = timedelta(days=400)
+
+schedule_app = typer.Typer(
+    name="schedule",
+    help="Recurring maintenance: schedules that start runs in their windows.",
+    no_args_is_help=True,
+)
+
+StateOpt = Annotated[Path, typer.Option("--state", help="Run store (SQLite).")]
+NameArg = Annotated[str, typer.Argument(help="Schedule name.")]
+
+
+@contextmanager
+def _store(state: Path) -> Iterator[RunStore]:
+    from sysflow.engine.store import RunStore
+    from sysflow.errors import SysflowError
+
+    try:
+        with RunStore(state) as store:
+            yield store
+    except (SysflowError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@schedule_app.command("add")
+def add(
+    name: NameArg,
+    workflow: Annotated[Path, typer.Argument(help="Workflow file (YAML/JSON); its content is stored.")],
+    inventory: Annotated[
+        Path, typer.Option("-i", "--inventory", help="Inventory file; its content is stored.")
+    ],
+    when: Annotated[
+        str,
+        typer.Option(
+            "--when",
+            help="'cron \"0 2 * * SUN\"' | 'first|second|third|fourth|last WEEKDAY window of GROUP' "
+            "| 'every window of GROUP'.",
+        ),
+    ],
+    timezone: Annotated[str, typer.Option(help="Time zone of a cron recurrence.")] = "UTC",
+    missed: Annotated[str, typer.Option(help="skip | run_next_window | catch_up.")] = "skip",
+    lease_wait: Annotated[float, typer.Option(help="Seconds to wait for hosts held by another run.")] = 0.0,
+    tolerance: Annotated[
+        float, typer.Option(help="Seconds after which an occurrence counts as missed.")
+    ] = 900.0,
+    replace: Annotated[bool, typer.Option(help="Replace a schedule of the same name.")] = False,
+    state: StateOpt = DEFAULT_STATE,
+) -> None:
+    """Add a schedule: a workflow and an inventory bound to a recurrence."""
+    from sysflow.cli import load_inputs
+    from sysflow.schedule.model import MissedPolicy, ScheduleSpec
+    from sysflow.schedule.recurrence import Recurrence
+    from sysflow.schedule.schedules import Schedules
+
+    with _store(state) as store:
+        wf, inv = load_inputs(workflow, inventory, None)
+        spec = ScheduleSpec(
+            name=name,
+            recurrence=Recurrence.parse(when, timezone=timezone),
+            missed=MissedPolicy(missed),
+            workflow_path=str(workflow.resolve()),
+            inventory_path=str(inventory.resolve()),
+            lease_wait=lease_wait,
+            tolerance=tolerance,
+        )
+        s = Schedules(store).add(spec, wf, inv, now=datetime.now(UTC), replace=replace)
+        typer.echo(f"added {s.name}: {s.spec.recurrence.describe()}, next {_next(s) or 'never'}")
+
+
+@schedule_app.command("list")
+def list_cmd(state: StateOpt = DEFAULT_STATE) -> None:
+    """List schedules: name, state, recurrence, missed-run policy, next occurrence."""
+    from sysflow.schedule.schedules import Schedules
+
+    with _store(state) as store:
+        for s in Schedules(store).list():
+            typer.echo(
+                f"{s.name}\t{s.state.value}\t{s.spec.recurrence.describe()}\t{s.spec.missed.value}\t{_next(s) or '-'}"
+            )
+
+
+@schedule_app.command("show")
+def show(name: NameArg, state: StateOpt = DEFAULT_STATE) -> None:
+    """One schedule: its definition, next occurrences, claims and history."""
+    from sysflow.schedule.schedules import Schedules
+
+    with _store(state) as store:
+        schedules = Schedules(store)
+        s = schedules.get(name)
+        for line in _describe(s):
+            typer.echo(line)
+        typer.echo("history:")
+        for h in schedules.history(name):
+            run = f" run {h.run_id}" if h.run_id else ""
+            detail = h.detail.replace("\n", "\n      ")
+            typer.echo(f"  {h.at.isoformat()} [{h.occurrence.isoformat()}] {h.event}{run}: {detail}")
+
+
+def _describe(s: Schedule) -> list[str]:
+    now = datetime.now(UTC)
+    return [
+        f"schedule {s.name} ({s.state.value})",
+        f"  when: {s.spec.recurrence.describe()}; missed runs: {s.spec.missed.value}",
+        f"  workflow: {s.spec.workflow_path or '-'} (sha256 {s.workflow_digest[:12]})",
+        f"  inventory: {s.spec.inventory_path or '-'} (sha256 {s.inventory_digest[:12]})",
+        "  next: " + (", ".join(t.isoformat() for t in _upcoming(s, now)) or "-"),
+    ]
+
+
+def _upcoming(s: Schedule, now: datetime) -> list[datetime]:
+    from sysflow.model.workflow import MaintenanceWorkflow
+    from sysflow.schedule.recurrence import occurrences
+
+    windows = MaintenanceWorkflow.from_json(s.workflow_json).windows
+    return occurrences(s.spec.recurrence, windows, max(now, s.cursor), max(now, s.cursor) + _LOOKAHEAD)[
+        :_UPCOMING
+    ]
+
+
+def _next(s: Schedule) -> str | None:
+    found = _upcoming(s, datetime.now(UTC))
+    return found[0].isoformat() if found else None
+
+
+def _simple(action: Callable[[Schedules, str], object], verb: str) -> Callable[[str, Path], None]:
+    def command(name: NameArg, state: StateOpt = DEFAULT_STATE) -> None:
+        from sysflow.schedule.schedules import Schedules
+
+        with _store(state) as store:
+            action(Schedules(store), name)
+            typer.echo(f"{verb} {name}")
+
+    return command
+
+
+schedule_app.command("pause", help="Stop starting runs for a schedule (its runs in progress go on).")(
+    _simple(lambda s, n: s.pause(n), "paused")
+)
+schedule_app.command("resume", help="Start runs for a paused schedule again (what passed is not made up).")(
+    _simple(lambda s, n: s.resume(n, now=datetime.now(UTC)), "resumed")
+)
+schedule_app.command("remove", help="Remove a schedule (its history stays in the store).")(
+    _simple(lambda s, n: s.remove(n), "removed")
+)
+
+
+@schedule_app.command("export")
+def export(
+    systemd: Annotated[Path, typer.Option("--systemd", help="Directory for .service and .timer units.")],
+    command: Annotated[str | None, typer.Option(help="sysflow executable the units run.")] = None,
+    state: StateOpt = DEFAULT_STATE,
+) -> None:
+    """Write a systemd service and timer pair per schedule (an alternative to `sysflow scheduler`)."""
+    from sysflow.schedule.schedules import Schedules
+    from sysflow.schedule.systemd import export_systemd
+
+    exe = command or shutil.which("sysflow")
+    argv = [exe] if exe else [sys.executable, "-m", "sysflow.cli"]
+    with _store(state) as store:
+        for path in export_systemd(Schedules(store).list(), systemd, state=state, command=argv):
+            typer.echo(str(path))
+
+
+def scheduler_command(
+    state: StateOpt = DEFAULT_STATE,
+    audit: Annotated[
+        Path | None, typer.Option(help="Audit log (default: audit.db beside the store).")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="One pass, wait for its runs, exit (systemd).")
+    ] = False,
+    schedule: Annotated[list[str] | None, typer.Option("--schedule", help="Only these schedules.")] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between passes at most.")] = 60.0,
+    forecast: Annotated[bool, typer.Option(help="Record a forecast before each run.")] = True,
+) -> None:
+    """Run the scheduler: start each schedule's runs when their windows open, with history."""
+    from sysflow.audit.log import AuditLog
+    from sysflow.schedule.scheduler import Scheduler
+
+    with _store(state) as store, AuditLog(audit or state.parent / "audit.db") as log:
+        scheduler = Scheduler(store, audit=log, names=schedule or None, poll=poll, forecast=forecast)
+        try:
+            asyncio.run(scheduler.run_once() if once else scheduler.run())
+        except KeyboardInterrupt:  # pragma: no cover - interactive stop
+            typer.echo("scheduler stopped", err=True)
