@@ -190,6 +190,11 @@ from sysflow.cli_commands import register  # noqa: E402  (the operating commands
 
 register(app)
 
+from sysflow.schedule.cli import schedule_app, scheduler_command  # noqa: E402  (recurring maintenance)
+
+app.add_typer(schedule_app, name="schedule")
+app.command("scheduler")(scheduler_command)
+
 
 def main() -> None:
     """Entry point of the ``sysflow`` console script."""
