@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sysflow.actors.auth import CredentialProvider, SSHAuth
+    from sysflow.actors.backends import LocalBackend
+    from sysflow.actors.hostpool import HostPool
     from sysflow.actors.local import LocalTransport
+    from sysflow.actors.ray_backend import RayBackend
     from sysflow.actors.transport import CommandResult, Transport
     from sysflow.audit.log import AuditLog, AuditRecord
     from sysflow.audit.observer import AuditObserver
     from sysflow.clock import Clock, ManualClock, RealClock
-    from sysflow.constraints.admission import Admission
+    from sysflow.constraints.admission import Admission, Denied, Grant
     from sysflow.constraints.calendar import Calendar, Window
     from sysflow.constraints.capacity import Limits
     from sysflow.engine.engine import Engine
@@ -66,9 +69,18 @@ if TYPE_CHECKING:
         Workflow,
     )
     from sysflow.notify.notifier import Notifier
+    from sysflow.planner.build import plan
     from sysflow.planner.compile import compile_workflow
     from sysflow.planner.durations import DurationModel
+    from sysflow.planner.forecast import Forecast
     from sysflow.planner.graph import Operation, OpGraph
+    from sysflow.planner.plan import Plan
+    from sysflow.sim.fleet import SimFleet
+    from sysflow.sim.loop import VirtualClock, run_virtual
+    from sysflow.sim.profile import SimProfile
+    from sysflow.sim.transport import SimTransport
+    from sysflow.verify.compare import Verdict
+    from sysflow.verify.gate import Verifier
     from sysflow.verify.report import VerificationReport
 
 _LAZY: dict[str, str] = {
@@ -88,6 +100,7 @@ _LAZY: dict[str, str] = {
     "ConnectionSettings": "sysflow.model.ssh_config",
     "ConstraintError": "sysflow.errors",
     "CredentialProvider": "sysflow.actors.auth",
+    "Denied": "sysflow.constraints.admission",
     "DurationModel": "sysflow.planner.durations",
     "Engine": "sysflow.engine.engine",
     "Event": "sysflow.engine.events",
@@ -95,16 +108,20 @@ _LAZY: dict[str, str] = {
     "EventKind": "sysflow.engine.events",
     "ExecutionError": "sysflow.errors",
     "ExpiryPolicy": "sysflow.model.workflow",
+    "Forecast": "sysflow.planner.forecast",
+    "Grant": "sysflow.constraints.admission",
     "Group": "sysflow.model.inventory",
     "Host": "sysflow.model.inventory",
     "HostKeyMismatch": "sysflow.errors",
     "HostOutcome": "sysflow.engine.result",
+    "HostPool": "sysflow.actors.hostpool",
     "HostUnreachable": "sysflow.errors",
     "InfeasiblePlan": "sysflow.errors",
     "Inventory": "sysflow.model.inventory",
     "InventoryError": "sysflow.errors",
     "LeaseConflict": "sysflow.errors",
     "Limits": "sysflow.constraints.capacity",
+    "LocalBackend": "sysflow.actors.backends",
     "LocalTransport": "sysflow.actors.local",
     "MaintenanceWorkflow": "sysflow.model.workflow",
     "ManualClock": "sysflow.clock",
@@ -114,9 +131,11 @@ _LAZY: dict[str, str] = {
     "OpRecord": "sysflow.engine.result",
     "OpState": "sysflow.engine.states",
     "Operation": "sysflow.planner.graph",
+    "Plan": "sysflow.planner.plan",
     "PlanningError": "sysflow.errors",
     "ProbeSpec": "sysflow.model.verification",
     "Problem": "sysflow.errors",
+    "RayBackend": "sysflow.actors.ray_backend",
     "RealClock": "sysflow.clock",
     "RecordingObserver": "sysflow.engine.events",
     "RolloutSpec": "sysflow.model.workflow",
@@ -127,19 +146,27 @@ _LAZY: dict[str, str] = {
     "RunStatus": "sysflow.engine.states",
     "RunStore": "sysflow.engine.store",
     "SSHAuth": "sysflow.actors.auth",
+    "SimFleet": "sysflow.sim.fleet",
+    "SimProfile": "sysflow.sim.profile",
+    "SimTransport": "sysflow.sim.transport",
     "StoreError": "sysflow.errors",
     "SysflowError": "sysflow.errors",
     "Task": "sysflow.model.workflow",
     "Transport": "sysflow.actors.transport",
     "TransportError": "sysflow.errors",
+    "Verdict": "sysflow.verify.compare",
     "VerificationError": "sysflow.errors",
     "VerificationReport": "sysflow.verify.report",
     "VerificationSpec": "sysflow.model.verification",
+    "Verifier": "sysflow.verify.gate",
+    "VirtualClock": "sysflow.sim.loop",
     "Window": "sysflow.constraints.calendar",
     "WindowClosed": "sysflow.errors",
     "Workflow": "sysflow.model.workflow",
     "WorkflowError": "sysflow.errors",
     "compile_workflow": "sysflow.planner.compile",
+    "plan": "sysflow.planner.build",
+    "run_virtual": "sysflow.sim.loop",
 }
 
 __version__ = "0.1.0"
@@ -161,6 +188,7 @@ __all__ = [
     "ConnectionSettings",
     "ConstraintError",
     "CredentialProvider",
+    "Denied",
     "DurationModel",
     "Engine",
     "Event",
@@ -168,16 +196,20 @@ __all__ = [
     "EventKind",
     "ExecutionError",
     "ExpiryPolicy",
+    "Forecast",
+    "Grant",
     "Group",
     "Host",
     "HostKeyMismatch",
     "HostOutcome",
+    "HostPool",
     "HostUnreachable",
     "InfeasiblePlan",
     "Inventory",
     "InventoryError",
     "LeaseConflict",
     "Limits",
+    "LocalBackend",
     "LocalTransport",
     "MaintenanceWorkflow",
     "ManualClock",
@@ -187,9 +219,11 @@ __all__ = [
     "OpRecord",
     "OpState",
     "Operation",
+    "Plan",
     "PlanningError",
     "ProbeSpec",
     "Problem",
+    "RayBackend",
     "RealClock",
     "RecordingObserver",
     "RolloutSpec",
@@ -200,20 +234,28 @@ __all__ = [
     "RunStatus",
     "RunStore",
     "SSHAuth",
+    "SimFleet",
+    "SimProfile",
+    "SimTransport",
     "StoreError",
     "SysflowError",
     "Task",
     "Transport",
     "TransportError",
+    "Verdict",
     "VerificationError",
     "VerificationReport",
     "VerificationSpec",
+    "Verifier",
+    "VirtualClock",
     "Window",
     "WindowClosed",
     "Workflow",
     "WorkflowError",
     "__version__",
     "compile_workflow",
+    "plan",
+    "run_virtual",
 ]
 
 

@@ -363,11 +363,10 @@ class Run:
             passed=passed,
             failures=self.tracker.failures(wave),
         )
-        if (
-            passed is not True
-        ):  # failed, or inconclusive: a gate that cannot decide does not let the rollout on
-            verdict = "failed" if passed is False else "was inconclusive"
-            self._stop(f"gate after wave {wave + 1} {verdict}: {'; '.join(reasons)}", wave)
+        # failed, or inconclusive: a gate that cannot decide does not let the rollout go on
+        if passed is not True:
+            word = "failed" if passed is False else "was inconclusive"
+            self._stop(f"gate after wave {wave + 1} {word}: {'; '.join(reasons)}", wave)
 
     # -- one host ---------------------------------------------------------------------------------
 
