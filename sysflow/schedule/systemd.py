@@ -31,11 +31,11 @@ __all__ = ["cron_to_calendar", "export_systemd", "on_calendar", "unit_files", "u
 
 _SYSTEMD_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _NTH_DAYS = {
-    "first": "-01..07",
-    "second": "-08..14",
-    "third": "-15..21",
-    "fourth": "-22..28",
-    "last": "~07/1",
+    "first": "-*-01..07",
+    "second": "-*-08..14",
+    "third": "-*-15..21",
+    "fourth": "-*-22..28",
+    "last": "-*~07/1",
 }
 _CRON_DOW = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 _CRON_ATOM = re.compile(r"^(\*|\w+)(?:-(\w+))?(?:/(\d+))?$")
@@ -175,14 +175,19 @@ def _dow(atom: str, expr: str) -> str:
     parts = atom.split("-")
     if len(parts) > 2 or "/" in atom:
         raise ConstraintError(f"cron {expr!r}: day of week {atom!r} has no systemd equivalent")
-    names = [_SYSTEMD_DAYS[(_cron_day(p, expr) - 1) % 7] for p in parts]
-    return "..".join(names)
+    days = [(_cron_day(p, expr) - 1) % 7 for p in parts]  # systemd order: Monday is 0
+    if len(days) == 1:
+        return _SYSTEMD_DAYS[days[0]]
+    lo, hi = _cron_day(parts[0], expr), int(parts[1]) if parts[1].isdigit() else _cron_day(parts[1], expr)
+    if days[0] <= days[1]:
+        return f"{_SYSTEMD_DAYS[days[0]]}..{_SYSTEMD_DAYS[days[1]]}"
+    return ",".join(_SYSTEMD_DAYS[(d - 1) % 7] for d in range(lo, hi + 1))  # wraps past Sunday
 
 
 def _cron_day(text: str, expr: str) -> int:
-    key = text.strip().lower()[:3]
-    if key in _CRON_DOW:
-        return _CRON_DOW[key]
+    key = text.strip().lower()
+    if key.isalpha() and key[:3] in _CRON_DOW:
+        return _CRON_DOW[key[:3]]
     if key.isdigit() and int(key) <= 7:
         return int(key) % 7
     raise ConstraintError(f"cron {expr!r}: unknown day of week {text!r}")
