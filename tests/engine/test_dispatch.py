@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -254,3 +255,61 @@ async def test_a_backend_that_cannot_start_fails_the_operation_as_a_value() -> N
     assert runner.state is RunnerState.NEW
     await runner.stop()
     assert runner.state.value == "stopped"
+
+
+# -- Ray smoke test -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A one-node local Ray cluster on 127.0.0.1 with a ``segment:ams`` resource; yields its address."""
+    import ray
+    from ray import cluster_utils
+    from ray._private import ray_constants
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")  # keep every Ray address on 127.0.0.1
+    mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+    head = {
+        "num_cpus": 1,
+        "node_ip_address": "127.0.0.1",
+        "object_store_memory": 80 * 1024 * 1024,
+        "include_dashboard": False,
+        "resources": {"segment:ams": 1},
+    }
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args=head)
+    try:
+        ray.init(address=cluster.address, _node_ip_address="127.0.0.1", log_to_driver=False)
+        yield cluster.address
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        mp.undo()
+
+
+@pytest.mark.ray
+def test_the_engine_dispatches_through_ray_actors(ray_cluster: str, tmp_path: Path) -> None:
+    """A small rolling run whose operations run in a HostPool Ray actor placed in its segment."""
+    from sysflow.actors.ray_backend import RayBackend
+
+    inventory = Inventory()
+    hosts = [f"ams{i}" for i in range(4)]
+    for host in hosts:
+        inventory.add_host(host, segment="ams")
+    inventory.add_group("fleet", hosts)
+    wf = MaintenanceWorkflow("ray_smoke")
+    wf.add_task("backup", f'echo "backup $SYSFLOW_HOST" >> {tmp_path}/$SYSFLOW_HOST', targets=["*"])
+    wf.add_task("upgrade", f'echo "upgrade $SYSFLOW_HOST" >> {tmp_path}/$SYSFLOW_HOST', depends_on=["backup"])
+    wf.set_progressive_execution({"strategy": "rolling", "serial": [1, "100%"]})
+    shards = [ShardSpec("ams", tuple(hosts), LocalTransport, segment="ams")]
+
+    async def main() -> RunResult:
+        runner = BackendRunner(RayBackend(), shards, env_of=lambda op: {"SYSFLOW_HOST": op.host})
+        async with runner:
+            return await Engine(inventory, transport=LocalTransport(), runner=runner).run(wf)
+
+    result = asyncio.run(main())
+    assert result.status is RunStatus.COMPLETED, result.reason
+    assert sorted(result.successful_servers) == hosts
+    for host in hosts:
+        assert (tmp_path / host).read_text().splitlines() == [f"backup {host}", f"upgrade {host}"]
