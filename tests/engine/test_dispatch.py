@@ -283,7 +283,7 @@ def ray_cluster() -> Iterator[str]:
         yield cluster.address
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
         mp.undo()
 
 
