@@ -121,6 +121,8 @@ def status_lines(views: Iterable[RunView]) -> list[str]:
 def _live_row(state: Path, run_id: str) -> tuple[RunStatus, int | None]:
     from sysflow.engine.store import RunStore
 
+    if not state.exists():  # never create a store where the operator mistyped its path
+        raise ControlError(f"no run store at {state}", missing=True)
     with RunStore(state) as store:
         try:
             row = store.run(run_id)

@@ -64,9 +64,11 @@ def test_status_lists_runs_and_one_run(state: Path) -> None:
 def test_status_not_found(state: Path, tmp_path: Path) -> None:
     missing_run = runner.invoke(app, ["status", "nope", "--state", str(state)])
     assert missing_run.exit_code == 3 and "no run 'nope'" in missing_run.output
-    missing_store = runner.invoke(app, ["status", "--state", str(tmp_path / "none.db")])
-    assert missing_store.exit_code == 3
-    assert missing_store.output.strip() == f"error: no run store at {tmp_path / 'none.db'}"
+    for argv in (["status"], ["approve", "r", "--wave", "2"], ["cancel", "r"], ["resume", "r"]):
+        missing_store = runner.invoke(app, [*argv, "--state", str(tmp_path / "none.db")])
+        assert missing_store.exit_code == 3, argv
+        assert missing_store.output.strip() == f"error: no run store at {tmp_path / 'none.db'}"
+    assert not (tmp_path / "none.db").exists()
 
 
 def test_empty_store(tmp_path: Path) -> None:
