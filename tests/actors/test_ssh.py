@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -198,6 +202,26 @@ async def test_timed_out_become_command_is_stopped(sshd: SSHD) -> None:
                 break
             await asyncio.sleep(0.05)
         assert r.stdout == ""
+
+
+@pytest.fixture
+def ssh_agent(sshd: SSHD, tmp_path: Path) -> Iterator[Path]:
+    """A private ssh-agent holding the fixture's client key; stopped by its PID."""
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.run(["ssh-agent", "-a", str(sock)], check=True, capture_output=True, text=True)
+    pid = int(agent.stdout.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(sshd.client_key)], check=True, env=env, capture_output=True)
+        yield sock
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+
+async def test_keys_from_ssh_agent(sshd: SSHD, ssh_agent: Path, tmp_path: Path) -> None:
+    table = sshd.settings(["h0024"], key=tmp_path / "no-such-key")  # only the agent can log in
+    async with SSHTransport(table, SSHAuth.from_agent(str(ssh_agent)), known_hosts=sshd.known_hosts) as t:
+        assert (await t.run("h0024", "echo agent")).stdout == "agent\n"
 
 
 async def test_identity_files_from_settings(sshd: SSHD) -> None:
