@@ -35,8 +35,9 @@ from sysflow.model.templates import TemplateError, is_template, redact_text, ren
 from sysflow.model.workflow import MaintenanceWorkflow, Task
 from sysflow.planner.graph import Operation, op_id
 
-__all__ = ["Conditional", "Prepared", "RenderingTransport"]
+__all__ = ["CONDITION_FALSE", "Conditional", "Prepared", "RenderingTransport"]
 
+CONDITION_FALSE = "condition false: "  # the reason of an operation skipped by its `when`
 _DIAGNOSTIC_CHARS = 300  # characters of each branch task's output kept in a failed record's reason
 
 
@@ -120,7 +121,7 @@ class Conditional:
             ctx = await self.context(op, facts=task is not None and self._needs_facts[task.id])
             when = task.when if text is None and task is not None else None
             if when and not parse_condition(when).evaluate(ctx):
-                return Prepared(source, source, skip=f"condition false: {when}")
+                return Prepared(source, source, skip=f"{CONDITION_FALSE}{when}")
             rendered = render(source, ctx, secrets=self.secret_names)
         except (TemplateError, ConditionError) as exc:
             return Prepared(source, source, error=f"{where}: {exc}")

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sysflow.clock import Clock
 from sysflow.engine.adaptive import Replanner
 from sysflow.engine.analysis import measure
-from sysflow.engine.conditional import Conditional, Prepared
+from sysflow.engine.conditional import CONDITION_FALSE, Conditional, Prepared
 from sysflow.engine.events import EventBus, EventKind
 from sysflow.engine.executor import OpRunner
 from sysflow.engine.result import HostOutcome, OpRecord, RunResult
@@ -387,7 +387,8 @@ class Run:
         """Wait for the operation's cross-host predecessors; the first that did not succeed."""
         for pred in self._cross.get(op.id, ()):
             await self._done[pred].wait()
-            if self.tracker.records[pred].state is not OpState.SUCCEEDED:
+            rec = self.tracker.records[pred]
+            if rec.state is not OpState.SUCCEEDED and not _skipped_by_condition(rec):
                 return self.graph.ops[pred].task + "@" + self.graph.ops[pred].host
         return None
 
@@ -806,6 +807,11 @@ class Run:
         )
         self.tracker.emit(EventKind.RUN_FINISHED, self._ctl.stop_reason, **self._result.summary())
         return self._result
+
+
+def _skipped_by_condition(rec: OpRecord) -> bool:
+    """A `when` that was false: what depends on it goes on, as if it had run."""
+    return rec.state is OpState.SKIPPED and rec.reason.startswith(CONDITION_FALSE)
 
 
 def _cross_host_predecessors(graph: OpGraph) -> dict[str, tuple[str, ...]]:

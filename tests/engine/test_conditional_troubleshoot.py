@@ -120,3 +120,16 @@ async def test_until_stops_as_soon_as_the_condition_holds() -> None:
     assert rec.state is OpState.SUCCEEDED and rec.attempts == 1
     bad = sim.result.ops["bad_until@web02"]
     assert bad.state is OpState.FAILED and bad.error == "until: result.nothing is undefined"
+
+
+async def test_a_hook_skipped_by_its_condition_does_not_block_what_depends_on_it() -> None:
+    wf = MaintenanceWorkflow("hooks")
+    wf.add_task("drain", "echo drain {{ host.name }}", run_once=True, when="host.wave > 1")
+    wf.add_task("work", "apt-get -y upgrade", depends_on="drain")
+    wf.set_progressive_execution({"groups": [HOSTS[:2], HOSTS[2:]]})
+    sim = await simulate(wf, _inventory())
+    assert sim.result.status is RunStatus.COMPLETED, sim.result.reason
+    assert sim.result.ops["drain@@wave1"].state is OpState.SKIPPED
+    assert sim.result.ops["drain@@wave2"].state is OpState.SUCCEEDED
+    assert all(sim.result.ops[f"work@{h}"].state is OpState.SUCCEEDED for h in HOSTS)
+    assert "echo drain web03" in sim.commands("web03")  # a hook runs on its wave's first host
