@@ -1,28 +1,36 @@
 """Durable and adaptive runs: run-store overhead, re-plan latency, failure-to-rollback latency.
 
-    python benchmarks/durable.py [--hosts 10000] [--quick] [--json FILE]
+    python benchmarks/durable.py [--hosts 10000] [--quick] [--sshd-hosts 50] [--no-sshd] [--json FILE]
 
 * store overhead: the same simulated run (hosts × 5 tasks, virtual time) with the run store in a file
   and in memory (``:memory:``); the ratio of wall times (median of repeats, interleaved).
 * re-plan latency: ``Replanner.replan`` of the run's plan with 30 % of the hosts done.
 * failure-to-rollback latency: on the simulator, from the failing operation's result to the first
   rollback command sent, in wall seconds (and virtual seconds), while other hosts of the wave are busy.
+* failure-to-rollback latency over sshd: the same measure on the test sshd (``benchmarks/_sshd.py``),
+  ~50 loopback hosts in one wave, one host's upgrade failing while the others' upgrades are still
+  running (``sleep``): from the client receiving the failing result to the first rollback command
+  handed to the SSH transport (``rollback_latency_s``), and to that command starting on the remote
+  shell (``rollback_remote_latency_s``: same machine, so the remote ``date +%s%N`` shares the clock).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sysflow.actors.transport import CommandResult, Transport
 from sysflow.engine.adaptive import Replanner
 from sysflow.engine.engine import Engine
 from sysflow.engine.events import Event, EventKind
@@ -189,11 +197,104 @@ class RollbackSpy(SimTransport):
         return await super().run(host, command, **kw)
 
 
+SSHD_BUSY_S = 3.0  # how long the other hosts' upgrades run (they are in flight when the victim fails)
+SSHD_RUN_TIMEOUT_S = 120.0
+
+
+def sshd_workflow(root: Path) -> MaintenanceWorkflow:
+    """backup -> upgrade (rollback) on every host; the victim's upgrade fails at once, the rest sleep."""
+    rb = f"date +%s%N >> {root}/rollback_started"
+    wf = MaintenanceWorkflow("durable-sshd-bench")
+    wf.add_task("backup", "true")
+    wf.add_task("upgrade", f"sleep {SSHD_BUSY_S}", depends_on=["backup"], targets=["rest"], rollback=rb)
+    wf.add_task("upgrade_bad", "exit 1", depends_on=["backup"], targets=["victim"], rollback=rb)
+    wf.set_progressive_execution({"strategy": "rolling", "serial": ["100%"], "auto_rollback": True})
+    wf.set_parallelization({"max_parallel_servers": 1000})
+    return wf
+
+
+class LatencySpy:
+    """A Transport in front of SSH: notes when the failing result arrives and when the first
+    rollback command is handed over (``time.time_ns``, comparable with the remote ``date``)."""
+
+    def __init__(self, inner: Transport, marks: dict[str, int]) -> None:
+        self.inner = inner
+        self.marks = marks
+        self.in_flight = 0  # commands handed over and not yet answered
+
+    async def run(
+        self,
+        host: str,
+        command: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        if "rollback_started" in command:
+            self.marks.setdefault("rollback_sent", time.time_ns())
+        self.in_flight += 1
+        try:
+            result = await self.inner.run(host, command, timeout=timeout, env=env, stdin=stdin, cwd=cwd)
+        finally:
+            self.in_flight -= 1
+        if command == "exit 1" and not result.ok:
+            self.marks.setdefault("failed", time.time_ns())
+            self.marks.setdefault("busy_at_failure", self.in_flight)
+        return result
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def sshd_rollback_latency(n: int) -> dict[str, Any]:
+    """Failure-to-rollback latency over the test sshd, ``n`` loopback hosts in one busy wave."""
+    from _sshd import sshd_for_benchmark  # beside this script (sys.path[0])
+
+    from sysflow.actors.auth import SSHAuth
+    from sysflow.actors.ssh import SSHTransport
+    from sysflow.engine.result import RunResult
+    from tests.fixtures.sshd import host_names
+
+    names = host_names(n, prefix="rb")
+    inv = Inventory()
+    inv.add_group("victim", names[:1])
+    inv.add_group("rest", names[1:])
+    marks: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp, sshd_for_benchmark(Path(tmp) / "sshd") as sshd:
+        root = Path(tmp)
+
+        async def main() -> RunResult:
+            auth = SSHAuth.from_keyfile(sshd.client_key)
+            async with SSHTransport(sshd.settings(names), auth, known_hosts=sshd.known_hosts) as ssh:
+                engine = Engine(inv, transport=LatencySpy(ssh, marks), store=root / "state.db")
+                async with asyncio.timeout(SSHD_RUN_TIMEOUT_S):
+                    return await engine.run(sshd_workflow(root))
+
+        result = asyncio.run(main())
+        remote = min(int(line) for line in (root / "rollback_started").read_text().split())
+        rolled_back = len((root / "rollback_started").read_text().split())
+    failed, sent = marks["failed"], marks["rollback_sent"]
+    return {
+        "hosts": n,
+        "transport": "sshd",
+        "status": result.status.value,
+        "busy_at_failure": marks["busy_at_failure"],
+        "rolled_back_hosts": rolled_back,
+        "rollback_latency_s": round((sent - failed) / 1e9, 4),
+        "rollback_remote_latency_s": round((remote - failed) / 1e9, 4),
+        "busy_s": SSHD_BUSY_S,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1,000 hosts, one repeat")
+    ap.add_argument("--sshd-hosts", type=int, default=50, help="hosts of the sshd rollback leg")
+    ap.add_argument("--no-sshd", action="store_true", help="skip the sshd leg (no openssh-server)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     n, repeats = (1000, 1) if args.quick else (args.hosts, args.repeats)
@@ -202,6 +303,8 @@ def main() -> None:
         {"measure": "replan", **replan_latency(n)},
         {"measure": "rollback_latency", **rollback_latency(min(n, 1000))},
     ]
+    if not args.no_sshd:
+        rows.append({"measure": "rollback_latency_sshd", **sshd_rollback_latency(args.sshd_hosts)})
     for row in rows:
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     if args.json:
