@@ -87,6 +87,11 @@ class Replanner:
             return False
         return boundary or self._count >= self.every
 
+    def _backoff(self, accepted: bool) -> None:
+        """Each re-plan inside a wave waits twice as many operations as the last (a rejected one, four
+        times): at scale a re-plan costs seconds, and a drift that re-planning cannot fix must not loop."""
+        self.every *= 2 if accepted else 4
+
     def replan(
         self, records: Mapping[str, OpRecord], durations: DurationModel | None, now: datetime
     ) -> Swap | None:
@@ -105,12 +110,15 @@ class Replanner:
             new = replan(self.plan, done, running, durations, now)
         except Exception:  # a planner bug must not stop the run: keep the current plan
             log.exception("re-planning failed; keeping plan version %d", self.versions)
+            self._reset(self.plan)
+            self._backoff(accepted=False)
             return None
         # What already ran is fact, not plan: measured times may break the old estimates (an overrun
         # past a window end, one-second rounding between measured operations). Judge the new part.
         started = {r.host for r in records.values() if r.start is not None}
         violations = _new_violations(check, new, started)
         self._reset(new)
+        self._backoff(accepted=not violations)
         if violations:
             log.warning("re-plan rejected: %d violations (first: %s)", len(violations), violations[0])
             return None
