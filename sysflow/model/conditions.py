@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import total_ordering
 from typing import Any
 
+from sysflow.errors import SysflowError
+
 __all__ = [
     "CONTEXT_ROOTS",
     "Condition",
@@ -71,8 +73,11 @@ _ALLOWED = (
 )
 
 
-class ConditionError(ValueError):
-    """An expression that is not allowed, does not parse, or cannot be evaluated on this context."""
+class ConditionError(SysflowError, ValueError):
+    """An expression that is not allowed, does not parse, or cannot be evaluated on this context.
+
+    Part of the one tree (``SysflowError``); a ``ValueError`` so pydantic reports it as a field error.
+    """
 
 
 @dataclass(frozen=True, slots=True)

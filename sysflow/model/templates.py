@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from sysflow.errors import SysflowError
 from sysflow.model.conditions import CONTEXT_ROOTS, Reference
 
 __all__ = [
@@ -45,8 +46,8 @@ _SECRET_NAME = re.compile(r"^secret_|(?:^|_)(?:password|passwd|token|secret|api_
 _MARKERS = ("{{", "{%", "{#")
 
 
-class TemplateError(ValueError):
-    """A template that does not parse, or reads something undefined."""
+class TemplateError(SysflowError, ValueError):
+    """A template that does not parse, or reads something undefined (a ``ValueError`` for pydantic)."""
 
 
 class Raw(str):
