@@ -208,3 +208,23 @@ tasks:
     result = CliRunner().invoke(app, ["validate", str(workflow), "-i", str(inventory)])
     assert result.exit_code == 1
     assert f"{workflow}:7:5: tasks[1].when: calling 'exec' is not allowed" in result.output
+
+
+def test_plans_carry_the_note_about_run_time_decisions() -> None:
+    from datetime import UTC, datetime
+
+    from sysflow.planner.build import plan_pair
+    from sysflow.planner.forecast import forecast
+
+    inv = Inventory()
+    inv.add_group("web", ["web01", "web02"])
+    wf = MaintenanceWorkflow("noted")
+    wf.add_task("upgrade", "apt-get -y upgrade", when="facts.os_family == 'Debian'")
+    wf.add_task("restart", "systemctl restart nginx", depends_on="upgrade")
+    (p50,) = plan_pair(wf, inv, start=datetime(2026, 11, 29, tzinfo=UTC))
+    assert any("conditional tasks (upgrade) are planned as if they run" in n for n in p50.notes)
+    assert any("decided at run time" in n for n in forecast(p50).notes)
+    plain = MaintenanceWorkflow("plain")
+    plain.add_task("upgrade", "apt-get -y upgrade")
+    (p,) = plan_pair(plain, inv, start=datetime(2026, 11, 29, tzinfo=UTC))
+    assert not any("run time" in n for n in p.notes)
