@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from sysflow.engine.events import EventKind
+from pathlib import Path
+
+from sysflow.engine.engine import Engine
+from sysflow.engine.events import EventKind, RecordingObserver
 from sysflow.engine.result import HostOutcome
 from sysflow.engine.states import OpState, RunStatus
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.sim.fleet import SimFleet
+from sysflow.sim.loop import current_virtual_clock
+from sysflow.sim.transport import SimTransport
 from tests.engine.conftest import simulate
 
 HOSTS = [f"web{i:02d}" for i in range(1, 7)]
@@ -133,3 +138,38 @@ async def test_a_hook_skipped_by_its_condition_does_not_block_what_depends_on_it
     assert sim.result.ops["drain@@wave2"].state is OpState.SUCCEEDED
     assert all(sim.result.ops[f"work@{h}"].state is OpState.SUCCEEDED for h in HOSTS)
     assert "echo drain web03" in sim.commands("web03")  # a hook runs on its wave's first host
+
+
+async def test_rollback_commands_are_rendered_per_host_and_recorded_redacted(tmp_path: Path) -> None:
+    from sysflow.engine.store import RunStore
+    from sysflow.sim.profile import SimProfile
+
+    inv = _inventory()
+    inv.groups["web"].vars["backup_dir"] = "/var/backups"
+    inv.groups["web"].vars["vault_token"] = "tok-123"
+    wf = MaintenanceWorkflow("templated_rollback")
+    wf.add_task("backup", "tar -czf {{ vars.backup_dir }}/etc.tgz /etc", targets="web01")
+    wf.add_task(
+        "upgrade",
+        "VAULT={{ vars.vault_token }} apt-get -y upgrade",
+        depends_on="backup",
+        targets="web01",
+        rollback="restore {{ vars.backup_dir }}/etc.tgz --token {{ vars.vault_token }}",
+    )
+    wf.set_progressive_execution({"auto_rollback": True})
+    profile = SimProfile(failure_probability={"upgrade_packages": 1.0})
+    clock = current_virtual_clock()
+    transport = SimTransport(SimFleet(inv, profile, seed=1, start=clock.start), clock)
+    events = RecordingObserver()
+    store = RunStore(tmp_path / "runs.db")
+    engine = Engine(inv, transport=transport, clock=clock, observers=[events], store=store)
+    result = await engine.run(wf)
+    assert result.status is RunStatus.ROLLED_BACK, result.reason
+    sent = [r.command for r in transport.trace if r.host == "web01"]
+    assert "restore /var/backups/etc.tgz --token tok-123" in sent
+    rolled = [e for e in events.of(EventKind.OP_FINISHED) if e.data.get("rollback")]
+    assert len(rolled) == 1 and rolled[0].data["state"] == "succeeded"
+    stored = store.ops(result.run_id)["upgrade@web01"]
+    assert stored.command == "VAULT='********' apt-get -y upgrade"
+    assert all("tok-123" not in repr(e.to_dict()) for e in events.events)
+    store.close()
