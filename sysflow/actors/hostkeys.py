@@ -84,6 +84,7 @@ class HostKeyStore:
             self._files.append(self._accept_file)
         self._known: Any = None
         self._accepted: dict[str, Any] = {}
+        self._wants_certs: dict[str, bool] = {}
         self._lock = threading.Lock()
 
     @property
@@ -108,6 +109,20 @@ class HostKeyStore:
                     text = "".join(f.read_text() for f in self._files if f.is_file())
                     self._known = asyncssh.import_known_hosts(text)
         return self._known
+
+    def wants_certificates(self, host: str, port: int | None) -> bool:
+        """Whether a CA (``@cert-authority``) is trusted for ``host``: only then ask for a host
+        certificate. Otherwise ask for a plain key, which known_hosts or accept-new can judge
+        (OpenSSH falls back to the plain key of an untrusted certificate; asyncssh does not)."""
+        if self.policy is HostKeyPolicy.OFF:
+            return False
+        cache_key = host_pattern(host, port)
+        wants = self._wants_certs.get(cache_key)
+        if wants is None:
+            port_arg = None if port in (None, DEFAULT_SSH_PORT) else port
+            _, ca_keys, *_ = self._load().match(host, "", port_arg)
+            wants = self._wants_certs[cache_key] = bool(ca_keys)
+        return wants
 
     def check(self, host: str, addr: str, port: int | None, key: Any) -> HostKeyVerdict:
         """Judge ``key`` presented by ``host`` (the name connected to) at ``addr``:``port``."""

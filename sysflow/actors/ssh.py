@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -151,6 +152,14 @@ class _Counters:
     peak_open: int = 0
     peak_channels: int = 0
     by_shard: dict[str, int] = field(default_factory=dict)
+
+
+@functools.cache
+def _plain_key_algs() -> dict[str, list[str]]:
+    """asyncssh's default host key algorithms without the certificate ones."""
+    from asyncssh.public_key import get_default_public_key_algs
+
+    return {"server_host_key_algs": [alg.decode() for alg in get_default_public_key_algs()]}
 
 
 def _close_rank(entry: _Entry) -> int:
@@ -426,15 +435,18 @@ class SSHTransport:
         jump_key = entry.jump.name if entry.jump is not None else None
         options = self._options_for(creds, settings.username)
         t = self.timeouts
+        port = settings.port or DEFAULT_SSH_PORT
+        algs = {} if self._store.wants_certificates(settings.hostname, port) else _plain_key_algs()
         held = await self._enter_pacing(target, jump_key)
         try:
             async with asyncio.timeout(t.connect + t.login):
                 return await asyncssh.connect(
                     settings.hostname,
-                    settings.port or DEFAULT_SSH_PORT,
+                    port,
                     tunnel=tunnel if tunnel is not None else (),
                     options=options,
                     client_factory=lambda: client,
+                    **algs,
                 )
         except Exception as exc:
             raise classify_connect_error(exc, entry.name, client) from None

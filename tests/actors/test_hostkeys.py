@@ -83,3 +83,14 @@ def test_off_only_when_asked(tmp_path: Path) -> None:
 
 def test_default_file_is_the_users_known_hosts() -> None:
     assert HostKeyStore().files == (DEFAULT_KNOWN_HOSTS.expanduser(),)
+
+
+def test_certificates_are_asked_for_only_where_a_ca_is_trusted(tmp_path: Path) -> None:
+    ca, key = _key(), _key()
+    kh = tmp_path / "known_hosts"
+    kh.write_text("@cert-authority *.corp" + _line("", ca) + _line("web1", key))
+    store = HostKeyStore(kh)
+    assert store.wants_certificates("db.corp", 22)
+    assert store.wants_certificates("db.corp", 22)  # cached
+    assert not store.wants_certificates("web1", 22)
+    assert not HostKeyStore(kh, policy="off").wants_certificates("db.corp", 22)

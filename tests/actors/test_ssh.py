@@ -282,6 +282,14 @@ async def test_close_drains_running_commands_then_refuses(sshd: SSHD) -> None:
     await t.close()  # idempotent
 
 
+async def test_host_certificate_trusted_through_cert_authority(sshd: SSHD) -> None:
+    assert sshd.known_hosts_ca is not None
+    settings = sshd.settings(["h0025"])
+    auth = SSHAuth.from_keyfile(sshd.client_key)
+    async with SSHTransport(settings, auth, known_hosts=sshd.known_hosts_ca) as t:
+        assert (await t.run("h0025", "true")).ok
+
+
 async def test_accept_new_records_the_key(sshd: SSHD, tmp_path: Path) -> None:
     empty, learned = tmp_path / "known_hosts", tmp_path / "learned"
     empty.write_text("")
