@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
 START_TIMEOUT = 240  # seconds for `ray start` on a busy machine (about 10 s on an idle one)
 START_ATTEMPTS = 2
-STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when stopping the head
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when stopping the head
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,14 @@ def _processes_of(temp_dir: Path) -> set[int]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _stop(temp_dir: Path) -> None:
     pids = _processes_of(temp_dir)
     for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 2.0)):
@@ -94,7 +102,7 @@ def _stop(temp_dir: Path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
             time.sleep(0.2)
 
 
