@@ -19,3 +19,9 @@ def test_all_is_sorted_and_importable() -> None:
     assert names == sorted(names)
     for name in sysflow.__all__:
         assert hasattr(sysflow, name), name
+
+
+def test_python_dash_m_sysflow_is_the_cli() -> None:
+    out = subprocess.run([sys.executable, "-m", "sysflow", "--help"], capture_output=True, text=True, check=True)
+    assert "Usage" in out.stdout
+    assert "demo" in out.stdout
