@@ -120,7 +120,7 @@ class Replanner:
         self._reset(new)
         self._backoff(accepted=not violations)
         if violations:
-            log.warning("re-plan rejected: %d violations (first: %s)", len(violations), violations[0])
+            log.info("re-plan rejected: %d violations (first: %s)", len(violations), violations[0])
             return None
         self.plan = new
         self.versions += 1
