@@ -1,0 +1,254 @@
+"""First-window stage of CP-SAT: most hosts done in their first window, then the rest placed greedily.
+
+Why: on a full two-week model of 1,000+ hosts CP-SAT spends its whole budget confirming the greedy
+hint. The first level of the objective only concerns each host's *first* window, so this stage
+solves a much smaller model for that level alone:
+
+1. **Window model.** Every host whose chain fits its first window becomes an optional chain inside
+   that window (one presence literal, one start variable over the window's start range, fixed-length
+   optional intervals on every pool, rate and budget). Usage of the other hosts in the previous plan
+   is committed background. Wave barriers hold inside the window: a host of wave ``w + 1`` may be
+   present only if every host of wave ``w`` of its stage is, and starts after their end plus the
+   gate. Objective: the most hosts (weights) present, then the earliest ends. The previous plan hints
+   every variable.
+2. **Completion.** The chosen hosts are fixed; every other host is placed by the greedy scheduler
+   around them (:func:`~sysflow.planner.replan.remaining_problem`), which also carries the wave
+   barriers to later windows.
+
+The result is feasible for the whole problem; the caller keeps it only when its
+:func:`~sysflow.planner.solution.score` is better. Chains split across windows are not handled here
+(the caller's full model covers them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sysflow.planner.greedy import DispatchRule, greedy
+from sysflow.planner.problem import Busy, Chain, PlanningProblem
+from sysflow.planner.replan import remaining_problem
+from sysflow.planner.solution import Assignment, block_items, latest_start
+
+__all__ = ["FirstWindowResult", "improve_first_window"]
+# one rule keeps the hint and the completion fast; the caller compares the result with its portfolio
+_RULES = (DispatchRule.SHORTEST_FIRST,)
+
+
+@dataclass(frozen=True)
+class FirstWindowResult:
+    """The completed assignment and how many hosts the window model placed in first windows."""
+
+    assignment: Assignment
+    first_window: int
+    solver_status: str
+
+
+def improve_first_window(
+    problem: PlanningProblem,
+    base: Assignment,
+    *,
+    time_limit: float,
+    num_workers: int = 2,
+    random_seed: int = 0,
+) -> FirstWindowResult | None:
+    """Re-solve the first windows of ``base`` (a feasible plan of ``problem``) and complete greedily.
+
+    None when the problem splits chains, nothing fits a first window, or CP-SAT finds no solution.
+    """
+    deadline = time.perf_counter() + time_limit
+    if problem.split_chains:
+        return None
+    candidates = [c for c in problem.chains if _first_range(c) is not None]
+    if not candidates:
+        return None
+    last = {stage: waves[-1] for stage, waves in problem.stage_waves().items()}
+    lead = [c for c in candidates if c.wave != last[c.stage]]
+    chosen: dict[str, tuple[int, ...]] = {}
+    status = "UNKNOWN"
+    if lead:
+        # earlier waves first, as early as possible: their end opens the window to the last wave
+        status, found = _WindowModel(problem, base, lead, makespan=True).solve(
+            time_limit / 2, num_workers, random_seed
+        )
+        chosen.update(found or {})
+    if lead and chosen:
+        rest = remaining_problem(problem, chosen, 0)
+        rest_candidates = [c for c in rest.chains if _first_range(c) is not None]
+        hint = greedy(rest, _RULES).assignment
+    else:
+        rest, rest_candidates, hint = problem, candidates, base
+    if rest_candidates:
+        remaining = max(0.1, deadline - time.perf_counter())
+        status, found = _WindowModel(rest, hint, rest_candidates).solve(remaining, num_workers, random_seed)
+        chosen.update(found or {})
+    if not chosen:
+        return None
+    return FirstWindowResult(
+        _complete(problem, chosen), sum(problem.by_host[h].weight for h in chosen), status
+    )
+
+
+def _first_range(c: Chain) -> tuple[int, int] | None:
+    """Start range of ``c`` in its first window, after its release; None if it does not fit there."""
+    if not c.windows:
+        return None
+    w = c.windows[0]
+    lo, hi = max(w.start, c.release), latest_start(c, 0, len(c.ops), w)
+    return (lo, hi) if lo <= hi else None
+
+
+def _in_first(c: Chain, starts: tuple[int, ...] | None) -> bool:
+    if starts is None:
+        return False
+    w = c.windows[0]
+    return w.start <= starts[-1] <= w.cutoff
+
+
+def _complete(problem: PlanningProblem, chosen: Mapping[str, tuple[int, ...]]) -> Assignment:
+    rest = greedy(remaining_problem(problem, chosen, 0), _RULES).assignment
+    return Assignment({**chosen, **rest.starts}, dict(rest.deferred))
+
+
+def _background(problem: PlanningProblem, base: Assignment, keep: set[str]) -> list[Busy]:
+    """Committed usage of the hosts outside the window model, as placed in ``base``."""
+
+    fixed = {h: s for h, s in base.starts.items() if h not in keep}
+    return list(remaining_problem(problem, fixed, 0).background)
+
+
+class _WindowModel:
+    """The CP-SAT model of the first windows (see module docstring)."""
+
+    def __init__(
+        self, problem: PlanningProblem, base: Assignment, candidates: Sequence[Chain], makespan: bool = False
+    ) -> None:
+        from ortools.sat.python import cp_model
+
+        self.cp = cp_model
+        self.p = problem
+        self.m = cp_model.CpModel()
+        self.present: dict[str, Any] = {}
+        self.starts: dict[str, Any] = {}
+        self.intervals: list[list[tuple[Any, int]]] = [[] for _ in problem.resources]
+        keep = {c.host for c in candidates}
+        self.hinted = {
+            c.host: base.starts[c.host] for c in candidates if _in_first(c, base.starts.get(c.host))
+        }
+        for c in candidates:
+            self._chain(c)
+        for bz in _background(problem, base, keep):
+            iv = self.m.new_fixed_size_interval_var(bz.start, bz.length, "bg")
+            self.intervals[bz.resource].append((iv, bz.amount))
+        self._cumulatives()
+        self._barriers(candidates)
+        if makespan:
+            self._makespan_objective(candidates)
+        else:
+            self._objective(candidates)
+
+    def _chain(self, c: Chain) -> None:
+        rng = _first_range(c)
+        assert rng is not None
+        lit = self.m.new_bool_var(f"x[{c.host}]")
+        start = self.m.new_int_var(rng[0], rng[1], f"s[{c.host}]")
+        hinted = self.hinted.get(c.host)
+        self.m.add_hint(lit, hinted is not None)
+        self.m.add_hint(start, hinted[0] if hinted is not None else rng[0])
+        self.present[c.host], self.starts[c.host] = lit, start
+        for r, off, length, amount in block_items(self.p, c, 0, len(c.ops)):
+            iv = self.m.new_optional_fixed_size_interval_var(start + off, length, lit, f"i[{c.host},{r}]")
+            self.intervals[r].append((iv, amount))
+
+    def _cumulatives(self) -> None:
+        for res, ivs in zip(self.p.resources, self.intervals, strict=True):
+            ivs = [(iv, d) for iv, d in ivs if d > 0]
+            if ivs:
+                self.m.add_cumulative([iv for iv, _ in ivs], [d for _, d in ivs], res.capacity)
+
+    def _barriers(self, candidates: Sequence[Chain]) -> None:
+        inside: dict[tuple[str, int], list[Chain]] = {}
+        for c in candidates:
+            inside.setdefault((c.stage, c.wave), []).append(c)
+        total: dict[tuple[str, int], int] = {}
+        for c in self.p.chains:
+            total[(c.stage, c.wave)] = total.get((c.stage, c.wave), 0) + 1
+        for stage, waves in self.p.stage_waves().items():
+            for i, wave in enumerate(waves[1:], start=1):
+                after = inside.get((stage, wave), [])
+                earlier = [c for w in waves[:i] for c in inside.get((stage, w), [])]
+                complete = all(len(inside.get((stage, w), [])) == total[(stage, w)] for w in waves[:i])
+                self._barrier(earlier, after, self.p.gate(waves[i - 1]), complete)
+
+    def _barrier(self, before: Sequence[Chain], after: Sequence[Chain], gate: int, possible: bool) -> None:
+        if not after:
+            return
+        if not possible:
+            for c in after:
+                self.m.add(self.present[c.host] == 0)
+            return
+        finish = self.m.new_int_var(0, self.p.horizon, "finish")
+        ends = [self.hinted[b.host][-1] + b.durations[-1] for b in before if b.host in self.hinted]
+        self.m.add_hint(finish, max(ends, default=0))
+        complete = self.m.new_bool_var("complete")
+        self.m.add_hint(complete, all(b.host in self.hinted for b in before))
+        for b in before:
+            self.m.add_implication(complete, self.present[b.host])
+            self.m.add(finish >= self.starts[b.host] + b.total).only_enforce_if(self.present[b.host])
+        for c in after:
+            lit = self.present[c.host]
+            self.m.add_implication(lit, complete)
+            self.m.add(self.starts[c.host] >= finish + gate).only_enforce_if(lit)
+
+    def _objective(self, candidates: Sequence[Chain]) -> None:
+        # ends inside a first window are bounded by its length, so one host outweighs every end
+        span = max(c.windows[0].end - c.windows[0].start for c in candidates) + 1
+        big = span * sum(c.weight for c in candidates) + 1
+        terms = []
+        for c in candidates:
+            w0 = c.windows[0].start
+            terms.append(big * c.weight * self.present[c.host])
+            terms.append(-c.weight * (self.starts[c.host] - w0))
+        self.m.maximize(sum(terms))
+
+    def _makespan_objective(self, candidates: Sequence[Chain]) -> None:
+        """Most hosts, then the earliest end of each stage's hosts (what releases its next wave)."""
+        horizon = self.p.horizon
+        ends: dict[str, Any] = {}
+        for c in candidates:
+            if c.stage not in ends:
+                ends[c.stage] = self.m.new_int_var(0, horizon, f"end[{c.stage}]")
+                hints = [
+                    s[-1] + x.durations[-1]
+                    for x in candidates
+                    if x.stage == c.stage
+                    for s in [self.hinted.get(x.host)]
+                    if s
+                ]
+                self.m.add_hint(ends[c.stage], max(hints, default=0))
+            self.m.add(ends[c.stage] >= self.starts[c.host] + c.total).only_enforce_if(self.present[c.host])
+        big = horizon * len(ends) + 1
+        count = sum(c.weight * self.present[c.host] for c in candidates)
+        self.m.maximize(big * count - sum(ends.values()))
+
+    def solve(
+        self, time_limit: float, workers: int, seed: int
+    ) -> tuple[str, dict[str, tuple[int, ...]] | None]:
+        solver = self.cp.CpSolver()
+        solver.parameters.max_time_in_seconds = max(0.1, time_limit)
+        solver.parameters.num_workers = workers
+        solver.parameters.random_seed = seed
+        solver.parameters.cp_model_probing_level = 0
+        status = solver.solve(self.m)
+        name = solver.status_name(status)
+        if status not in (self.cp.OPTIMAL, self.cp.FEASIBLE):
+            return name, None
+        chosen: dict[str, tuple[int, ...]] = {}
+        for host, lit in self.present.items():
+            if solver.boolean_value(lit):
+                c = self.p.by_host[host]
+                s = solver.value(self.starts[host])
+                chosen[host] = tuple(s + off for off in c.offsets)
+        return name, chosen
