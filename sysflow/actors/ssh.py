@@ -433,10 +433,10 @@ class SSHTransport:
         client = new_client(self._store, lambda conn, exc: self._lost(entry, conn))
         target = f"{settings.hostname}:{settings.port or DEFAULT_SSH_PORT}"
         jump_key = entry.jump.name if entry.jump is not None else None
-        options = self._options_for(creds, settings.username)
         t = self.timeouts
         port = settings.port or DEFAULT_SSH_PORT
-        algs = {} if self._store.wants_certificates(settings.hostname, port) else _plain_key_algs()
+        certs = self._store.wants_certificates(settings.hostname, port)
+        options = self._options_for(creds, settings.username, certs)
         held = await self._enter_pacing(target, jump_key)
         try:
             async with asyncio.timeout(t.connect + t.login):
@@ -446,19 +446,19 @@ class SSHTransport:
                     tunnel=tunnel if tunnel is not None else (),
                     options=options,
                     client_factory=lambda: client,
-                    **algs,
                 )
         except Exception as exc:
             raise classify_connect_error(exc, entry.name, client) from None
         finally:
             self._leave_pacing(held)
 
-    def _options_for(self, creds: Credentials, username: str | None) -> Any:
-        """asyncssh options, built once per credential set (building them is not free)."""
+    def _options_for(self, creds: Credentials, username: str | None, certs: bool) -> Any:
+        """asyncssh options, built once per credential set (building them is not free); ``certs``:
+        whether to ask for host certificates (else plain host key algorithms only)."""
         import asyncssh
 
         user = username or creds.username
-        key = (user, creds.client_keys, creds.agent_path, creds.password)
+        key = (user, creds.client_keys, creds.agent_path, creds.password, certs)
         opts = self._options.get(key)
         if opts is None:
             t = self.timeouts
@@ -479,6 +479,7 @@ class SSHTransport:
                 kbdint_auth=False,
                 gss_auth=False,
                 host_based_auth=False,
+                **({} if certs else _plain_key_algs()),
             )
             self._options[key] = opts
         return opts
