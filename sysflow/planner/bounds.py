@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind, Window
 from sysflow.planner.solution import Assignment, blocks, latest_start
 
-__all__ = ["Bound", "Quality", "lower_bound", "quality"]
+__all__ = ["Bound", "Quality", "first_window_bound", "lower_bound", "quality"]
 
 
 @dataclass(frozen=True)
@@ -210,3 +210,47 @@ def quality(problem: PlanningProblem, a: Assignment, bound: Bound) -> Quality:
 def window_spans(windows: Iterable[Window]) -> list[tuple[int, int]]:
     """Merged ``(start, end)`` spans of ``windows``."""
     return _merge((w.start, w.end) for w in windows)
+
+
+def first_window_bound(problem: PlanningProblem) -> int:
+    """An upper bound on the hosts that can be done in their first window (the objective's first level).
+
+    Hosts are split by (group, first window); each part is bounded on its own, ignoring the other
+    parts, wave barriers and rates (all relaxations): only hosts that could finish alone in their first
+    window count, and for every pool and budget, at most the most hosts whose smallest works add up to
+    no more than its capacity times the window's length.
+    """
+    parts: dict[tuple[str, Window], list[Chain]] = {}
+    for c in problem.chains:
+        if c.windows and _earliest_finish(c, c.release, problem.split_chains) <= c.windows[0].end:
+            parts.setdefault((c.group, c.windows[0]), []).append(c)
+    return sum(_part_bound(problem, w, cs) for (_, w), cs in parts.items())
+
+
+def _part_bound(problem: PlanningProblem, w: Window, chains: Sequence[Chain]) -> int:
+    best = sum(c.weight for c in chains)
+    per_resource: dict[int, list[tuple[float, int]]] = {}
+    for c in chains:
+        for r, work in _work(problem, c).items():
+            per_resource.setdefault(r, []).append((work / c.weight, c.weight))
+    for r, works in per_resource.items():
+        room = problem.resources[r].capacity * (w.end - w.start)
+        best = min(
+            best, _most(sorted(works), room) + sum(c.weight for c in chains) - sum(n for _, n in works)
+        )
+    return best
+
+
+def _most(works: Sequence[tuple[float, int]], room: float) -> int:
+    """How many hosts, smallest work first (``(work, count)`` sorted), fit in ``room``."""
+    n = 0
+    for work, count in works:
+        if work <= 0:
+            n += count
+            continue
+        take = min(count, int(room // work))
+        n += take
+        room -= take * work
+        if take < count:
+            break
+    return n

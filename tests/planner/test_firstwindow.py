@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import HealthCheck, given, settings
+import math
 
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from sysflow.planner.bounds import first_window_bound
 from sysflow.planner.check import check
 from sysflow.planner.cpsat import solve_cpsat
 from sysflow.planner.firstwindow import improve_first_window
@@ -13,6 +17,7 @@ from sysflow.planner.greedy import greedy
 from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
 from sysflow.planner.solution import hosts_done_per_window, score
 
+from .brute import _options, optimum
 from .instances import problems, random_problem
 
 WINDOWS = (Window(0, 10, 10), Window(20, 30, 30))
@@ -99,3 +104,24 @@ def test_every_first_window_plan_passes_check(p: PlanningProblem) -> None:
     c = solve_cpsat(p, time_limit=0.5, num_workers=1, random_seed=1, first_window_from=0)
     assert check(p, c.assignment) == []
     assert c.score <= greedy(p).score
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, max_examples=25)
+@given(st.integers(0, 10**6), st.booleans())
+def test_first_window_bound_never_below_the_optimum(seed: int, split: bool) -> None:
+    p = random_problem(seed, hosts=2 if split else 3, split=split, horizon=24)
+    assume(math.prod(len(_options(p, c)) for c in p.chains) <= 4000)
+    best, _ = optimum(p)
+    assert best.done_by_window[0] <= first_window_bound(p) if best.done_by_window else True
+
+
+def test_first_window_bound_counts_capacity() -> None:
+    p = barrier_trap()
+    assert first_window_bound(p) == 15  # 20 slot-seconds: twelve 1s, two 1s and the 4 of wave 0 (18)
+    lone = PlanningProblem((_chain(0, 0, 20),), (Resource("s", ResourceKind.POOL, 1),))
+    assert first_window_bound(lone) == 0
+    weighted = PlanningProblem(
+        (replace(_chain(0, 0, 0), weight=3), replace(_chain(1, 0, 4), weight=4)),
+        (Resource("s", ResourceKind.POOL, 1),),
+    )
+    assert first_window_bound(weighted) == 5  # three empty hosts, then two 4s in 10 s
