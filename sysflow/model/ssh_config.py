@@ -24,17 +24,22 @@ localuser and exec. Like asyncssh (and unlike ``ssh``), unknown options are igno
 ``CanonicalizeHostname`` second pass; ``Match canonical``/``final`` blocks apply as asyncssh
 decides on a single pass.
 
+Each config file is tokenized once per content (not once per host, as asyncssh alone does) and
+replayed through asyncssh's handlers, so resolving a fleet stays linear in the config's size.
+
 When no identity file is configured, ``identity_files`` is empty: the credential provider decides
 which default keys to try.
 """
 
 from __future__ import annotations
 
+import functools
 import getpass
+import io
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +127,7 @@ def _config_paths(ssh_config: SSHConfigSource) -> list[Path]:
 
 def _load_config(paths: list[Path], alias: str, user: str | None, port: int | None) -> Any:
     """Parse the config files for one host with asyncssh; explicit user/port are obtained first."""
-    from asyncssh.config import ConfigParseError, SSHClientConfig
+    from asyncssh.config import ConfigParseError
 
     for path in paths:
         if not path.is_file():
@@ -130,7 +135,7 @@ def _load_config(paths: list[Path], alias: str, user: str | None, port: int | No
     explicit_user: Any = () if user is None else user
     explicit_port: Any = () if port is None else port
     try:
-        return SSHClientConfig.load(
+        return _cached_config_class().load(
             None, paths, False, False, False, getpass.getuser(), explicit_user, alias, explicit_port
         )
     except (ConfigParseError, ValueError, OSError) as exc:
@@ -190,3 +195,152 @@ def _proxy_jump(value: Any) -> str | None:
     if value is None or str(value).lower() == "none":
         return None
     return str(value)
+
+
+# -- parsing each config file once ------------------------------------------------------------------
+#
+# asyncssh reads and shlex-splits the whole config for every host it resolves, so resolving a fleet
+# through a config with a block per host is quadratic (100 hosts: 70,000 shlex.split calls). The
+# subclass below tokenizes each file once (cached by content, so an edited file is re-read) and
+# replays the tokens through asyncssh's own option handlers, in order: what each host gets, and
+# every error with its file and line, stay asyncssh's. ``Host`` lines that list literal names only
+# (no wildcard, no negation) match by set membership, which is what fnmatch does for such names.
+
+_PARSED_CACHE_SIZE = 32  # distinct config file contents kept tokenized
+_WILDCARDS = frozenset("*?!")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One config line as asyncssh's parser sees it: option (lowercase), its arguments, or an error."""
+
+    number: int
+    option: str
+    args: tuple[str, ...]
+    error: str | None = None
+    literal_hosts: frozenset[str] | None = None  # a ``Host`` line naming hosts without wildcards
+
+
+_parsed: dict[tuple[type, bytes], tuple[_Line, ...]] = {}
+
+
+def _split_line(line: str, conditionals: Collection[str], no_split: Collection[str]) -> tuple[str, list[str]]:
+    """asyncssh's ``SSHConfig.parse`` tokenizing of one stripped line: (option lowercased, args)."""
+    split_args = shlex.split(line)
+    args: list[str] = []
+    loption = ""
+    allow_equal = True
+    for i, arg in enumerate(split_args, 1):
+        if arg.startswith("="):
+            if len(arg) > 1:
+                args.append(arg[1:])
+        elif not allow_equal:
+            args.extend(split_args[i - 1 :])
+            break
+        elif arg.endswith("="):
+            args.append(arg[:-1])
+        elif "=" in arg:
+            key, val = arg.split("=", 1)
+            args.extend((key, val))
+        else:
+            args.append(arg)
+        if i == 1:
+            loption = args.pop(0).lower()
+            allow_equal = loption in conditionals
+    if loption in no_split:
+        args = [line.lstrip()[len(loption) :].strip()]
+    return loption, args
+
+
+def _tokenize(text: Iterable[str], cls: Any) -> tuple[_Line, ...]:
+    """The lines of a config that reach an option handler; a line shlex cannot split ends it."""
+    lines: list[_Line] = []
+    for number, raw in enumerate(text, 1):
+        line = raw.strip()
+        if not line or line[0] == "#":
+            continue
+        try:
+            option, args = _split_line(line, cls._conditionals, cls._no_split)
+        except ValueError as exc:
+            lines.append(_Line(number, "", (), str(exc)))
+            break
+        if option in cls._handlers:
+            lines.append(_Line(number, option, tuple(args), literal_hosts=_literal_hosts(option, args)))
+    return tuple(lines)
+
+
+def _literal_hosts(option: str, args: list[str]) -> frozenset[str] | None:
+    if option != "host" or not args:
+        return None
+    patterns = ",".join(args).split(",")
+    if any(_WILDCARDS.intersection(p) for p in patterns):
+        return None
+    return frozenset(patterns)
+
+
+def _parsed_lines(path: Path, cls: Any) -> tuple[_Line, ...] | None:
+    """The tokenized lines of ``path`` (None when asyncssh should read it itself, to fail its way)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    key = (cls, data)
+    lines = _parsed.get(key)
+    if lines is None:
+        try:  # decoded exactly as asyncssh's open(path) would (locale encoding, universal newlines)
+            lines = _tokenize(io.TextIOWrapper(io.BytesIO(data)), cls)
+        except UnicodeDecodeError:
+            return None
+        if len(_parsed) >= _PARSED_CACHE_SIZE:
+            del _parsed[next(iter(_parsed))]
+        _parsed[key] = lines
+    return lines
+
+
+@functools.cache
+def _cached_config_class() -> Any:
+    """``SSHClientConfig`` parsing each file once (built on first use: asyncssh stays a lazy import)."""
+    from asyncssh.config import SSHClientConfig
+
+    class _CachedClientConfig(SSHClientConfig):
+        def parse(self, path: Path) -> None:
+            lines = _parsed_lines(path, type(self))
+            if lines is None:
+                super().parse(path)
+                return
+            self._path = path
+            self._line_no = 0
+            self._matching = True
+            self._tokens = {"%": "%"}
+            for line in lines:
+                self._apply(line)
+            self._after_parse()
+
+        def _apply(self, line: _Line) -> None:
+            self._line_no = line.number
+            if line.error is not None:
+                self._error(line.error)
+            if line.literal_hosts is not None:
+                self._matching = self._orig_host in line.literal_hosts
+                return
+            if not self._matching and line.option not in self._conditionals:
+                return
+            option, handler = self._handlers[line.option]
+            args = list(line.args)
+            if not args:
+                self._error(f"Missing {option} value")
+            handler(self, option, args)
+            if args:
+                self._error(f"Extra data at end: {' '.join(args)}")
+
+        def _after_parse(self) -> None:
+            """The tail of asyncssh's ``parse``: percent tokens expanded in the options that take them."""
+            self._set_tokens()
+            for option in self._percent_expand:
+                value = self._options.get(option)
+                if isinstance(value, list):
+                    self._options[option] = [self._expand_val(item) for item in value]
+                elif isinstance(value, str):
+                    self._options[option] = self._expand_val(value)
+
+    return _CachedClientConfig
