@@ -130,13 +130,16 @@ def occurrences(rec: Recurrence, windows: WindowsConfig, start: datetime, end: d
 
 def _cron(expr: str, tz: ZoneInfo, lo: datetime, hi: datetime) -> Iterator[datetime]:
     """Cron fired on naive local wall time, each wall time mapped to UTC once (fold 0)."""
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     local = lo.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3)  # DST shifts are < 3 h
     it = croniter(expr, local)
     seen: set[datetime] = set()
     while True:
-        wall: datetime = it.get_next(datetime)
+        try:
+            wall: datetime = it.get_next(datetime)
+        except CroniterBadDateError:  # an expression that never fires (30 February)
+            return
         t = utc(wall.replace(tzinfo=tz))
         if t > hi and wall - timedelta(hours=3) > hi.astimezone(tz).replace(tzinfo=None):
             return

@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,16 @@ _FORECAST_HORIZON = timedelta(days=14)
 
 EngineFactory = Callable[[Schedule, Inventory], "Engine"]
 """Builds the engine that runs one occurrence (transport, auth, store, clock are its business)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Expansion:
+    """A schedule's occurrences in ``(start, end]``, for the spec and workflow named by ``key``."""
+
+    key: str
+    start: datetime
+    end: datetime
+    instants: tuple[datetime, ...]
 
 
 def run_id_for(name: str, occurrence: datetime) -> str:
@@ -87,6 +98,7 @@ class Scheduler:
         self.results: dict[str, RunResult] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._parsed: dict[str, MaintenanceWorkflow] = {}  # by content digest: parsing is not cheap
+        self._expanded: dict[str, _Expansion] = {}  # by schedule name
         self._stop = asyncio.Event()
 
     # -- running ----------------------------------------------------------------------------------
@@ -133,7 +145,7 @@ class Scheduler:
     def _next_wake(self, now: datetime) -> datetime:
         wake = now + timedelta(seconds=self.poll)
         for s in self._active():
-            found = occurrences(s.spec.recurrence, self._workflow(s).windows, now, now + _LOOKAHEAD)
+            found = self._occurrences(s, now, now + _LOOKAHEAD)
             if found:
                 wake = min(wake, found[0])
         for c in self.schedules.claims(state=ClaimState.POSTPONED):
@@ -161,7 +173,7 @@ class Scheduler:
 
     def _tick_schedule(self, s: Schedule, now: datetime) -> None:
         wf = self._workflow(s)
-        found = occurrences(s.spec.recurrence, wf.windows, s.cursor, now)
+        found = self._occurrences(s, s.cursor, now)
         late = timedelta(seconds=s.spec.tolerance)
         due = [o for o in found if now - o <= late]
         missed = [o for o in found if now - o > late]
@@ -251,6 +263,16 @@ class Scheduler:
                 outcome=outcome,
                 who=f"scheduler:{self.owner}",
             )
+
+    def _occurrences(self, s: Schedule, lo: datetime, hi: datetime) -> list[datetime]:
+        """``occurrences`` in ``(lo, hi]``, from an expansion kept per schedule (passes are frequent)."""
+        key = s.spec.model_dump_json() + s.workflow_digest
+        span = self._expanded.get(s.name)
+        if span is None or span.key != key or lo < span.start or hi > span.end:
+            start, end = lo, max(hi, lo + _LOOKAHEAD) + _LOOKAHEAD
+            found = occurrences(s.spec.recurrence, self._workflow(s).windows, start, end)
+            span = self._expanded[s.name] = _Expansion(key, start, end, tuple(found))
+        return [t for t in span.instants if lo < t <= hi]
 
     def _workflow(self, s: Schedule) -> MaintenanceWorkflow:
         key = s.workflow_digest

@@ -17,14 +17,14 @@ from sysflow.schedule.schedules import Schedules
 from tests.schedule.conftest import small_inventory
 
 OCCURRENCES = 4
-SPACING = 2.0  # seconds between window openings
-READY_LIMIT = 60.0  # seconds for both workers to import and start (a busy machine)
+SPACING = 3.0  # seconds between window openings
+ENDED = {ClaimState.FINISHED, ClaimState.DEFERRED}  # on a loaded machine a run may outlive its window
 
 
 def short_windows(first: datetime) -> MaintenanceWorkflow:
     wf = MaintenanceWorkflow("quick")
     wf.add_task("noop", "true", targets=["web_servers"])
-    specs = [f"{(first + timedelta(seconds=SPACING * i)).isoformat()}/PT1.5S" for i in range(OCCURRENCES)]
+    specs = [f"{(first + timedelta(seconds=SPACING * i)).isoformat()}/PT2.5S" for i in range(OCCURRENCES)]
     wf.set_maintenance_window({"web_servers": specs})
     return wf
 
@@ -53,7 +53,7 @@ def test_two_schedulers_never_start_the_same_run_twice(tmp_path: Path) -> None:
         expected = [first + timedelta(seconds=SPACING * i) for i in range(OCCURRENCES)]
         while time.monotonic() < deadline:
             with RunStore(db) as store:
-                done = Schedules(store).claims("quick", state=ClaimState.FINISHED)
+                done = [c for c in Schedules(store).claims("quick") if c.state in ENDED]
             if len(done) == OCCURRENCES:
                 break
             time.sleep(0.5)
@@ -67,8 +67,9 @@ def test_two_schedulers_never_start_the_same_run_twice(tmp_path: Path) -> None:
         started = [h for h in schedules.history("quick") if h.event == "started"]
         runs = [r.id for r in store.runs()]
     assert [c.occurrence for c in claims] == expected
-    assert all(c.state is ClaimState.FINISHED for c in claims)
+    assert all(c.state in ENDED for c in claims)
     assert sorted(h.run_id or "" for h in started) == sorted(run_id_for("quick", o) for o in expected)
-    assert sorted(runs) == sorted(run_id_for("quick", o) for o in expected)
+    assert sorted(runs) == sorted(run_id_for("quick", o) for o in expected)  # each run created once
+    assert any(c.state is ClaimState.FINISHED for c in claims)
     assert {c.owner for c in claims} <= {"one", "two"}
     assert all(w.returncode == 0 for w in workers)
