@@ -5,6 +5,9 @@ For administrators who prefer systemd timers to a resident ``sysflow scheduler``
 the schedule's real occurrences (blackouts, DST, n-th window of the month), claims them in the run
 store and applies the missed-run policy exactly as the resident scheduler does. So a timer that
 fires when nothing is due does nothing, and the timer and a resident scheduler can even coexist.
+One difference remains: systemd skips a cron wall time inside a spring-forward gap (the resident
+scheduler fires just after the gap, as the constraints layer reads such times); the next timer then
+finds that occurrence missed and applies the missed-run policy.
 
 ``OnCalendar=`` is written in the schedule's time zone (cron: the schedule's zone; windows: each
 window spec's zone): weekly window specs become ``Sun *-*-* 01:00:00 Europe/Amsterdam``, the n-th
