@@ -12,7 +12,12 @@
 * window starts are rounded up, cutoffs and ends down, durations up;
 * waves are the rollout's; the stage of a wave barrier is the fleet (``stage="fleet"``, what a
   rollout means), or each group (``"group"``); a ``sliding`` rollout has no barriers;
-* wave hooks (run-once operations on the pseudo-hosts ``@waveN``) are not placed by the planner.
+* wave hooks (run-once operations on the pseudo-hosts ``@waveN``) are not placed as operations;
+  their time is: a hook that waits for the wave's hosts runs between the wave and the next one, a
+  hook the hosts wait for runs before them, so the time between wave ``w`` and ``w + 1`` (the gate) is
+  the longest path of ``w``'s after-hooks, plus the gate pause (verification bake), plus the longest
+  path of ``w + 1``'s before-hooks; wave 0's before-hooks delay its hosts from ``start`` on (a
+  release). Hook time is not bound to windows, hooks use no pool, and approvals count as no time.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -83,9 +89,33 @@ def _windows(calendar: Any, groups: Sequence[str], origin: datetime, end: dateti
     return tuple(out)
 
 
-def _gates(graph: OpGraph) -> tuple[int, ...]:
+def _gates(graph: OpGraph, hooks: Sequence[tuple[int, int]] = ()) -> tuple[int, ...]:
+    """Seconds between wave ``w`` and ``w + 1``: after-hooks of ``w``, pause, before-hooks of ``w + 1``."""
     by_wave = {g.wave: math.ceil(g.pause) for g in graph.gates}
-    return tuple(by_wave.get(w, 0) for w in range(len(graph.waves)))
+    n = len(graph.waves)
+    if not hooks:
+        hooks = [(0, 0)] * n
+    return tuple(hooks[w][1] + by_wave.get(w, 0) + (hooks[w + 1][0] if w + 1 < n else 0) for w in range(n))
+
+
+def _hook_seconds(graph: OpGraph, model: DurationModel, quantile: float) -> list[tuple[int, int]]:
+    """Per wave: the longest path of its run-once hooks before its hosts, and of those after them."""
+    from sysflow.planner.compile import hook_host
+
+    out: list[tuple[int, int]] = []
+    for w in range(len(graph.waves)):
+        finish: dict[str, int] = {}
+        after: set[str] = set()
+        for op in graph.chain(hook_host(w)):  # in execution (topological) order
+            preds = [q for q in graph.graph.predecessors(op.id) if q in graph.ops]
+            if any(not graph.ops[q].run_once or q in after for q in preds):
+                after.add(op.id)
+            same = [finish[q] for q in preds if q in finish and (q in after) == (op.id in after)]
+            finish[op.id] = max(same, default=0) + _seconds(model, op, quantile)
+        before_s = max((t for h, t in finish.items() if h not in after), default=0)
+        after_s = max((t for h, t in finish.items() if h in after), default=0)
+        out.append((before_s, after_s))
+    return out
 
 
 def build_problem(
@@ -106,6 +136,7 @@ def build_problem(
     priors = {op.task: op.expected_duration for op in graph.ops.values()}
     model = (durations or DurationModel()).with_priors(priors)
     res = _Resources(limits)
+    hooks = _hook_seconds(graph, model, quantile)
     windows: dict[tuple[str, ...], tuple[Window, ...]] = {}
     chains = []
     for host in graph.hosts:
@@ -115,9 +146,13 @@ def build_problem(
         groups = ops[0].groups or (ops[0].group,)
         if groups not in windows:
             windows[groups] = _windows(calendar, groups, origin, horizon_end)
-        chains.append(_chain(graph, host, ops, windows[groups], res, model, quantile, stage))
+        chain = _chain(graph, host, ops, windows[groups], res, model, quantile, stage)
+        if chain.wave == 0 and hooks and hooks[0][0]:
+            chain = replace(chain, release=hooks[0][0])
+        chains.append(chain)
+    gates = _gates(graph, hooks)
     return PlanningProblem(
-        tuple(chains), tuple(res.items), gates=_gates(graph), split_chains=split_chains, origin=origin
+        tuple(chains), tuple(res.items), gates=gates, split_chains=split_chains, origin=origin
     )
 
 

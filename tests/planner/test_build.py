@@ -111,3 +111,41 @@ def test_example_files_plan_with_group_stages_and_budgets() -> None:
     kinds = {r.kind.value for r in p.problem.resources}
     assert "pool" in kinds
     assert {c.stage for c in p.problem.chains} == {c.group for c in p.problem.chains}
+
+
+def _hooked(pause: str) -> tuple[Inventory, MaintenanceWorkflow]:
+    inventory = Inventory()
+    inventory.add_group("web", ["w1", "w2"])
+    inventory.add_group("db", ["d1"])
+    wf = MaintenanceWorkflow("hooks")
+    wf.add_task("update", "apt-get update", expected_duration=30)
+    wf.add_task("drain", "lb drain", run_once=True, local=True, expected_duration=100)
+    wf.add_task("notify", "chat", run_once=True, local=True, depends_on=["drain"], expected_duration=20)
+    wf.add_task("patch", "true", depends_on=["drain", "update"], expected_duration=40)
+    wf.add_task(
+        "undrain", "lb undrain", run_once=True, local=True, depends_on=["patch"], expected_duration=60
+    )
+    wf.set_progressive_execution({"groups": [["web"], ["db"]], "pause_between_waves": pause})
+    wf.set_maintenance_window({"web": "Sunday 01:00-05:00", "db": "Sunday 01:00-05:00"})
+    return inventory, wf
+
+
+@pytest.mark.parametrize("solver", ["greedy", "cpsat"])
+def test_run_once_hooks_take_time_between_waves(solver: str) -> None:
+    inventory, wf = _hooked("5m")
+    p = plan(wf, inventory, solver=solver, start=MONDAY, time_limit=1.0, num_workers=1)  # type: ignore[arg-type]
+    assert check(p.problem, p) == []
+    # after wave 0: undrain (60 s); the 5-minute pause; before wave 1: drain then notify (120 s)
+    assert p.problem.gates == (60 + 300 + 120, 60)
+    first = {c.host: c for c in p.problem.chains}
+    assert first["w1"].release == 120  # wave 0 waits for its own drain and notify
+    ends = {op.host: op.end for op in p.ops()}
+    starts = {op.host: op.start for op in p.ops() if op.task == "update"}
+    assert starts["d1"] >= max(ends["w1"], ends["w2"]) + timedelta(seconds=480)
+
+
+def test_workflow_without_hooks_keeps_plain_gates() -> None:
+    inventory, wf = brief()
+    p = plan(wf, inventory, start=MONDAY)
+    assert all(c.release == 0 for c in p.problem.chains)
+    assert len(p.problem.gates) == 4
