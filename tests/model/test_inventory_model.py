@@ -138,9 +138,9 @@ def test_port_as_string_is_accepted() -> None:
 
 
 def test_standalone_host_uses_its_own_vars() -> None:
-    host = Host(name="x", vars={"ansible_host": "10.0.0.1", "datacenter": "ams"})
+    host = Host(name="x", vars={"ansible_host": "192.0.2.1", "datacenter": "ams"})
     assert (host.address, host.datacenter, host.segment, host.user, host.key_file) == (
-        "10.0.0.1",
+        "192.0.2.1",
         "ams",
         "ams",
         None,
