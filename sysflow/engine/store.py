@@ -266,6 +266,13 @@ class RunStore:
 
     # -- operations -------------------------------------------------------------------------------
 
+    def add_op(self, run_id: str, record: OpRecord) -> None:
+        """An operation created while running (an ``on_failure`` branch task): pending until started."""
+        self._write(
+            "INSERT OR IGNORE INTO ops (run_id, op_id, host, task, wave, state, command) VALUES (?,?,?,?,?,?,?)",
+            (run_id, record.op_id, record.host, record.task, record.wave, record.state.value, record.command),
+        )
+
     def op_started(self, run_id: str, op_id: str, *, at: datetime, attempt: int, command: str) -> None:
         """Write-ahead: the operation is running (commit before the command is sent)."""
         with self._lock:

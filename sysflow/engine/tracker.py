@@ -126,6 +126,8 @@ class RunTracker:
     def add_op(self, op_id: str, host: str, task: str, wave: int, command: str) -> None:
         """Record an operation the graph does not hold (an ``on_failure`` branch task), pending."""
         self.records[op_id] = OpRecord(op_id, host, task, wave, OpState.PENDING, command=command)
+        if self.store is not None:
+            self.store.add_op(self.run_id, self.records[op_id])
 
     def skip(self, op_ids: Iterable[str], reason: str, state: OpState = OpState.SKIPPED) -> None:
         for op_id in op_ids:

@@ -173,3 +173,22 @@ async def test_rollback_commands_are_rendered_per_host_and_recorded_redacted(tmp
     assert stored.command == "VAULT='********' apt-get -y upgrade"
     assert all("tok-123" not in repr(e.to_dict()) for e in events.events)
     store.close()
+
+
+async def test_branch_operations_are_kept_in_the_run_store(tmp_path: Path) -> None:
+    from sysflow.engine.store import RunStore
+
+    inv = _inventory()
+    clock = current_virtual_clock()
+    fleet = SimFleet(inv, None, seed=1, start=clock.start)
+    _faults(fleet)
+    store = RunStore(tmp_path / "runs.db")
+    engine = Engine(inv, transport=SimTransport(fleet, clock), clock=clock, store=store)
+    result = await engine.run(_workflow())
+    stored = store.ops(result.run_id)
+    assert stored["diagnostics@web05"].stdout == "failed\nactive\n"
+    assert stored["restart@web02"].state is OpState.SUCCEEDED
+    assert stored["escalate@web02"].state is OpState.SKIPPED
+    assert stored["health@web05"].reason.startswith("still failing after on_failure")
+    assert "diagnostics@web01" not in stored
+    store.close()
