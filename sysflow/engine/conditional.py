@@ -124,9 +124,17 @@ class Conditional:
                 return Prepared(source, source, skip=f"{CONDITION_FALSE}{when}")
             rendered = render(source, ctx, secrets=self.secret_names)
         except (TemplateError, ConditionError) as exc:
-            return Prepared(source, source, error=f"{where}: {exc}")
+            return Prepared(source, source, error=f"{where}: {exc}{self._gather_note(op.host)}")
         self.secrets.update(rendered.secrets)
         return Prepared(rendered.command, rendered.redacted, rendered.secrets)
+
+    def _gather_note(self, host: str) -> str:
+        """Why some facts are missing, when their probes failed on ``host``."""
+        known = self.facts.known(host) or {}
+        errors = known.get("gather_errors") or {}
+        if not errors:
+            return ""
+        return " (fact probes failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")"
 
     def redact(self, record: OpRecord, prepared: Prepared) -> OpRecord:
         """The record as stored: the redacted command, secret values masked in its output."""
