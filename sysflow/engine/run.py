@@ -295,11 +295,16 @@ class Run:
         decision = await self._state.evaluate(
             CheckPoint.BEFORE_WAVE, wave, hosts, self.tracker.emit, self._set_capacity()
         )
-        if decision.verdict is StateVerdict.SKIP:
+        if decision.verdict is StateVerdict.SKIP and decision.groups is not None:
+            wanted = set(decision.groups)
             for host in hosts:
+                chain = self.graph.chains.get(host, ())
+                if chain and wanted & set(self.graph.ops[chain[0]].groups):
+                    self.tracker.skip(chain, f"group skipped: {decision.reason}")
+            return True
+        if decision.verdict is StateVerdict.SKIP:
+            for host in [*hosts, *self._hooks_of_wave.get(wave, [])]:
                 self.tracker.skip(self.graph.chains.get(host, ()), f"wave skipped: {decision.reason}")
-            for hook in self._hooks_of_wave.get(wave, []):
-                self.tracker.skip(self.graph.chains.get(hook, ()), f"wave skipped: {decision.reason}")
             return False
         if decision.verdict is StateVerdict.STOP:
             self._stop(f"before wave {wave + 1}: {decision.reason}")

@@ -71,6 +71,7 @@ class StateVerdict(StrEnum):
 class StateDecision:
     verdict: StateVerdict
     reason: str = ""
+    groups: tuple[str, ...] | None = None  # skip: only hosts of these groups (None: the whole wave)
 
 
 def _judge(name: str, expect: str, values: Mapping[str, Any]) -> StateReading:
@@ -222,7 +223,8 @@ class StateMonitor:
         set_capacity: SetCapacity | None,
     ) -> StateDecision:
         if spec.action is StateAction.SKIP:
-            return StateDecision(StateVerdict.SKIP, f"state check {reading.detail}")
+            groups = tuple(spec.groups) if spec.groups is not None else None
+            return StateDecision(StateVerdict.SKIP, f"state check {reading.detail}", groups)
         if spec.action is StateAction.THROTTLE:
             self._throttle(spec, wave, emit, set_capacity)
             return StateDecision(StateVerdict.PROCEED)

@@ -64,6 +64,9 @@ class StateCheck(FrozenModel):
     timeout: Duration = Field(DEFAULT_HOLD_TIMEOUT, description="hold: give up (stop the run) after this.")
     interval: Duration = Field(DEFAULT_POLL_INTERVAL, gt=0, description="hold: seconds between checks.")
     request_timeout: Duration = Field(DEFAULT_REQUEST_TIMEOUT, gt=0)
+    groups: list[str] | None = Field(
+        None, description="skip: only the wave's hosts in these groups are skipped (default: the whole wave)."
+    )
     capacity: float | None = Field(None, ge=0, description="throttle: the lowered capacity.")
     capacity_key: str = Field("max_parallel_servers", description="throttle: the limit lowered.")
 

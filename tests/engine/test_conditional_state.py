@@ -240,3 +240,29 @@ def test_state_checks_are_validated() -> None:
     ]:
         with pytest.raises(WorkflowError, match=message):
             MaintenanceWorkflow.from_yaml(f"name: x\nstate_checks:\n  - {json.dumps(bad)}\n")
+
+
+async def test_a_failing_check_can_skip_one_group_of_a_wave() -> None:
+    inv = Inventory()
+    inv.add_group("primaries", ["db01", "db02"])
+    inv.add_group("replicas", ["db03", "db04"])
+    check = {
+        "name": "replicas_in_sync",
+        "command": "cat /etc/replicas-in-sync",
+        "host": "db01",
+        "expect": "ok",
+        "action": "skip",
+        "groups": ["replicas"],
+    }
+    wf = MaintenanceWorkflow("group_skip")
+    wf.add_task("upgrade", "apt-get -y upgrade")
+    wf.state_checks = [StateCheck.model_validate(check)]
+    sim = await simulate(wf, inv)
+    assert sim.result.status is RunStatus.COMPLETED, sim.result.reason
+    assert sim.touched() == {"db01", "db02"}
+    for host in ("db03", "db04"):
+        assert sim.result.ops[f"upgrade@{host}"].state is OpState.SKIPPED
+        assert sim.result.ops[f"upgrade@{host}"].reason.startswith(
+            "group skipped: state check replicas_in_sync"
+        )
+    assert all(sim.result.ops[f"upgrade@{h}"].state is OpState.SUCCEEDED for h in ("db01", "db02"))
