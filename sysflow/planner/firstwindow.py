@@ -229,6 +229,12 @@ class _WindowModel:
                 ]
                 self.m.add_hint(ends[c.stage], max(hints, default=0))
             self.m.add(ends[c.stage] >= self.starts[c.host] + c.total).only_enforce_if(self.present[c.host])
+        incomplete = {c.stage for c in candidates if c.host not in self.hinted}
+        for c in candidates:
+            if c.stage not in incomplete:
+                # the previous plan ran every earlier-wave host of this stage in its first window:
+                # keep it so (the most hosts), and search only for earlier ends
+                self.m.add(self.present[c.host] == 1)
         big = horizon * len(ends) + 1
         count = sum(c.weight * self.present[c.host] for c in candidates)
         self.m.maximize(big * count - sum(ends.values()))
