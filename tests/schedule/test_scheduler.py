@@ -36,6 +36,7 @@ async def test_hosts_held_by_a_live_run_defer_the_occurrence(store: RunStore, tm
         clock=clock,
         engine_factory=sim_factory(store, clock, clock.now(), lease_wait=600.0),
         audit=audit,
+        poll=86400.0,
     )
     await scheduler.run(until=JAN_11 + timedelta(hours=1))
     (claim,) = schedules.claims("weekly")
@@ -54,7 +55,11 @@ async def test_paused_schedules_start_nothing_and_resume_does_not_make_up(store:
     schedules.add(weekly(missed=MissedPolicy.CATCH_UP), small_workflow(), small_inventory(), now=clock.now())
     assert schedules.pause("weekly").state is ScheduleState.PAUSED
     scheduler = Scheduler(
-        store, clock=clock, engine_factory=sim_factory(store, clock, clock.now()), forecast=False
+        store,
+        clock=clock,
+        engine_factory=sim_factory(store, clock, clock.now()),
+        forecast=False,
+        poll=86400.0,
     )
     await scheduler.run(until=JAN_11 + timedelta(days=8))
     assert schedules.claims("weekly") == []
