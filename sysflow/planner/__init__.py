@@ -7,9 +7,10 @@ and matplotlib load only when a schedule, a CP-SAT model or a chart is asked for
 * ``durations``: ``DurationModel`` (per task × group, p50/p90, learned, JSON);
 * ``problem``: the solver-neutral ``PlanningProblem`` in integer seconds; ``build`` derives it from
   the graph, the calendar, the limits and the durations, and offers ``plan(workflow, inventory)``;
-* ``greedy`` and ``cpsat`` (with ``decompose`` for very large fleets): the schedulers, returning an
+* ``greedy`` and ``cpsat`` (with ``firstwindow``, its stage for the first level of the objective on
+  1,000-host models, and ``decompose`` for very large fleets): the schedulers, returning an
   ``Assignment`` (``solution``) compared by one lexicographic ``score``;
-* ``bounds`` (the window-aware lower bound) and ``check`` (independent re-verification);
+* ``bounds`` (the window-aware lower bound, and an upper bound on first-window hosts) and ``check`` (independent re-verification);
 * ``plan`` (``Plan`` and its JSON), ``forecast`` (``Forecast``), ``replan``, ``gantt`` (PNG/HTML);
 * ``cli``: what ``sysflow plan`` and ``sysflow forecast`` run.
 """
