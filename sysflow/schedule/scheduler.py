@@ -145,11 +145,15 @@ class Scheduler:
     def _next_wake(self, now: datetime) -> datetime:
         wake = now + timedelta(seconds=self.poll)
         for s in self._active():
-            found = self._occurrences(s, now, now + _LOOKAHEAD)
+            try:
+                found = self._occurrences(s, now, now + _LOOKAHEAD)
+            except (SysflowError, ValueError):  # logged by the pass; the others still wake us
+                continue
             if found:
                 wake = min(wake, found[0])
+        active = {s.name for s in self._active()}
         for c in self.schedules.claims(state=ClaimState.POSTPONED):
-            if self.names is None or c.schedule in self.names:
+            if c.schedule in active:
                 wake = min(wake, max(c.due, now))
         return wake
 
@@ -157,19 +161,19 @@ class Scheduler:
 
     def tick(self, now: datetime) -> None:
         """Claim and start what is due at ``now``, apply the missed-run policy, take due postponed runs."""
-        for s in self._active():
+        active = {s.name: s for s in self._active()}
+        for s in active.values():
             try:
                 self._tick_schedule(s, now)
             except (SysflowError, ValueError) as exc:  # one broken schedule must not stop the others
                 _log.warning("schedule %s: %s", s.name, exc)
-        for c in self.schedules.claims(state=ClaimState.POSTPONED):
-            mine = self.names is None or c.schedule in self.names
+        for c in self.schedules.claims(state=ClaimState.POSTPONED):  # paused schedules keep theirs
             if (
-                mine
+                c.schedule in active
                 and c.due <= now
                 and self.schedules.take_postponed(c.schedule, c.occurrence, owner=self.owner)
             ):
-                self._spawn(self.schedules.get(c.schedule), c.occurrence, now, "postponed run")
+                self._spawn(active[c.schedule], c.occurrence, now, "postponed run")
 
     def _tick_schedule(self, s: Schedule, now: datetime) -> None:
         wf = self._workflow(s)

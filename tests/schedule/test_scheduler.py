@@ -11,6 +11,7 @@ from sysflow.audit.log import AuditLog
 from sysflow.engine.store import RunStore
 from sysflow.errors import StoreError
 from sysflow.model.inventory import Inventory
+from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.schedule.model import ClaimState, MissedPolicy, Schedule, ScheduleSpec, ScheduleState
 from sysflow.schedule.recurrence import Recurrence
 from sysflow.schedule.scheduler import Scheduler, next_window, run_id_for
@@ -136,6 +137,52 @@ def test_next_window_of_cron_schedules() -> None:
     now = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
     cron = Recurrence(cron="0 2 * * *")
     assert next_window(cron, small_workflow(), now) == datetime(2026, 1, 11, tzinfo=UTC)  # web opens first
-    from sysflow.model.workflow import MaintenanceWorkflow
-
     assert next_window(cron, MaintenanceWorkflow("none"), now) == now  # no windows: at once
+
+
+async def test_a_broken_schedule_does_not_stop_the_others(store: RunStore) -> None:
+    clock = current_virtual_clock()
+    schedules = Schedules(store)
+    for name in ("broken", "fine"):
+        schedules.add(weekly(name), small_workflow(), small_inventory(), now=clock.now())
+    with store.immediate() as db:  # its workflow lost the group's windows behind our back
+        db.execute(
+            "UPDATE schedules SET workflow_json=? WHERE name='broken'", (MaintenanceWorkflow("x").to_json(),)
+        )
+    scheduler = Scheduler(
+        store,
+        clock=clock,
+        engine_factory=sim_factory(store, clock, clock.now()),
+        forecast=False,
+        poll=86400.0,
+    )
+    await scheduler.run(until=JAN_11 + timedelta(hours=1))
+    assert schedules.claims("broken") == [] and len(schedules.claims("fine")) == 1
+
+
+async def test_a_postponed_run_waits_while_its_schedule_is_paused(store: RunStore) -> None:
+    clock = current_virtual_clock()
+    schedules = Schedules(store)
+    spec = ScheduleSpec(
+        name="monthly",
+        recurrence=Recurrence.parse("first sunday window of web_servers"),
+        missed=MissedPolicy.RUN_NEXT_WINDOW,
+    )
+    schedules.add(spec, small_workflow(), small_inventory(), now=clock.now())
+    await clock.sleep(timedelta(days=30).total_seconds())  # Feb 1 missed
+    scheduler = Scheduler(
+        store,
+        clock=clock,
+        engine_factory=sim_factory(store, clock, clock.now()),
+        forecast=False,
+        poll=86400.0,
+    )
+    await scheduler.run_once()
+    (claim,) = schedules.claims("monthly")
+    assert claim.state is ClaimState.POSTPONED and claim.due == datetime(2026, 2, 8, tzinfo=UTC)
+    schedules.pause("monthly")
+    await scheduler.run(until=datetime(2026, 2, 9, tzinfo=UTC))
+    assert schedules.claims("monthly")[0].state is ClaimState.POSTPONED
+    schedules.resume("monthly")
+    await scheduler.run(until=datetime(2026, 2, 9, 1, tzinfo=UTC))
+    assert schedules.claims("monthly")[0].state is ClaimState.FINISHED
