@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -95,14 +96,27 @@ def work(sshd: SSHD, root: Path, store: str, kill_at: int | None) -> None:
     (root / "status").write_text(result.status.value)
 
 
+def _work_or_note(sshd: SSHD, root: Path, store: str, kill_at: int | None) -> None:
+    """``work``, leaving its traceback in ``root/error`` if it raises (the child's stderr is lost)."""
+    try:
+        work(sshd, root, store, kill_at)
+    except BaseException:
+        (root / "error").write_text(traceback.format_exc())
+        raise
+
+
 def _in_process(*args: object) -> int | None:
-    proc = _FORK.Process(target=work, args=args)
+    proc = _FORK.Process(target=_work_or_note, args=args)
     proc.start()
     proc.join(timeout=JOIN_TIMEOUT_S)
     if proc.is_alive():  # never leave a stray worker behind
         proc.kill()
         proc.join()
     return proc.exitcode
+
+
+def _error(root: Path) -> str:
+    return (root / "error").read_text() if (root / "error").exists() else "no traceback left"
 
 
 def _logs(root: Path, sshd: SSHD) -> dict[str, list[str]]:
@@ -138,7 +152,7 @@ def test_a_run_over_sshd_killed_mid_run_resumes_and_runs_every_task_exactly_once
         assert db.run(RUN_ID).status is RunStatus.RUNNING  # what a crash leaves behind
         assert db.leases() != {}  # the crashed run's leases are still there
 
-    assert _in_process(sshd, tmp_path, store, None) == 0
+    assert _in_process(sshd, tmp_path, store, None) == 0, _error(tmp_path)
 
     assert (tmp_path / "status").read_text() == "completed"
     for host, lines in _logs(tmp_path, sshd).items():
