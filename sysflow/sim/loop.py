@@ -177,6 +177,10 @@ class VirtualClock:
     def __init__(self, loop: VirtualTimeLoop, start: datetime | None = None) -> None:
         self._loop = loop
         self._start = utc(start) if start is not None else loop.start
+        # now() is read many times per loop iteration (about 12 per operation): the datetime of
+        # the last virtual time read is kept, and rebuilt only when virtual time has moved.
+        self._now_at = 0.0
+        self._now = self._start
 
     @property
     def start(self) -> datetime:
@@ -188,7 +192,11 @@ class VirtualClock:
         return self._loop
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._loop.time())
+        t = self._loop.time()
+        if t != self._now_at:
+            self._now_at = t
+            self._now = self._start + timedelta(seconds=t)
+        return self._now
 
     def monotonic(self) -> float:
         return self._loop.time()
