@@ -332,6 +332,8 @@ class Admission:
         Waking one per key suffices: later waiters on that key queue behind it, and it wakes
         them on its way out (granted or cancelled).
         """
+        if not keys:  # nothing freed (a host_done without budget slots): nobody to wake
+            return
         ready: list[_Waiter] = []
         with self._lock:
             todo = set(keys)
