@@ -182,8 +182,11 @@ class Engine:
         )
         rid = run_id or f"{workflow.name}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         durations = self._durations_for(workflow)
+        # a resumed run keeps the order it had; re-planning starts again with the next run
         initial = (
-            self._initial_plan(workflow, graph, calendar, limits, durations, now) if self.planning else None
+            self._initial_plan(workflow, graph, calendar, limits, durations, now)
+            if self.planning and restored is None
+            else None
         )
         transport = self.transport
         conditional = self._conditional(workflow, transport)
