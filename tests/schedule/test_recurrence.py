@@ -48,7 +48,7 @@ def test_text_forms() -> None:
 )
 def test_invalid_recurrences(kw: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
-        Recurrence(**kw)  # type: ignore[arg-type]
+        Recurrence(**kw)
 
 
 def test_unreadable_text() -> None:

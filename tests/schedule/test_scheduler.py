@@ -23,7 +23,7 @@ JAN_11 = datetime(2026, 1, 11, tzinfo=UTC)  # Sunday 01:00 Amsterdam: the web wi
 
 
 def weekly(name: str = "weekly", **kw: object) -> ScheduleSpec:
-    return ScheduleSpec(name=name, recurrence=Recurrence.parse("every window of web_servers"), **kw)  # type: ignore[arg-type]
+    return ScheduleSpec(name=name, recurrence=Recurrence.parse("every window of web_servers"), **kw)
 
 
 async def test_hosts_held_by_a_live_run_defer_the_occurrence(store: RunStore, tmp_path: Path) -> None:
