@@ -25,6 +25,9 @@ AUDITED = frozenset(
         EventKind.RUN_RESUMED,
         EventKind.WINDOW_CLOSED,
         EventKind.VERIFICATION,
+        EventKind.STATE_CHECKED,
+        EventKind.WINDOW_OPENED,
+        EventKind.APPROVAL_REQUESTED,
     }
 )
 
