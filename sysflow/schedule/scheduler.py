@@ -18,7 +18,11 @@ restarts and several schedulers over one store never start a run twice. A starte
 Before starting, a forecast (:func:`sysflow.planner.build.plan_pair`, p50) of what fits in the
 coming windows is recorded in the history. Hosts held by another live run make the engine wait up
 to the schedule's ``lease_wait``, then the occurrence is recorded ``deferred: held by run X``.
-Starts and ends go to the audit log (when one is given), naming the schedule.
+Starts and ends go to the audit log (when one is given), naming the schedule; the default engine
+also audits every operation of the run.
+
+A scheduler that dies while its run is going leaves the claim ``running``: nobody starts that
+occurrence again; the interrupted run is continued with ``sysflow resume RUN`` like any other.
 """
 
 from __future__ import annotations
@@ -246,6 +250,9 @@ class Scheduler:
             )
         except SysflowError as exc:
             self._end(s, occurrence, rid, ClaimState.FAILED, "failed", str(exc))
+        except Exception as exc:  # a bug must not leave the claim "running" forever
+            _log.exception("schedule %s: run %s crashed", s.name, rid)
+            self._end(s, occurrence, rid, ClaimState.FAILED, "failed", f"crashed: {type(exc).__name__}")
         else:
             self.results[rid] = result
             self._end(s, occurrence, rid, ClaimState.FINISHED, "finished", _outcome(result))
@@ -285,9 +292,13 @@ class Scheduler:
         return self._parsed[key]
 
     def _default_engine(self, s: Schedule, inventory: Inventory) -> Engine:
+        from sysflow.audit.observer import AuditObserver
         from sysflow.engine.engine import Engine
 
-        return Engine(inventory, store=self.store, clock=self.clock, lease_wait=s.spec.lease_wait)
+        observers = [] if self.audit is None else [AuditObserver(self.audit)]
+        return Engine(
+            inventory, store=self.store, clock=self.clock, lease_wait=s.spec.lease_wait, observers=observers
+        )
 
 
 def next_window(rec: Recurrence, workflow: MaintenanceWorkflow, now: datetime) -> datetime:

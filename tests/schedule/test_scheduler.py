@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from sysflow.audit.log import AuditLog
+from sysflow.engine.engine import Engine
+from sysflow.engine.result import RunResult
 from sysflow.engine.store import RunStore
 from sysflow.errors import StoreError
 from sysflow.model.inventory import Inventory
@@ -186,3 +188,22 @@ async def test_a_postponed_run_waits_while_its_schedule_is_paused(store: RunStor
     schedules.resume("monthly")
     await scheduler.run(until=datetime(2026, 2, 9, 1, tzinfo=UTC))
     assert schedules.claims("monthly")[0].state is ClaimState.FINISHED
+
+
+async def test_a_crashing_run_is_recorded_failed_not_left_running(store: RunStore) -> None:
+    clock = current_virtual_clock()
+    schedules = Schedules(store)
+    schedules.add(weekly(), small_workflow(), small_inventory(), now=clock.now())
+
+    class Crashing(Engine):
+        async def run(self, workflow: MaintenanceWorkflow, *, run_id: str | None = None) -> RunResult:
+            raise RuntimeError("a bug")
+
+    def factory(schedule: Schedule, inventory: Inventory) -> Engine:
+        return Crashing(inventory, clock=clock)
+
+    scheduler = Scheduler(store, clock=clock, engine_factory=factory, forecast=False, poll=86400.0)
+    await scheduler.run(until=JAN_11 + timedelta(hours=1))
+    (claim,) = schedules.claims("weekly")
+    assert claim.state is ClaimState.FAILED
+    assert schedules.history("weekly")[-1].detail == "crashed: RuntimeError"
