@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import typer
 if TYPE_CHECKING:
     from sysflow.engine.store import RunStore
     from sysflow.schedule.model import Schedule
+    from sysflow.schedule.scheduler import Scheduler
     from sysflow.schedule.schedules import Schedules
 
 __all__ = ["schedule_app", "scheduler_command"]
@@ -208,7 +210,16 @@ def scheduler_command(
 
     with _store(state) as store, AuditLog(audit or state.parent / "audit.db") as log:
         scheduler = Scheduler(store, audit=log, names=schedule or None, poll=poll, forecast=forecast)
-        try:
-            asyncio.run(scheduler.run_once() if once else scheduler.run())
-        except KeyboardInterrupt:  # pragma: no cover - interactive stop
-            typer.echo("scheduler stopped", err=True)
+        asyncio.run(_serve(scheduler, once=once))
+
+
+async def _serve(scheduler: Scheduler, *, once: bool) -> None:
+    """SIGTERM/SIGINT stop new starts; runs in progress are waited for (``systemctl stop`` is clean)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, scheduler.stop)
+    try:
+        await (scheduler.run_once() if once else scheduler.run())
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

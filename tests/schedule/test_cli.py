@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,3 +94,26 @@ def test_scheduler_once_with_nothing_due(tmp_path: Path) -> None:
     assert (tmp_path / "audit.db").exists()
     with RunStore(state) as store:
         assert Schedules(store).claims() == []
+
+
+def test_resident_scheduler_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sysflow.cli", "scheduler", "--state", str(state), "--poll", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):  # up to 60 s for the process to import and open its store and audit log
+            if (tmp_path / "audit.db").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err
