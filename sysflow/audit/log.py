@@ -25,6 +25,7 @@ from sysflow.errors import AuditTampered
 __all__ = ["GENESIS", "AuditLog", "AuditRecord", "Redactor"]
 
 GENESIS = "0" * 64  # the "previous hash" of the first record
+DEFAULT_BATCH = 200  # records per commit; decisions and the end of a run flush at once (see AuditObserver)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -60,6 +61,8 @@ class Redactor:
             self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        if not self._secrets or not text:
+            return text
         for s in self._secrets:
             text = text.replace(s, "***")
         return text
@@ -83,9 +86,12 @@ class AuditRecord:
 
     def content(self) -> str:
         """The canonical text the hash covers (everything but the hash itself)."""
-        body = asdict(self)
-        body.pop("hash")
-        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return _canonical(self.fields())
+
+    def fields(self) -> tuple[Any, ...]:
+        """Every field but the hash, in declaration order."""
+        return (self.id, self.at, self.run_id, self.who, self.action, self.host, self.task, self.detail,
+                self.outcome, self.prev_hash)  # fmt: skip
 
     def expected_hash(self) -> str:
         return hashlib.sha256(self.content().encode()).hexdigest()
@@ -94,7 +100,14 @@ class AuditRecord:
 class AuditLog:
     """Append records, verify the chain, query and export. Safe to share between threads."""
 
-    def __init__(self, path: str | Path, *, who: str | None = None, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        who: str | None = None,
+        redactor: Redactor | None = None,
+        batch: int = DEFAULT_BATCH,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.who = who or _local_user()
@@ -107,8 +120,18 @@ class AuditLog:
         row = self._db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
         self._last_id: int = int(row[0]) if row else 0
         self._last_hash: str = str(row[1]) if row else GENESIS
+        self._batch = max(1, batch)
+        self._pending = 0
+
+    def flush(self) -> None:
+        """Commit the records appended so far (``append`` commits every ``batch`` records)."""
+        with self._lock:
+            if self._pending:
+                self._db.execute("COMMIT")
+                self._pending = 0
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
 
     def __enter__(self) -> AuditLog:
@@ -131,26 +154,23 @@ class AuditLog:
     ) -> AuditRecord:
         """Append one record (redacted) to the chain and return it."""
         with self._lock:
-            rec = AuditRecord(
-                self._last_id + 1,
-                at.isoformat(),
-                run_id,
-                who or self.who,
-                action,
-                host,
-                task,
-                self.redact(detail),
-                self.redact(outcome),
-                self._last_hash,
-                "",
-            )
-            rec = AuditRecord(**{**asdict(rec), "hash": rec.expected_hash()})
-            self._db.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)", _row(rec))
+            fields = (self._last_id + 1, at.isoformat(), run_id, who or self.who, action, host, task,
+                      self.redact(detail), self.redact(outcome), self._last_hash)  # fmt: skip
+            digest = hashlib.sha256(_canonical(fields).encode()).hexdigest()
+            rec = AuditRecord(*fields, digest)
+            if not self._pending:
+                self._db.execute("BEGIN")
+            self._db.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)", (*fields, digest))
+            self._pending += 1
+            if self._pending >= self._batch:
+                self._db.execute("COMMIT")
+                self._pending = 0
             self._last_id, self._last_hash = rec.id, rec.hash
             return rec
 
     def records(self) -> Iterator[AuditRecord]:
         """Every record in file order (rowid), as stored."""
+        self.flush()
         for row in self._db.execute("SELECT * FROM audit ORDER BY rowid"):
             yield AuditRecord(*row)
 
@@ -182,6 +202,7 @@ class AuditLog:
         if since is not None:
             where.append("at >= ?")
             args.append(since.isoformat())
+        self.flush()
         sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
         return [AuditRecord(*row) for row in self._db.execute(sql, args)]
 
@@ -192,6 +213,16 @@ class AuditLog:
             out.write(json.dumps(asdict(rec), sort_keys=True) + "\n")
             n += 1
         return n
+
+
+_KEYS = ("id", "at", "run_id", "who", "action", "host", "task", "detail", "outcome", "prev_hash")
+_SORTED = sorted(range(len(_KEYS)), key=lambda i: _KEYS[i])
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
+def _canonical(fields: tuple[Any, ...]) -> str:
+    """Canonical JSON of a record without its hash: keys sorted, no spaces (the hashed text)."""
+    return "{" + ",".join(f'"{_KEYS[i]}":{_ENCODE(fields[i])}' for i in _SORTED) + "}"
 
 
 def _row(rec: AuditRecord) -> tuple[Any, ...]:

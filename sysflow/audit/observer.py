@@ -32,6 +32,9 @@ AUDITED = frozenset(
 )
 
 
+_BATCHED = frozenset({EventKind.OP_STARTED, EventKind.OP_FINISHED, EventKind.OP_SKIPPED})
+
+
 class AuditObserver:
     """An event observer that appends the audited kinds to an :class:`AuditLog`."""
 
@@ -52,6 +55,8 @@ class AuditObserver:
             outcome=_outcome(event),
             who=self.who,
         )
+        if event.kind not in _BATCHED:  # a decision is durable at once; operation records in batches
+            self.log.flush()
 
 
 def _outcome(event: Event) -> str:

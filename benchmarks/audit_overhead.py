@@ -1,0 +1,114 @@
+"""Audit overhead: the same simulated run with and without the audit log, side by side.
+
+    python benchmarks/audit_overhead.py [--hosts 2000] [--repeats 3] [--quick] [--json FILE]
+
+Each repeat runs the engine on the simulator (hosts × 5 tasks, virtual time) twice, once with an
+``AuditObserver`` writing to a SQLite file and once without, interleaved so machine load hits both
+alike. Reported: median CPU seconds of the process for each, the ratio, and the records written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sysflow.audit.log import AuditLog
+from sysflow.audit.observer import AuditObserver
+from sysflow.engine.engine import Engine
+from sysflow.model.inventory import Inventory
+from sysflow.model.workflow import MaintenanceWorkflow
+from sysflow.sim.fleet import SimFleet
+from sysflow.sim.loop import current_virtual_clock, run_virtual
+from sysflow.sim.transport import SimTransport
+
+
+def inventory(n: int) -> Inventory:
+    inv = Inventory()
+    per = max(1, n // 10)
+    for g in range(10):
+        inv.add_group(f"g{g}", [f"h{g}-{i:05d}" for i in range(per)], vars={"datacenter": f"dc{g % 3}"})
+    return inv
+
+
+def workflow() -> MaintenanceWorkflow:
+    wf = MaintenanceWorkflow("audit-bench")
+    wf.add_task("backup", "tar -czf /backup/etc.tgz /etc", expected_duration=25)
+    wf.add_task("update", "apt-get update", depends_on=["backup"], expected_duration=20)
+    wf.add_task("upgrade", "apt-get -y upgrade", depends_on=["update"], expected_duration=120)
+    wf.add_task("restart", "systemctl restart nginx", depends_on=["upgrade"], expected_duration=3)
+    wf.add_task("verify", "curl -s http://localhost/health", depends_on=["restart"], expected_duration=1)
+    wf.set_progressive_execution({"strategy": "rolling", "serial": [1, "10%", "100%"]})
+    wf.set_parallelization({"max_parallel_servers": 200})
+    return wf
+
+
+def one_run(inv: Inventory, audit_path: Path | None) -> tuple[float, int]:
+    async def main() -> tuple[float, int]:
+        clock = current_virtual_clock()
+        log = AuditLog(audit_path, who="bench") if audit_path else None
+        observers = [AuditObserver(log)] if log else []
+        engine = Engine(
+            inv,
+            transport=SimTransport(SimFleet(inv, seed=1, start=clock.start), record=False),
+            clock=clock,
+            observers=observers,
+            plan=False,
+        )
+        t0 = time.process_time()
+        result = await engine.run(workflow())
+        if log is not None:
+            log.flush()
+        elapsed = time.process_time() - t0
+        assert len(result.successful_servers) == len(inv)
+        records = sum(1 for _ in log.records()) if log else 0
+        if log is not None:
+            assert log.verify() is None
+            log.close()
+        return elapsed, records
+
+    return run_virtual(main())
+
+
+def measure(n: int, repeats: int) -> dict[str, Any]:
+    inv = inventory(n)
+    with_audit, without, records = [], [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            without.append(one_run(inv, None)[0])
+            seconds, records = one_run(inv, Path(tmp) / f"audit-{i}.db")
+            with_audit.append(seconds)
+    a, b = statistics.median(with_audit), statistics.median(without)
+    return {
+        "hosts": n,
+        "ops": 5 * n,
+        "audit_records": records,
+        "with_audit_cpu_s": round(a, 3),
+        "without_cpu_s": round(b, 3),
+        "audit_overhead": round(a / b - 1, 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="500 hosts, one repeat")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    n, repeats = (500, 1) if args.quick else (args.hosts, args.repeats)
+    row = measure(n, repeats)
+    print("  ".join(f"{k}={v}" for k, v in row.items()))
+    if args.json:
+        args.json.write_text(json.dumps([row], indent=1))
+
+
+if __name__ == "__main__":
+    main()
