@@ -20,6 +20,7 @@ from sysflow.schedule.recurrence import Recurrence
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "Claim",
     "ClaimState",
     "HistoryEntry",
     "MissedPolicy",
