@@ -107,18 +107,20 @@ class Admission:
         """Wait (on the clock, or for a release) until ``op`` is granted; FIFO among waiters."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            if not self._waiters:  # fast path: nobody in line
-                first = self._try(op, self.clock.now(), host_starting, None)
-                if isinstance(first, Grant):
-                    return first
+            # Fast path: granted at once when no earlier waiter shares an instance (_try's queue
+            # check sees every waiter, as it would for a ticket taken now), with no ticket to file.
+            result = self._try(op, self.clock.now(), host_starting, None)
+            if isinstance(result, Grant):
+                return result
             ticket = next(self._tickets)
-            self._waiters[ticket] = _Waiter(self._held_keys(op, host_starting), loop)
+            keys = self._held_keys(op, host_starting)
+            self._waiters[ticket] = _Waiter(keys, loop, loop.create_future(), result.constraint)
         try:
             while True:
+                await self._wait(ticket, result)
                 result = self._attempt(op, ticket, host_starting)
                 if isinstance(result, Grant):
                     return result
-                await self._wait(ticket, result)
         finally:
             with self._lock:
                 gone = self._waiters.pop(ticket, None)
