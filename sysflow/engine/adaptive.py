@@ -108,6 +108,8 @@ class Replanner:
         )
         try:
             new = replan(self.plan, done, running, durations, now)
+            _ = new.score  # scored here (the store records it): e.g. a resumed run's plan, whose
+            # origin is the resume, cannot score hosts finished before it; keep the current plan
         except Exception:  # a planner bug must not stop the run: keep the current plan
             log.exception("re-planning failed; keeping plan version %d", self.versions)
             self._reset(self.plan)
