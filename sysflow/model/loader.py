@@ -96,7 +96,15 @@ def _read(text_or_path: str | Path) -> tuple[str, str]:
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.strip().lower().endswith(_SUFFIXES) or Path(text).is_file()
+    stripped = text.strip()
+    if stripped.startswith(("{", "[")):  # one-line JSON (or YAML flow) text, never a file name
+        return False
+    if stripped.lower().endswith(_SUFFIXES):
+        return True
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. a name too long to be a path
+        return False
 
 
 def _mark(source: str, mark: yaml.Mark | None) -> str:

@@ -314,3 +314,15 @@ def test_set_maintenance_window_forms() -> None:
     assert [len(v) for v in windows.groups.values()] == [2, 1]
     with pytest.raises(WorkflowError, match=r"windows.groups.web\[0\].weekly: unknown day"):
         wf.set_maintenance_window({"web": "Sundy 01:00-02:00"})
+
+
+def test_one_line_json_text_is_read_as_text_not_as_a_path() -> None:
+    from sysflow.model.workflow import MaintenanceWorkflow
+
+    wf = MaintenanceWorkflow("one-line")
+    wf.add_task("t", "true")
+    text = wf.model_dump_json()
+    assert "\n" not in text
+    assert MaintenanceWorkflow.from_json(text) == wf
+    with pytest.raises(WorkflowError):  # a long non-path string is a clear input error, not an OSError
+        MaintenanceWorkflow.from_json("y" * 5000)
