@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sysflow.actors.auth import CredentialProvider, SSHAuth
     from sysflow.actors.backends import LocalBackend
+    from sysflow.actors.hostkeys import HostKeyStore
     from sysflow.actors.hostpool import HostPool
     from sysflow.actors.local import LocalTransport
     from sysflow.actors.ray_backend import RayBackend
+    from sysflow.actors.ssh import SSHTransport
     from sysflow.actors.transport import CommandResult, Transport
     from sysflow.audit.log import AuditLog, AuditRecord
     from sysflow.audit.observer import AuditObserver
@@ -28,10 +30,12 @@ if TYPE_CHECKING:
     from sysflow.constraints.admission import Admission, Denied, Grant
     from sysflow.constraints.calendar import Calendar, Window
     from sysflow.constraints.capacity import Limits
+    from sysflow.engine.dispatch import BackendRunner
     from sysflow.engine.engine import Engine
     from sysflow.engine.events import Event, EventBus, EventKind, Observer, RecordingObserver
     from sysflow.engine.result import HostOutcome, OpRecord, RunResult
     from sysflow.engine.run import Run
+    from sysflow.engine.state import StateProvider
     from sysflow.engine.states import OpState, RunStatus
     from sysflow.engine.store import RunStore
     from sysflow.errors import (
@@ -75,6 +79,9 @@ if TYPE_CHECKING:
     from sysflow.planner.forecast import Forecast
     from sysflow.planner.graph import Operation, OpGraph
     from sysflow.planner.plan import Plan
+    from sysflow.schedule.model import ScheduleSpec
+    from sysflow.schedule.scheduler import Scheduler
+    from sysflow.schedule.schedules import Schedules
     from sysflow.sim.fleet import SimFleet
     from sysflow.sim.loop import VirtualClock, run_virtual
     from sysflow.sim.profile import SimProfile
@@ -90,6 +97,7 @@ _LAZY: dict[str, str] = {
     "AuditRecord": "sysflow.audit.log",
     "AuditTampered": "sysflow.errors",
     "AuthenticationFailed": "sysflow.errors",
+    "BackendRunner": "sysflow.engine.dispatch",
     "Calendar": "sysflow.constraints.calendar",
     "Clock": "sysflow.clock",
     "CommandResult": "sysflow.actors.transport",
@@ -113,6 +121,7 @@ _LAZY: dict[str, str] = {
     "Group": "sysflow.model.inventory",
     "Host": "sysflow.model.inventory",
     "HostKeyMismatch": "sysflow.errors",
+    "HostKeyStore": "sysflow.actors.hostkeys",
     "HostOutcome": "sysflow.engine.result",
     "HostPool": "sysflow.actors.hostpool",
     "HostUnreachable": "sysflow.errors",
@@ -146,9 +155,14 @@ _LAZY: dict[str, str] = {
     "RunStatus": "sysflow.engine.states",
     "RunStore": "sysflow.engine.store",
     "SSHAuth": "sysflow.actors.auth",
+    "SSHTransport": "sysflow.actors.ssh",
+    "ScheduleSpec": "sysflow.schedule.model",
+    "Scheduler": "sysflow.schedule.scheduler",
+    "Schedules": "sysflow.schedule.schedules",
     "SimFleet": "sysflow.sim.fleet",
     "SimProfile": "sysflow.sim.profile",
     "SimTransport": "sysflow.sim.transport",
+    "StateProvider": "sysflow.engine.state",
     "StoreError": "sysflow.errors",
     "SysflowError": "sysflow.errors",
     "Task": "sysflow.model.workflow",
@@ -178,6 +192,7 @@ __all__ = [
     "AuditRecord",
     "AuditTampered",
     "AuthenticationFailed",
+    "BackendRunner",
     "Calendar",
     "Clock",
     "CommandResult",
@@ -201,6 +216,7 @@ __all__ = [
     "Group",
     "Host",
     "HostKeyMismatch",
+    "HostKeyStore",
     "HostOutcome",
     "HostPool",
     "HostUnreachable",
@@ -234,9 +250,14 @@ __all__ = [
     "RunStatus",
     "RunStore",
     "SSHAuth",
+    "SSHTransport",
+    "ScheduleSpec",
+    "Scheduler",
+    "Schedules",
     "SimFleet",
     "SimProfile",
     "SimTransport",
+    "StateProvider",
     "StoreError",
     "SysflowError",
     "Task",
