@@ -221,7 +221,16 @@ class _Line:
     literal_hosts: frozenset[str] | None = None  # a ``Host`` line naming hosts without wildcards
 
 
-_parsed: dict[tuple[type, bytes], tuple[_Line, ...]] = {}
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A file's lines, and for each the index of the next ``Host``/``Match`` (or error) line after it:
+    where parsing resumes once a block does not match, since no line in between would apply."""
+
+    lines: tuple[_Line, ...]
+    resume: tuple[int, ...]
+
+
+_parsed: dict[tuple[type, bytes], _Parsed] = {}
 
 
 def _split_line(line: str, conditionals: Collection[str], no_split: Collection[str]) -> tuple[str, list[str]]:
@@ -252,7 +261,7 @@ def _split_line(line: str, conditionals: Collection[str], no_split: Collection[s
     return loption, args
 
 
-def _tokenize(text: Iterable[str], cls: Any) -> tuple[_Line, ...]:
+def _tokenize(text: Iterable[str], cls: Any) -> _Parsed:
     """The lines of a config that reach an option handler; a line shlex cannot split ends it."""
     lines: list[_Line] = []
     for number, raw in enumerate(text, 1):
@@ -266,7 +275,13 @@ def _tokenize(text: Iterable[str], cls: Any) -> tuple[_Line, ...]:
             break
         if option in cls._handlers:
             lines.append(_Line(number, option, tuple(args), literal_hosts=_literal_hosts(option, args)))
-    return tuple(lines)
+    resume: list[int] = []
+    following = len(lines)
+    for index in range(len(lines) - 1, -1, -1):
+        resume.append(following)
+        if lines[index].option in cls._conditionals or lines[index].error is not None:
+            following = index
+    return _Parsed(tuple(lines), tuple(reversed(resume)))
 
 
 def _literal_hosts(option: str, args: list[str]) -> frozenset[str] | None:
@@ -278,7 +293,7 @@ def _literal_hosts(option: str, args: list[str]) -> frozenset[str] | None:
     return frozenset(patterns)
 
 
-def _parsed_lines(path: Path, cls: Any) -> tuple[_Line, ...] | None:
+def _parsed_lines(path: Path, cls: Any) -> _Parsed | None:
     """The tokenized lines of ``path`` (None when asyncssh should read it itself, to fail its way)."""
     try:
         data = path.read_bytes()
@@ -304,16 +319,18 @@ def _cached_config_class() -> Any:
 
     class _CachedClientConfig(SSHClientConfig):
         def parse(self, path: Path) -> None:
-            lines = _parsed_lines(path, type(self))
-            if lines is None:
+            parsed = _parsed_lines(path, type(self))
+            if parsed is None:
                 super().parse(path)
                 return
             self._path = path
             self._line_no = 0
             self._matching = True
             self._tokens = {"%": "%"}
-            for line in lines:
-                self._apply(line)
+            index, lines = 0, parsed.lines
+            while index < len(lines):
+                self._apply(lines[index])
+                index = index + 1 if self._matching else parsed.resume[index]
             self._after_parse()
 
         def _apply(self, line: _Line) -> None:
