@@ -33,6 +33,7 @@ which default keys to try.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import getpass
 import io
@@ -223,11 +224,25 @@ class _Line:
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
-    """A file's lines, and for each the index of the next ``Host``/``Match`` (or error) line after it:
-    where parsing resumes once a block does not match, since no line in between would apply."""
+    """A file's lines, with the indexes that let a host skip the blocks that cannot apply to it.
+
+    ``resume[i]``: the next ``Host``/``Match`` (or error) line after line ``i``, where parsing
+    resumes once a block does not match. Literal ``Host`` lines in a row (only bodies between
+    them) form a run: ``run_end[i]`` is the first line after line ``i``'s run, and ``named`` lists
+    for each host name the literal ``Host`` lines naming it, so a host goes straight to its block.
+    """
 
     lines: tuple[_Line, ...]
     resume: tuple[int, ...]
+    run_end: tuple[int, ...]
+    named: Mapping[str, tuple[int, ...]]
+
+    def next_block(self, index: int, host: str) -> int:
+        """From literal ``Host`` line ``index``: the first line of its run naming ``host``, else the run's end."""
+        found = self.named.get(host, ())
+        k = bisect.bisect_left(found, index)
+        end = self.run_end[index]
+        return found[k] if k < len(found) and found[k] < end else end
 
 
 _parsed: dict[tuple[type, bytes], _Parsed] = {}
@@ -275,13 +290,28 @@ def _tokenize(text: Iterable[str], cls: Any) -> _Parsed:
             break
         if option in cls._handlers:
             lines.append(_Line(number, option, tuple(args), literal_hosts=_literal_hosts(option, args)))
-    resume: list[int] = []
-    following = len(lines)
+    return _index(tuple(lines), cls._conditionals)
+
+
+def _index(lines: tuple[_Line, ...], conditionals: Collection[str]) -> _Parsed:
+    resume = [0] * len(lines)
+    run_end = [0] * len(lines)
+    following = boundary = len(lines)
+    named: dict[str, list[int]] = {}
     for index in range(len(lines) - 1, -1, -1):
-        resume.append(following)
-        if lines[index].option in cls._conditionals or lines[index].error is not None:
+        line = lines[index]
+        resume[index] = following
+        stop = line.option in conditionals or line.error is not None
+        if stop:
             following = index
-    return _Parsed(tuple(lines), tuple(reversed(resume)))
+        if line.literal_hosts is not None:
+            run_end[index] = boundary
+            for name in line.literal_hosts:
+                named.setdefault(name, []).append(index)
+        elif stop:
+            boundary = index
+    found = {name: tuple(reversed(at)) for name, at in named.items()}
+    return _Parsed(lines, tuple(resume), tuple(run_end), found)
 
 
 def _literal_hosts(option: str, args: list[str]) -> frozenset[str] | None:
@@ -329,6 +359,11 @@ def _cached_config_class() -> Any:
             self._tokens = {"%": "%"}
             index, lines = 0, parsed.lines
             while index < len(lines):
+                if lines[index].literal_hosts is not None:
+                    index = parsed.next_block(index, self._orig_host)
+                    if index == len(lines) or lines[index].literal_hosts is None:
+                        self._matching = False  # no Host line of the run names this host
+                        continue
                 self._apply(lines[index])
                 index = index + 1 if self._matching else parsed.resume[index]
             self._after_parse()

@@ -107,3 +107,33 @@ def test_many_distinct_configs_stay_bounded(tmp_path: Path) -> None:
         config.write_text(f"Host a\n    Port {3000 + i}\n")
         assert resolve_connection("a", {}, config).port == 3000 + i
     assert len(ssh_config._parsed) <= ssh_config._PARSED_CACHE_SIZE
+
+
+RUNS = """\
+Host a b
+    Port 2201
+Host c
+    Port 2203
+Host a
+    User second-a
+    IdentityFile ~/.ssh/a2
+Match originalhost b
+    User matched-b
+Host d a
+    HostName %h.d
+    Port 2204
+Host x*
+    User wild
+Host e
+    User e
+Host *
+    IdentityFile ~/.ssh/all
+"""
+
+
+@pytest.mark.parametrize("alias", ["a", "b", "c", "d", "e", "x1", "zz"])
+def test_runs_of_literal_host_blocks_resolve_as_asyncssh_does(tmp_path: Path, alias: str) -> None:
+    config = tmp_path / "config"
+    config.write_text(RUNS)
+    ours = options(_cached_config_class(), [config], alias)
+    assert ours == options(SSHClientConfig, [config], alias)
