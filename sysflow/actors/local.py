@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Mapping
 
 from sysflow.actors.transport import DEFAULT_OUTPUT_CAP, CommandResult, cap_output
@@ -41,6 +42,7 @@ class LocalTransport:
             cwd=cwd,
             env={**os.environ, **env} if env else None,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         data = stdin.encode() if isinstance(stdin, str) else stdin
         try:
@@ -73,6 +75,18 @@ class LocalTransport:
 
     async def close(self) -> None:
         return None
+
+
+_PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when the controller dies (Linux), as a remote command is
+    when its SSH connection drops, so a crashed run leaves no orphan running behind a re-check."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
