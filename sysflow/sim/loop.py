@@ -95,6 +95,10 @@ class _AutojumpSelector(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None and self._stall_limit is not None and self._fds <= self._idle_fds:
             return self._wait_or_deadlock(self._stall_limit)
+        if timeout is not None and timeout <= 0 and self._fds <= self._idle_fds:
+            # The loop polls between callbacks; with only its self-pipe registered a poll can bring
+            # no callback (a thread's call_soon_threadsafe has queued its own), so skip the syscall.
+            return []
         if timeout is None or timeout <= 0 or self._loop is None:
             return self._real.select(timeout)
         if self._threshold == 0 and self._fds <= self._idle_fds:
