@@ -27,7 +27,7 @@ def _line(pattern: str, key: asyncssh.SSHKey) -> str:
 def test_patterns() -> None:
     assert host_pattern("web1", 22) == "web1"
     assert host_pattern("web1", None) == "web1"
-    assert host_pattern("10.0.0.1", 2222) == "[10.0.0.1]:2222"
+    assert host_pattern("192.0.2.1", 2222) == "[192.0.2.1]:2222"
 
 
 def test_strict_trusts_known_refuses_unknown_and_changed(tmp_path: Path) -> None:
@@ -36,10 +36,10 @@ def test_strict_trusts_known_refuses_unknown_and_changed(tmp_path: Path) -> None
     kh.write_text(_line("web1", good) + _line("[127.0.0.9]:2200", good))
     store = HostKeyStore(kh)
     assert store.policy is HostKeyPolicy.STRICT
-    assert store.check("web1", "10.0.0.1", 22, good) is HostKeyVerdict.TRUSTED
+    assert store.check("web1", "192.0.2.1", 22, good) is HostKeyVerdict.TRUSTED
     assert store.check("127.0.0.9", "127.0.0.9", 2200, good) is HostKeyVerdict.TRUSTED
-    assert store.check("web1", "10.0.0.1", 22, other) is HostKeyVerdict.CHANGED
-    assert store.check("web2", "10.0.0.2", 22, good) is HostKeyVerdict.UNKNOWN
+    assert store.check("web1", "192.0.2.1", 22, other) is HostKeyVerdict.CHANGED
+    assert store.check("web2", "192.0.2.2", 22, good) is HostKeyVerdict.UNKNOWN
     assert not HostKeyVerdict.CHANGED.ok
     assert HostKeyVerdict.ACCEPTED.ok
 
@@ -58,13 +58,13 @@ def test_accept_new_appends_then_trusts_and_still_refuses_changes(tmp_path: Path
     learned = tmp_path / "sub" / "learned_hosts"
     store = HostKeyStore(tmp_path / "none", policy="accept-new", accept_new_file=learned)
     key, other = _key(), _key()
-    assert store.check("db1", "10.0.0.5", 2222, key) is HostKeyVerdict.ACCEPTED
-    assert store.check("db1", "10.0.0.5", 2222, key) is HostKeyVerdict.TRUSTED
-    assert store.check("db1", "10.0.0.5", 2222, other) is HostKeyVerdict.CHANGED
+    assert store.check("db1", "192.0.2.5", 2222, key) is HostKeyVerdict.ACCEPTED
+    assert store.check("db1", "192.0.2.5", 2222, key) is HostKeyVerdict.TRUSTED
+    assert store.check("db1", "192.0.2.5", 2222, other) is HostKeyVerdict.CHANGED
     assert learned.read_text() == _line("[db1]:2222", key)
     again = HostKeyStore(tmp_path / "none", policy="accept-new", accept_new_file=learned)
-    assert again.check("db1", "10.0.0.5", 2222, key) is HostKeyVerdict.TRUSTED
-    assert again.check("db1", "10.0.0.5", 2222, other) is HostKeyVerdict.CHANGED
+    assert again.check("db1", "192.0.2.5", 2222, key) is HostKeyVerdict.TRUSTED
+    assert again.check("db1", "192.0.2.5", 2222, other) is HostKeyVerdict.CHANGED
 
 
 def test_accept_new_needs_a_file() -> None:
@@ -75,7 +75,7 @@ def test_accept_new_needs_a_file() -> None:
 def test_off_only_when_asked(tmp_path: Path) -> None:
     store = HostKeyStore(tmp_path / "none", policy="off")
     assert store.asyncssh_known_hosts() is None
-    assert store.check("any", "1.2.3.4", 22, _key()) is HostKeyVerdict.TRUSTED
+    assert store.check("any", "198.51.100.4", 22, _key()) is HostKeyVerdict.TRUSTED
     assert "off" in repr(store)
     with pytest.raises(ValueError):
         HostKeyStore(policy="sometimes")

@@ -325,8 +325,8 @@ def test_settings_resolution_and_jump_specs() -> None:
 
     bare = settings_resolver(None)("db9")
     assert (bare.hostname, bare.port, bare.username) == ("db9", 22, "")
-    table = settings_resolver({"a": ConnectionSettings("a", "10.0.0.1", 2222, "ops")})
-    assert table("a").hostname == "10.0.0.1"
+    table = settings_resolver({"a": ConnectionSettings("a", "192.0.2.1", 2222, "ops")})
+    assert table("a").hostname == "192.0.2.1"
     assert table("b").hostname == "b"
     hop = jump_settings("admin@bastion:2200", table)
     assert (hop.hostname, hop.port, hop.username) == ("bastion", 2200, "admin")
