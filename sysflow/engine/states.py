@@ -40,4 +40,7 @@ class OpState(StrEnum):
 
     @property
     def done(self) -> bool:
-        return self in (OpState.SUCCEEDED, OpState.FAILED, OpState.SKIPPED, OpState.ROLLED_BACK)
+        return self in _DONE
+
+
+_DONE = frozenset({OpState.SUCCEEDED, OpState.FAILED, OpState.SKIPPED, OpState.ROLLED_BACK})
