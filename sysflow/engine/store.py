@@ -126,9 +126,11 @@ class RunStore:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the run store: {exc}") from None
+        # No transaction is held while idle: reads see every process's latest commit, and the first
+        # write of a batch takes the write lock at once (BEGIN IMMEDIATE waits on the busy timeout
+        # instead of failing when another process wrote since a read).
         self._pending = False
         self._records: dict[tuple[str, str], tuple[Any, ...]] = {}  # latest record per op, written at commit
-        self._db.execute("BEGIN")
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -151,18 +153,21 @@ class RunStore:
         """Make every write so far durable (one commit for all of them)."""
         with self._lock:
             if self._records:
+                self._begin()
                 self._db.executemany(_UPDATE_OP, self._records.values())
                 self._records.clear()
-                self._pending = True
             if self._pending:
                 self._db.execute("COMMIT")
-                self._db.execute("BEGIN")
                 self._pending = False
+
+    def _begin(self) -> None:
+        if not self._pending:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._pending = True
 
     def close(self) -> None:
         with self._lock:
             self.commit()
-            self._db.execute("COMMIT")
             self._db.close()
 
     def __enter__(self) -> RunStore:
@@ -173,13 +178,13 @@ class RunStore:
 
     def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
         with self._lock:
+            self._begin()
             self._db.execute(sql, args)
-            self._pending = True
 
     def _writemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self._lock:
+            self._begin()
             self._db.executemany(sql, rows)
-            self._pending = True
 
     @contextmanager
     def immediate(self) -> Iterator[sqlite3.Connection]:
@@ -190,7 +195,6 @@ class RunStore:
         """
         with self._lock:
             self.commit()
-            self._db.execute("COMMIT")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -199,8 +203,6 @@ class RunStore:
                 raise
             else:
                 self._db.execute("COMMIT")
-            finally:
-                self._db.execute("BEGIN")
 
     # -- runs -------------------------------------------------------------------------------------
 
@@ -366,20 +368,13 @@ class RunStore:
 
     def take_leases(self, run_id: str, hosts: Sequence[str], *, now: float, ttl: float) -> dict[str, str]:
         """Lease ``hosts`` to ``run_id`` atomically; on conflict take nothing and return host → holder."""
-        with self._lock:
-            self.commit()
-            self._db.execute("COMMIT")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                held = self._held_by_others(run_id, hosts, now)
-                if not held:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO leases VALUES (?,?,?,?)",
-                        ((h, run_id, now + ttl, datetime.now().astimezone().isoformat()) for h in hosts),
-                    )
-            finally:
-                self._db.execute("COMMIT")
-                self._db.execute("BEGIN")
+        with self.immediate():
+            held = self._held_by_others(run_id, hosts, now)
+            if not held:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO leases VALUES (?,?,?,?)",
+                    ((h, run_id, now + ttl, datetime.now().astimezone().isoformat()) for h in hosts),
+                )
         return held
 
     def _held_by_others(self, run_id: str, hosts: Sequence[str], now: float) -> dict[str, str]:
