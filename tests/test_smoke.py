@@ -22,6 +22,8 @@ def test_all_is_sorted_and_importable() -> None:
 
 
 def test_python_dash_m_sysflow_is_the_cli() -> None:
-    out = subprocess.run([sys.executable, "-m", "sysflow", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "sysflow", "--help"], capture_output=True, text=True, check=True
+    )
     assert "Usage" in out.stdout
     assert "demo" in out.stdout
