@@ -34,7 +34,6 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
-import secrets  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -207,42 +206,15 @@ def sim_leg(count: int) -> LegResult:
 
 @contextlib.contextmanager
 def test_sshd() -> Iterator[Any]:
-    """The test sshd outside pytest: a public starter if the fixture module has one, else its parts."""
+    """The test sshd outside pytest: the fixture module's own ``running_sshd`` in a temporary folder."""
     sys.path.insert(0, str(ROOT))
-    from tests.fixtures import sshd as fx
+    from tests.fixtures.sshd import running_sshd
 
-    starter = getattr(fx, "start_sshd", None)
-    if starter is not None:
-        with starter() as server:
-            yield server
-        return
     workdir = Path(tempfile.mkdtemp(prefix="sysflow-bench-sshd-"))
-    proc = None
     try:
-        fx.PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
-        passphrase, plain, encrypted, cert_key, cert = fx._prepare(workdir)
-        aliases = tuple(f"{fx.ALIAS_PREFIX}{i}" for i in range(1, fx.ALIAS_COUNT + 1))
-        port = fx._free_port()
-        become = secrets.token_urlsafe(12)
-        proc = fx._start(workdir, port, aliases, become)
-        fx._write_known_hosts(workdir / "known_hosts", aliases, port, workdir / "host_key.pub")
-        yield fx.SSHD(
-            port=port,
-            aliases=aliases,
-            pid=proc.pid,
-            workdir=workdir,
-            known_hosts=workdir / "known_hosts",
-            client_key=plain,
-            client_key_encrypted=encrypted,
-            passphrase=passphrase,
-            become_password=become,
-            client_cert_key=cert_key,
-            client_cert=cert,
-            home=workdir / "home",
-        )
+        with running_sshd(workdir) as server:
+            yield server
     finally:
-        if proc is not None:
-            fx._stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
