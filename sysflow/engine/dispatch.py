@@ -26,7 +26,7 @@ from sysflow.actors.backends import Backend, LocalBackend, ShardSpec, shards_fro
 from sysflow.actors.hostpool import ErrorKind, OpRequest, OpResult, TransportFactory
 from sysflow.actors.transport import Transport
 from sysflow.clock import Clock, RealClock
-from sysflow.engine.executor import TransportRunner
+from sysflow.engine.executor import TransportRunner, command_record, exit_text
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState
 from sysflow.errors import ExecutionError
@@ -63,28 +63,15 @@ class RunnerState(enum.Enum):
 def record_of(op: Operation, command: str, result: OpResult) -> OpRecord:
     """The engine's record of an operation from the HostPool's result."""
     if result.ok:
-        state, error = OpState.SUCCEEDED, None
+        error = None
     elif result.error_kind is ErrorKind.COMMAND_FAILED:
-        state = OpState.FAILED
-        error = f"signal {result.signal}" if result.signal else f"exit status {result.exit_status}"
+        error = exit_text(result.exit_status, result.signal)
     else:
-        state = OpState.FAILED
         error = f"{_ERROR_PREFIX[result.error_kind]}: {result.error_message}"
-    return OpRecord(
-        op.id,
-        op.host,
-        op.task,
-        op.wave,
-        state,
-        command=command,
-        start=result.start,
-        end=result.end,
-        exit_status=result.exit_status,
-        error=error,
-        stdout=result.stdout,
-        stderr=result.stderr,
-        attempts=result.attempts,
-    )
+    return command_record(
+        op, command, result.start, result.end, result.exit_status, error, result.stdout, result.stderr,
+        result.attempts,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

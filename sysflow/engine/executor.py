@@ -18,7 +18,7 @@ from sysflow.engine.states import OpState
 from sysflow.errors import CommandTimeout, TransportError
 from sysflow.planner.graph import Operation
 
-__all__ = ["OpRunner", "TransportRunner"]
+__all__ = ["OpRunner", "TransportRunner", "command_record", "exit_text"]
 
 DEFAULT_RETRY_DELAY = 5.0  # seconds between command retries when a task asks for them
 
@@ -70,25 +70,45 @@ async def _attempt(
         return _Attempt(_failed(op, command, start, clock, attempt, f"CommandTimeout: {exc}"))
     except TransportError as exc:
         return _Attempt(_failed(op, command, start, clock, attempt, f"{type(exc).__name__}: {exc}"), True)
-    state = OpState.SUCCEEDED if res.ok else OpState.FAILED
+    error = None if res.ok else exit_text(res.exit_status, res.signal)
     return _Attempt(
-        OpRecord(
-            op.id,
-            op.host,
-            op.task,
-            op.wave,
-            state,
-            command=command,
-            start=res.start,
-            end=res.end,
-            exit_status=res.exit_status,
-            error=None
-            if res.ok
-            else (f"signal {res.signal}" if res.signal else f"exit status {res.exit_status}"),
-            stdout=res.stdout,
-            stderr=res.stderr,
-            attempts=attempt,
+        command_record(
+            op, command, res.start, res.end, res.exit_status, error, res.stdout, res.stderr, attempt
         )
+    )
+
+
+def exit_text(exit_status: int | None, signal: str | None) -> str:
+    """How a command that ran but failed is described in records: ``exit status N`` or ``signal X``."""
+    return f"signal {signal}" if signal else f"exit status {exit_status}"
+
+
+def command_record(
+    op: Operation,
+    command: str,
+    start: datetime,
+    end: datetime,
+    exit_status: int | None,
+    error: str | None,
+    stdout: str,
+    stderr: str,
+    attempts: int,
+) -> OpRecord:
+    """The record of an operation whose command ran (or failed to): succeeded exactly when no error."""
+    return OpRecord(
+        op.id,
+        op.host,
+        op.task,
+        op.wave,
+        OpState.SUCCEEDED if error is None else OpState.FAILED,
+        command=command,
+        start=start,
+        end=end,
+        exit_status=exit_status,
+        error=error,
+        stdout=stdout,
+        stderr=stderr,
+        attempts=attempts,
     )
 
 
