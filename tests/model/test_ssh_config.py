@@ -104,7 +104,10 @@ RESOLVED: list[tuple[str, ConnectionSettings]] = [
             "bastion",
         ),
     ),
-    ("10.1.2.3", ConnectionSettings("10.1.2.3", "10.1.2.3", 22, "<me>", (), "jump10@gw.example.net:2222")),
+    (
+        "198.51.100.3",
+        ConnectionSettings("198.51.100.3", "198.51.100.3", 22, "<me>", (), "jump10@gw.example.net:2222"),
+    ),
     ("other.example.net", ConnectionSettings("other.example.net", "other.example.net", 22, "<me>", (), None)),
     # patterns match case-sensitively, the final hostname is lowercased
     ("WEB01.Example.com", ConnectionSettings("WEB01.Example.com", "web01.example.com", 22, "<me>", (), None)),
@@ -140,7 +143,7 @@ def test_config_alone_agrees_with_ssh(alias: str, settings: ConnectionSettings) 
     [
         ("web01.example.com", {"ansible_port": 2222, "ansible_user": "deploy"}),
         ("db-a.example.com", {"ansible_ssh_private_key_file": "{home}/db_key"}),
-        ("web01.example.com", {"ansible_host": "10.1.9.9"}),
+        ("web01.example.com", {"ansible_host": "198.51.100.99"}),
         ("box", {"ansible_host": "bastion", "ansible_user": "me2"}),
     ],
 )
@@ -189,8 +192,8 @@ def test_explicit_vars_override_the_config() -> None:
 
 
 def test_ansible_host_is_what_the_config_sees() -> None:
-    settings = resolve_connection("web01.example.com", {"ansible_host": "10.1.0.7"}, CONFIG)
-    assert (settings.name, settings.hostname, settings.port) == ("web01.example.com", "10.1.0.7", 22)
+    settings = resolve_connection("web01.example.com", {"ansible_host": "198.51.100.7"}, CONFIG)
+    assert (settings.name, settings.hostname, settings.port) == ("web01.example.com", "198.51.100.7", 22)
     assert settings.proxy_jump == "jump10@gw.example.net:2222"
 
 
