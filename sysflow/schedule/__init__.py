@@ -6,7 +6,7 @@
 * :mod:`~sysflow.schedule.schedules`: ``Schedules(store)``, the schedules, claims and history in the run store;
 * :mod:`~sysflow.schedule.scheduler`: ``Scheduler(store).run()``, the resident scheduler;
 * :mod:`~sysflow.schedule.systemd`: systemd service and timer export;
-* :mod:`~sysflow.schedule.cli`: ``sysflow schedule ...`` and ``sysflow scheduler``.
+* :mod:`~sysflow.cli.schedule`: ``sysflow schedule ...`` and ``sysflow scheduler``.
 
-Nothing is imported here, so ``import sysflow.schedule.cli`` (the CLI) stays light.
+Nothing is imported here, so ``import sysflow.cli.schedule`` (the CLI) stays light.
 """

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sysflow.cli import app
-from sysflow.cli_demo import DemoOptions, demo_command, demo_inventory, inventory_yaml
+from sysflow.cli.demo import DemoOptions, demo_command, demo_inventory, inventory_yaml
 from sysflow.model.inventory import Inventory
 
 runner = CliRunner()

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from sysflow.cli import app
-from sysflow.cli_control import approve_run, cancel_run, pending_controls, run_views
-from sysflow.cli_demo import DEMO_START, DEMO_WORKFLOW, demo_inventory
-from sysflow.cli_run import poll_controls
+from sysflow.cli.control import approve_run, cancel_run, pending_controls, run_views
+from sysflow.cli.demo import DEMO_START, DEMO_WORKFLOW, demo_inventory
+from sysflow.cli.run import poll_controls
 from sysflow.engine.engine import Engine
 from sysflow.engine.events import EventKind, RecordingObserver
 from sysflow.engine.result import OpRecord

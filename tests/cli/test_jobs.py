@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from sysflow.audit.log import AuditLog
 from sysflow.cli import app
-from sysflow.cli_demo import DEMO_WORKFLOW, demo_inventory, inventory_yaml
-from sysflow.ray_jobs import JobSpec, RayJobError, RayTarget, complete_lines, entrypoint, read_token
+from sysflow.cli.demo import DEMO_WORKFLOW, demo_inventory, inventory_yaml
+from sysflow.cli.jobs import JobSpec, RayJobError, RayTarget, complete_lines, entrypoint, read_token
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
@@ -206,7 +206,7 @@ def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert read_token(f, {}).reveal() == "from-file"  # type: ignore[union-attr]
     assert read_token(None, {"RAY_AUTH_TOKEN": "from-env"}).reveal() == "from-env"  # type: ignore[union-attr]
     assert read_token(None, {"RAY_AUTH_TOKEN_PATH": str(f)}).reveal() == "from-file"  # type: ignore[union-attr]
-    monkeypatch.setattr("sysflow.ray_jobs.DEFAULT_TOKEN_FILE", tmp_path / "absent")
+    monkeypatch.setattr("sysflow.cli.jobs.DEFAULT_TOKEN_FILE", tmp_path / "absent")
     assert read_token(None, {}) is None
     empty = tmp_path / "empty"
     empty.write_text("")

@@ -5,7 +5,7 @@ the simulator (``sim``, ``demo``, a submitted Ray job) drives the real engine on
 (:func:`sysflow.sim.run_virtual`), so a four-hour window passes in seconds.
 
 A live ``sysflow run`` with a run store also polls the store for control requests that other
-processes wrote (``sysflow approve`` and ``sysflow cancel``, see :mod:`sysflow.cli_control`), and
+processes wrote (``sysflow approve`` and ``sysflow cancel``, see :mod:`sysflow.cli.control`), and
 applies them to its run.
 """
 
@@ -24,12 +24,12 @@ from typing import IO, TYPE_CHECKING, Any
 from sysflow.engine.events import Event, EventKind, Observer
 
 if TYPE_CHECKING:
+    from sysflow.cli.progress import Progress, ProgressContext, ProgressMode
     from sysflow.engine.engine import Engine
     from sysflow.engine.result import RunResult
     from sysflow.engine.run import Run
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
-    from sysflow.progress import Progress, ProgressContext, ProgressMode
 
 __all__ = [
     "EXIT_CONFLICT",
@@ -87,7 +87,7 @@ class AutoApprover:
 
 def progress_context(inventory: Inventory, plan: Any = None, total_ops: int = 0) -> ProgressContext:
     """Datacenters of the hosts, sizes, and (with a plan) the forecast and windows for the ETA."""
-    from sysflow.progress import ProgressContext, planned_ends, window_end_finder
+    from sysflow.cli.progress import ProgressContext, planned_ends, window_end_finder
 
     dcs = {h.name: h.datacenter or "-" for h in inventory}
     if plan is None:
@@ -104,7 +104,7 @@ def progress_context(inventory: Inventory, plan: Any = None, total_ops: int = 0)
 @contextlib.contextmanager
 def observers(setup: RunSetup, context: ProgressContext) -> Iterator[tuple[list[Observer], Progress]]:
     """Progress (entered), the audit observer and the auto-approver, closed at the end."""
-    from sysflow.progress import progress_for
+    from sysflow.cli.progress import progress_for
 
     progress = progress_for(setup.mode, out=setup.out, context=context)
     found: list[Observer] = [progress]
@@ -206,7 +206,7 @@ async def _simulate(
 
 def sim_start(text: str | None) -> datetime:
     """``--start`` (ISO 8601, naive = UTC), or now to the minute."""
-    from sysflow.planner.cli import parse_start
+    from sysflow.cli.plan import parse_start
 
     return parse_start(text).astimezone(UTC)
 
@@ -336,7 +336,7 @@ def resume_command(run_id: str, ssh: SSHOptions, setup: RunSetup, echo: Any) -> 
 
 async def poll_controls(run: Run, state: Path | None, interval: float = CONTROL_POLL_INTERVAL) -> None:
     """Apply approvals and cancels other processes wrote to the store, until cancelled."""
-    from sysflow.cli_control import pending_controls
+    from sysflow.cli.control import pending_controls
 
     if state is None:
         return

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from sysflow.cli import app
 from tests.model.test_malformed import CASES
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "patching.yaml"
 INI = ROOT / "examples" / "inventory.ini"
 BAD = ROOT / "tests" / "model" / "data" / "bad"

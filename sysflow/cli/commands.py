@@ -1,7 +1,7 @@
 """The operating commands of ``sysflow``: run, sim, demo, resume, status, approve, cancel, audit, submit.
 
-Each is a thin typer wrapper: options in, one call into ``sysflow.cli_run``, ``cli_control``,
-``cli_audit``, ``cli_demo`` or ``sysflow.ray_jobs``, and an exit code out. Errors become one clear
+Each is a thin typer wrapper: options in, one call into ``sysflow.cli.run``, ``.control``,
+``.audit``, ``.demo`` or ``.jobs``, and an exit code out. Errors become one clear
 line on stderr (:func:`guard`); ``sysflow --debug ...`` shows the traceback instead.
 """
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from sysflow.cli_run import RunSetup
+    from sysflow.cli.run import RunSetup
 
 __all__ = ["audit_app", "guard", "register"]
 
@@ -53,9 +53,9 @@ def _exit(code: int, line: str | None = None) -> NoReturn:
 
 
 def _code_of(exc: BaseException) -> int:
-    from sysflow.cli_control import ControlError
+    from sysflow.cli.control import ControlError
+    from sysflow.cli.jobs import RayJobError
     from sysflow.errors import LeaseConflict
-    from sysflow.ray_jobs import RayJobError
 
     if isinstance(exc, RayJobError):
         return EXIT_NOT_FOUND if exc.missing else EXIT_INVALID
@@ -96,14 +96,14 @@ def guard(what: str) -> Iterator[None]:
 
 
 def _load_inputs(workflow: Path, inventory: Path, ssh_config: Path | None) -> tuple[Any, Any]:
-    from sysflow.cli import load_inputs  # imported late: ``python -m sysflow.cli`` imports this module
+    from sysflow.cli.inputs import load_inputs  # imported late: ``python -m sysflow.cli`` imports this module
 
     return load_inputs(workflow, inventory, ssh_config)
 
 
 def _setup(json_lines: bool, audit: Path | None, state: Path | None, approve_all: bool) -> RunSetup:
-    from sysflow.cli_run import RunSetup
-    from sysflow.progress import choose_mode
+    from sysflow.cli.progress import choose_mode
+    from sysflow.cli.run import RunSetup
 
     mode = choose_mode(json_lines=json_lines, is_terminal=sys.stdout.isatty())
     return RunSetup(mode=mode, out=sys.stdout, audit=audit, state=state, approve_all=approve_all)
@@ -145,12 +145,12 @@ def run(
 
     Exit codes: 0 every host succeeded, 1 the run failed or invalid input, 4 hosts leased by another run.
     """
-    from sysflow.cli_run import SSHOptions, run_command
+    from sysflow.cli.run import SSHOptions, run_command
 
     with guard(f"{workflow}"):
         wf, inv = _load_inputs(workflow, inventory, ssh_config)
         if dry_run:
-            from sysflow.cli import validate
+            from sysflow.cli.app import validate
 
             validate(workflow, inventory, ssh_config)
             typer.echo("dry run: nothing was run")
@@ -189,8 +189,8 @@ def sim(
 
     Exit codes: 0 every simulated host succeeded, 1 the run failed or invalid input.
     """
-    from sysflow.cli_demo import demo_inventory
-    from sysflow.cli_run import SimOptions, sim_command, sim_start
+    from sysflow.cli.demo import demo_inventory
+    from sysflow.cli.run import SimOptions, sim_command, sim_start
     from sysflow.model.workflow import MaintenanceWorkflow
 
     with guard(f"{workflow}"):
@@ -222,7 +222,7 @@ def demo(
 
     Exit codes: 0 the simulated run succeeded and its audit log verifies, 1 otherwise.
     """
-    from sysflow.cli_demo import DemoOptions, demo_command
+    from sysflow.cli.demo import DemoOptions, demo_command
 
     with guard("demo"):
         opts = DemoOptions(out, hosts, seed, json_lines, sys.stdout.isatty())
@@ -253,8 +253,8 @@ def resume(
 
     Exit codes: 0 ok, 1 the run failed, 3 no such run, 4 already finished or hosts leased by another run.
     """
-    from sysflow.cli_control import ControlError, run_views
-    from sysflow.cli_run import SSHOptions, resume_command
+    from sysflow.cli.control import ControlError, run_views
+    from sysflow.cli.run import SSHOptions, resume_command
 
     with guard(f"resume {run_id}"):
         view = run_views(state, run_id)[0]  # a missing store or run is "not found" before anything starts
@@ -290,11 +290,11 @@ def status(
     """
     with guard("status"):
         if address is not None:
-            from sysflow.ray_jobs import RayTarget, job_lines
+            from sysflow.cli.jobs import RayTarget, job_lines
 
             lines = job_lines(RayTarget.from_options(address, token_file), run_id)
         else:
-            from sysflow.cli_control import run_views, status_lines
+            from sysflow.cli.control import run_views, status_lines
 
             lines = status_lines(run_views(state, run_id))
         for line in lines:
@@ -320,7 +320,7 @@ def approve(
 
     Exit codes: 0 approved, 1 bad --wave, 3 no such run, 4 the run already finished.
     """
-    from sysflow.cli_control import approve_run, run_views
+    from sysflow.cli.control import approve_run, run_views
 
     with guard(f"approve {run_id}"):
         target = wave or (run_views(state, run_id)[0].wave + 1)
@@ -336,7 +336,7 @@ def cancel(run_id: RunArg, state: StateOpt = DEFAULT_STATE) -> None:
 
     Exit codes: 0 cancelled (or requested), 3 no such run, 4 the run already finished.
     """
-    from sysflow.cli_control import cancel_run
+    from sysflow.cli.control import cancel_run
 
     with guard(f"cancel {run_id}"):
         typer.echo(cancel_run(state, run_id, _who()))
@@ -371,7 +371,7 @@ def submit(
 
     Exit codes: 0 the job succeeded, 1 it failed or invalid input, 3 no such job.
     """
-    from sysflow.ray_jobs import JobSpec, RayTarget, submit_and_follow
+    from sysflow.cli.jobs import JobSpec, RayTarget, submit_and_follow
 
     with guard(f"submit {workflow}"):
         _load_inputs(workflow, inventory, None)
@@ -399,7 +399,7 @@ def audit_verify(db: DbOpt) -> None:
 
     Exit codes: 0 intact, 1 tampered, 3 no such file.
     """
-    from sysflow.cli_audit import verify_log
+    from sysflow.cli.audit import verify_log
 
     with guard("audit verify"):
         intact, line = verify_log(db)
@@ -426,7 +426,7 @@ def audit_query(
 
     Exit codes: 0 ok, 1 bad --since, 3 no such file.
     """
-    from sysflow.cli_audit import query, query_lines
+    from sysflow.cli.audit import query, query_lines
 
     with guard("audit query"):
         for line in query_lines(query(db, run=run_id, host=host, since=since), as_json=json_lines):
@@ -449,7 +449,7 @@ def audit_export(
 
     Exit codes: 0 ok, 1 bad --since, 3 no such file.
     """
-    from sysflow.cli_audit import export
+    from sysflow.cli.audit import export
 
     with guard("audit export"):
         if out is None:

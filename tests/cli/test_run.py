@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 from sysflow.audit.log import AuditLog
 from sysflow.cli import app
-from sysflow.cli_commands import guard
-from sysflow.cli_control import ControlError
-from sysflow.cli_demo import DEMO_START, DEMO_WORKFLOW
+from sysflow.cli.commands import guard
+from sysflow.cli.control import ControlError
+from sysflow.cli.demo import DEMO_START, DEMO_WORKFLOW
+from sysflow.cli.jobs import RayJobError
 from sysflow.errors import LeaseConflict
-from sysflow.ray_jobs import RayJobError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 runner = CliRunner()
 START = ["--start", DEMO_START.isoformat()]
 

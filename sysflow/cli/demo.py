@@ -21,7 +21,7 @@ __all__ = ["DEMO_START", "DEMO_WORKFLOW", "DemoOptions", "demo_command", "demo_i
 
 Echo = Callable[[str], None]
 
-DEMO_WORKFLOW = Path(__file__).resolve().parent.parent / "examples" / "demo" / "patching.yaml"
+DEMO_WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "demo" / "patching.yaml"
 DEMO_START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday: the Sunday windows open 13 h later
 DATACENTERS = ("ams", "fra", "lon")
 ROLES = (("web", "web_servers", 0.60), ("db", "db_servers", 0.15), ("cache", "cache_servers", 0.25))
@@ -65,8 +65,8 @@ class DemoOptions:
 
 
 def _forecast(wf: Any, inv: Inventory, echo: Echo) -> Any:
+    from sysflow.cli.plan import forecast_table
     from sysflow.planner.build import plan_pair
-    from sysflow.planner.cli import forecast_table
     from sysflow.planner.forecast import forecast
 
     p50, p90 = plan_pair(wf, inv, start=DEMO_START, quantiles=(0.5, 0.9), horizon=timedelta(days=14))
@@ -77,7 +77,7 @@ def _forecast(wf: Any, inv: Inventory, echo: Echo) -> Any:
 
 
 def _verify_audit(path: Path, echo: Echo) -> bool:
-    from sysflow.cli_audit import verify_log
+    from sysflow.cli.audit import verify_log
 
     intact, line = verify_log(path)
     echo(f"audit       {line}")
@@ -86,10 +86,10 @@ def _verify_audit(path: Path, echo: Echo) -> bool:
 
 def demo_command(opts: DemoOptions, echo: Echo) -> int:
     """Forecast, Gantt chart, simulated run with progress, verification summary; the exit code."""
-    from sysflow.cli_run import RunSetup, SimOptions, exit_code, result_lines, simulate
+    from sysflow.cli.progress import choose_mode
+    from sysflow.cli.run import RunSetup, SimOptions, exit_code, result_lines, simulate
     from sysflow.model.workflow import MaintenanceWorkflow
     from sysflow.planner.gantt import render_gantt
-    from sysflow.progress import choose_mode
 
     opts.out.mkdir(parents=True, exist_ok=True)
     inv = demo_inventory(opts.hosts)

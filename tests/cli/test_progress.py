@@ -10,11 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sysflow.cli_demo import DEMO_START, demo_inventory
-from sysflow.cli_run import RunSetup, SimOptions, forecast_plan, progress_context, simulate
-from sysflow.engine.events import Event, EventKind
-from sysflow.model.workflow import MaintenanceWorkflow
-from sysflow.progress import (
+from sysflow.cli.demo import DEMO_START, demo_inventory
+from sysflow.cli.progress import (
     JsonLinesProgress,
     LiveProgress,
     PlainProgress,
@@ -29,9 +26,12 @@ from sysflow.progress import (
     render,
     window_end_finder,
 )
+from sysflow.cli.run import RunSetup, SimOptions, forecast_plan, progress_context, simulate
+from sysflow.engine.events import Event, EventKind
+from sysflow.model.workflow import MaintenanceWorkflow
 
 T0 = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo" / "patching.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo" / "patching.yaml"
 
 
 def ev(kind: EventKind, at: float = 0.0, **kw: object) -> Event:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sysflow.cli import app
-from sysflow.planner.cli import forecast_command, parse_start, plan_command
+from sysflow.cli.plan import forecast_command, parse_start, plan_command
 from sysflow.planner.durations import DurationModel
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -9,8 +9,8 @@ Exit codes (every command):
 * 4: conflict (hosts leased by another run, or the run already finished);
 * 130: interrupted (Ctrl-C).
 
-``--debug`` (before the command) shows tracebacks. Command bodies live in ``sysflow.cli_run``,
-``cli_control``, ``cli_audit``, ``cli_demo`` and ``sysflow.ray_jobs``.
+``--debug`` (before the command) shows tracebacks. Command bodies live in ``sysflow.cli.run``,
+``sysflow.cli.control``, ``.audit``, ``.demo`` and ``.jobs``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from sysflow.cli.commands import DEBUG, register
+from sysflow.cli.inputs import _fail, _problem_lines, load_inputs
+from sysflow.cli.schedule import schedule_app, scheduler_command
 
 if TYPE_CHECKING:
     from sysflow.model.inventory import Inventory
@@ -33,8 +37,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_INVALID = 1
-
 
 @app.callback()
 def _root(
@@ -44,52 +46,7 @@ def _root(
 
     Exit codes: 0 ok, 1 run failed or invalid input, 2 usage, 3 not found, 4 conflict, 130 interrupted.
     """
-    from sysflow.cli_commands import DEBUG
-
     DEBUG["on"] = debug
-
-
-def _fail(lines: list[str], summary: str) -> typer.Exit:
-    for line in lines:
-        typer.echo(line, err=True)
-    typer.echo(summary, err=True)
-    return typer.Exit(EXIT_INVALID)
-
-
-def _problem_lines(exc: Exception) -> list[str]:
-    problems = getattr(exc, "problems", None)
-    if problems:
-        return [str(p) for p in problems]
-    return [f"error: {exc}"]
-
-
-def load_inputs(
-    workflow: Path, inventory: Path, ssh_config: Path | None
-) -> tuple[MaintenanceWorkflow, Inventory]:
-    """Load a workflow and an inventory; problems of both are raised together as a WorkflowError."""
-    from sysflow.errors import InventoryError, Problem, WorkflowError
-    from sysflow.model.inventory import Inventory
-    from sysflow.model.workflow import MaintenanceWorkflow
-
-    problems: list[Problem] = []
-    wf: MaintenanceWorkflow | None = None
-    inv: Inventory | None = None
-    try:
-        wf = MaintenanceWorkflow.from_file(workflow)
-    except WorkflowError as exc:
-        problems.extend(exc.problems)
-    try:
-        inv = Inventory.load(inventory)
-        if ssh_config is not None:
-            for host in inv.hosts:
-                inv.connection(host, ssh_config)
-    except InventoryError as exc:
-        problems.extend(exc.problems)
-    if problems or wf is None or inv is None:
-        if wf is not None:  # the inventory failed: still show what the workflow alone gets wrong
-            problems.extend(wf.problems())
-        raise WorkflowError(problems)
-    return wf, inv
 
 
 def summary_lines(wf: MaintenanceWorkflow, graph: OpGraph, inventory: Inventory) -> list[str]:
@@ -152,8 +109,8 @@ def plan_cmd(
     gantt: Annotated[Path | None, typer.Option(help="Write a Gantt chart (.png or .html).")] = None,
 ) -> None:
     """Plan a workflow into its maintenance windows and print what fits."""
+    from sysflow.cli.plan import plan_command
     from sysflow.errors import SysflowError
-    from sysflow.planner.cli import plan_command
 
     if solver not in ("greedy", "cpsat"):
         raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "plan: invalid")
@@ -174,8 +131,8 @@ def forecast_cmd(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the forecast as JSON.")] = None,
 ) -> None:
     """Print per window and group how many hosts fit at p50 and p90, and what binds."""
+    from sysflow.cli.plan import forecast_command
     from sysflow.errors import SysflowError
-    from sysflow.planner.cli import forecast_command
 
     if solver not in ("greedy", "cpsat"):
         raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "forecast: invalid")
@@ -186,12 +143,7 @@ def forecast_cmd(
         raise _fail(_problem_lines(exc), f"{workflow}: cannot forecast") from None
 
 
-from sysflow.cli_commands import register  # noqa: E402  (the operating commands: run, sim, demo, ...)
-
 register(app)
-
-from sysflow.schedule.cli import schedule_app, scheduler_command  # noqa: E402  (recurring maintenance)
-
 app.add_typer(schedule_app, name="schedule")
 app.command("scheduler")(scheduler_command)
 
@@ -199,7 +151,3 @@ app.command("scheduler")(scheduler_command)
 def main() -> None:
     """Entry point of the ``sysflow`` console script."""
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -78,7 +78,7 @@ def add(
     state: StateOpt = DEFAULT_STATE,
 ) -> None:
     """Add a schedule: a workflow and an inventory bound to a recurrence."""
-    from sysflow.cli import load_inputs
+    from sysflow.cli.inputs import load_inputs
     from sysflow.schedule.model import MissedPolicy, ScheduleSpec
     from sysflow.schedule.recurrence import Recurrence
     from sysflow.schedule.schedules import Schedules

@@ -3,7 +3,7 @@
 The run store (:mod:`sysflow.engine.store`) is the one place every process can see, so controls
 are rows in it: an approval of wave N is the store's ``(wave N-1, "approval")`` gate (the same row a
 run records when it is approved, so a resumed run sees it too), a cancel is ``(-1, "cancel")``. A
-live ``sysflow run`` polls for them (:func:`sysflow.cli_run.poll_controls`). A run whose process is
+live ``sysflow run`` polls for them (:func:`sysflow.cli.run.poll_controls`). A run whose process is
 gone is cancelled in the store directly.
 """
 

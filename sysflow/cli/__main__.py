@@ -1,0 +1,5 @@
+"""``python -m sysflow.cli``: the same as the ``sysflow`` command."""
+
+from sysflow.cli.app import main
+
+main()
