@@ -30,7 +30,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sysflow.actors.transport import CommandResult, Transport
 from sysflow.engine.adaptive import Replanner
 from sysflow.engine.engine import Engine
 from sysflow.engine.events import Event, EventKind
@@ -42,6 +41,7 @@ from sysflow.sim.fleet import SimFleet
 from sysflow.sim.loop import current_virtual_clock, run_virtual
 from sysflow.sim.profile import HostFault, SimProfile
 from sysflow.sim.transport import SimTransport
+from sysflow.transport import CommandResult, Transport
 
 
 def inventory(n: int) -> Inventory:

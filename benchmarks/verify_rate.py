@@ -42,9 +42,9 @@ from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from sysflow.actors.transport import Transport  # noqa: E402
 from sysflow.clock import Clock  # noqa: E402
 from sysflow.model.verification import VerificationSpec  # noqa: E402
+from sysflow.transport import Transport  # noqa: E402
 from sysflow.verify.gate import Verifier  # noqa: E402
 from sysflow.verify.report import VerificationReport  # noqa: E402
 

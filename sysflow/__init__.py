@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from sysflow.actors.local import LocalTransport
     from sysflow.actors.ray_backend import RayBackend
     from sysflow.actors.ssh import SSHTransport
-    from sysflow.actors.transport import CommandResult, Transport
     from sysflow.audit.log import AuditLog, AuditRecord
     from sysflow.audit.observer import AuditObserver
     from sysflow.clock import Clock, ManualClock, RealClock
@@ -86,6 +85,7 @@ if TYPE_CHECKING:
     from sysflow.sim.loop import VirtualClock, run_virtual
     from sysflow.sim.profile import SimProfile
     from sysflow.sim.transport import SimTransport
+    from sysflow.transport import CommandResult, Transport
     from sysflow.verify.compare import Verdict
     from sysflow.verify.gate import Verifier
     from sysflow.verify.report import VerificationReport
@@ -100,7 +100,7 @@ _LAZY: dict[str, str] = {
     "BackendRunner": "sysflow.engine.dispatch",
     "Calendar": "sysflow.constraints.calendar",
     "Clock": "sysflow.clock",
-    "CommandResult": "sysflow.actors.transport",
+    "CommandResult": "sysflow.transport",
     "CommandTimeout": "sysflow.errors",
     "ComparisonSpec": "sysflow.model.verification",
     "ConnectTimeout": "sysflow.errors",
@@ -166,7 +166,7 @@ _LAZY: dict[str, str] = {
     "StoreError": "sysflow.errors",
     "SysflowError": "sysflow.errors",
     "Task": "sysflow.model.workflow",
-    "Transport": "sysflow.actors.transport",
+    "Transport": "sysflow.transport",
     "TransportError": "sysflow.errors",
     "Verdict": "sysflow.verify.compare",
     "VerificationError": "sysflow.errors",

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sysflow.actors.transport import CommandResult, Transport, cap_output
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import (
     AuthenticationFailed,
@@ -42,6 +41,7 @@ from sysflow.errors import (
     TransportError,
 )
 from sysflow.planner.graph import Operation
+from sysflow.transport import CommandResult, Transport, cap_output
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",

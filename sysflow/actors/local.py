@@ -9,9 +9,9 @@ import signal
 import sys
 from collections.abc import Mapping
 
-from sysflow.actors.transport import DEFAULT_OUTPUT_CAP, CommandResult, cap_output
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import CommandTimeout
+from sysflow.transport import DEFAULT_OUTPUT_CAP, CommandResult, cap_output
 
 __all__ = ["LocalTransport"]
 

@@ -2,14 +2,14 @@
 
 Why: a command may print 100 MB; buffering it all to keep 64 KiB wastes memory. The collector
 keeps the head, a bounded tail and a running SHA-256, and produces the same
-:class:`~sysflow.actors.transport.CapturedOutput` as ``cap_output`` would on the whole output.
+:class:`~sysflow.transport.CapturedOutput` as ``cap_output`` would on the whole output.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from sysflow.actors.transport import DEFAULT_OUTPUT_CAP, CapturedOutput
+from sysflow.transport import DEFAULT_OUTPUT_CAP, CapturedOutput
 
 __all__ = ["OutputCollector"]
 

@@ -54,7 +54,6 @@ from sysflow.actors.ssh_remote import (
     new_session,
     wrap_command,
 )
-from sysflow.actors.transport import DEFAULT_OUTPUT_CAP, CommandResult
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import (
     AuthenticationFailed,
@@ -64,6 +63,7 @@ from sysflow.errors import (
     TransportError,
 )
 from sysflow.model.ssh_config import DEFAULT_SSH_PORT, ConnectionSettings
+from sysflow.transport import DEFAULT_OUTPUT_CAP, CommandResult
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

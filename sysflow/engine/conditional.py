@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sysflow.actors.transport import CommandResult, Transport
 from sysflow.clock import Clock
 from sysflow.engine.events import EventKind
 from sysflow.engine.executor import OpRunner
@@ -34,6 +33,7 @@ from sysflow.model.conditions import CONTEXT_ROOTS, ConditionError, parse_condit
 from sysflow.model.templates import TemplateError, is_template, redact_text, render
 from sysflow.model.workflow import MaintenanceWorkflow, Task
 from sysflow.planner.graph import Operation, op_id
+from sysflow.transport import CommandResult, Transport
 
 __all__ = ["CONDITION_FALSE", "Conditional", "Prepared", "RenderingTransport"]
 

@@ -24,7 +24,6 @@ from typing import Any
 
 from sysflow.actors.backends import Backend, LocalBackend, ShardSpec, shards_from_inventory
 from sysflow.actors.hostpool import ErrorKind, OpRequest, OpResult, TransportFactory
-from sysflow.actors.transport import Transport
 from sysflow.clock import Clock, RealClock
 from sysflow.engine.executor import TransportRunner, command_record, exit_text
 from sysflow.engine.result import OpRecord
@@ -32,6 +31,7 @@ from sysflow.engine.states import OpState
 from sysflow.errors import ExecutionError
 from sysflow.model.inventory import Inventory
 from sysflow.planner.graph import Operation
+from sysflow.transport import Transport
 
 __all__ = ["DEFAULT_PULL_TIMEOUT", "BackendRunner", "RunnerState", "record_of"]
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from sysflow.actors.local import LocalTransport
-from sysflow.actors.transport import Transport
 from sysflow.clock import Clock, RealClock
 from sysflow.constraints.admission import Admission
 from sysflow.constraints.calendar import Calendar
@@ -37,6 +36,7 @@ from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import compile_workflow
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import OpGraph
+from sysflow.transport import Transport
 
 __all__ = ["DEFAULT_HORIZON", "Engine"]
 

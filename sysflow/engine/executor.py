@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sysflow.actors.transport import CommandResult, Transport
 from sysflow.clock import Clock
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState
 from sysflow.errors import CommandTimeout, TransportError
 from sysflow.planner.graph import Operation
+from sysflow.transport import CommandResult, Transport
 
 __all__ = ["OpRunner", "TransportRunner", "command_record", "exit_text"]
 

@@ -14,9 +14,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from sysflow.actors.transport import Transport
 from sysflow.clock import Clock
 from sysflow.errors import VerificationError
+from sysflow.transport import Transport
 from sysflow.verify.parsers import Value
 from sysflow.verify.probes import Probe, capture, kernel, os_release
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sysflow.actors.transport import Transport
 from sysflow.clock import Clock
 from sysflow.engine.events import EventKind
 from sysflow.errors import SysflowError, TransportError
 from sysflow.model.conditions import ConditionError, parse_condition
 from sysflow.model.state_checks import STATE_NAMES, CheckPoint, StateAction, StateCheck
+from sysflow.transport import Transport
 
 __all__ = [
     "CommandStateProvider",

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sysflow.actors.transport import Transport
 from sysflow.clock import Clock
 from sysflow.model.inventory import Inventory
 from sysflow.model.verification import VerificationSpec
 from sysflow.model.workflow import MaintenanceWorkflow
+from sysflow.transport import Transport
 from sysflow.verify.compare import Outcome
 from sysflow.verify.gate import Verifier
 

@@ -6,7 +6,7 @@ a short allow-list before anything is evaluated: comparisons (``==``, ``<``, ``i
 attributes and subscripts over the namespaces of the context (``vars``, ``facts``, ``results``,
 ``host``; state checks add ``json``, ``stdout``, ``rc``). The only calls are the two tests of the
 language: ``matches(text, "regex")`` (a :func:`re.search`) and ``version(text)``, whose value
-compares as a package version (:func:`sysflow.verify.versions.compare_versions`). Nothing else can
+compares as a package version (:func:`sysflow.model.versions.compare_versions`). Nothing else can
 be called, no name outside the namespaces exists, and no attribute starting with ``_`` is reachable,
 so an expression can read the context and nothing more.
 
@@ -96,7 +96,7 @@ class Version:
     text: str
 
     def _cmp(self, other: object) -> int:
-        from sysflow.verify.versions import compare_versions
+        from sysflow.model.versions import compare_versions
 
         other_text = other.text if isinstance(other, Version) else str(other)
         return compare_versions(self.text, other_text)

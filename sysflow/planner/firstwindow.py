@@ -12,7 +12,7 @@ solves a much smaller model for that level alone:
    gate. Objective: the most hosts (weights) present, then the earliest ends. The previous plan hints
    every variable.
 2. **Completion.** The chosen hosts are fixed; every other host is placed by the greedy scheduler
-   around them (:func:`~sysflow.planner.replan.remaining_problem`), which also carries the wave
+   around them (:func:`~sysflow.planner.problem.remaining_problem`), which also carries the wave
    barriers to later windows.
 
 The result is feasible for the whole problem; the caller keeps it only when its
@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sysflow.planner.greedy import DispatchRule, greedy
-from sysflow.planner.problem import Busy, Chain, PlanningProblem
-from sysflow.planner.replan import remaining_problem
+from sysflow.planner.problem import Busy, Chain, PlanningProblem, remaining_problem
 from sysflow.planner.solution import Assignment, block_items, latest_start
 
 __all__ = ["FirstWindowResult", "improve_first_window"]

@@ -23,12 +23,21 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import NamedTuple
 
-__all__ = ["Busy", "Chain", "PlanningProblem", "Resource", "ResourceKind", "Use", "Window"]
+__all__ = [
+    "Busy",
+    "Chain",
+    "PlanningProblem",
+    "Resource",
+    "ResourceKind",
+    "Use",
+    "Window",
+    "remaining_problem",
+]
 
 
 class ResourceKind(enum.Enum):
@@ -201,3 +210,42 @@ class PlanningProblem:
         for c in self.chains:
             out.setdefault(c.stage, set()).add(c.wave)
         return {k: sorted(v) for k, v in out.items()}
+
+
+def _busy(problem: PlanningProblem, c: Chain, s: tuple[int, ...]) -> list[Busy]:
+    out: list[Busy] = []
+    for i, start in enumerate(s):
+        for u in c.op_uses(i):
+            res = problem.resources[u.resource]
+            length = res.period if res.kind is ResourceKind.RATE else c.durations[i]
+            out.append(Busy(u.resource, start, length, u.amount))
+    end = s[-1] + c.durations[-1]
+    out.extend(Busy(u.resource, s[0], end - s[0], u.amount) for u in c.span_uses)
+    return [b for b in out if b.length > 0 and b.amount > 0]
+
+
+def _releases(problem: PlanningProblem, fixed: Mapping[str, tuple[int, ...]]) -> dict[tuple[str, int], int]:
+    """Per (stage, wave) of the fixed hosts, the earliest start their end allows for later waves."""
+    out: dict[tuple[str, int], int] = {}
+    for c in problem.chains:
+        s = fixed.get(c.host)
+        if s is not None:
+            key = (c.stage, c.wave)
+            out[key] = max(out.get(key, 0), s[-1] + c.durations[-1] + problem.gate(c.wave))
+    return out
+
+
+def remaining_problem(
+    problem: PlanningProblem, fixed: Mapping[str, tuple[int, ...]], now: int
+) -> PlanningProblem:
+    """The problem of the hosts not in ``fixed``, starting at ``now``, around the fixed hosts' usage."""
+    rel = _releases(problem, fixed)
+    chains = []
+    background = list(problem.background)
+    for c in problem.chains:
+        if c.host in fixed:
+            background.extend(_busy(problem, c, fixed[c.host]))
+            continue
+        earlier = (t for (stage, wave), t in rel.items() if stage == c.stage and wave < c.wave)
+        chains.append(replace(c, release=max(c.release, now, *earlier)))
+    return replace(problem, chains=tuple(chains), background=tuple(background))

@@ -17,53 +17,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sysflow.planner.greedy import greedy
-from sysflow.planner.problem import Busy, Chain, PlanningProblem, ResourceKind
+from sysflow.planner.problem import Chain, PlanningProblem, remaining_problem
 from sysflow.planner.solution import Assignment, score
 
 if TYPE_CHECKING:
     from sysflow.planner.durations import DurationModel
     from sysflow.planner.plan import Plan
 
-__all__ = ["remaining_problem", "replan", "replan_assignment"]
-
-
-def _busy(problem: PlanningProblem, c: Chain, s: tuple[int, ...]) -> list[Busy]:
-    out: list[Busy] = []
-    for i, start in enumerate(s):
-        for u in c.op_uses(i):
-            res = problem.resources[u.resource]
-            length = res.period if res.kind is ResourceKind.RATE else c.durations[i]
-            out.append(Busy(u.resource, start, length, u.amount))
-    end = s[-1] + c.durations[-1]
-    out.extend(Busy(u.resource, s[0], end - s[0], u.amount) for u in c.span_uses)
-    return [b for b in out if b.length > 0 and b.amount > 0]
-
-
-def _releases(problem: PlanningProblem, fixed: Mapping[str, tuple[int, ...]]) -> dict[tuple[str, int], int]:
-    """Per (stage, wave) of the fixed hosts, the earliest start their end allows for later waves."""
-    out: dict[tuple[str, int], int] = {}
-    for c in problem.chains:
-        s = fixed.get(c.host)
-        if s is not None:
-            key = (c.stage, c.wave)
-            out[key] = max(out.get(key, 0), s[-1] + c.durations[-1] + problem.gate(c.wave))
-    return out
-
-
-def remaining_problem(
-    problem: PlanningProblem, fixed: Mapping[str, tuple[int, ...]], now: int
-) -> PlanningProblem:
-    """The problem of the hosts not in ``fixed``, starting at ``now``, around the fixed hosts' usage."""
-    rel = _releases(problem, fixed)
-    chains = []
-    background = list(problem.background)
-    for c in problem.chains:
-        if c.host in fixed:
-            background.extend(_busy(problem, c, fixed[c.host]))
-            continue
-        earlier = (t for (stage, wave), t in rel.items() if stage == c.stage and wave < c.wave)
-        chains.append(replace(c, release=max(c.release, now, *earlier)))
-    return replace(problem, chains=tuple(chains), background=tuple(background))
+__all__ = ["replan", "replan_assignment"]
 
 
 def replan_assignment(

@@ -34,13 +34,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sysflow.actors.transport import CommandResult
 from sysflow.clock import utc
 from sysflow.errors import StoreError
 from sysflow.model.inventory import Inventory
 from sysflow.sim.fleet import Recorded, SimFleet
 from sysflow.sim.loop import DEFAULT_START
 from sysflow.sim.profile import Empirical, SimProfile
+from sysflow.transport import CommandResult
 
 __all__ = ["TRACE_FORMAT", "Trace", "TraceRecord", "replay_fleet"]
 

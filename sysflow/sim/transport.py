@@ -17,7 +17,6 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
-from sysflow.actors.transport import CommandResult, cap_output
 from sysflow.clock import Clock
 from sysflow.errors import (
     AuthenticationFailed,
@@ -31,6 +30,7 @@ from sysflow.errors import (
 from sysflow.sim.fleet import ConnectFault, Fault, Outcome, SimFleet
 from sysflow.sim.loop import VirtualClock, current_virtual_clock
 from sysflow.sim.replay import Trace, TraceRecord
+from sysflow.transport import CommandResult, cap_output
 
 __all__ = ["SimTransport", "TransportState"]
 

@@ -4,7 +4,7 @@
   dpkg, rpm, systemctl, ss, os-release, checksums, modes);
 * :mod:`~sysflow.verify.probes`: :class:`Probe`, the ready-made catalogue, :func:`capture` →
   :class:`Snapshot` through the ``Transport`` seam;
-* :mod:`~sysflow.verify.versions`: Debian and RPM version ordering;
+* :mod:`~sysflow.model.versions`: Debian and RPM version ordering;
 * :mod:`~sysflow.verify.compare`: comparators and desired state → :class:`Verdict`;
 * :mod:`~sysflow.verify.drift`: outliers against the majority, a golden host, or the past;
 * :mod:`~sysflow.verify.report`: :class:`VerificationReport` (JSON, Markdown);
@@ -16,12 +16,12 @@ first compared.
 
 from __future__ import annotations
 
+from sysflow.model.versions import VersionScheme, compare_versions
 from sysflow.verify.compare import Outcome, Verdict, check_expect, compare_snapshots, compare_values
 from sysflow.verify.drift import Difference, DriftReport, detect_drift, drift_since
 from sysflow.verify.gate import GateVerdict, Phase, SnapshotStore, Verifier, evaluate_gate
 from sysflow.verify.probes import Probe, Snapshot, capture, capture_many
 from sysflow.verify.report import Counts, HostReport, VerificationReport
-from sysflow.verify.versions import VersionScheme, compare_versions
 
 __all__ = [
     "Counts",

@@ -24,9 +24,9 @@ from enum import StrEnum
 from typing import Any
 
 from sysflow.model.verification import ComparisonSpec
+from sysflow.model.versions import VersionScheme, compare_versions
 from sysflow.verify.parsers import Value
 from sysflow.verify.probes import Snapshot
-from sysflow.verify.versions import VersionScheme, compare_versions
 
 __all__ = [
     "Desired",

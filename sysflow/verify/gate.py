@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sysflow.actors.transport import Transport
 from sysflow.clock import Clock, RealClock
 from sysflow.model.verification import VerificationSpec
+from sysflow.transport import Transport
 from sysflow.verify.compare import Outcome, Verdict, check_expect, compare_snapshots
 from sysflow.verify.drift import DriftReport, detect_drift
 from sysflow.verify.probes import Probe, Snapshot, capture, expect_probe, probe_from_spec

@@ -208,7 +208,7 @@ def parse_rpm(text: str) -> Value:
     Several installed versions of one name (kernels) keep the newest; "package X is not installed"
     maps X to ``None``.
     """
-    from sysflow.verify.versions import compare_rpm
+    from sysflow.model.versions import compare_rpm
 
     out: dict[str, Value] = {}
     for line in (raw.strip() for raw in text.splitlines()):

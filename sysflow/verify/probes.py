@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sysflow.actors.transport import CommandResult, Transport
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import TransportError, VerificationError
 from sysflow.model.verification import ProbeSpec
+from sysflow.transport import CommandResult, Transport
 from sysflow.verify import parsers as p
 from sysflow.verify.parsers import Parser, Value
 

@@ -12,7 +12,6 @@ import pytest
 
 from sysflow.actors.hostpool import ErrorKind, HostPool, OpRequest, OpResult, PoolState, classify
 from sysflow.actors.local import LocalTransport
-from sysflow.actors.transport import CommandResult
 from sysflow.clock import ManualClock, RealClock
 from sysflow.errors import (
     AuthenticationFailed,
@@ -25,6 +24,7 @@ from sysflow.errors import (
     TransportError,
 )
 from sysflow.planner.graph import Operation
+from sysflow.transport import CommandResult
 
 _ERRORS: dict[str, Exception] = {
     "hostkey": HostKeyMismatch("key changed", host="h"),

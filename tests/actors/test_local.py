@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from sysflow.actors.local import LocalTransport
-from sysflow.actors.transport import Transport
 from sysflow.clock import ManualClock
 from sysflow.errors import CommandTimeout
+from sysflow.transport import Transport
 
 
 async def test_exit_status_streams_and_label() -> None:

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sysflow.actors.local import LocalTransport
-from sysflow.actors.transport import CommandResult
 from sysflow.engine.engine import Engine
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
+from sysflow.transport import CommandResult
 
 HOSTS = 8
 TASKS = ("prepare", "upgrade", "restart")

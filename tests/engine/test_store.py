@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from sysflow.actors.transport import CommandResult
 from sysflow.engine.engine import Engine
 from sysflow.engine.events import EventKind, RecordingObserver
 from sysflow.engine.leases import HostLeases
@@ -21,6 +20,7 @@ from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.sim.fleet import SimFleet
 from sysflow.sim.loop import current_virtual_clock
 from sysflow.sim.transport import SimTransport
+from sysflow.transport import CommandResult
 
 
 def _inventory(n: int = 4, prefix: str = "h") -> Inventory:

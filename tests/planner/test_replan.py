@@ -10,7 +10,8 @@ from sysflow.planner.build import plan
 from sysflow.planner.check import check
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.greedy import greedy
-from sysflow.planner.replan import remaining_problem, replan, replan_assignment
+from sysflow.planner.problem import remaining_problem
+from sysflow.planner.replan import replan, replan_assignment
 from sysflow.planner.solution import score
 
 from .instances import random_problem

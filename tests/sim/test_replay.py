@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from sysflow.actors.transport import CommandResult
 from sysflow.errors import ConnectTimeout, StoreError
 from sysflow.model.inventory import Inventory
 from sysflow.sim.fleet import SimFleet
@@ -17,6 +16,7 @@ from sysflow.sim.loop import VirtualClock
 from sysflow.sim.profile import Empirical, Fixed, SimProfile
 from sysflow.sim.replay import TRACE_FORMAT, Trace, TraceRecord, replay_fleet
 from sysflow.sim.transport import SimTransport
+from sysflow.transport import CommandResult
 
 T0 = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
 

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 
-from sysflow.actors.transport import Transport
 from sysflow.clock import ManualClock
 from sysflow.errors import (
     CommandTimeout,
@@ -24,6 +23,7 @@ from sysflow.sim.fleet import Recorded, SimFleet
 from sysflow.sim.loop import DEFAULT_START, VirtualClock, run_virtual
 from sysflow.sim.profile import Fixed, Flap, HostFault, Partition, Rule, SimProfile
 from sysflow.sim.transport import SimTransport, TransportState
+from sysflow.transport import Transport
 
 CHAIN = (
     "tar czf /var/backups/etc.tgz /etc",

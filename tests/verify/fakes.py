@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sysflow.actors.transport import CommandResult
 from sysflow.errors import HostUnreachable
+from sysflow.transport import CommandResult
 
 SPECS = Path(__file__).parent / "specs"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sysflow.verify.versions import compare_debian, compare_rpm, rpmvercmp
+from sysflow.model.versions import compare_debian, compare_rpm, rpmvercmp
 
 _RPM_CHARS = st.sampled_from(list("0123456789abcz.~^_+-"))
 _rpm_versions = st.text(_RPM_CHARS, min_size=0, max_size=10)

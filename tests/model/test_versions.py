@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sysflow.verify.versions import (
+from sysflow.model.versions import (
     VersionScheme,
     compare_debian,
     compare_rpm,
