@@ -40,6 +40,7 @@ from sysflow.actors.hostpool import (
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import ExecutionError
 from sysflow.model.inventory import Inventory
+from sysflow.transport import Transport
 
 __all__ = [
     "DEFAULT_SHARD",
@@ -68,12 +69,14 @@ class ShardSpec:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     retry_delay: float = DEFAULT_RETRY_DELAY
     output_cap: int = DEFAULT_RESULT_OUTPUT_CAP
+    shared: Transport | None = None  # in-process only: a transport the pool uses but does not close
 
     def make_pool(self, *, clock: Clock | None = None, stream: bool = False, **kw: Any) -> HostPool:
         """The HostPool of this shard (its transport built on first use, where the pool runs)."""
         return HostPool(
             self.name,
-            factory=self.factory,
+            self.shared,
+            factory=None if self.shared is not None else self.factory,
             clock=clock,
             max_in_flight=self.max_in_flight,
             retry_delay=self.retry_delay,
@@ -128,6 +131,11 @@ class Backend(Protocol):
 
     async def start(self, shards: Sequence[ShardSpec]) -> None: ...
 
+    async def run(self, request: OpRequest) -> OpResult:
+        """Run one operation on its host's pool and return its result (over the backend's own
+        channel: a direct call in-process, the worker's pipe, a Ray object reference)."""
+        ...
+
     async def submit(self, requests: Iterable[OpRequest]) -> None: ...
 
     async def pull(self, *, max_items: int = 1000, timeout: float | None = 0.5) -> list[OpResult]: ...
@@ -163,6 +171,14 @@ class BackendBase:
             raise ExecutionError("backend already started")
         self._route = {h: i for i, unit in enumerate(units) for h in unit.hosts}
         self._started = True
+
+    def _unit_of(self, host: str) -> int:
+        if not self._started:
+            raise ExecutionError("backend not started")
+        unit = self._route.get(host)
+        if unit is None:
+            raise ExecutionError(f"host {host!r} belongs to no shard of this backend")
+        return unit
 
     def _routed(self, requests: Iterable[OpRequest]) -> dict[int, list[OpRequest]]:
         if not self._started:
@@ -232,13 +248,16 @@ class LocalBackend(BackendBase):
         self._pools: list[HostPool] = []
         self._workers: list[_WorkerHandle] = []
         self._results: asyncio.Queue[OpResult] = asyncio.Queue()
+        self._running: dict[str, asyncio.Future[OpResult]] = {}  # ``run`` callers waiting on a worker
 
     async def start(self, shards: Sequence[ShardSpec]) -> None:
         """Build a pool per shard here, or start the workers and build the pools there."""
         if not self.processes:
             self._set_routes(shards)
-            self._pools = [s.make_pool(clock=self._clock, on_result=self._results.put_nowait) for s in shards]
+            self._pools = [s.make_pool(clock=self._clock, on_result=self._on_pool_result) for s in shards]
             return
+        if any(s.shared is not None for s in shards):
+            raise ExecutionError("a shard with a shared transport runs in-process only (processes=0)")
         units = _units(shards, self.processes)
         plan = _assign(len(units), self.processes)
         self._set_routes(units)
@@ -249,6 +268,21 @@ class LocalBackend(BackendBase):
             for w, idxs in enumerate(plan)
         ]
         await asyncio.gather(*(w.start() for w in self._workers))
+
+    async def run(self, request: OpRequest) -> OpResult:
+        """In-process: the pool's ``run_op`` in the caller's task; workers: a future the pipe resolves."""
+        unit = self._unit_of(request.host)
+        if not self._workers:
+            return await self._pools[unit].run_op(request)
+        if request.op_id in self._running or request.op_id in self._outstanding:
+            raise ExecutionError(f"operation {request.op_id!r} is already submitted")
+        future: asyncio.Future[OpResult] = asyncio.get_running_loop().create_future()
+        self._running[request.op_id] = future
+        try:
+            await self._workers[unit].send(("submit", [request]))
+            return await future
+        finally:
+            self._running.pop(request.op_id, None)
 
     async def submit(self, requests: Iterable[OpRequest]) -> None:
         """Queue operations on the pools of their hosts (each host's in the given order)."""
@@ -271,6 +305,16 @@ class LocalBackend(BackendBase):
 
     def _on_worker_results(self, results: list[OpResult]) -> None:
         for result in results:
+            waiting = self._running.get(result.op_id)
+            if waiting is not None:
+                if not waiting.done():
+                    waiting.set_result(result)
+            else:
+                self._results.put_nowait(result)
+
+    def _on_pool_result(self, result: OpResult) -> None:
+        """In-process results: those of ``submit`` go to ``pull``; those of ``run`` went to their caller."""
+        if result.op_id in self._outstanding:
             self._results.put_nowait(result)
 
     async def load(self) -> dict[str, PoolLoad]:

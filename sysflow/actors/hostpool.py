@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,7 +41,6 @@ from sysflow.errors import (
     HostUnreachable,
     TransportError,
 )
-from sysflow.planner.graph import Operation
 from sysflow.transport import CommandResult, Transport, cap_output
 
 __all__ = [
@@ -54,6 +54,8 @@ __all__ = [
     "PoolLoad",
     "PoolState",
     "TransportFactory",
+    "classify",
+    "retry_delay",
 ]
 
 DEFAULT_MAX_IN_FLIGHT = 256  # operations running at once in one shard
@@ -85,6 +87,11 @@ class ErrorKind(enum.Enum):
         """True for failures to reach or log in to the host (the command never ran)."""
         return self in _CONNECTION_KINDS
 
+    @property
+    def label(self) -> str:
+        """How records name the failure: the sysflow exception it stands for (``CommandTimeout``)."""
+        return _LABELS[self]
+
 
 _CONNECTION_KINDS = frozenset(
     {
@@ -107,7 +114,32 @@ _KIND_OF_ERROR: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (TransportError, ErrorKind.TRANSPORT_ERROR),
 )
 
+_LABELS: dict[ErrorKind, str] = {
+    ErrorKind.NONE: "",
+    ErrorKind.COMMAND_FAILED: "CommandFailed",
+    ErrorKind.COMMAND_TIMEOUT: "CommandTimeout",
+    ErrorKind.CONNECT_TIMEOUT: "ConnectTimeout",
+    ErrorKind.HOST_UNREACHABLE: "HostUnreachable",
+    ErrorKind.AUTHENTICATION_FAILED: "AuthenticationFailed",
+    ErrorKind.HOST_KEY_MISMATCH: "HostKeyMismatch",
+    ErrorKind.CONNECTION_FAILED: "ConnectionFailed",
+    ErrorKind.TRANSPORT_ERROR: "TransportError",
+    ErrorKind.CANCELLED: "Cancelled",
+    ErrorKind.INTERNAL: "ExecutionError",
+}
+
 _RETRYABLE = frozenset({ErrorKind.COMMAND_FAILED, ErrorKind.COMMAND_TIMEOUT})
+
+
+def retry_delay(base: float, attempt: int, key: str) -> float:
+    """The one retry policy: ``base`` doubling per attempt up to :data:`MAX_RETRY_DELAY`, jittered.
+
+    The jitter (x0.5 to x1.5) comes from a hash of the operation and attempt, not a random source,
+    so that retries of many hosts spread out yet a seeded simulation stays reproducible.
+    """
+    exact = min(MAX_RETRY_DELAY, base * 2.0 ** (attempt - 1))
+    spread = zlib.crc32(f"{key}#{attempt}".encode()) / 0xFFFFFFFF
+    return exact * (0.5 + spread)
 
 
 def classify(exc: BaseException) -> ErrorKind:
@@ -130,19 +162,7 @@ class OpRequest:
     retries: int = 0  # extra attempts after a command failure (never after a connection failure)
     env: tuple[tuple[str, str], ...] = ()
     cwd: str | None = None
-
-    @classmethod
-    def from_operation(cls, op: Operation, env: Mapping[str, str] | None = None) -> OpRequest:
-        """The request that runs a planner ``Operation``."""
-        return cls(
-            op_id=op.id,
-            host=op.host,
-            task=op.task,
-            command=op.command,
-            timeout=op.timeout,
-            retries=op.retries,
-            env=tuple(sorted((env or {}).items())),
-        )
+    retry_delay: float | None = None  # seconds before the first retry (None: the pool's default)
 
     @property
     def env_map(self) -> dict[str, str] | None:
@@ -256,6 +276,8 @@ class HostPool:
         self._on_result = on_result
         self._outbox: asyncio.Queue[OpResult | None] | None = asyncio.Queue() if stream else None
         self._queues: dict[str, deque[_Item]] = {}
+        self._inline: dict[str, asyncio.Future[None]] = {}  # hosts running an operation in its caller
+        self._inline_tasks: set[asyncio.Task[Any]] = set()
         self._items: dict[str, _Item] = {}
         self._counters = _Counters()
         self._state = PoolState.OPEN
@@ -288,9 +310,46 @@ class HostPool:
             self.submit(request)
         return [r.op_id for r in requests]
 
-    async def run_op(self, request: OpRequest) -> OpResult:
-        """Run one operation (after its host's earlier ones) and return its result."""
-        return await self.submit(request)
+    async def run_op(self, request: OpRequest, *, stream: bool = True) -> OpResult:
+        """Run one operation (after its host's earlier ones) and return its result.
+
+        When the host has nothing queued the operation runs in the caller's own task (no lane, no
+        extra task: the engine's path, one operation per host at a time); cancelling the caller
+        stops the command and reports it ``CANCELLED`` to streams and ``on_result``. ``stream=False``
+        keeps the result out of the outbox (a remote caller that awaits it needs no second copy).
+        """
+        host = request.host
+        if host in self._counters.lanes or host in self._inline:
+            return await self.submit(request)
+        if self._state is not PoolState.OPEN:
+            raise ExecutionError(f"host pool {self.shard!r} is {self._state.value}")
+        done = asyncio.get_running_loop().create_future()
+        self._inline[host] = done
+        task = asyncio.current_task()
+        if task is not None:
+            self._inline_tasks.add(task)
+        try:
+            result = await self._run_inline(request, stream)
+        finally:
+            del self._inline[host]
+            if task is not None:
+                self._inline_tasks.discard(task)
+            done.set_result(None)
+        self._finish_result(result, stream)
+        return result
+
+    async def _run_inline(self, request: OpRequest, stream: bool) -> OpResult:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max_in_flight)
+        async with self._slots:
+            self._counters.in_flight += 1
+            try:
+                return await self._attempts(request)
+            except asyncio.CancelledError:
+                self._finish_result(self._cancelled(request, self._clock.now(), 0.0, 1), stream)
+                raise
+            finally:
+                self._counters.in_flight -= 1
 
     async def run_batch(self, requests: Iterable[OpRequest]) -> list[OpResult]:
         """Run operations, each host's in the given order, and return results in the given order."""
@@ -359,6 +418,8 @@ class HostPool:
         if not drain:
             for item in list(self._items.values()):
                 item.cancel()
+            for task in list(self._inline_tasks):
+                task.cancel()
         lanes = list(self._counters.lanes.values())
         if lanes:
             await asyncio.gather(*lanes, return_exceptions=True)
@@ -380,6 +441,9 @@ class HostPool:
         """Run the host's queued operations one after another, then retire."""
         queue = self._queues[host]
         try:
+            inline = self._inline.get(host)
+            if inline is not None:  # an operation runs in its caller's task: queue behind it
+                await asyncio.shield(inline)
             while queue:
                 item = queue[0]
                 result = await self._run_item(item)
@@ -417,10 +481,13 @@ class HostPool:
 
     def _finish(self, item: _Item, result: OpResult) -> None:
         self._items.pop(item.request.op_id, None)
-        self._counters.completed += 1
         if not item.future.done():
             item.future.set_result(result)
-        if self._outbox is not None:
+        self._finish_result(result)
+
+    def _finish_result(self, result: OpResult, stream: bool = True) -> None:
+        self._counters.completed += 1
+        if self._outbox is not None and stream:
             self._outbox.put_nowait(result)
         if self._on_result is not None:
             self._on_result(result)
@@ -440,7 +507,8 @@ class HostPool:
             result = self._result(req, outcome, start, self._clock.monotonic() - t0, attempt)
             if result.error_kind not in _RETRYABLE or attempt > req.retries:
                 return result
-            await self._clock.sleep(min(MAX_RETRY_DELAY, self._retry_delay * 2 ** (attempt - 1)))
+            base = req.retry_delay if req.retry_delay is not None else self._retry_delay
+            await self._clock.sleep(retry_delay(base, attempt, req.op_id))
 
     async def _transport_run(self, req: OpRequest) -> CommandResult:
         if self._transport is None:

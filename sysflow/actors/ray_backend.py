@@ -9,8 +9,8 @@ actor is an ``ExecutionError`` naming the shard and its operations come back as 
 are values), an exception raised inside the pool comes back as itself.
 
 The transport is built inside the actor from ``ShardSpec.factory`` (shipped with cloudpickle), so
-connections and credentials never cross the cluster. Results are pulled by the driver
-(``HostPool.pull``), which suits Ray's request/response calls. Ray is imported only here and only
+connections and credentials never cross the cluster. The engine awaits each operation's object
+reference (``run``); ``submit``/``pull`` serve batch callers that drain the pool's outbox. Ray is imported only here and only
 when a RayBackend starts: it is an optional dependency (``sysflow-engine[ray]``).
 """
 
@@ -165,6 +165,20 @@ class RayBackend(BackendBase):
         await self.stop()
 
     # -- work -------------------------------------------------------------------------------------
+
+    async def run(self, request: OpRequest) -> OpResult:
+        """Run one operation on its shard's actor; the awaited object reference carries the result.
+
+        A dead actor is a lost operation, as a value (never re-sent: it may have run).
+        """
+        unit = self._unit_of(request.host)
+        if unit in self._dead:
+            return _lost(request, f"shard {self._shards[unit].name!r} is gone")
+        try:
+            result: OpResult = await self._call(unit, "run_op", request, stream=False)
+        except _ActorGone:
+            return _lost(request, f"host pool actor of shard {self._shards[unit].name!r} died")
+        return result
 
     async def submit(self, requests: Iterable[OpRequest]) -> None:
         """Post each shard's operations to its actor in one call (each host's in the given order)."""

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sysflow.actors.backends import DEFAULT_SHARD, LocalBackend, ShardSpec
 from sysflow.actors.local import LocalTransport
 from sysflow.clock import Clock, RealClock
 from sysflow.constraints.admission import Admission
@@ -21,8 +22,9 @@ from sysflow.constraints.calendar import Calendar
 from sysflow.constraints.capacity import Limits
 from sysflow.engine.adaptive import Replanner
 from sysflow.engine.conditional import Conditional, RenderingTransport
+from sysflow.engine.dispatch import BackendRunner
 from sysflow.engine.events import EventBus, EventKind, Observer
-from sysflow.engine.executor import OpRunner, TransportRunner
+from sysflow.engine.executor import OpRunner
 from sysflow.engine.leases import DEFAULT_LEASE_TTL, HostLeases
 from sysflow.engine.result import RunResult
 from sysflow.engine.run import Hooks, Restored, Run
@@ -31,7 +33,7 @@ from sysflow.engine.states import RunStatus
 from sysflow.engine.store import RunStore
 from sysflow.engine.windows import WindowGuard, WindowLike
 from sysflow.errors import LeaseConflict, StoreError, SysflowError
-from sysflow.model.inventory import Inventory
+from sysflow.model.inventory import Inventory, SecretLookup
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import compile_workflow
 from sysflow.planner.durations import DurationModel
@@ -91,6 +93,8 @@ class Engine:
         self.durations = durations
         self.planning = plan
         self.runs: dict[str, Run] = {}
+        self.secret_lookup: SecretLookup | None = None  # resume's source of secret values (default: env)
+        self._built_runners: dict[str, BackendRunner] = {}
 
     # -- entry points -----------------------------------------------------------------------------
 
@@ -118,6 +122,7 @@ class Engine:
         workflow = MaintenanceWorkflow.from_json(row.workflow_json)
         if not len(self.inventory):
             self.inventory = Inventory.model_validate_json(row.inventory_json)
+        self.inventory.restore_secrets(self.secret_lookup)  # the store keeps references, never values
         restored = Restored(self.store.ops(run_id), self.store.gates(run_id))
         return await self.drive(self.prepare(workflow, run_id=run_id, restored=restored))
 
@@ -148,6 +153,9 @@ class Engine:
                 if run.durations is not None:
                     self.store.save_durations(run.workflow.name, run.durations.to_json(), at=self.clock.now())
         finally:
+            built = self._built_runners.pop(run.id, None)
+            if built is not None:
+                await built.stop()
             self._driving -= 1
             if self._owns_transport and self._transport is not None and not self._driving:
                 transport, self._transport = self._transport, None
@@ -195,8 +203,7 @@ class Engine:
             rid,
             workflow,
             graph,
-            runner=self._runner
-            or TransportRunner(transport, self.clock, local=LocalTransport(clock=self.clock)),
+            runner=self._runner or self._default_runner(rid, graph, transport),
             clock=self.clock,
             admission=Admission(limits, self.clock),
             guard=guard,
@@ -217,7 +224,7 @@ class Engine:
                 rid,
                 workflow.name,
                 workflow.to_json(),
-                self.inventory.model_dump_json(),
+                self.inventory.redacted_json(workflow.secrets),  # secrets as {"$secret": name}
                 run.tracker.records.values(),
                 at=now,
             )
@@ -226,11 +233,28 @@ class Engine:
         self.runs[rid] = run
         return run
 
+    def _default_runner(self, rid: str, graph: OpGraph, transport: Transport) -> BackendRunner:
+        """HostPools in this process, one per network segment, over the engine's transport."""
+        members: dict[str, list[str]] = {}
+        for op in graph.ops.values():
+            if not op.local:
+                members.setdefault(op.segment or DEFAULT_SHARD, []).append(op.host)
+        shards = [
+            ShardSpec(name, tuple(dict.fromkeys(hosts)), _no_factory, max_in_flight=UNCAPPED, shared=transport)
+            for name, hosts in members.items()
+        ]
+        runner = BackendRunner(
+            LocalBackend(clock=self.clock), shards, clock=self.clock, local=LocalTransport(clock=self.clock)
+        )
+        self._built_runners[rid] = runner  # stopped when the run ends (see drive)
+        return runner
+
     def _conditional(self, workflow: MaintenanceWorkflow, transport: Transport) -> Conditional | None:
         """Templates, conditions, registered results and branches, when the workflow uses any."""
         if not Conditional.wanted(workflow):
             return None
-        return Conditional(workflow, self.inventory.host_vars, transport, self.clock)
+        names = self.inventory.secret_names()
+        return Conditional(workflow, self.inventory.host_vars, transport, self.clock, secret_names=names)
 
     def _initial_plan(
         self,
@@ -279,6 +303,13 @@ class Engine:
             return inventory.connection(name, ssh_config=ssh_config)
 
         return resolve
+
+
+UNCAPPED = 1 << 30  # the engine's own pools: admission (pools, limits, budgets) caps concurrency
+
+
+def _no_factory() -> Transport:  # pragma: no cover - shards with a shared transport never build one
+    raise AssertionError("shared transport")
 
 
 def _windows_of(

@@ -1,26 +1,25 @@
-"""Run one operation to a final record: the command, its timeout, and the retries the task asks for.
+"""The edge between a run and its HostPools: the ``OpRunner`` seam and the one record builder.
 
-Connection failures and timeouts become failed records (failures are values); command failures are
-retried only when the task has ``retries``.
+Every operation, in every mode, is run by :class:`sysflow.engine.dispatch.BackendRunner`, which
+hands it to the HostPool that owns its host and turns the pool's
+:class:`~sysflow.actors.hostpool.OpResult` into the engine's :class:`OpRecord` here, and only here.
+Failures are values: the record's ``error`` is worded from the result's
+:class:`~sysflow.actors.hostpool.ErrorKind` (``"CommandTimeout: ..."``, ``"exit status 3"``), never
+reparsed from text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from sysflow.clock import Clock
+from sysflow.actors.hostpool import ErrorKind, OpResult
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState
-from sysflow.errors import CommandTimeout, TransportError
 from sysflow.planner.graph import Operation
-from sysflow.transport import CommandResult, Transport
 
-__all__ = ["OpRunner", "TransportRunner", "command_record", "exit_text"]
-
-DEFAULT_RETRY_DELAY = 5.0  # seconds between command retries when a task asks for them
+__all__ = ["OpRunner", "error_text", "failed_record", "record_of"]
 
 
 class OpRunner(Protocol):
@@ -29,90 +28,37 @@ class OpRunner(Protocol):
     async def run_op(self, op: Operation, command: str, on_start: Callable[[int], None]) -> OpRecord: ...
 
 
-@dataclass
-class TransportRunner:
-    """An ``OpRunner`` over a ``Transport`` (SSH, local, simulated), in this process."""
-
-    transport: Transport
-    clock: Clock
-    retry_delay: float = DEFAULT_RETRY_DELAY
-    local: Transport | None = None  # for local tasks (run on the controller)
-
-    async def run_op(self, op: Operation, command: str, on_start: Callable[[int], None]) -> OpRecord:
-        transport = self.local if op.local and self.local is not None else self.transport
-        attempt = 0
-        while True:
-            attempt += 1
-            on_start(attempt)
-            record = await _attempt(transport.run, op, command, self.clock, attempt)
-            if record.state is OpState.SUCCEEDED or attempt > op.retries or record.error_kind_is_connection:
-                return record.record
-            await self.clock.sleep(self.retry_delay)
+def error_text(result: OpResult) -> str | None:
+    """How a record words a result's failure: ``exit status N``, ``signal X`` or ``Kind: message``."""
+    kind = result.error_kind
+    if kind is ErrorKind.NONE:
+        return None
+    if kind is ErrorKind.COMMAND_FAILED:
+        return f"signal {result.signal}" if result.signal else f"exit status {result.exit_status}"
+    return f"{kind.label}: {result.error_message}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Attempt:
-    record: OpRecord
-    error_kind_is_connection: bool = False
-
-    @property
-    def state(self) -> OpState:
-        return self.record.state
-
-
-async def _attempt(
-    run: Callable[..., Awaitable[CommandResult]], op: Operation, command: str, clock: Clock, attempt: int
-) -> _Attempt:
-    start = clock.now()
-    try:
-        res = await run(op.host, command, timeout=op.timeout)
-    except CommandTimeout as exc:
-        return _Attempt(_failed(op, command, start, clock, attempt, f"CommandTimeout: {exc}"))
-    except TransportError as exc:
-        return _Attempt(_failed(op, command, start, clock, attempt, f"{type(exc).__name__}: {exc}"), True)
-    error = None if res.ok else exit_text(res.exit_status, res.signal)
-    return _Attempt(
-        command_record(
-            op, command, res.start, res.end, res.exit_status, error, res.stdout, res.stderr, attempt
-        )
-    )
-
-
-def exit_text(exit_status: int | None, signal: str | None) -> str:
-    """How a command that ran but failed is described in records: ``exit status N`` or ``signal X``."""
-    return f"signal {signal}" if signal else f"exit status {exit_status}"
-
-
-def command_record(
-    op: Operation,
-    command: str,
-    start: datetime,
-    end: datetime,
-    exit_status: int | None,
-    error: str | None,
-    stdout: str,
-    stderr: str,
-    attempts: int,
-) -> OpRecord:
-    """The record of an operation whose command ran (or failed to): succeeded exactly when no error."""
+def record_of(op: Operation, command: str, result: OpResult) -> OpRecord:
+    """The engine's record of an operation from its HostPool result: succeeded exactly when ok."""
     return OpRecord(
         op.id,
         op.host,
         op.task,
         op.wave,
-        OpState.SUCCEEDED if error is None else OpState.FAILED,
+        OpState.SUCCEEDED if result.ok else OpState.FAILED,
         command=command,
-        start=start,
-        end=end,
-        exit_status=exit_status,
-        error=error,
-        stdout=stdout,
-        stderr=stderr,
-        attempts=attempts,
+        start=result.start,
+        end=result.end,
+        exit_status=result.exit_status,
+        error=error_text(result),
+        stdout=result.stdout,
+        stderr=result.stderr,
+        attempts=result.attempts,
     )
 
 
-def _failed(op: Operation, command: str, start: datetime, clock: Clock, attempt: int, error: str) -> OpRecord:
+def failed_record(op: Operation, command: str, at: datetime, kind: ErrorKind, message: str) -> OpRecord:
+    """The record of an operation that never reached a HostPool (the backend could not take it)."""
     return OpRecord(
         op.id,
         op.host,
@@ -120,8 +66,8 @@ def _failed(op: Operation, command: str, start: datetime, clock: Clock, attempt:
         op.wave,
         OpState.FAILED,
         command=command,
-        start=start,
-        end=clock.now(),
-        error=error,
-        attempts=attempt,
+        start=at,
+        end=at,
+        error=f"{kind.label}: {message}",
+        attempts=0,
     )

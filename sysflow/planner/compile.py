@@ -214,8 +214,13 @@ def _blue_green_waves(ctx: _Context, problems: list[Problem]) -> list[list[str]]
 
 
 def _inventory_problems(ctx: _Context, waves: list[list[str]]) -> list[Problem]:
-    checks = (_group_names, _thresholds, _verification_targets, _host_vars)
+    checks = (_group_names, _thresholds, _verification_targets, _host_vars, _secret_vars)
     return [p for check in checks for p in check(ctx, waves)]
+
+
+def _secret_vars(ctx: _Context, waves: list[list[str]]) -> list[Problem]:
+    """Secrets too short to mask (named with where they are set, never shown)."""
+    return ctx.inventory.secret_problems(ctx.workflow.secrets)
 
 
 def _host_vars(ctx: _Context, waves: list[list[str]]) -> Iterator[Problem]:
@@ -510,7 +515,7 @@ def _operation(
     return Operation(
         oid, host, task.id, wave, step.index, facts.group, facts.groups, facts.datacenter, facts.segment,
         task.run, task.estimate, task.timeout, task.retries, task.rollback, step.demands, run_once, task.local,
-        task.idempotent, task.check,
+        task.idempotent, task.check, task.retry_delay,
     )  # fmt: skip
 
 

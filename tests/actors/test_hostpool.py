@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sysflow.actors.hostpool import ErrorKind, HostPool, OpRequest, OpResult, PoolState, classify
+from sysflow.actors.hostpool import ErrorKind, HostPool, OpRequest, OpResult, PoolState, classify, retry_delay
 from sysflow.actors.local import LocalTransport
+from sysflow.engine.dispatch import request_of
 from sysflow.clock import ManualClock, RealClock
 from sysflow.errors import (
     AuthenticationFailed,
@@ -169,8 +170,11 @@ async def test_command_failures_retried_only_when_asked() -> None:
     retried = await pool.run_op(req("b", "flaky:2", retries=3))
     assert retried.ok
     assert retried.attempts == 3
-    assert clock.monotonic() == pytest.approx(2.0 + 4.0)  # exponential backoff on the clock
-    assert retried.duration == pytest.approx(6.0)
+    # exponential backoff on the clock, jittered x0.5-1.5 per attempt, reproducibly
+    expected = retry_delay(2.0, 1, "t0@b:flaky:2") + retry_delay(2.0, 2, "t0@b:flaky:2")
+    assert clock.monotonic() == pytest.approx(expected)
+    assert 0.5 * 6.0 <= expected <= 1.5 * 6.0
+    assert retried.duration == pytest.approx(expected)
     exhausted = await pool.run_op(req("c", "exit:3", retries=2))
     assert (exhausted.error_kind, exhausted.attempts, transport.attempts[("c", "exit:3")]) == (
         ErrorKind.COMMAND_FAILED,
@@ -227,7 +231,7 @@ async def test_results_carry_capped_output_digest_and_signal() -> None:
     await pool.close()
 
 
-async def test_env_passed_and_request_from_operation() -> None:
+async def test_env_passed_and_request_of_an_operation() -> None:
     transport = ScriptedTransport()
     op = Operation(
         id="patch@web1",
@@ -244,7 +248,7 @@ async def test_env_passed_and_request_from_operation() -> None:
         timeout=30.0,
         retries=2,
     )
-    request = OpRequest.from_operation(op, env={"B": "2", "A": "1"})
+    request = request_of(op, op.command, env={"B": "2", "A": "1"})
     assert (request.op_id, request.timeout, request.retries, request.env) == (
         "patch@web1",
         30.0,

@@ -1,4 +1,4 @@
-"""BackendRunner: the engine dispatching to HostPool actors gives the same run as TransportRunner.
+"""BackendRunner: the engine over HostPool actors gives the same run whichever backend holds them.
 
 Both paths run the real engine on the simulator on virtual time; the only difference is whether an
 operation goes straight to the transport or through ``LocalBackend`` → ``HostPool`` (a
@@ -221,15 +221,10 @@ async def test_an_operation_already_in_flight_is_refused() -> None:
 
 
 class _BrokenBackend(LocalBackend):
-    """A backend whose result stream breaks after it has taken work (a lost cluster)."""
+    """A backend whose channel breaks after it has taken the work (a lost cluster)."""
 
-    async def submit(self, requests: Iterable[OpRequest]) -> None:
-        await super().submit(requests)
-        self.broken = True
-
-    async def pull(self, *, max_items: int = 1000, timeout: float | None = 0.5) -> list[OpResult]:
-        while not getattr(self, "broken", False):
-            await asyncio.sleep(0.01)
+    async def run(self, request: OpRequest) -> OpResult:
+        await asyncio.sleep(0.01)
         raise ExecutionError("cluster lost")
 
 
@@ -245,7 +240,7 @@ async def test_a_broken_backend_fails_waiting_and_later_operations_as_values() -
         later = await runner.run_op(_op("h2"), "sleep 30", lambda _a: None)
     for record in (waiting, later):
         assert record.state is OpState.FAILED
-        assert record.error == "ExecutionError: backend failed: ExecutionError: cluster lost"
+        assert record.error == "ExecutionError: cluster lost"
 
 
 async def test_a_backend_that_cannot_start_fails_the_operation_as_a_value() -> None:
