@@ -12,8 +12,8 @@ import pytest
 
 from sysflow.actors.hostpool import ErrorKind, HostPool, OpRequest, OpResult, PoolState, classify, retry_delay
 from sysflow.actors.local import LocalTransport
-from sysflow.engine.dispatch import request_of
 from sysflow.clock import ManualClock, RealClock
+from sysflow.engine.dispatch import request_of
 from sysflow.errors import (
     AuthenticationFailed,
     CommandTimeout,
