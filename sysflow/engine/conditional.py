@@ -16,7 +16,7 @@ continues, or fails with what the branch found in the record's reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,7 +30,14 @@ from sysflow.engine.tracker import RunTracker
 from sysflow.errors import TransportError
 from sysflow.model.conditional_checks import task_references
 from sysflow.model.conditions import CONTEXT_ROOTS, ConditionError, parse_condition
-from sysflow.model.templates import TemplateError, is_template, redact_text, render
+from sysflow.model.templates import (
+    TemplateError,
+    is_secret_name,
+    is_template,
+    redact_text,
+    render,
+    secret_value,
+)
 from sysflow.model.workflow import MaintenanceWorkflow, Task
 from sysflow.planner.graph import Operation, op_id
 from sysflow.transport import CommandResult, Transport
@@ -64,9 +71,12 @@ class Conditional:
         host_vars: Callable[[str], Mapping[str, Any]],
         transport: Transport,
         clock: Clock,
+        *,
+        secret_names: Collection[str] = (),
     ) -> None:
         self.tasks = {t.id: t for t in workflow.tasks}
-        self.secret_names = frozenset(workflow.secrets)
+        # names that are secret beyond the name rule: the workflow's `secrets:`, the inventory's `secrets:` maps
+        self.secret_names = frozenset(workflow.secrets) | frozenset(secret_names)
         self.facts = FactCache(transport, clock)
         self.clock = clock
         self.results: dict[str, dict[str, dict[str, Any]]] = {}
@@ -75,7 +85,7 @@ class Conditional:
         self._needs_facts = {
             t.id: any(ref.root == "facts" for _, ref in task_references(t)) for t in workflow.tasks
         }
-        self.secrets: set[str] = set()  # secret values substituted so far (masked in every output)
+        self.secrets: set[str] = set()  # secret values of the hosts seen so far (masked in every output)
 
     @staticmethod
     def wanted(workflow: MaintenanceWorkflow) -> bool:
@@ -90,8 +100,13 @@ class Conditional:
     # -- context ----------------------------------------------------------------------------------
 
     def host_vars(self, host: str) -> Mapping[str, Any]:
+        """The host's variables; their secret values join those masked in every record of the run."""
         if host not in self._vars:
-            self._vars[host] = {} if host.startswith("@") else self._host_vars(host)
+            values = self._vars[host] = {} if host.startswith("@") else self._host_vars(host)
+            for name, value in values.items():
+                text = secret_value(value) if is_secret_name(str(name), self.secret_names) else None
+                if text is not None:
+                    self.secrets.add(text)
         return self._vars[host]
 
     async def context(self, op: Operation, *, facts: bool) -> dict[str, Any]:

@@ -22,31 +22,74 @@ It follows Ansible's data model so that an inventory means here what it means to
 
 Group nesting is kept acyclic: a child that would make a group its own ancestor is refused with an
 :class:`~sysflow.errors.InventoryError` naming the cycle.
+
+Secrets. A variable is secret when its name says so (``*_password``, ``*_pass``, ``*_token``,
+``*_key``, ``secret_*``, ...: :func:`sysflow.model.templates.is_secret_name`), when a workflow
+lists it under ``secrets:``, or when the inventory declares it under a ``secrets:`` mapping at any
+level (host, group, ``all``, ``group_vars/``, ``host_vars/``)::
+
+    web:
+      hosts:
+        web1:
+          secrets: {db_password: "..."}    # host variable db_password, marked secret
+      vars:
+        secrets: {api_secret_value: "..."}  # group variable, marked secret
+
+The entries of a ``secrets:`` mapping are ordinary variables of that level (``{{ vars.db_password
+}}``): :meth:`Inventory.host_vars` lifts them out of the mapping (they win over a plain variable of
+the same name at the same level). A secret is never stored: :meth:`Inventory.redacted_json` (what the
+run store keeps) replaces each secret value by the reference ``{"$secret": "<name>"}``, and
+:meth:`Inventory.restore_secrets` puts the values back on resume (from the caller, or from the
+environment variable ``SYSFLOW_SECRET_<NAME>``), naming every variable it cannot find.
+:meth:`Inventory.secret_problems` refuses secrets shorter than
+:data:`~sysflow.model.templates.MIN_SECRET_LENGTH` characters, naming the variable and where it is
+set, never the value.
 """
 
 from __future__ import annotations
 
 import copy
 import fnmatch
+import json
+import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sysflow.errors import InventoryError, Problem
+from sysflow.model.templates import MIN_SECRET_LENGTH, is_secret_name, secret_value
 
 if TYPE_CHECKING:
     from sysflow.model.ssh_config import ConnectionSettings, SSHConfigSource
 
-__all__ = ["ALL", "UNGROUPED", "Group", "Host", "Inventory", "split_host_pattern"]
+__all__ = [
+    "ALL",
+    "SECRETS_KEY",
+    "SECRET_ENV_PREFIX",
+    "SECRET_MARKER",
+    "UNGROUPED",
+    "Group",
+    "Host",
+    "Inventory",
+    "SecretLookup",
+    "env_secret_lookup",
+    "split_host_pattern",
+]
 
 ALL = "all"
 UNGROUPED = "ungrouped"
 IMPLICIT_GROUPS = (ALL, UNGROUPED)
 GROUP_PRIORITY = "ansible_group_priority"
 DEFAULT_GROUP_PRIORITY = 1  # Ansible's default ansible_group_priority
+SECRETS_KEY = "secrets"  # a variables mapping under this key declares secret variables
+SECRET_MARKER = "$secret"  # the stored reference of a secret value: {"$secret": "<variable name>"}
+SECRET_ENV_PREFIX = "SYSFLOW_SECRET_"  # resume reads a missing secret NAME from SYSFLOW_SECRET_<NAME>
+
+SecretLookup = Callable[[str], "str | None"]
+"""Where a redacted secret's value comes back from on resume: variable name -> value (None: unknown)."""
 
 # A term followed by an index ``[2]``/``[-1]`` or a range ``[1:3]``/``[1:]`` (Ansible's syntax).
 _SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
@@ -253,7 +296,7 @@ class Inventory(BaseModel):
     def add_host(self, name: str, groups: Iterable[str] = (), **vars: Any) -> Host:
         """Add (or update) a host; ``vars`` become host variables (``datacenter="ams"``)."""
         host = self._host(name)
-        host.vars.update(vars)
+        _update_vars(host.vars, vars)
         for g in groups:
             if g not in IMPLICIT_GROUPS:
                 self._add_member(self._group(g), name)
@@ -283,7 +326,7 @@ class Inventory(BaseModel):
             self._add_member(group, h)
         for c in children:
             self.add_child(name, c)
-        group.vars.update(vars or {})
+        _update_vars(group.vars, vars or {})
         self._memo.clear()
         return group
 
@@ -318,7 +361,7 @@ class Inventory(BaseModel):
         for c in children:
             self.add_child(name, c)
         target = self.vars if name == ALL else self.ungrouped_vars
-        target.update(vars)
+        _update_vars(target, vars)
         self._memo.clear()
         return Group.model_construct(name=name, hosts=self.group_hosts(name), children=[], vars=target)
 
@@ -466,19 +509,19 @@ class Inventory(BaseModel):
         if layer is None:
             layer = layers[groups] = self._group_layer(groups)
         merged = dict(layer)
-        merged.update(host.vars)
-        merged.update(self.host_vars_dir.get(host.name, {}))
+        merged.update(_lifted(host.vars))
+        merged.update(_lifted(self.host_vars_dir.get(host.name, {})))
         return merged
 
     def _group_layer(self, groups: tuple[str, ...]) -> dict[str, Any]:
         """Layers 1 and 2 of :meth:`host_vars` for one set of groups."""
         ordered = sorted(groups, key=self._precedence_key)
-        layer = dict(self.vars)
+        layer = dict(_lifted(self.vars))
         for g in ordered:
-            layer.update(self.ungrouped_vars if g == UNGROUPED else self.groups[g].vars)
+            layer.update(_lifted(self.ungrouped_vars if g == UNGROUPED else self.groups[g].vars))
         layer.pop(GROUP_PRIORITY, None)  # Ansible keeps it as the group's priority, not a variable
         for g in (ALL, *ordered):
-            layer.update(self.group_vars_dir.get(g, {}))
+            layer.update(_lifted(self.group_vars_dir.get(g, {})))
         return layer
 
     def _precedence_key(self, group: str) -> tuple[int, int, str]:
@@ -519,6 +562,125 @@ class Inventory(BaseModel):
                     stack.append((g, True))
                     stack.extend((c, False) for c in self.groups[g].children)
         return order[::-1]
+
+    # -- secrets ---------------------------------------------------------------------------------
+
+    def _var_layers(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every variables mapping of the inventory with where it is set (for messages)."""
+        yield f"group {ALL}", self.vars
+        yield f"group {UNGROUPED}", self.ungrouped_vars
+        for g, group in self.groups.items():
+            yield f"group {g}", group.vars
+        for g, values in self.group_vars_dir.items():
+            yield f"group_vars/{g}", values
+        for h, host in self.hosts.items():
+            yield f"host {h}", host.vars
+        for h, values in self.host_vars_dir.items():
+            yield f"host_vars/{h}", values
+
+    def secret_names(self) -> set[str]:
+        """Names the inventory declares secret under a ``secrets:`` mapping, at any level."""
+        names: set[str] = set()
+        for _, values in self._var_layers():
+            declared = values.get(SECRETS_KEY)
+            if isinstance(declared, Mapping):
+                names.update(str(k) for k in declared)
+        return names
+
+    def _secrets_of(self, values: Mapping[str, Any], declared: Collection[str]) -> Iterator[tuple[str, Any]]:
+        """(name, value) of the secret variables of one mapping (``secrets:`` entries included)."""
+        for key, value in values.items():
+            if key == SECRETS_KEY and isinstance(value, Mapping):
+                yield from ((str(k), v) for k, v in value.items())
+            elif is_secret_name(str(key), declared):
+                yield str(key), value
+
+    def secret_problems(self, declared: Collection[str] = ()) -> list[Problem]:
+        """Secrets that cannot be masked safely: shorter than ``MIN_SECRET_LENGTH`` characters.
+
+        ``declared`` adds names (a workflow's ``secrets:``). Each problem names the variable and
+        where it is set (``host web1``, ``group web``, ``group_vars/all``), never the value. A
+        ``secrets`` variable that is not a mapping is a problem too.
+        """
+        names = set(declared) | self.secret_names()
+        problems: list[Problem] = []
+        for where, values in self._var_layers():
+            declared_here = values.get(SECRETS_KEY)
+            if declared_here is not None and not isinstance(declared_here, Mapping):
+                problems.append(Problem(f"{SECRETS_KEY!r} must map secret variable names to values", where))
+            for name, value in self._secrets_of(values, names):
+                text = secret_value(value)
+                if text is not None and len(text) < MIN_SECRET_LENGTH:
+                    problems.append(
+                        Problem(
+                            f"secret variable {name!r} is shorter than {MIN_SECRET_LENGTH} characters "
+                            "(too short to mask in outputs; use a longer secret, or rename the variable "
+                            "if it is not secret)",
+                            where,
+                        )
+                    )
+        return problems
+
+    def redacted_json(self, declared: Collection[str] = ()) -> str:
+        """This inventory as JSON with every secret value replaced by ``{"$secret": "<name>"}``.
+
+        What the run store keeps: the inventory itself is not changed. ``declared`` adds names (a
+        workflow's ``secrets:``) to those marked by their name or a ``secrets:`` mapping.
+        """
+        names = set(declared) | self.secret_names()
+        data = self.model_dump(mode="json")
+        data["vars"] = _redact_layer(data["vars"], names)
+        data["ungrouped_vars"] = _redact_layer(data["ungrouped_vars"], names)
+        for group in data["groups"].values():
+            group["vars"] = _redact_layer(group["vars"], names)
+        for host in data["hosts"].values():
+            host["vars"] = _redact_layer(host["vars"], names)
+        for key in ("group_vars_dir", "host_vars_dir"):
+            data[key] = {k: _redact_layer(v, names) for k, v in data[key].items()}
+        return json.dumps(data, separators=(",", ":"))
+
+    def redacted(self, declared: Collection[str] = ()) -> Inventory:
+        """A copy without secret values (references instead): see :meth:`redacted_json`."""
+        return Inventory.model_validate_json(self.redacted_json(declared))
+
+    def without_secrets(self, declared: Collection[str] = ()) -> Inventory:
+        """The same as :meth:`redacted`."""
+        return self.redacted(declared)
+
+    def unresolved_secrets(self) -> list[tuple[str, str]]:
+        """(variable, where) of every secret reference still standing in for a value."""
+        found: list[tuple[str, str]] = []
+        for where, values in self._var_layers():
+            found.extend((name, where) for name, _ in _references(values))
+        return found
+
+    def restore_secrets(self, lookup: SecretLookup | None = None) -> None:
+        """Put secret values back in place of their references (in place), e.g. on resume.
+
+        ``lookup`` maps a variable name to its value (default: :func:`env_secret_lookup`, the
+        environment variable ``SYSFLOW_SECRET_<NAME>``). Raises :class:`InventoryError` naming
+        every variable (and where it is set) that has no value, so nothing runs with a reference
+        in place of a secret. An inventory without references is left as it is.
+        """
+        lookup = lookup or env_secret_lookup
+        problems: list[Problem] = []
+        for where, values in self._var_layers():
+            for name, holder in _references(values):
+                value = lookup(name)
+                if value is None:
+                    env = _env_name(name)
+                    problems.append(
+                        Problem(
+                            f"secret variable {name!r} is not stored with the run; pass the inventory "
+                            f"again or set {env}",
+                            where,
+                        )
+                    )
+                else:
+                    holder[name] = value
+        if problems:
+            raise InventoryError(problems)
+        self._memo.clear()
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -594,6 +756,65 @@ class Inventory(BaseModel):
         if not groups or expr[0] == "~" or any(c in expr for c in _GLOB_CHARS):
             members.update(h for h in self.hosts if rx.match(h))
         return [h for h in self.hosts if h in members], groups
+
+
+def _lifted(values: dict[str, Any]) -> dict[str, Any]:
+    """A variables mapping with the entries of its ``secrets:`` mapping lifted to the top level."""
+    declared = values.get(SECRETS_KEY)
+    if not isinstance(declared, Mapping):
+        return values
+    lifted = {k: v for k, v in values.items() if k != SECRETS_KEY}
+    lifted.update(declared)
+    return lifted
+
+
+def _update_vars(target: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """``target.update(new)``, except that ``secrets:`` mappings merge rather than replace."""
+    old = target.get(SECRETS_KEY)
+    target.update(new)
+    added = new.get(SECRETS_KEY)
+    if isinstance(old, Mapping) and isinstance(added, Mapping):
+        target[SECRETS_KEY] = {**old, **added}
+
+
+def _marker(name: str) -> dict[str, str]:
+    return {SECRET_MARKER: name}
+
+
+def _is_marker(value: Any) -> bool:
+    return isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get(SECRET_MARKER), str)
+
+
+def _redact_layer(values: dict[str, Any], names: Collection[str]) -> dict[str, Any]:
+    """One variables mapping with its secret values replaced by references (None and empty kept)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == SECRETS_KEY and isinstance(value, Mapping):
+            out[key] = {k: _marker(k) if secret_value(v) is not None else v for k, v in value.items()}
+        elif is_secret_name(key, names) and secret_value(value) is not None:
+            out[key] = _marker(key)
+        else:
+            out[key] = value
+    return out
+
+
+def _references(values: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(variable, the mapping that holds it) for each secret reference of one variables mapping."""
+    for key, value in list(values.items()):
+        if key == SECRETS_KEY and isinstance(value, dict):
+            yield from ((str(k), value) for k, v in list(value.items()) if _is_marker(v))
+        elif _is_marker(value):
+            yield key, values
+
+
+def _env_name(name: str) -> str:
+    return SECRET_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def env_secret_lookup(name: str) -> str | None:
+    """A secret variable's value from the environment: ``SYSFLOW_SECRET_<NAME>`` (upper case,
+    other characters than letters and digits as ``_``); None when unset."""
+    return os.environ.get(_env_name(name))
 
 
 def _append_new(items: list[str], item: str) -> None:

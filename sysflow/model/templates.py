@@ -8,10 +8,15 @@ error, never an empty string. Every value a ``{{ ... }}`` puts into the command 
 :func:`shlex.quote` — a host variable holding ``; rm -rf /`` becomes one harmless word — unless the
 template marks it ``| raw`` (for values that are shell syntax on purpose).
 
-Secrets: variables whose names mark them secret (``secret_*``, ``*_password``, ``*_token``,
-``*_secret``, ``*_api_key``) and those a workflow lists under ``secrets:`` are replaced by
-:data:`REDACTED` in the *recorded* command (:attr:`Rendered.redacted`); only
-:attr:`Rendered.command` is sent to the host, and it is never stored.
+Secrets: variables whose names mark them secret (``secret_*``, ``*_password``, ``*_passwd``,
+``*_pass``, ``*_passphrase``, ``*_token``, ``*_secret``, ``*_key``; the rule reads the *end* of the
+name, so ``ansible_ssh_private_key_file``, a path, is not one), those an inventory declares under a
+``secrets:`` mapping and those a workflow lists under ``secrets:`` are replaced by :data:`REDACTED`
+in the *recorded* command (:attr:`Rendered.redacted`); only :attr:`Rendered.command` is sent to the
+host, and it is never stored. In outputs, :func:`redact_text` masks a secret's whole value: a value
+of :data:`SUBSTRING_MIN` characters or more wherever it occurs, a shorter one only where it stands
+as a word of its own (not inside a longer word). Secrets shorter than :data:`MIN_SECRET_LENGTH`
+are refused when a workflow is validated against its inventory, and never masked.
 
 :func:`template_references` lists what a template reads, so workflows can be checked before a run
 (unknown namespaces and syntax errors at load time, host vars missing for a host at compile time).
@@ -30,7 +35,9 @@ from sysflow.errors import SysflowError
 from sysflow.model.conditions import CONTEXT_ROOTS, Reference
 
 __all__ = [
+    "MIN_SECRET_LENGTH",
     "REDACTED",
+    "SUBSTRING_MIN",
     "Raw",
     "Rendered",
     "TemplateError",
@@ -38,11 +45,15 @@ __all__ = [
     "is_template",
     "redact_text",
     "render",
+    "secret_value",
     "template_references",
 ]
 
 REDACTED = "********"
-_SECRET_NAME = re.compile(r"^secret_|(?:^|_)(?:password|passwd|token|secret|api_key|private_key)$", re.I)
+MIN_SECRET_LENGTH = 4  # shorter secrets are refused: masking them would hide ordinary text
+SUBSTRING_MIN = 8  # secrets this long are masked inside words too; shorter ones only as whole words
+_SECRET_NAME = re.compile(r"^secret_|(?:^|_)(?:password|passwd|pass|passphrase|token|secret|key)$", re.I)
+_WORD_CHAR = r"[A-Za-z0-9_]"
 _MARKERS = ("{{", "{%", "{#")
 
 
@@ -71,8 +82,30 @@ def is_template(text: str) -> bool:
 
 
 def is_secret_name(name: str, declared: Collection[str] = ()) -> bool:
-    """Whether a variable of this name holds a secret (by its name or because it is declared one)."""
-    return name in declared or bool(_SECRET_NAME.search(name))
+    """Whether a variable of this name holds a secret (by its name or because it is declared one).
+
+    By name: ``secret_*`` and ``*_password``, ``*_passwd``, ``*_pass``, ``*_passphrase``,
+    ``*_token``, ``*_secret``, ``*_key`` (also the bare words). Only the name's end counts, so paths
+    such as ``ansible_ssh_private_key_file`` are not secrets.
+    """
+    return name in declared or _secret_by_name(name)
+
+
+@lru_cache(maxsize=4096)
+def _secret_by_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def secret_value(value: Any) -> str | None:
+    """The text of a secret variable's value that masking looks for (None: nothing to mask).
+
+    ``None``, booleans and empty values hold nothing secret (``use_token: true`` must not mask
+    every ``True``); containers are masked as their text.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value)
+    return text or None
 
 
 def render(
@@ -106,11 +139,31 @@ def render(
 
 
 def redact_text(text: str, secrets: Collection[str]) -> str:
-    """``text`` with every secret value (as is, and shell-quoted) replaced by :data:`REDACTED`."""
+    """``text`` with every secret value (as is, and shell-quoted) replaced by :data:`REDACTED`.
+
+    Whole values only: a value of :data:`SUBSTRING_MIN` characters or more is masked wherever it
+    occurs; a shorter one only where it is not part of a longer word (``abcd`` is masked in
+    ``pw=abcd`` but not in ``abcdef``). Values shorter than :data:`MIN_SECRET_LENGTH` are never
+    masked (validation refuses them as secrets).
+    """
+    if not text:
+        return text
     for value in sorted(secrets, key=len, reverse=True):
-        if value:
-            text = text.replace(shlex.quote(value), REDACTED).replace(value, REDACTED)
+        if len(value) < MIN_SECRET_LENGTH:
+            continue
+        for form in dict.fromkeys((shlex.quote(value), value)):
+            if form not in text:
+                continue
+            if len(value) >= SUBSTRING_MIN:
+                text = text.replace(form, REDACTED)
+            else:
+                text = _whole_word(form).sub(REDACTED, text)
     return text
+
+
+@lru_cache(maxsize=1024)
+def _whole_word(form: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!{_WORD_CHAR}){re.escape(form)}(?!{_WORD_CHAR})")
 
 
 def template_references(source: str) -> list[Reference]:
@@ -148,7 +201,8 @@ def _secret_values(context: Mapping[str, Any], declared: Collection[str]) -> lis
     values = context.get("vars", {})
     if not isinstance(values, Mapping):
         return []
-    return [str(v) for k, v in values.items() if is_secret_name(str(k), declared) and str(v)]
+    found = (secret_value(v) for k, v in values.items() if is_secret_name(str(k), declared))
+    return [v for v in found if v is not None]
 
 
 def _masked_vars(values: Any, declared: Collection[str]) -> Any:
