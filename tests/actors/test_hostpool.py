@@ -4,108 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import defaultdict
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from sysflow.actors.hostpool import ErrorKind, HostPool, OpRequest, OpResult, PoolState, classify, retry_delay
 from sysflow.actors.local import LocalTransport
-from sysflow.clock import ManualClock, RealClock
+from sysflow.clock import ManualClock
 from sysflow.engine.dispatch import request_of
 from sysflow.errors import (
-    AuthenticationFailed,
-    CommandTimeout,
-    ConnectionFailed,
     ConnectTimeout,
     ExecutionError,
-    HostKeyMismatch,
-    HostUnreachable,
-    TransportError,
 )
 from sysflow.planner.graph import Operation
-from sysflow.transport import CommandResult
-
-_ERRORS: dict[str, Exception] = {
-    "hostkey": HostKeyMismatch("key changed", host="h"),
-    "auth": AuthenticationFailed("rejected", host="h"),
-    "ctimeout": ConnectTimeout("handshake slow", host="h"),
-    "unreachable": HostUnreachable("refused", host="h"),
-    "conn": ConnectionFailed("dropped", host="h"),
-    "cmdtimeout": CommandTimeout("too slow", host="h", timeout=1.0),
-    "transport": TransportError("odd", host="h"),
-    "bug": RuntimeError("a bug"),
-}
-
-
-class ScriptedTransport:
-    """A Transport whose hosts do what the command says: ``ok``, ``exit:N``, ``flaky:K``, ``raise:E``,
-    ``sleep:S``, ``big``, ``signal``; it records the calls and checks no host runs two at once."""
-
-    def __init__(self, clock: ManualClock | RealClock | None = None) -> None:
-        self.clock = clock or RealClock()
-        self.calls: list[tuple[str, str]] = []
-        self.running: dict[str, int] = defaultdict(int)
-        self.overlaps = 0
-        self.peak = 0
-        self.now_running = 0
-        self.attempts: dict[tuple[str, str], int] = defaultdict(int)
-        self.cancelled: list[str] = []
-        self.closed = False
-        self.open_connections = 0
-        self.envs: list[Mapping[str, str] | None] = []
-
-    async def run(
-        self,
-        host: str,
-        command: str,
-        *,
-        timeout: float | None = None,
-        env: Mapping[str, str] | None = None,
-        stdin: str | bytes | None = None,
-        cwd: str | None = None,
-    ) -> CommandResult:
-        self.calls.append((host, command))
-        self.envs.append(env)
-        self.running[host] += 1
-        self.overlaps += self.running[host] > 1
-        self.now_running += 1
-        self.peak = max(self.peak, self.now_running)
-        self.open_connections = len([h for h, n in self.running.items() if n])
-        try:
-            return await self._do(host, command)
-        except asyncio.CancelledError:
-            self.cancelled.append(command)
-            raise
-        finally:
-            self.running[host] -= 1
-            self.now_running -= 1
-
-    async def _do(self, host: str, command: str) -> CommandResult:
-        verb, _, arg = command.partition(":")
-        self.attempts[(host, command)] += 1
-        status: int | None = 0
-        out, sig = f"{host} {command}", None
-        if verb == "sleep":
-            await asyncio.sleep(float(arg))
-        elif verb == "exit":
-            status = int(arg)
-        elif verb == "flaky":
-            status = 0 if self.attempts[(host, command)] > int(arg) else 1
-        elif verb == "raise":
-            raise _ERRORS[arg]
-        elif verb == "big":
-            out = "x" * 100_000
-        elif verb == "signal":
-            status, sig = None, "SIGKILL"
-        else:
-            await asyncio.sleep(0)
-        now = self.clock.now()
-        return CommandResult(host, command, status, out, "", now, now, signal=sig)
-
-    async def close(self) -> None:
-        self.closed = True
+from sysflow.testing import SCRIPTED_ERRORS, ScriptedTransport
 
 
 def req(host: str, command: str, n: int = 0, **kw: object) -> OpRequest:
@@ -207,7 +119,7 @@ async def test_connection_failures_are_values_never_retried(name: str, kind: Err
     assert result.failed
     assert result.attempts == 1
     assert result.exit_status is None
-    assert str(_ERRORS[name]) in result.error_message
+    assert str(SCRIPTED_ERRORS[name]) in result.error_message
     assert kind.is_connection == (name in {"hostkey", "auth", "ctimeout", "unreachable", "conn"})
     assert after.ok  # a failure does not poison the host's lane
 

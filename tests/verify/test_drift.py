@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sysflow.testing import ReplayTransport
 from sysflow.verify import parsers as p
 from sysflow.verify.drift import Difference, DriftReport, detect_drift, drift_since
 from sysflow.verify.probes import Snapshot, capture_many, dpkg_packages, kernel
 
-from .fakes import ReplayTransport, spec_text
+from .fakes import spec_text
 
 WHEN = datetime(2026, 1, 4, tzinfo=UTC)
 

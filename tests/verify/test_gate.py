@@ -9,10 +9,11 @@ import pytest
 
 from sysflow.actors.local import LocalTransport
 from sysflow.model.verification import VerificationSpec
+from sysflow.testing import ReplayTransport
 from sysflow.verify.compare import Outcome
 from sysflow.verify.gate import Phase, SnapshotStore, Verifier, evaluate_gate, spec_probes, targets_match
 
-from .fakes import ReplayTransport, spec_text
+from .fakes import spec_text
 
 # The brief's verification, in the brief's form.
 BRIEF = VerificationSpec.model_validate(

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from sysflow.actors.local import LocalTransport
 from sysflow.clock import ManualClock
 from sysflow.model.verification import ProbeSpec
+from sysflow.testing import ReplayTransport, Reply
 from sysflow.verify import parsers as p
 from sysflow.verify import probes as pr
 
-from .fakes import SPECS, ReplayTransport, Reply, spec_text
+from .fakes import SPECS, spec_text
 
 
 def _cat(name: str) -> str:
