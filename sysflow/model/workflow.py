@@ -129,6 +129,11 @@ class Task(FrozenModel):
     depends_on: StrList = Field(default_factory=list, description="Tasks that must finish first, per host.")
     timeout: Duration | None = Field(None, description="Stop the command after this long.")
     retries: int = Field(0, ge=0, le=100, description="Extra attempts after a failed command.")
+    retry_delay: Duration | None = Field(
+        None,
+        description="Seconds before the first retry; doubles per retry up to 60 s, jittered x0.5-1.5 "
+        "(default 1 s: the one retry policy of the HostPool).",
+    )
     expected_duration: Duration | None = Field(
         None, description=f"Prior duration estimate (default {DEFAULT_EXPECTED_DURATION:g}s)."
     )
