@@ -49,6 +49,7 @@ __all__ = [
     "PlanningError",
     "Problem",
     "RunFailed",
+    "RunOwned",
     "StoreError",
     "SysflowError",
     "TransportError",
@@ -177,6 +178,28 @@ class LeaseConflict(ExecutionError):
         super().__init__(message)
         self.hosts = tuple(hosts)
         self.holder = holder
+
+
+class RunOwned(ExecutionError):
+    """A run is owned by a live controller (another process, maybe on another machine): it cannot
+    be resumed or started here; or, raised inside a run, this controller lost it to a takeover."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str,
+        host: str,
+        pid: int,
+        since: str,
+        heartbeat_age: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.host = host
+        self.pid = pid
+        self.since = since
+        self.heartbeat_age = heartbeat_age
 
 
 class StoreError(SysflowError):

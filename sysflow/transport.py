@@ -9,15 +9,45 @@ raises ``CommandTimeout`` after it was stopped.
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["DEFAULT_OUTPUT_CAP", "CapturedOutput", "CommandResult", "Transport", "cap_output"]
+__all__ = [
+    "COMMAND_ID_VAR",
+    "DEFAULT_OUTPUT_CAP",
+    "DEFAULT_SETTLE_TIMEOUT",
+    "CapturedOutput",
+    "CommandResult",
+    "SettlePolicy",
+    "Settled",
+    "Settling",
+    "Transport",
+    "cap_output",
+    "command_id",
+    "valid_command_id",
+]
 
 DEFAULT_OUTPUT_CAP = 64 * 1024  # bytes of stdout/stderr kept per command (head and tail)
+COMMAND_ID_VAR = "SYSFLOW_CMD_ID"  # the marker every remote command carries in its environment
+DEFAULT_SETTLE_TIMEOUT = 600.0  # seconds a resume waits for an interrupted command without a timeout
+_COMMAND_ID = re.compile(r"[0-9a-f]{32}")  # fixed length: no marker is a prefix of another
+
+
+def command_id(run_id: str, op_id: str) -> str:
+    """The marker of operation ``op_id`` of run ``run_id``: the same in every controller process, so
+    a resume finds the command a crashed controller sent (every attempt of an operation carries it;
+    attempts run one after another, so at most one of them can still be running)."""
+    return hashlib.sha256(f"{run_id}\0{op_id}".encode()).hexdigest()[:32]
+
+
+def valid_command_id(marker: str) -> bool:
+    """Whether ``marker`` is a command id (32 lowercase hex digits): safe unquoted in a shell line."""
+    return _COMMAND_ID.fullmatch(marker) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +104,30 @@ class CommandResult:
         return (self.end - self.start).total_seconds()
 
 
+class SettlePolicy(enum.Enum):
+    """What a resume does with an interrupted command that is still running on its host."""
+
+    WAIT = "wait"  # let it end (bounded by the task's timeout; stopped when the bound passes)
+    STOP = "stop"  # stop it at once
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What :meth:`Settling.settle` found: was the command running, is it still, was it stopped."""
+
+    host: str
+    command_id: str
+    found: bool  # some process of the command was running when first looked for
+    running: bool  # still running when settle returned (it could be neither awaited nor stopped)
+    stopped: bool = False  # settle killed it
+    waited: float = 0.0  # seconds spent waiting for it to end
+
+    @property
+    def settled(self) -> bool:
+        """Nothing of the command runs any more: its effect can be checked."""
+        return not self.running
+
+
 @runtime_checkable
 class Transport(Protocol):
     """Runs commands on hosts named as in the inventory."""
@@ -90,3 +144,18 @@ class Transport(Protocol):
     ) -> CommandResult: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Settling(Protocol):
+    """A transport that can tell whether a command it (or a crashed controller) sent still runs.
+
+    Commands carry their id in ``COMMAND_ID_VAR`` (give it in ``env`` to choose it, see
+    :func:`command_id`). ``settle`` looks for processes of that command on ``host``; with ``wait``
+    it waits up to ``timeout`` seconds for them to end and stops them when that passes, else it
+    stops them at once. Implemented by the SSH, local and simulated transports.
+    """
+
+    async def settle(
+        self, host: str, command_id: str, *, wait: bool = True, timeout: float | None = None
+    ) -> Settled: ...

@@ -10,8 +10,15 @@ import sys
 from collections.abc import Mapping
 
 from sysflow.clock import Clock, RealClock
-from sysflow.errors import CommandTimeout
-from sysflow.transport import DEFAULT_OUTPUT_CAP, CommandResult, cap_output
+from sysflow.errors import CommandTimeout, TransportError
+from sysflow.transport import (
+    DEFAULT_OUTPUT_CAP,
+    DEFAULT_SETTLE_TIMEOUT,
+    CommandResult,
+    Settled,
+    cap_output,
+    valid_command_id,
+)
 
 __all__ = ["LocalTransport"]
 
@@ -71,6 +78,33 @@ class LocalTransport:
             stderr_bytes=se.total_bytes,
             truncated=so.truncated or se.truncated,
             stdout_sha256=so.sha256,
+        )
+
+    async def settle(
+        self, host: str, command_id: str, *, wait: bool = True, timeout: float | None = None
+    ) -> Settled:
+        """Whether a local command carrying ``command_id`` (``SYSFLOW_CMD_ID`` in ``env``) still runs;
+        wait for it up to ``timeout`` seconds and stop it then (or at once without ``wait``). Local
+        commands die with the controller that started them, so after a crash none is found."""
+        from sysflow.actors.ssh_remote import parse_settle, settle_command
+
+        if not valid_command_id(command_id):
+            raise ValueError(f"not a command id: {command_id!r}")
+        bound = max(0.0, timeout if timeout is not None else DEFAULT_SETTLE_TIMEOUT) if wait else 0.0
+        t0 = self._clock.monotonic()
+        result = await LocalTransport.run(
+            self, host, settle_command(command_id, wait=bound, stop=True), timeout=bound + 15.0
+        )
+        fields = parse_settle(result.stdout)
+        if fields is None:
+            raise TransportError(f"cannot tell whether command {command_id} still runs", host=host)
+        return Settled(
+            host,
+            command_id,
+            found=bool(fields.get("found")),
+            running=bool(fields.get("running")),
+            stopped=bool(fields.get("stopped")),
+            waited=round(self._clock.monotonic() - t0, 3) if fields.get("found") else 0.0,
         )
 
     async def close(self) -> None:

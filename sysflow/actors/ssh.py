@@ -36,6 +36,7 @@ from sysflow.actors.ssh_options import (
     DEFAULT_KEEPALIVE_INTERVAL,
     DEFAULT_LOGIN_TIMEOUT,
     DEFAULT_MAX_SESSIONS,
+    MARKER_VAR,
     Resolver,
     RetryPolicy,
     SettingsLike,
@@ -52,6 +53,8 @@ from sysflow.actors.ssh_remote import (
     kill_command,
     new_client,
     new_session,
+    parse_settle,
+    settle_command,
     wrap_command,
 )
 from sysflow.clock import Clock, RealClock
@@ -63,7 +66,13 @@ from sysflow.errors import (
     TransportError,
 )
 from sysflow.model.ssh_config import DEFAULT_SSH_PORT, ConnectionSettings
-from sysflow.transport import DEFAULT_OUTPUT_CAP, CommandResult
+from sysflow.transport import (
+    DEFAULT_OUTPUT_CAP,
+    DEFAULT_SETTLE_TIMEOUT,
+    CommandResult,
+    Settled,
+    valid_command_id,
+)
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -83,6 +92,7 @@ __all__ = [
 ]
 
 _OPTIONS_CACHE_SIZE = 64  # asyncssh option sets kept (one per user x credential set)
+_SETTLE_SLACK = 10.0  # seconds over its own bound a settle command may take (scans, a slow host)
 
 
 class _State(Enum):
@@ -216,8 +226,6 @@ class SSHTransport:
         self._handshakes: asyncio.Semaphore | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._options: dict[tuple[Any, ...], Any] = {}
-        self._token = secrets.token_hex(4)
-        self._serial = 0
 
     # -- public surface -----------------------------------------------------------------------------
 
@@ -281,6 +289,53 @@ class SSHTransport:
             self._counters.channels -= 1
             entry.last_used = self._clock.monotonic()
             entry.release_session()
+
+    async def settle(
+        self,
+        host: str,
+        command_id: str,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        become: bool | str = False,
+    ) -> Settled:
+        """Whether the command ``command_id`` (its ``SYSFLOW_CMD_ID``) still runs on ``host``; with
+        ``wait``, wait up to ``timeout`` seconds (default ``DEFAULT_SETTLE_TIMEOUT``) for it to end and
+        stop it when that passes; without, stop it at once. One remote command does all of it; run it
+        as the user the command ran as (``become``). Connection failures raise as for ``run``."""
+        if not valid_command_id(command_id):
+            raise ValueError(f"not a command id: {command_id!r}")
+        bound = max(0.0, timeout if timeout is not None else DEFAULT_SETTLE_TIMEOUT) if wait else 0.0
+        line = settle_command(command_id, wait=bound, stop=True)
+        start = self._clock.monotonic()
+        result = await self.run(
+            host, line, timeout=bound + 2 * self.timeouts.kill_grace + _SETTLE_SLACK, become=become
+        )
+        fields = parse_settle(result.stdout)
+        if fields is None:
+            raise TransportError(
+                f"cannot tell whether command {command_id} still runs: exit status {result.exit_status},"
+                f" {result.stderr.strip()[:200] or 'no output'}",
+                host=host,
+            )
+        return Settled(
+            host,
+            command_id,
+            found=bool(fields.get("found")),
+            running=bool(fields.get("running")),
+            stopped=bool(fields.get("stopped")),
+            waited=round(self._clock.monotonic() - start, 3) if fields.get("found") else 0.0,
+        )
+
+    def _marker(self, env: Mapping[str, str] | None) -> tuple[str, Mapping[str, str] | None]:
+        """The command's marker: the id the caller put in ``env`` (``SYSFLOW_CMD_ID``), else a new
+        random one; and ``env`` without it (``wrap_command`` exports the marker itself)."""
+        if env and MARKER_VAR in env:
+            marker = env[MARKER_VAR]
+            if not valid_command_id(marker):
+                raise ValueError(f"{MARKER_VAR} is not a command id: {marker!r}")
+            return marker, {k: v for k, v in env.items() if k != MARKER_VAR}
+        return secrets.token_hex(16), env
 
     async def close(self) -> None:
         """Stop taking work, let running commands finish, close every connection."""
@@ -575,8 +630,7 @@ class SSHTransport:
         conn = await self._connection(entry)
         user = "root" if become is True else (become or None)
         password = entry.become_password if user is not None else None
-        self._serial += 1
-        marker = f"{self._token}-{self._serial}"
+        marker, env = self._marker(env)
         line = wrap_command(
             command, env=env, cwd=cwd, become=user, sudo_password=password is not None, marker=marker
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import math
 import shlex
 import socket
 from collections.abc import Callable, Mapping
@@ -34,6 +35,8 @@ __all__ = [
     "kill_command",
     "new_client",
     "new_session",
+    "parse_settle",
+    "settle_command",
     "wrap_command",
 ]
 
@@ -73,11 +76,67 @@ def wrap_command(
     return f"{check}; exec {inner}"
 
 
+def _marker_pattern(marker: str) -> str:
+    """An extended regex matching ``SYSFLOW_CMD_ID=<marker>`` that does not match its own text (the
+    bracket), so the scanning shell and grep, whose command lines carry it, never find themselves."""
+    return shlex.quote(f"{MARKER_VAR[:-1]}[{MARKER_VAR[-1]}]={marker}")
+
+
+def _scan(pattern: str) -> str:
+    # /proc/PID/cmdline finds the command's top shell (sshd runs `$SHELL -c LINE` and LINE exports
+    # the marker), /proc/PID/environ every process it started; one grep looks at all of them.
+    return (
+        f"grep -lsaE {pattern} /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null"
+        " | sed -n 's|^/proc/\\([0-9]*\\)/.*|\\1|p' | sort -u"
+    )
+
+
 def kill_command(marker: str) -> str:
-    """A remote command that KILLs every process whose environment carries ``marker`` (Linux /proc)."""
-    needle = shlex.quote(f"{MARKER_VAR}={marker}")
-    scan = f"for p in /proc/[0-9]*; do grep -qsaF {needle} $p/environ && kill -KILL ${{p#/proc/}}; done"
-    return f"{scan} 2>/dev/null; true"
+    """A remote command that KILLs every process of the command ``marker`` (Linux /proc): its top
+    shell (the marker is in its command line) and every process carrying it in its environment."""
+    scan = _scan(_marker_pattern(marker))
+    return f"for p in $({scan}); do kill -KILL $p; done 2>/dev/null; true"
+
+
+SETTLE_TAG = "sysflow-settle"
+_SETTLE_POLL = 0.1  # seconds between looks while waiting for a command to end
+_KILL_LOOKS = 20  # looks (every 0.1 s) for killed processes to be gone
+
+
+def settle_command(marker: str, *, wait: float, stop: bool) -> str:
+    """A remote command that finds the command ``marker``, waits up to ``wait`` seconds for it to end
+    (then, or at once when ``wait`` is 0, KILLs it when ``stop``), and prints one line:
+    ``sysflow-settle found=0|1 running=0|1 stopped=0|1 looks=N``."""
+    pattern = _marker_pattern(marker)
+    scan = _scan(pattern)
+    looks = max(0, math.ceil(wait / _SETTLE_POLL))
+    kill = f"for p in $({scan}); do kill -KILL $p; done 2>/dev/null"
+    return "\n".join(
+        [
+            f'alive() {{ [ -n "$({scan})" ]; }}',
+            "found=0; running=0; stopped=0; n=0",
+            "if alive; then found=1; running=1; fi",
+            f"while [ $running = 1 ] && [ $n -lt {looks} ]; do sleep {_SETTLE_POLL}; n=$((n+1)); alive || running=0; done",
+            f"if [ $running = 1 ] && [ {int(stop)} = 1 ]; then",
+            f"  stopped=1; k=0; {kill}",
+            f"  while alive && [ $k -lt {_KILL_LOOKS} ]; do sleep {_SETTLE_POLL}; k=$((k+1)); {kill}; done",
+            "  alive || running=0",
+            "fi",
+            f'echo "{SETTLE_TAG} found=$found running=$running stopped=$stopped looks=$n"',
+        ]
+    )
+
+
+def parse_settle(stdout: str) -> dict[str, int] | None:
+    """The fields of :func:`settle_command`'s line, or None when it did not print one."""
+    for line in stdout.splitlines():
+        if line.startswith(SETTLE_TAG + " "):
+            fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+            try:
+                return {k: int(v) for k, v in fields.items()}
+            except ValueError:
+                return None
+    return None
 
 
 class ConnectClient:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,23 @@ from sysflow.engine.result import RunResult
 from sysflow.engine.run import Hooks, Restored, Run
 from sysflow.engine.state import StateMonitor
 from sysflow.engine.states import RunStatus
-from sysflow.engine.store import RunStore
+from sysflow.engine.store import Owner, RunStore
 from sysflow.engine.windows import WindowGuard, WindowLike
-from sysflow.errors import LeaseConflict, StoreError, SysflowError
+from sysflow.errors import LeaseConflict, RunOwned, StoreError, SysflowError
 from sysflow.model.inventory import Inventory, SecretLookup
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import compile_workflow
 from sysflow.planner.durations import DurationModel
-from sysflow.planner.graph import OpGraph
-from sysflow.transport import Transport
+from sysflow.planner.graph import Operation, OpGraph
+from sysflow.transport import (
+    COMMAND_ID_VAR,
+    DEFAULT_SETTLE_TIMEOUT,
+    Settled,
+    SettlePolicy,
+    Settling,
+    Transport,
+    command_id,
+)
 
 __all__ = ["DEFAULT_HORIZON", "Engine"]
 
@@ -72,6 +80,7 @@ class Engine:
         lease_ttl: float = DEFAULT_LEASE_TTL,
         durations: DurationModel | None = None,
         plan: bool = True,
+        settle: SettlePolicy | str = SettlePolicy.WAIT,
     ) -> None:
         self.inventory = inventory
         self.auth = auth
@@ -90,6 +99,7 @@ class Engine:
         self.store = store if isinstance(store, RunStore) or store is None else RunStore(store)
         self.lease_wait = lease_wait
         self.lease_ttl = lease_ttl
+        self.settle_policy = SettlePolicy(settle)  # what a resume does with a command still running
         self.durations = durations
         self.planning = plan
         self.runs: dict[str, Run] = {}
@@ -115,16 +125,38 @@ class Engine:
         return asyncio.run(self.resume_async(run_id))
 
     async def resume_async(self, run_id: str) -> RunResult:
-        """Continue an interrupted run: finished operations are kept, interrupted ones re-checked."""
+        """Continue an interrupted run: finished operations are kept, interrupted ones re-checked.
+
+        The run is taken over first: a run whose controller is alive (same host and its process
+        runs, or its heartbeat is fresh) is refused with ``RunOwned`` naming it. An operation that
+        was running is settled before its check: the command, found on its host by its id, is
+        waited for (``settle="wait"``, up to the task's timeout, then stopped) or stopped
+        (``settle="stop"``). Then a check that says done makes it succeeded; otherwise it is run
+        again only if the task is ``idempotent``, else it fails ("inspect the host")."""
         if self.store is None:
             raise StoreError("resume needs a run store (Engine(..., store=PATH))")
+        self.store.claim_run(run_id, Owner.this_process(), ttl=self.lease_ttl)
         row = self.store.run(run_id)
         workflow = MaintenanceWorkflow.from_json(row.workflow_json)
         if not len(self.inventory):
             self.inventory = Inventory.model_validate_json(row.inventory_json)
         self.inventory.restore_secrets(self.secret_lookup)  # the store keeps references, never values
-        restored = Restored(self.store.ops(run_id), self.store.gates(run_id))
+        restored = Restored(self.store.ops(run_id), self.store.gates(run_id), settle=self._settler(run_id))
         return await self.drive(self.prepare(workflow, run_id=run_id, restored=restored))
+
+    def _settler(self, run_id: str) -> Callable[[Operation], Awaitable[Settled | None]]:
+        """How a resumed run settles an interrupted operation's command on its host (None: the
+        transport cannot tell, so the command may still be running)."""
+        wait = self.settle_policy is SettlePolicy.WAIT
+
+        async def settle(op: Operation) -> Settled | None:
+            transport: Transport = LocalTransport(clock=self.clock) if op.local else self.transport
+            if not isinstance(transport, Settling):
+                return None
+            bound = op.timeout if op.timeout is not None else DEFAULT_SETTLE_TIMEOUT
+            return await transport.settle(op.host, command_id(run_id, op.id), wait=wait, timeout=bound)
+
+        return settle
 
     async def drive(self, run: Run) -> RunResult:
         """Execute a prepared run: lease its hosts (with a store), run it, keep learned durations."""
@@ -140,18 +172,34 @@ class Engine:
                 ttl=self.lease_ttl,
                 wait=self.lease_wait,
             )
+            if self.store.claim_token(run.id) is None:  # prepared elsewhere, or lost meanwhile
+                self.store.claim_run(run.id, Owner.this_process(), ttl=self.lease_ttl)
             try:
                 await leases.acquire()
             except LeaseConflict as exc:
                 run.tracker.emit(EventKind.LEASE_REFUSED, str(exc), holder=exc.holder, hosts=list(exc.hosts))
                 self.store.set_status(run.id, RunStatus.FAILED, at=self.clock.now(), reason=str(exc))
+                self.store.disown(run.id)
                 raise
+            lost: RunOwned | None = None
             try:
                 return await run.execute()
+            except BaseExceptionGroup as group:  # a host chain found the run taken over: stop here
+                lost = _taken_over(group)
+                if lost is None:
+                    raise
+                raise lost from None
+            except RunOwned as exc:
+                lost = exc
+                raise
             finally:
                 await leases.release()
-                if run.durations is not None:
-                    self.store.save_durations(run.workflow.name, run.durations.to_json(), at=self.clock.now())
+                if lost is None:
+                    self.store.disown(run.id)
+                    if run.durations is not None:
+                        self.store.save_durations(
+                            run.workflow.name, run.durations.to_json(), at=self.clock.now()
+                        )
         finally:
             built = self._built_runners.pop(run.id, None)
             if built is not None:
@@ -227,6 +275,7 @@ class Engine:
                 self.inventory.redacted_json(workflow.secrets),  # secrets as {"$secret": name}
                 run.tracker.records.values(),
                 at=now,
+                owner=Owner.this_process(),
             )
         if self.store is not None and initial is not None and restored is None:
             self.store.add_plan(rid, initial.to_json(indent=None), "initial", at=now)
@@ -240,11 +289,17 @@ class Engine:
             if not op.local:
                 members.setdefault(op.segment or DEFAULT_SHARD, []).append(op.host)
         shards = [
-            ShardSpec(name, tuple(dict.fromkeys(hosts)), _no_factory, max_in_flight=UNCAPPED, shared=transport)
+            ShardSpec(
+                name, tuple(dict.fromkeys(hosts)), _no_factory, max_in_flight=UNCAPPED, shared=transport
+            )
             for name, hosts in members.items()
         ]
         runner = BackendRunner(
-            LocalBackend(clock=self.clock), shards, clock=self.clock, local=LocalTransport(clock=self.clock)
+            LocalBackend(clock=self.clock),
+            shards,
+            clock=self.clock,
+            local=LocalTransport(clock=self.clock),
+            env_of=_command_env(rid),  # every command carries its id: a resume finds it on the host
         )
         self._built_runners[rid] = runner  # stopped when the run ends (see drive)
         return runner
@@ -310,6 +365,27 @@ UNCAPPED = 1 << 30  # the engine's own pools: admission (pools, limits, budgets)
 
 def _no_factory() -> Transport:  # pragma: no cover - shards with a shared transport never build one
     raise AssertionError("shared transport")
+
+
+def _command_env(run_id: str) -> Callable[[Operation], Mapping[str, str]]:
+    """The environment that marks each command of run ``run_id`` with its id (see ``command_id``)."""
+
+    def env(op: Operation) -> Mapping[str, str]:
+        return {COMMAND_ID_VAR: command_id(run_id, op.id)}
+
+    return env
+
+
+def _taken_over(group: BaseExceptionGroup[BaseException]) -> RunOwned | None:
+    """The ``RunOwned`` in a run's exception group, if the run failed because it was taken over."""
+    for exc in group.exceptions:
+        if isinstance(exc, RunOwned):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _taken_over(exc)
+            if found is not None:
+                return found
+    return None
 
 
 def _windows_of(

@@ -1,7 +1,8 @@
 """Host leases: one run at a time changes a host.
 
 A run takes a lease on all its hosts in one transaction of the run store before it starts, renews
-it on a heartbeat while it lives, and returns it when it ends. A second run targeting a leased host
+it on a heartbeat while it lives (the same beat refreshes the run's owner heartbeat in the store),
+and returns it when it ends. A second run targeting a leased host
 waits (up to ``wait``) or is refused with ``LeaseConflict`` naming the holder. A crashed run stops
 renewing, so its leases expire after ``ttl`` and its hosts are not locked forever; ``resume`` takes
 them again under the same run id.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from types import TracebackType
@@ -20,6 +22,8 @@ from sysflow.engine.store import RunStore
 from sysflow.errors import LeaseConflict
 
 __all__ = ["DEFAULT_LEASE_TTL", "HostLeases"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_TTL = 60.0  # seconds a lease lives without a heartbeat
 _POLL = 1.0  # seconds between attempts while waiting for a lease
@@ -66,12 +70,18 @@ class HostLeases:
                 return
             if deadline is None or self._now() >= deadline:
                 raise _conflict(self.run_id, held)
+            if self.store.claim_token(self.run_id) is not None:
+                self.store.heartbeat(self.run_id)  # waiting for hosts is still owning the run
             await self._sleep(min(_POLL, max(deadline - self._now(), 0.0)))
 
     async def _beat(self) -> None:
+        """Renew the leases and the run's owner heartbeat until released (or the run is lost)."""
         while True:
             await self._sleep(self.ttl / 3)
             self.store.renew_leases(self.run_id, now=self._now(), ttl=self.ttl)
+            if self.store.claim_token(self.run_id) is not None and not self.store.heartbeat(self.run_id):
+                log.warning("run %s: taken over by another controller; no longer renewing", self.run_id)
+                return
 
     async def release(self) -> None:
         if self._heartbeat is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
@@ -33,6 +33,7 @@ from sysflow.model.state_checks import CheckPoint
 from sysflow.model.workflow import ExpiryPolicy, GateMode, MaintenanceWorkflow, RollbackScope
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import Operation, OpGraph
+from sysflow.transport import Settled
 
 __all__ = ["Admission", "Hooks", "Restored", "Run"]
 
@@ -47,6 +48,8 @@ class Restored:
 
     records: Mapping[str, OpRecord]
     gates: Mapping[tuple[int, str], tuple[bool | None, list[str]]]
+    # settles an interrupted operation's command on its host before its check (see Engine.resume)
+    settle: Callable[[Operation], Awaitable[Settled | None]] | None = None
 
 
 class _Outcome(Enum):
@@ -552,7 +555,12 @@ class Run:
             future.set_result(None)
 
     async def _recheck_interrupted(self) -> None:
-        """Operations that were running when the run stopped: re-check, re-run if idempotent, or fail."""
+        """Operations that were running when the run stopped: settle, check, re-run if idempotent, or fail.
+
+        At most once: an operation recorded as running may have run (its record is written before
+        its command is sent), so it is sent again only when the task is ``idempotent``. Before its
+        check runs, its command is settled on the host (found by its id, waited for or stopped), so
+        the check never races a command the crashed controller left running."""
         for rec in list(self.tracker.records.values()):
             if rec.state not in (OpState.RUNNING, OpState.UNKNOWN):
                 continue
@@ -563,19 +571,49 @@ class Run:
             self.store.commit()
 
     async def _recheck(self, op: Operation) -> str:
+        target = self._target(op)
+        settle = self._restored.settle if self._restored is not None else None
+        if settle is not None:
+            try:
+                settled = await settle(target)
+            except Exception as exc:  # unreachable host, refused: the command may still be running
+                return self._interrupted_failed(
+                    op, f"cannot tell whether its command still runs ({exc}): inspect the host"
+                )
+            if settled is not None and settled.running:
+                return self._interrupted_failed(
+                    op, "its command still runs on the host and could not be stopped: inspect the host"
+                )
+            if settled is not None and settled.found:
+                how = "stopped" if settled.stopped else f"ended after {settled.waited:g}s"
+                self.tracker.emit(
+                    EventKind.OP_PROGRESS,
+                    f"interrupted command was still running; {how}",
+                    host=op.host,
+                    task=op.task,
+                    step="settle",
+                )
         if op.check:
             probe = replace(op, id=f"check:{op.id}", task=f"check:{op.task}", command=op.check, retries=0)
             record = await self._runner.run_op(self._target(probe), op.check, lambda attempt: None)
             if record.state is OpState.SUCCEEDED:
                 self.tracker.mark(op.id, OpState.SUCCEEDED, "interrupted; its check shows it took effect")
                 return "re-checked: done"
-        if op.check or op.idempotent:  # the check says it did not happen, or repeating is safe
+        if op.idempotent:  # not done (or no check to say so), and repeating is safe
             rec = self.tracker.records[op.id]
             self.tracker.records[op.id] = replace(
                 rec, state=OpState.PENDING, reason="interrupted; idempotent: re-run"
             )
             return "idempotent: will re-run"
-        why = "its check failed" if op.check else "not idempotent and no check command: inspect the host"
+        why = (
+            "its check says it did not take effect and it is not idempotent: inspect the host"
+            if op.check
+            else "not idempotent and no check command: inspect the host"
+        )
+        return self._interrupted_failed(op, why)
+
+    def _interrupted_failed(self, op: Operation, why: str) -> str:
+        """An interrupted operation that cannot be run again: failed, the rest of its host skipped."""
         self.tracker.mark(op.id, OpState.FAILED, f"interrupted while running; {why}")
         self.tracker.skip([o for o in self.graph.chains.get(op.host, ()) if o != op.id], "host interrupted")
         if not op.host.startswith("@"):

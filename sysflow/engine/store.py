@@ -1,9 +1,18 @@
 """The run store: every state change of a run, in SQLite, written before it is acted on.
 
-One file per project (default ``.sysflow/state.db``), in WAL mode: runs (with the workflow and
-inventory they ran, so ``resume`` needs nothing else), plan versions, operations and their states,
-gate verdicts and approvals, learned durations, and host leases. The schema carries a version
-(``PRAGMA user_version``) and migrations run forward on open.
+One file per machine and user by default (:func:`default_store_path`), in WAL mode: runs (with the
+workflow and inventory they ran, so ``resume`` needs nothing else, and the controller that owns
+them), plan versions, operations and their states, gate verdicts and approvals, learned durations,
+and host leases. The schema carries a version (``PRAGMA user_version``) and migrations run forward
+on open. Controllers on several machines share leases and ownership by sharing one store file.
+
+Ownership: a run is owned by one live controller process (host name, pid, process start time from
+``/proc/<pid>/stat`` so a reused pid is not mistaken for it, and a heartbeat it refreshes while the
+run executes). :meth:`RunStore.claim_run` takes a run over only when its owner is gone (same host,
+process not alive or started at another time) or silent (heartbeat older than the TTL), else it
+raises ``RunOwned`` naming the owner. The write-ahead record of every operation is *fenced*: it is
+written only while this process still owns the run, inside the transaction that makes it durable,
+so a controller that lost its run to a takeover never sends another command.
 
 Write-ahead: the engine records an operation as *running* before its command is sent. Writes made in
 the same event-loop tick share one commit (:meth:`RunStore.commit`), so the cost per operation stays
@@ -14,8 +23,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,12 +37,110 @@ from typing import Any
 
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState, RunStatus
-from sysflow.errors import StoreError
+from sysflow.errors import RunOwned, StoreError
 
-__all__ = ["DEFAULT_STATE_DIR", "SCHEMA_VERSION", "RunRow", "RunStore"]
+__all__ = [
+    "DEFAULT_OWNER_TTL",
+    "SCHEMA_VERSION",
+    "STORE_ENV",
+    "Owner",
+    "RunRow",
+    "RunStore",
+    "default_store_path",
+    "owner_alive",
+    "process_start",
+]
 
-DEFAULT_STATE_DIR = ".sysflow"  # per-project state directory, relative to the working directory
-SCHEMA_VERSION = 3
+STORE_ENV = "SYSFLOW_STORE"  # the run store's path, for every command and library default
+SCHEMA_VERSION = 4
+DEFAULT_OWNER_TTL = 60.0  # seconds an owner's heartbeat stays fresh (the engine passes its lease TTL)
+
+
+def default_store_path() -> Path:
+    """The run store every controller of this machine (and user) shares unless told otherwise:
+    ``$SYSFLOW_STORE``; else ``/var/lib/sysflow/state.db`` for root; else
+    ``${XDG_STATE_HOME:-~/.local/state}/sysflow/state.db``. One file is one lease authority: point
+    controllers on several machines at one path on shared storage to coordinate them."""
+    env = os.environ.get(STORE_ENV)
+    if env:
+        return Path(env).expanduser()
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/sysflow/state.db")
+    state = os.environ.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
+    return Path(state) / "sysflow" / "state.db"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start(pid: int) -> str | None:
+    """``<boot id>:<start time in clock ticks>`` of a live process (Linux ``/proc/<pid>/stat``), ""
+    where /proc is not there but the process exists, None when it does not exist (or is a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "" if _pid_exists(pid) else None
+    fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": comm may hold spaces
+    if not fields or fields[0] in ("Z", "X"):  # a zombie is dead: it only waits to be reaped
+        return None
+    return f"{_boot_id()}:{fields[19]}"  # field 22 of stat: start time
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The controller process that owns a run: where it runs, which process, since when."""
+
+    host: str
+    pid: int
+    start: str  # process_start() of pid when it took the run ("" when unknown)
+    token: str  # unique per claim: fences this claim's writes
+    since: str  # ISO time it took the run
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        pid = os.getpid()
+        return cls(
+            socket.gethostname(),
+            pid,
+            process_start(pid) or "",
+            uuid.uuid4().hex,
+            datetime.now().astimezone().isoformat(timespec="seconds"),
+        )
+
+    def describe(self) -> str:
+        return f"host {self.host}, pid {self.pid}, since {self.since}"
+
+
+def owner_alive(owner: Owner, heartbeat: float | None, *, now: float, ttl: float) -> bool:
+    """Whether ``owner`` still runs its run: its heartbeat is fresh and, when it is on this host,
+    its process exists and is the one that took the run (same start time: no reused pid)."""
+    if heartbeat is None or now - heartbeat > ttl:
+        return False
+    if owner.host == socket.gethostname():
+        current = process_start(owner.pid)
+        if current is None:
+            return False
+        if owner.start and current and current != owner.start:
+            return False
+    return True
+
+
 _OUTPUT_KEEP = 4096  # characters of stdout/stderr kept per operation in the store (head), digest aside
 
 _UPDATE_OP = (
@@ -88,6 +198,22 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX schedule_history_name ON schedule_history(schedule, id);
     """,
+    # 4: the controller that owns a run (host, pid, process start, claim token, since, heartbeat);
+    #    leases name the claim that holds them
+    """
+    ALTER TABLE runs ADD COLUMN owner_host TEXT;
+    ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN owner_start TEXT;
+    ALTER TABLE runs ADD COLUMN owner_token TEXT;
+    ALTER TABLE runs ADD COLUMN owner_since TEXT;
+    ALTER TABLE runs ADD COLUMN heartbeat REAL;
+    ALTER TABLE leases ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    """,
+)
+
+_RUN_COLUMNS = (
+    "id, workflow, workflow_json, inventory_json, status, created, updated, reason, failed_wave, wave,"
+    " pid, options_json, owner_host, owner_pid, owner_start, owner_token, owner_since, heartbeat"
 )
 
 
@@ -107,6 +233,8 @@ class RunRow:
     wave: int
     pid: int | None
     options: Mapping[str, Any]
+    owner: Owner | None = None  # the controller that owns the run (None: nobody, e.g. it finished)
+    heartbeat: float | None = None  # when the owner last said it lives (epoch seconds)
 
 
 class RunStore:
@@ -114,7 +242,7 @@ class RunStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         if path is None:
-            path = Path(DEFAULT_STATE_DIR) / "state.db"
+            path = default_store_path()
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +259,7 @@ class RunStore:
         # instead of failing when another process wrote since a read).
         self._pending = False
         self._records: dict[tuple[str, str], tuple[Any, ...]] = {}  # latest record per op, written at commit
+        self._claims: dict[str, str] = {}  # run id -> token of the claim this process holds (fences writes)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -216,12 +345,27 @@ class RunStore:
         *,
         at: datetime,
         options: Mapping[str, Any] | None = None,
+        owner: Owner | None = None,
     ) -> None:
-        """Record a new run and all its operations (pending), durably."""
+        """Record a new run and all its operations (pending), durably; ``owner`` owns it from here.
+
+        A run id already in the store is refused: ``RunOwned`` while a live controller owns it,
+        else ``StoreError`` (continue it with ``resume``)."""
         now = at.isoformat()
+        with self._lock:
+            self.commit()
+            row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is not None:
+                found = _run_row(row)
+                if found.owner is not None and owner_alive(
+                    found.owner, found.heartbeat, now=time.time(), ttl=DEFAULT_OWNER_TTL
+                ):
+                    raise _owned(run_id, found.owner, found.heartbeat)
+                raise StoreError(f"run {run_id!r} is already in {self.path}: resume it instead")
         self._write(
-            "INSERT INTO runs (id, workflow, workflow_json, inventory_json, status, created, updated, pid, options_json)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO runs (id, workflow, workflow_json, inventory_json, status, created, updated, pid,"
+            " options_json, owner_host, owner_pid, owner_start, owner_token, owner_since, heartbeat)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 run_id,
                 workflow,
@@ -232,8 +376,12 @@ class RunStore:
                 now,
                 os.getpid(),
                 json.dumps(dict(options or {})),
+                *(_owner_values(owner) if owner is not None else (None,) * 5),
+                time.time() if owner is not None else None,
             ),
         )
+        if owner is not None:
+            self._claims[run_id] = owner.token
         self._writemany(
             "INSERT INTO ops (run_id, op_id, host, task, wave, state, command) VALUES (?,?,?,?,?,?,?)",
             ((run_id, r.op_id, r.host, r.task, r.wave, r.state.value, r.command) for r in ops),
@@ -241,11 +389,85 @@ class RunStore:
         self.commit()
 
     def set_status(self, run_id: str, status: RunStatus, *, at: datetime, reason: str = "") -> None:
+        """The run's status; a controller that lost the run to a takeover writes nothing."""
+        token = self._claims.get(run_id)
         self._write(
-            "UPDATE runs SET status=?, updated=?, reason=CASE WHEN ?='' THEN reason ELSE ? END, pid=? WHERE id=?",
-            (status.value, at.isoformat(), reason, reason, os.getpid(), run_id),
+            "UPDATE runs SET status=?, updated=?, reason=CASE WHEN ?='' THEN reason ELSE ? END, pid=? WHERE id=?"
+            + (" AND owner_token=?" if token is not None else ""),
+            (status.value, at.isoformat(), reason, reason, os.getpid(), run_id)
+            + ((token,) if token is not None else ()),
         )
         self.commit()
+
+    # -- ownership --------------------------------------------------------------------------------
+
+    def claim_run(self, run_id: str, owner: Owner, *, ttl: float = DEFAULT_OWNER_TTL) -> Owner | None:
+        """Make ``owner`` the owner of ``run_id``: atomically, only when its current owner is gone or
+        silent (see :func:`owner_alive`); returns the owner taken over (None: it had none). A live
+        owner makes it raise ``RunOwned`` naming it (host, pid, since)."""
+        with self.immediate() as db:
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id!r} in {self.path}")
+            found = _run_row(row)
+            previous = found.owner
+            if (
+                previous is not None
+                and previous.token != owner.token
+                and owner_alive(previous, found.heartbeat, now=time.time(), ttl=ttl)
+            ):
+                raise _owned(run_id, previous, found.heartbeat)
+            db.execute(
+                "UPDATE runs SET owner_host=?, owner_pid=?, owner_start=?, owner_token=?, owner_since=?,"
+                " heartbeat=? WHERE id=?",
+                (*_owner_values(owner), time.time(), run_id),
+            )
+        self._claims[run_id] = owner.token
+        return previous
+
+    def heartbeat(self, run_id: str) -> bool:
+        """Refresh the heartbeat of the run this process owns; False when it is no longer its own."""
+        token = self._claims.get(run_id)
+        if token is None:
+            return False
+        with self._lock:
+            self._begin()
+            cur = self._db.execute(
+                "UPDATE runs SET heartbeat=? WHERE id=? AND owner_token=?", (time.time(), run_id, token)
+            )
+            owned = cur.rowcount > 0
+        self.commit()
+        if not owned:
+            self._claims.pop(run_id, None)
+        return owned
+
+    def disown(self, run_id: str) -> None:
+        """The run ends here: nobody owns it any more (unless another controller took it over)."""
+        token = self._claims.pop(run_id, None)
+        if token is None:
+            return
+        self._write(
+            "UPDATE runs SET owner_token=NULL, heartbeat=NULL WHERE id=? AND owner_token=?", (run_id, token)
+        )
+        self.commit()
+
+    def claim_token(self, run_id: str) -> str | None:
+        """The token of this process's claim on ``run_id`` (None: it does not own it)."""
+        return self._claims.get(run_id)
+
+    def _fence(self, run_id: str, cur: sqlite3.Cursor) -> None:
+        """After a fenced write: no row changed means another controller took the run over."""
+        if cur.rowcount > 0:
+            return
+        row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        found = _run_row(row) if row is not None else None
+        if found is not None and found.owner is not None and found.owner.token == self._claims.get(run_id):
+            return  # still ours: the operation row is not there (nothing to fence)
+        self._claims.pop(run_id, None)
+        owner = found.owner if found is not None else None
+        if owner is None:
+            owner = Owner("nobody", 0, "", "", "")  # released by another process: still not ours
+        raise _owned(run_id, owner, found.heartbeat if found is not None else None, lost=True)
 
     def set_position(
         self, run_id: str, wave: int, *, failed_wave: int | None = None, reason: str = ""
@@ -257,13 +479,13 @@ class RunStore:
         )
 
     def run(self, run_id: str) -> RunRow:
-        row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
         return _run_row(row)
 
     def runs(self, *, status: RunStatus | None = None) -> list[RunRow]:
-        sql = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY created"
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY created"
         return [_run_row(r) for r in self._db.execute(sql, (status.value,) if status else ())]
 
     # -- operations -------------------------------------------------------------------------------
@@ -277,12 +499,18 @@ class RunStore:
 
     def op_started(self, run_id: str, op_id: str, *, at: datetime, attempt: int, command: str) -> None:
         """Write-ahead: the operation is running (commit before the command is sent)."""
+        token = self._claims.get(run_id)
         with self._lock:
             self._records.pop((run_id, op_id), None)  # this newer state supersedes a buffered one
-        self._write(
-            "UPDATE ops SET state=?, start=?, attempts=?, command=? WHERE run_id=? AND op_id=?",
-            (OpState.RUNNING.value, at.isoformat(), attempt, command, run_id, op_id),
-        )
+            self._begin()  # the write lock is held from here to the commit: the fence cannot go stale
+            cur = self._db.execute(
+                "UPDATE ops SET state=?, start=?, attempts=?, command=? WHERE run_id=? AND op_id=?"
+                + (" AND EXISTS (SELECT 1 FROM runs WHERE id=? AND owner_token=?)" if token else ""),
+                (OpState.RUNNING.value, at.isoformat(), attempt, command, run_id, op_id)
+                + ((run_id, token) if token else ()),
+            )
+            if token:
+                self._fence(run_id, cur)
 
     def op_record(self, run_id: str, record: OpRecord) -> None:
         """The operation's record as it is now (finished, skipped, rolled back, unknown).
@@ -367,13 +595,17 @@ class RunStore:
     # -- leases -----------------------------------------------------------------------------------
 
     def take_leases(self, run_id: str, hosts: Sequence[str], *, now: float, ttl: float) -> dict[str, str]:
-        """Lease ``hosts`` to ``run_id`` atomically; on conflict take nothing and return host → holder."""
+        """Lease ``hosts`` to ``run_id`` atomically; on conflict take nothing and return host → holder.
+
+        The leases name this process's claim on the run, so only it renews and returns them."""
+        owner = self._claims.get(run_id, "")
         with self.immediate():
             held = self._held_by_others(run_id, hosts, now)
             if not held:
+                taken = datetime.now().astimezone().isoformat()
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO leases VALUES (?,?,?,?)",
-                    ((h, run_id, now + ttl, datetime.now().astimezone().isoformat()) for h in hosts),
+                    "INSERT OR REPLACE INTO leases (host, run_id, expires, taken, owner) VALUES (?,?,?,?,?)",
+                    ((h, run_id, now + ttl, taken, owner) for h in hosts),
                 )
         return held
 
@@ -389,11 +621,15 @@ class RunStore:
         return held
 
     def renew_leases(self, run_id: str, *, now: float, ttl: float) -> None:
-        self._write("UPDATE leases SET expires=? WHERE run_id=?", (now + ttl, run_id))
+        self._write(
+            "UPDATE leases SET expires=? WHERE run_id=? AND owner=?",
+            (now + ttl, run_id, self._claims.get(run_id, "")),
+        )
         self.commit()
 
     def release_leases(self, run_id: str) -> None:
-        self._write("DELETE FROM leases WHERE run_id=?", (run_id,))
+        """Return the run's leases (those this process's claim holds: not a later owner's)."""
+        self._write("DELETE FROM leases WHERE run_id=? AND owner=?", (run_id, self._claims.get(run_id, "")))
         self.commit()
 
     def leases(self) -> dict[str, tuple[str, float]]:
@@ -408,7 +644,30 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[i : i + size]
 
 
+def _owner_values(owner: Owner) -> tuple[str, int, str, str, str]:
+    return (owner.host, owner.pid, owner.start, owner.token, owner.since)
+
+
+def _owned(run_id: str, owner: Owner, heartbeat: float | None, *, lost: bool = False) -> RunOwned:
+    age = None if heartbeat is None else max(0.0, time.time() - heartbeat)
+    beat = "" if age is None else f", heartbeat {age:.0f}s ago"
+    what = "was taken over by" if lost else "is owned by a live controller:"
+    return RunOwned(
+        f"run {run_id} {what} {owner.describe()}{beat}",
+        run_id=run_id,
+        host=owner.host,
+        pid=owner.pid,
+        since=owner.since,
+        heartbeat_age=age,
+    )
+
+
 def _run_row(row: Sequence[Any]) -> RunRow:
+    owner = (
+        Owner(row[12], int(row[13]), row[14] or "", row[15], row[16] or "")
+        if row[15] is not None and row[12] is not None and row[13] is not None
+        else None
+    )
     return RunRow(
         id=row[0],
         workflow=row[1],
@@ -422,6 +681,8 @@ def _run_row(row: Sequence[Any]) -> RunRow:
         wave=int(row[9]),
         pid=row[10],
         options=json.loads(row[11] or "{}"),
+        owner=owner,
+        heartbeat=row[17],
     )
 
 

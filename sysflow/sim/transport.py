@@ -30,7 +30,7 @@ from sysflow.errors import (
 from sysflow.sim.fleet import ConnectFault, Fault, Outcome, SimFleet
 from sysflow.sim.loop import VirtualClock, current_virtual_clock
 from sysflow.sim.replay import Trace, TraceRecord
-from sysflow.transport import CommandResult, cap_output
+from sysflow.transport import CommandResult, Settled, cap_output
 
 __all__ = ["SimTransport", "TransportState"]
 
@@ -110,6 +110,13 @@ class SimTransport:
         end = clock.now()
         self._note(host, command, t, stop, reply.exit_status, None, out, reply.stdout, reply.stderr)
         return _result(host, command, reply.exit_status, reply.stdout, reply.stderr, start, end)
+
+    async def settle(
+        self, host: str, command_id: str, *, wait: bool = True, timeout: float | None = None
+    ) -> Settled:
+        """A simulated command lives only as long as the controller that awaits it: after a crash
+        nothing of it runs, so there is nothing to wait for or stop."""
+        return Settled(host, command_id, found=False, running=False)
 
     async def close(self) -> None:
         self.state = TransportState.CLOSED

@@ -1,7 +1,8 @@
 """A run that may be killed: ``work(root, store, seed, kill_ms, resume=None)`` in a forked process.
 
 Each host is a directory under ROOT; every task appends its name to the host's ``log`` (a real side
-effect), and its check greps for it. With KILL_AFTER_MS >= 0 a thread sends SIGKILL to this process
+effect), and its check greps for it (so the task is idempotent: it is repeated only where its check
+says it did not happen; local commands die with the controller, so none is left running). With KILL_AFTER_MS >= 0 a thread sends SIGKILL to this process
 after that many milliseconds: a crash at a random point. The final status goes to ``ROOT/status``.
 """
 
@@ -62,7 +63,11 @@ def workflow() -> MaintenanceWorkflow:
     previous: list[str] = []
     for task in TASKS:
         wf.add_task(
-            task, f"sleep 0.05; echo {task} >> log", depends_on=previous, check=f"grep -qx {task} log"
+            task,
+            f"sleep 0.05; echo {task} >> log",
+            depends_on=previous,
+            check=f"grep -qx {task} log",
+            idempotent=True,  # safe to repeat where its check says it did not happen
         )
         previous = [task]
     wf.set_progressive_execution({"strategy": "rolling", "serial": [1, 3]})
