@@ -23,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import os
+import socket
+import sys
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -191,6 +194,7 @@ class OpResult:
     truncated: bool = False
     output_sha256: str = ""
     attempts: int = 1
+    executor: str = ""  # which HostPool ran it: "<shard>@<node>" (a Ray node id, or host:pid)
 
     @property
     def ok(self) -> bool:
@@ -266,6 +270,7 @@ class HostPool:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.shard = shard
+        self.executor = f"{shard}@{_node()}"
         self._transport = transport
         self._factory = factory
         self._clock = clock or RealClock()
@@ -529,7 +534,8 @@ class HostPool:
         end = self._clock.now()
         if isinstance(outcome, BaseException):
             message = str(outcome) or type(outcome).__name__
-            return self._base(req, start, end, duration, attempts, None, classify(outcome), message)
+            base = self._base(req, start, end, duration, attempts, None, classify(outcome), message)
+            return _with_partial_output(base, outcome, self._cap)
         so, se = cap_output(outcome.stdout, self._cap), cap_output(outcome.stderr, self._cap)
         kind = ErrorKind.NONE if outcome.ok else ErrorKind.COMMAND_FAILED
         message = "" if outcome.ok else _exit_message(outcome)
@@ -552,6 +558,7 @@ class HostPool:
             truncated=outcome.truncated or so.truncated or se.truncated,
             output_sha256=outcome.stdout_sha256 or so.sha256,
             attempts=attempts,
+            executor=self.executor,
         )
 
     def _cancelled(self, req: OpRequest, now: datetime, duration: float, attempts: int) -> OpResult:
@@ -580,7 +587,33 @@ class HostPool:
             error_kind=kind,
             error_message=message,
             attempts=attempts,
+            executor=self.executor,
         )
+
+
+def _node() -> str:
+    """Where this pool runs: the Ray node id inside a Ray worker, else ``hostname:pid``."""
+    ray: Any = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        with contextlib.suppress(Exception):
+            return str(ray.get_runtime_context().get_node_id())
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _with_partial_output(result: OpResult, exc: BaseException, cap: int) -> OpResult:
+    """A timed-out command's result keeps what it printed before it was stopped (capped)."""
+    if not isinstance(exc, CommandTimeout) or not (exc.stdout or exc.stderr):
+        return result
+    so, se = cap_output(exc.stdout, cap), cap_output(exc.stderr, cap)
+    return replace(
+        result,
+        stdout=so.text,
+        stderr=se.text,
+        stdout_bytes=so.total_bytes,
+        stderr_bytes=se.total_bytes,
+        truncated=so.truncated or se.truncated,
+        output_sha256=so.sha256,
+    )
 
 
 def _exit_message(result: CommandResult) -> str:

@@ -108,6 +108,7 @@ class RayBackend(BackendBase):
         if not ray.is_initialized():
             ray.init(address=self._address, **self._init_kwargs)
             self._owns_ray = True
+        _check_segments(ray, shards)
         self._set_routes(shards)
         self._shards = list(shards)
         remote_pool = ray.remote(HostPool)
@@ -237,6 +238,22 @@ class RayBackend(BackendBase):
         name = self._shards[index].name
         orphans = [r for r in self._outstanding.values() if self._route.get(r.host) == index]
         self._extra.extend(_lost(r, f"host pool actor of shard {name!r} died") for r in orphans)
+
+
+def _check_segments(ray: Any, shards: Sequence[ShardSpec]) -> None:
+    """Refuse, before any actor is made, shards whose segment no node of the cluster offers."""
+    offered = ray.cluster_resources()
+    missing = [s for s in shards if s.segment and offered.get(segment_resource(s.segment), 0) <= 0]
+    if missing:
+        lines = [
+            f"{segment_resource(s.segment or '')} (hosts {', '.join(s.hosts[:5])}"
+            f"{', ...' if len(s.hosts) > 5 else ''})"
+            for s in missing
+        ]
+        raise ExecutionError(
+            f"no Ray node offers {'; '.join(lines)}: start a node inside that segment with "
+            f"ray start --resources '{{\"{segment_resource(missing[0].segment or '')}\": 1}}'"
+        )
 
 
 def _pool_kwargs(shard: ShardSpec) -> dict[str, Any]:

@@ -132,6 +132,14 @@ def run(
     json_lines: JsonOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and plan; run nothing.")] = False,
     approve_all: Annotated[bool, typer.Option("--approve-all", help="Approve every gate.")] = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="Where the HostPools run: local (this process), local=N (worker processes), "
+            "ray or ray=ADDRESS (one actor per network segment, on a node offering segment:<name>).",
+        ),
+    ] = "local",
 ) -> None:
     """Run a workflow over SSH with live progress.
 
@@ -142,6 +150,8 @@ def run(
       sysflow run wf.yaml -i hosts.ini --audit audit.db --json > events.jsonl
 
       sysflow run wf.yaml -i hosts.ini --dry-run
+
+      sysflow run wf.yaml -i hosts.ini --backend ray=127.0.0.1:6379
 
     Exit codes: 0 every host succeeded, 1 the run failed or invalid input, 4 hosts leased by another run.
     """
@@ -155,7 +165,7 @@ def run(
             validate(workflow, inventory, ssh_config)
             typer.echo("dry run: nothing was run")
             return
-        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env)
+        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend)
         setup = _setup(json_lines, audit, state, approve_all)
         code = run_command(wf, inv, ssh, setup, _echo_for(json_lines))
     raise typer.Exit(code)

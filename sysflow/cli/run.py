@@ -25,6 +25,7 @@ from sysflow.engine.events import Event, EventKind, Observer
 
 if TYPE_CHECKING:
     from sysflow.cli.progress import Progress, ProgressContext, ProgressMode
+    from sysflow.engine.dispatch import BackendRunner
     from sysflow.engine.engine import Engine
     from sysflow.engine.result import RunResult
     from sysflow.engine.run import Run
@@ -48,7 +49,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_FAILED = 1  # the run failed, or the input is invalid
+EXIT_FAILED = 1  # the run failed or completed with failed hosts, or the input is invalid
 EXIT_USAGE = 2  # typer's own usage errors
 EXIT_NOT_FOUND = 3  # no such run, file or job
 EXIT_CONFLICT = 4  # the hosts are leased by another run, or the run is in no state for this
@@ -124,12 +125,14 @@ def observers(setup: RunSetup, context: ProgressContext) -> Iterator[tuple[list[
 
 
 def exit_code(result: RunResult) -> int:
-    """0 when every host succeeded and the run completed, else 1."""
+    """0 only when the run completed and every host succeeded; 1 otherwise: failed, cancelled, rolled
+    back, and ``completed_with_failures`` (the rollout went through, but some hosts failed)."""
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def result_lines(result: RunResult) -> list[str]:
-    """The closing summary: status, host counts, failed hosts, verification."""
+    """The closing summary: status, host counts, failed hosts, verification; every count is the
+    result's (``failed hosts`` is ``result.failed_servers``: failed and rolled-back hosts)."""
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.summary()["hosts"].items()))
     lines = [f"run {result.run_id}: {result.status.value} ({counts})"]
     if result.reason:
@@ -261,6 +264,7 @@ class SSHOptions:
     key: Path | None = None
     known_hosts: Path | None = None
     passphrase_env: str | None = None
+    backend: str = "local"  # where the HostPools live: local, local=N, ray, ray=ADDRESS
 
 
 def make_auth(ssh: SSHOptions) -> Any:
@@ -272,7 +276,13 @@ def make_auth(ssh: SSHOptions) -> Any:
     return SSHAuth.from_agent()
 
 
-def ssh_engine(inventory: Inventory, ssh: SSHOptions, setup: RunSetup, found: Sequence[Observer]) -> Engine:
+def ssh_engine(
+    inventory: Inventory,
+    ssh: SSHOptions,
+    setup: RunSetup,
+    found: Sequence[Observer],
+    runner: BackendRunner | None = None,
+) -> Engine:
     from sysflow.engine.engine import Engine
 
     return Engine(
@@ -282,7 +292,26 @@ def ssh_engine(inventory: Inventory, ssh: SSHOptions, setup: RunSetup, found: Se
         ssh_config=ssh.ssh_config,
         known_hosts=ssh.known_hosts,
         store=setup.state,
+        runner=runner,
     )
+
+
+async def started_runner(
+    workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions
+) -> BackendRunner | None:
+    """The runner ``--backend`` asks for, started (so a segment without a node fails before any wave);
+    None for the default in-process pools, which the engine builds itself."""
+    from sysflow.cli.backend import SSHShardFactory, parse_backend, runner_for
+    from sysflow.planner.compile import compile_workflow
+
+    choice = parse_backend(ssh.backend)
+    if choice.in_process:
+        return None
+    hosts = [h for h in compile_workflow(workflow, inventory).hosts if h in inventory.hosts]
+    factory = SSHShardFactory(inventory, ssh.ssh_config, ssh.key, ssh.known_hosts, ssh.passphrase_env)
+    runner = runner_for(choice, inventory, hosts, factory)
+    await runner.start()
+    return runner
 
 
 async def _run_live(
@@ -290,13 +319,16 @@ async def _run_live(
 ) -> RunResult:
     approver = AutoApprover() if setup.approve_all else None
     plan = forecast_or_none(workflow, inventory, datetime.now(UTC))
+    runner = await started_runner(workflow, inventory, ssh)
     with observers(setup, progress_context(inventory, plan)) as (found, progress):
-        engine = ssh_engine(inventory, ssh, setup, [*found, *([approver] if approver else [])])
+        engine = ssh_engine(inventory, ssh, setup, [*found, *([approver] if approver else [])], runner)
         run = prepare(engine, workflow, approver, progress)
         poller = asyncio.create_task(poll_controls(run, setup.state)) if setup.state else None
         try:
             return await engine.drive(run)
         finally:
+            if runner is not None:
+                await runner.stop()
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -54,6 +54,7 @@ def record_of(op: Operation, command: str, result: OpResult) -> OpRecord:
         stdout=result.stdout,
         stderr=result.stderr,
         attempts=result.attempts,
+        executor=result.executor,
     )
 
 

@@ -45,6 +45,7 @@ class OpRecord:
     stderr: str = ""
     attempts: int = 0
     reason: str = ""  # why skipped / unknown
+    executor: str = ""  # the HostPool that ran it ("<shard>@<node>")
 
     @property
     def duration(self) -> float | None:
@@ -96,6 +97,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """True only when the run completed and no host failed (``COMPLETED_WITH_FAILURES`` is not ok)."""
         return self.status is RunStatus.COMPLETED and not self.failed_servers
 
     def ops_of(self, host: str) -> list[OpRecord]:
@@ -124,6 +126,7 @@ class RunResult:
             "workflow": self.workflow,
             "status": self.status.value,
             "hosts": counts,
+            "failed_hosts": self.failed_servers,
             "started": self.started.isoformat(),
             "ended": self.ended.isoformat(),
             "reason": self.reason,

@@ -121,6 +121,7 @@ class RunTracker:
             state=record.state.value,
             exit_status=record.exit_status,
             duration=record.duration,
+            executor=record.executor,
         )
 
     def add_op(self, op_id: str, host: str, task: str, wave: int, command: str) -> None:

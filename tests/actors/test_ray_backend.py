@@ -6,64 +6,36 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import ray
-from ray import cluster_utils
-from ray._private import ray_constants
 
 from sysflow.actors.backends import Backend, ShardSpec
 from sysflow.actors.hostpool import ErrorKind, OpRequest, OpResult
 from sysflow.actors.local import LocalTransport
 from sysflow.actors.ray_backend import RayBackend, _translated, segment_resource
 from sysflow.errors import ExecutionError, HostUnreachable
+from tests.fixtures.ray_cluster import ray_cluster
 
 pytestmark = pytest.mark.ray
 
 SEGMENTS = ("ams", "fra", "lon")
-NODE_ARGS: dict[str, Any] = {
-    "num_cpus": 1,
-    "node_ip_address": "127.0.0.1",
-    "object_store_memory": 80 * 1024 * 1024,
-}
 
 
 @pytest.fixture(scope="module")
-def loopback_only() -> Iterator[None]:
-    """Keep every Ray address on 127.0.0.1: Ray otherwise swaps a loopback address for the host's IP.
-
-    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` makes Ray's ``get_node_ip_address`` answer 127.0.0.1, in
-    this process (the constant, read at import) and in the Ray processes it starts (the variable).
-    """
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")
-    mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
-    try:
-        yield
-    finally:
-        mp.undo()
-
-
-@pytest.fixture(scope="module")
-def cluster(loopback_only: None) -> Iterator[dict[str, str]]:
+def cluster() -> Iterator[dict[str, str]]:
     """Three nodes, each offering one ``segment:`` resource; yields segment -> node id."""
-    head = {**NODE_ARGS, "include_dashboard": False, "resources": {segment_resource("ams"): 1}}
-    c = cluster_utils.Cluster(initialize_head=True, head_node_args=head)
-    try:
-        for seg in SEGMENTS[1:]:
-            c.add_node(**NODE_ARGS, resources={segment_resource(seg): 1})
-        c.wait_for_nodes()
+    with ray_cluster([{segment_resource(seg): 1} for seg in SEGMENTS]) as c:
         ray.init(address=c.address, _node_ip_address="127.0.0.1", log_to_driver=False)
-        nodes = {}
-        for node in ray.nodes():
-            for seg in SEGMENTS:
-                if segment_resource(seg) in node["Resources"]:
-                    nodes[seg] = node["NodeID"]
-        yield nodes
-    finally:
-        ray.shutdown()
-        c.shutdown()
+        try:
+            nodes = {}
+            for node in ray.nodes():
+                for seg in SEGMENTS:
+                    if segment_resource(seg) in node["Resources"]:
+                        nodes[seg] = node["NodeID"]
+            yield nodes
+        finally:
+            ray.shutdown()
 
 
 def shards(tmp: Path) -> list[ShardSpec]:
