@@ -282,7 +282,8 @@ class Conditional:
 
 
 class RenderingTransport:
-    """A transport that renders templated commands for their host first (verification probes).
+    """A transport that renders templated commands for their host first (verification probes), and
+    masks the run's secret values in what they print (so no report, event or record holds them).
 
     Probe commands see ``host``, ``vars``, ``facts`` (gathered on demand) and the host's registered
     ``results``; a template that cannot be rendered is a :class:`TransportError` for that probe,
@@ -295,7 +296,7 @@ class RenderingTransport:
 
     async def run(self, host: str, command: str, **kw: Any) -> CommandResult:
         if not is_template(command):
-            return await self.inner.run(host, command, **kw)
+            return self._masked(host, await self.inner.run(host, command, **kw), command)
         cond = self.conditional
         ctx = {
             "host": {"name": host},
@@ -308,7 +309,21 @@ class RenderingTransport:
         except TemplateError as exc:
             raise TransportError(f"probe template: {exc}", host=host) from None
         cond.secrets.update(rendered.secrets)
-        return await self.inner.run(host, rendered.command, **kw)
+        return self._masked(host, await self.inner.run(host, rendered.command, **kw), rendered.redacted)
+
+    def _masked(self, host: str, result: CommandResult, recorded: str) -> CommandResult:
+        """The probe's result as verification sees (and reports, audits, stores) it: the recorded
+        command, every known secret value of the run (the host's included) masked in its output."""
+        self.conditional.host_vars(host)  # the host's secrets are known before its first task runs
+        hidden = self.conditional.secrets
+        if not hidden and result.command == recorded:
+            return result
+        return replace(
+            result,
+            command=recorded,
+            stdout=redact_text(result.stdout, hidden),
+            stderr=redact_text(result.stderr, hidden),
+        )
 
     async def close(self) -> None:
         await self.inner.close()

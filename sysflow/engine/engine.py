@@ -32,7 +32,7 @@ from sysflow.engine.state import StateMonitor
 from sysflow.engine.states import RunStatus
 from sysflow.engine.store import Owner, RunStore
 from sysflow.engine.windows import WindowGuard, WindowLike
-from sysflow.errors import LeaseConflict, RunOwned, StoreError, SysflowError
+from sysflow.errors import InventoryError, LeaseConflict, RunOwned, StoreError, SysflowError
 from sysflow.model.inventory import Inventory, SecretLookup
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import compile_workflow
@@ -140,7 +140,11 @@ class Engine:
         workflow = MaintenanceWorkflow.from_json(row.workflow_json)
         if not len(self.inventory):
             self.inventory = Inventory.model_validate_json(row.inventory_json)
-        self.inventory.restore_secrets(self.secret_lookup)  # the store keeps references, never values
+        try:
+            self.inventory.restore_secrets(self.secret_lookup)  # the store keeps references, never values
+        except InventoryError:
+            self.store.disown(run_id)  # nothing ran: the run stays free for a resume with the values
+            raise
         restored = Restored(self.store.ops(run_id), self.store.gates(run_id), settle=self._settler(run_id))
         return await self.drive(self.prepare(workflow, run_id=run_id, restored=restored))
 

@@ -78,6 +78,13 @@ def _transport(inv: Inventory) -> SimTransport:
     return SimTransport(SimFleet(inv, _profile(), seed=1, start=clock.start), clock)
 
 
+def _controller_gone(engine: Engine, run_id: str) -> None:
+    """The controller that prepared ``run_id`` is gone (it owns the run no more)."""
+    assert engine.store is not None
+    engine.store.disown(run_id)
+    engine.store.close()
+
+
 def _files_bytes(*dirs: Path) -> bytes:
     return b"".join(p.read_bytes() for d in dirs for p in sorted(d.rglob("*")) if p.is_file())
 
@@ -138,7 +145,7 @@ async def test_resume_without_the_secret_values_fails_naming_them(
     clock = current_virtual_clock()
     first = Engine(inv, transport=_transport(inv), clock=clock, store=store)
     run = first.prepare(_workflow())  # recorded, never started: as if the process died at once
-    first.store.close()  # type: ignore[union-attr]
+    _controller_gone(first, run.id)
 
     transport = _transport(inv)
     again = Engine(Inventory(), transport=transport, clock=clock, store=store)
@@ -183,7 +190,7 @@ async def test_resume_with_the_callers_inventory_or_lookup_needs_no_environment(
     clock = current_virtual_clock()
     first = Engine(inv, transport=_transport(inv), clock=clock, store=store)
     run = first.prepare(_workflow())
-    first.store.close()  # type: ignore[union-attr]
+    _controller_gone(first, run.id)
 
     # the operator passes the inventory again: its values are used
     transport = _transport(inv)
@@ -197,7 +204,7 @@ async def test_resume_with_the_callers_inventory_or_lookup_needs_no_environment(
     # or a provider, consulted by name
     second = Engine(inv, transport=_transport(inv), clock=clock, store=store)
     other = second.prepare(_workflow())
-    second.store.close()  # type: ignore[union-attr]
+    _controller_gone(second, other.id)
     asked: list[str] = []
 
     def provider(name: str) -> str | None:
@@ -212,3 +219,42 @@ async def test_resume_with_the_callers_inventory_or_lookup_needs_no_environment(
     assert result.status is RunStatus.COMPLETED, result.reason
     assert sorted(set(asked)) == ["api_token", "db_password", "license_code", "vault_value"]
     assert all(r.state is OpState.SUCCEEDED for r in result.ops.values())
+
+
+async def test_verification_probes_never_report_a_secret_they_printed(tmp_path: Path) -> None:
+    inv, values = _fleet()
+    wf = MaintenanceWorkflow("probe_secret", secrets=["license_code"])
+    wf.add_task("touch", "true")
+    wf.add_verification(
+        "config",
+        {
+            "before_tasks": ["touch"],
+            "after_tasks": ["touch"],
+            "commands": {"conf": "cat /etc/app.conf", "templated": "echo {{ vars.api_token }}"},
+            "comparisons": {
+                "conf": {"type": "equals", "expected": "password=unknown"},
+                "templated": {"type": "equals", "expected": "nothing"},
+            },
+        },
+    )
+    events = RecordingObserver()
+    log = AuditLog(tmp_path / "audit.db")
+    engine = Engine(
+        inv,
+        transport=_transport(inv),
+        clock=current_virtual_clock(),
+        observers=[events, AuditObserver(log)],
+        store=tmp_path / "state.db",
+    )
+    result = await engine.run(wf)
+    engine.store.close()  # type: ignore[union-attr]
+    log.close()
+    report = result.verification_results
+    assert report is not None and list(report.failed_hosts) == HOSTS  # the probes ran and their values failed
+    reasons = " ".join(e.message for e in events.events if e.kind.value == "verification")
+    assert f"password={REDACTED}" in reasons and REDACTED in reasons
+    text = repr(report) + repr([e.to_dict() for e in events.events])
+    raw = _files_bytes(tmp_path)
+    for value in values.values():
+        assert value not in text
+        assert value.encode() not in raw
