@@ -144,11 +144,25 @@ class HostKeyMismatch(ConnectionFailed):
 
 
 class CommandTimeout(TransportError, TimeoutError):
-    """A command ran longer than its timeout and was stopped on the remote side."""
+    """A command ran longer than its timeout and was stopped on the remote side.
 
-    def __init__(self, message: str, *, host: str | None = None, timeout: float | None = None) -> None:
+    ``stdout`` and ``stderr`` hold what it printed before it was stopped, capped by the transport
+    (head and tail, as ``sysflow.transport.cap_output`` keeps them); empty when nothing is known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        timeout: float | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ) -> None:
         super().__init__(message, host=host)
         self.timeout = timeout
+        self.stdout = stdout
+        self.stderr = stderr
 
 
 class VerificationError(SysflowError):

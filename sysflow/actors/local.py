@@ -52,17 +52,26 @@ class LocalTransport:
             preexec_fn=_die_with_parent,
         )
         data = stdin.encode() if isinstance(stdin, str) else stdin
+        out, err = bytearray(), bytearray()
         try:
             async with asyncio.timeout(timeout):
-                out, err = await proc.communicate(data)
+                await _communicate(proc, data, out, err)
         except TimeoutError:
             await _kill(proc)
-            raise CommandTimeout(f"command timed out after {timeout}s", host=host, timeout=timeout) from None
+            await _drain(proc, out, err)
+            so, se = cap_output(bytes(out), self._cap), cap_output(bytes(err), self._cap)
+            raise CommandTimeout(
+                f"command timed out after {timeout}s",
+                host=host,
+                timeout=timeout,
+                stdout=so.text,
+                stderr=se.text,
+            ) from None
         except asyncio.CancelledError:
             await _kill(proc)
             raise
         end = self._clock.now()
-        so, se = cap_output(out, self._cap), cap_output(err, self._cap)
+        so, se = cap_output(bytes(out), self._cap), cap_output(bytes(err), self._cap)
         code = proc.returncode
         sig = signal.Signals(-code).name if code is not None and code < 0 else None
         return CommandResult(
@@ -121,6 +130,41 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+async def _pump(stream: asyncio.StreamReader | None, buf: bytearray) -> None:
+    while stream is not None and (chunk := await stream.read(_CHUNK)):
+        buf += chunk
+
+
+async def _communicate(
+    proc: asyncio.subprocess.Process, data: bytes | None, out: bytearray, err: bytearray
+) -> None:
+    """``proc.communicate(data)``, but what was read so far stays in ``out``/``err`` if it is cut off."""
+
+    async def feed() -> None:
+        if proc.stdin is None:
+            return
+        if data:
+            proc.stdin.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await proc.stdin.drain()
+        proc.stdin.close()
+
+    await asyncio.gather(feed(), _pump(proc.stdout, out), _pump(proc.stderr, err))
+    await proc.wait()
+
+
+async def _drain(proc: asyncio.subprocess.Process, out: bytearray, err: bytearray) -> None:
+    """After a kill: what the command wrote before it died and was not read yet (bounded wait, in
+    case something it started still holds the pipes)."""
+    with contextlib.suppress(TimeoutError, Exception):
+        async with asyncio.timeout(_DRAIN_TIMEOUT):
+            await asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
+
+
+_CHUNK = 64 * 1024
+_DRAIN_TIMEOUT = 1.0  # seconds to read a killed command's last output
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -693,8 +693,12 @@ class SSHTransport:
                 exc = await asyncio.shield(session.done)
         except TimeoutError:
             await self._stop(conn, chan, session, stopper)
-            raise CommandTimeout(
-                f"command timed out after {timeout}s", host=entry.name, timeout=timeout
+            raise CommandTimeout(  # with what it printed until it was stopped (capped as it streamed)
+                f"command timed out after {timeout}s",
+                host=entry.name,
+                timeout=timeout,
+                stdout=session.stdout.captured().text,
+                stderr=session.stderr.captured().text,
             ) from None
         except asyncio.CancelledError:
             await self._stop(conn, chan, session, stopper)

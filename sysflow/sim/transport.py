@@ -101,8 +101,15 @@ class SimTransport:
         finally:
             self.open_connections -= 1
         if ending is _Ending.TIMEOUT:
-            self._note(host, command, t, stop, None, "CommandTimeout", out)
-            raise CommandTimeout(f"command timed out after {timeout:g}s", host=host, timeout=timeout)
+            so, se = _partial(out)
+            self._note(host, command, t, stop, None, "CommandTimeout", out, so, se)
+            raise CommandTimeout(
+                f"command timed out after {timeout:g}s",
+                host=host,
+                timeout=timeout,
+                stdout=cap_output(so).text,
+                stderr=cap_output(se).text,
+            )
         if ending is _Ending.LOST:
             self._note(host, command, t, stop, None, out.lost_error, out)
             raise _CONNECT_ERRORS.get(out.lost_error, ConnectionFailed)(out.lost_reason, host=host)
@@ -189,6 +196,15 @@ class _Ending(enum.Enum):
 
 
 _EMPTY = cap_output("")
+
+
+def _partial(out: Outcome) -> tuple[str, str]:
+    """What a timed-out command printed before it was stopped: known only when it replays a recorded
+    command that timed out too (a synthetic command prints at its end, so nothing yet)."""
+    rec = out.recorded
+    if rec is not None and rec.error == "CommandTimeout":
+        return rec.stdout, rec.stderr
+    return "", ""
 
 
 def _result(
