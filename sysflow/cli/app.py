@@ -3,7 +3,9 @@
 Exit codes (every command):
 
 * 0: success (the run completed and every host succeeded; the audit log is intact);
-* 1: the run failed, or invalid input (every problem printed, one per line, never a traceback);
+* 1: the run failed, was cancelled or rolled back, or completed with failed hosts (status
+  ``completed_with_failures``: failures within the thresholds); or invalid input (every problem
+  printed, one per line, never a traceback);
 * 2: usage errors (typer's own: unknown option, missing argument);
 * 3: not found (no such run, run store, audit log or Ray job);
 * 4: conflict (hosts leased by another run, or the run already finished);

@@ -42,6 +42,7 @@ __all__ = [
 MAX_FAILURES_SHOWN = 8  # latest failures listed under the live table
 REFRESH_INTERVAL = 0.1  # real seconds between redraws of the live view (it always redraws at the end)
 _FAILED_STATES = frozenset({"failed", "unknown"})
+_BAD_STATUSES = frozenset({"failed", "rolled_back", "completed_with_failures", "cancelled"})
 
 
 class ProgressMode(StrEnum):
@@ -152,6 +153,7 @@ def _wave(state: ProgressState, event: Event) -> _Counter | None:
 def _on_run(state: ProgressState, event: Event) -> None:
     status = event.data.get("status")
     state.status = str(status) if status else state.status
+    _failed_hosts_of(state, event, replace=event.kind is EventKind.RUN_FINISHED)
     if event.kind is EventKind.RUN_STARTED:
         state.started = state.started or event.at
         state.status = "running"
@@ -163,6 +165,20 @@ def _on_wave_started(state: ProgressState, event: Event) -> None:
     counter = _wave(state, event)
     if counter is not None:
         counter.total = int(event.data.get("hosts", counter.total))
+
+
+def _on_wave_finished(state: ProgressState, event: Event) -> None:
+    _failed_hosts_of(state, event, replace=False)
+
+
+def _failed_hosts_of(state: ProgressState, event: Event, *, replace: bool) -> None:
+    """The run's own account of failed hosts (``failed_hosts`` of WAVE_FINISHED and RUN_FINISHED):
+    hosts can fail without a failed operation event (a failed predecessor, a re-check on resume), and
+    the final count is the result's ``failed_servers``."""
+    hosts = event.data.get("failed_hosts")
+    if isinstance(hosts, list | tuple):
+        names = {str(h) for h in hosts}
+        state.failed_hosts = names if replace else state.failed_hosts | names
 
 
 def _on_op_started(state: ProgressState, event: Event) -> None:
@@ -212,6 +228,7 @@ _HANDLERS: dict[EventKind, Callable[[ProgressState, Event], None]] = {
     EventKind.RUN_RESUMED: _on_run,
     EventKind.RUN_FINISHED: _on_run,
     EventKind.WAVE_STARTED: _on_wave_started,
+    EventKind.WAVE_FINISHED: _on_wave_finished,
     EventKind.OP_STARTED: _on_op_started,
     EventKind.OP_FINISHED: _on_op_finished,
     EventKind.OP_SKIPPED: _on_op_skipped,
@@ -349,7 +366,7 @@ def render(state: ProgressState) -> RenderableType:
 
     head = Text.assemble(
         (f"run {state.run_id or '-'} ", "bold"),
-        (state.status, "red" if state.status in ("failed", "rolled_back") else "green"),
+        (state.status, "red" if state.status in _BAD_STATUSES else "green"),
         f"  {state.summary()}\n",
         f"now {_fmt_time(state.now)}   ETA (forecast) {_fmt_time(state.eta())}   "
         f"window left {_fmt_delta(state.window_left())}",

@@ -14,7 +14,8 @@ Rules the planner and the engine rely on:
 * **Default.** A host in no windowed group follows ``windows.default``: ``always`` (open except
   during blackouts) or ``never``.
 * **Half-open.** A window is open for ``start <= t < end``; starting is allowed for
-  ``start <= t <= cutoff_at`` (and ``t < end``). A window shorter than its cutoff admits no start.
+  ``start <= t < cutoff_at`` (so ``t < end``): at the cutoff, as at the end, nothing new starts.
+  A window shorter than its cutoff admits no start.
 * **Horizon.** Answers are exact between the horizon's start and end; windows overlapping either
   edge are kept whole. Recurring blackouts beyond the horizon are not known.
 * **Daylight saving.** See :mod:`sysflow.constraints.weekly`.
@@ -57,7 +58,7 @@ DEFAULT_HORIZON = timedelta(days=35)  # five weeks: every weekly window at least
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One concrete window: open on ``[start, end)``, new work may start until ``cutoff_at``."""
+    """One concrete window: open on ``[start, end)``, new work may start on ``[start, cutoff_at)``."""
 
     start: datetime
     end: datetime
@@ -72,8 +73,8 @@ class Window:
         return self.start <= t < self.end
 
     def can_start(self, t: datetime) -> bool:
-        """True when a new operation may start at ``t``."""
-        return self.start <= t <= self.cutoff_at and t < self.end
+        """True when a new operation may start at ``t`` (the cutoff and the end are exclusive)."""
+        return self.start <= t < self.cutoff_at and t < self.end
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,7 @@ class Calendar:
         lists = self._lists(group)
         ts = t.timestamp()
         i = lists.find(ts)
-        return i >= 0 and ts <= lists.cutoff(i)
+        return i >= 0 and ts < lists.cutoff(i)
 
     def current(self, group: str, t: datetime) -> Window | None:
         """The window open at ``t``, or None."""
@@ -260,7 +261,7 @@ class Calendar:
         lists = self._host(groups)
         ts = t.timestamp()
         i = lists.find(ts)
-        return i >= 0 and ts <= lists.cutoff(i)
+        return i >= 0 and ts < lists.cutoff(i)
 
     def host_current(self, groups: Iterable[str], t: datetime) -> Window | None:
         lists = self._host(groups)

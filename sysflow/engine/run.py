@@ -263,8 +263,7 @@ class Run:
         async with asyncio.TaskGroup() as tg:
             for host in [*ordered, *self._hooks_of_wave.get(wave, [])]:
                 tg.create_task(self._host_chain(host, wave, len(hosts)))
-        failed = self.tracker.failures(wave)
-        self.tracker.emit(EventKind.WAVE_FINISHED, "", wave=wave, failed=failed, hosts=len(hosts))
+        self._wave_finished(wave, hosts)
 
     async def _run_sliding(self) -> None:
         """Sliding mode (AWS Run Command's MaxConcurrency): no barrier between waves; hosts start in
@@ -277,11 +276,25 @@ class Run:
                 ordered = sorted(members, key=lambda h: self._rank.get(h, len(self._rank)))
                 for host in [*ordered, *self._hooks_of_wave.get(wave, [])]:
                     tg.create_task(self._host_chain(host, wave, len(members)))
-        self.tracker.emit(
-            EventKind.WAVE_FINISHED, "", wave=0, failed=self.tracker.failures(), hosts=len(hosts)
-        )
+        self._wave_finished(0, hosts, sliding=True)
         if not self._stopped and self.graph.waves:
             await self._gate(len(self.graph.waves) - 1, hosts)
+
+    def _wave_finished(self, wave: int, hosts: Sequence[str], *, sliding: bool = False) -> None:
+        """WAVE_FINISHED, counting the hosts of the wave that failed in it (those counted against its
+        threshold, and any whose outcome is failed now, e.g. a failed rollback), from the records."""
+        waves = range(len(self.graph.waves)) if sliding else [wave]
+        failed = {h for w in waves for h in self.tracker.failed_in_wave.get(w, ())}
+        failed |= {h for h in hosts if self.tracker.hosts.get(h) is HostOutcome.FAILED}
+        names = sorted(h for h in failed if not h.startswith("@"))
+        self.tracker.emit(
+            EventKind.WAVE_FINISHED,
+            f"{len(names)} of {len(hosts)} host(s) failed",
+            wave=wave,
+            failed=len(names),
+            failed_hosts=names,
+            hosts=len(hosts),
+        )
 
     async def _before_wave(self, wave: int) -> bool:
         rollout = self.workflow.rollout
@@ -468,7 +481,7 @@ class Run:
         self, host: str, rest: list[Operation], current: OpenWindow | None
     ) -> OpenWindow | None:
         now = self.clock.now()
-        if current is not None and current.start <= now <= current.cutoff_at:
+        if current is not None and current.may_start(now):
             return current
         predicted = sum(self._predict(o) for o in rest)
         if self._guard.admitting(host, predicted, now) is None:
@@ -627,9 +640,9 @@ class Run:
         return op
 
     def _still_inside(self, window: OpenWindow, rest: Sequence[Operation], host_started: bool) -> bool:
-        now = self.clock.now()
+        now = self.clock.now()  # the admission wait may have reached the cutoff or the end: exclusive
         if host_started or self._guard.split_chains:
-            return window.start <= now <= window.cutoff_at
+            return window.may_start(now)
         return window.admits(now, sum(self._predict(o) for o in rest))
 
     async def _run_admitted(self, op: Operation, window: OpenWindow) -> bool:
@@ -665,7 +678,15 @@ class Run:
             async with asyncio.timeout(limit):
                 record = await self._execute(op, prepared, on_start)
         except TimeoutError:
-            self.tracker.mark(op.id, OpState.UNKNOWN, "stopped at window end; re-check before repeating")
+            self.tracker.finished(  # recorded and announced like any other end of an operation
+                replace(
+                    self.tracker.records[op.id],
+                    state=OpState.UNKNOWN,
+                    end=self.clock.now(),
+                    error=f"stopped at window end (on_window_expiry: {policy.value})",
+                    reason="stopped at window end; re-check before repeating",
+                )
+            )
             self.tracker.emit(
                 EventKind.WINDOW_CLOSED, f"{op.task} stopped at window end", host=op.host, task=op.task
             )
@@ -823,13 +844,15 @@ class Run:
     # -- result -----------------------------------------------------------------------------------
 
     def _finish(self, started: datetime) -> RunResult:
-        rolled = any(o is HostOutcome.ROLLED_BACK for o in self.tracker.hosts.values())
+        outcomes = self.tracker.hosts.values()
         if self._ctl.cancelled:
             status = RunStatus.CANCELLED
-        elif rolled:
+        elif any(o is HostOutcome.ROLLED_BACK for o in outcomes):
             status = RunStatus.ROLLED_BACK
         elif self._stopped:
             status = RunStatus.FAILED
+        elif any(o is HostOutcome.FAILED for o in outcomes):
+            status = RunStatus.COMPLETED_WITH_FAILURES  # within the thresholds, yet not a success
         else:
             status = RunStatus.COMPLETED
         self.status = status

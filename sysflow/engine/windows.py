@@ -1,7 +1,10 @@
 """Maintenance windows at run time: nothing starts outside its host's window or after the cutoff.
 
-A host's remaining chain starts only when it is predicted to finish inside the window it starts in
-(unless the workflow allows chains to split across windows); otherwise it waits for the next window.
+Both edges are exclusive: an operation may start at ``t`` when ``start <= t < cutoff_at`` (and so
+``t < end``), on the real clock and the virtual one alike; at the cutoff or the end nothing new
+starts (with ``cutoff: 0`` the cutoff is the end). A host's remaining chain starts only when it is
+predicted to finish inside the window it starts in (unless the workflow allows chains to split
+across windows); otherwise it waits for the next window.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ __all__ = ["ALWAYS", "OpenWindow", "WindowGuard", "WindowLike"]
 
 
 class WindowLike(Protocol):
-    """A concrete window: ``start`` ≤ starts ≤ ``cutoff_at`` ≤ ``end`` (tz-aware)."""
+    """A concrete window: ``start`` ≤ starts < ``cutoff_at`` ≤ ``end`` (tz-aware)."""
 
     @property
     def start(self) -> datetime: ...
@@ -37,9 +40,13 @@ class OpenWindow:
     end: datetime
     cutoff_at: datetime
 
+    def may_start(self, now: datetime) -> bool:
+        """May something new start at ``now``? Before the cutoff (exclusive), hence before the end."""
+        return self.start <= now < self.cutoff_at and now < self.end
+
     def admits(self, now: datetime, predicted: float) -> bool:
         """May something predicted to take ``predicted`` seconds start at ``now``?"""
-        return self.start <= now <= self.cutoff_at and now + timedelta(seconds=predicted) <= self.end
+        return self.may_start(now) and now + timedelta(seconds=predicted) <= self.end
 
     def contains(self, now: datetime) -> bool:
         return self.start <= now < self.end
@@ -81,7 +88,7 @@ class WindowGuard:
         need = 0.0 if self.split_chains else predicted
         for w in self.windows(host):
             begin = max(w.start, t)
-            if begin <= w.cutoff_at and begin + timedelta(seconds=need) <= w.end:
+            if w.may_start(begin) and begin + timedelta(seconds=need) <= w.end:
                 return w
         return None
 

@@ -43,6 +43,7 @@ import yaml
 
 from sysflow.errors import InventoryError, Problem
 from sysflow.model.inventory import IMPLICIT_GROUPS, UNGROUPED, Inventory
+from sysflow.model.loader import InputRefused, check_json_depth, check_text, check_yaml_events, read_bounded
 
 __all__ = [
     "apply_vars_dirs",
@@ -270,8 +271,10 @@ def parse_host_list(text: str) -> Inventory:
 def _read_file(file: Path, inventory: Inventory) -> list[Problem]:
     builder = _Builder(str(file), inventory)
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_bounded(file, "inventory file")  # size, NUL and UTF-8 bounded (loader.py)
+    except InputRefused as exc:
+        return [exc.problem]
+    except OSError as exc:
         builder.problem(f"cannot read inventory: {exc}", None)
         return builder.problems
     _reader_for(file, text)(builder, text)
@@ -368,15 +371,22 @@ def _vars_dir_files(directory: Path) -> list[Path]:
 
 def _read_vars_file(file: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_bounded(file, "variables file")
+    except InputRefused as exc:
+        problems.append(exc.problem)
+        return None
+    except OSError as exc:
         problems.append(Problem(f"cannot read variables: {exc}", str(file)))
         return None
     if text.lstrip().startswith("$ANSIBLE_VAULT"):
         problems.append(Problem(f"Ansible Vault files are not supported ({_NO_VAULT})", f"{file}:1"))
         return None
     try:
+        check_yaml_events(_InventoryLoader(text), str(file))  # depth and alias expansion bounded
         data = yaml.load(text, Loader=_InventoryLoader)  # a SafeLoader: builds no arbitrary objects
+    except InputRefused as exc:
+        problems.append(exc.problem)
+        return None
     except yaml.YAMLError as exc:
         problems.append(_yaml_problem(exc, str(file)))
         return None
@@ -589,6 +599,12 @@ def _compose(text: str) -> tuple[yaml.Node | None, yaml.SafeLoader]:
 
 def _read_yaml(builder: _Builder, text: str) -> None:
     try:
+        check_text(text, builder.source, "inventory")
+        check_yaml_events(_InventoryLoader(text), builder.source)  # depth and alias expansion bounded
+    except InputRefused as exc:
+        builder.problems.append(exc.problem)
+        return
+    try:
         root, loader = _compose(text)
     except yaml.YAMLError as exc:
         builder.problems.append(_yaml_problem(exc, builder.source))
@@ -600,6 +616,13 @@ def _read_yaml(builder: _Builder, text: str) -> None:
 
 
 def _read_json(builder: _Builder, text: str) -> None:
+    try:
+        check_text(text, builder.source, "inventory")
+        check_json_depth(text, builder.source)
+        check_yaml_events(_InventoryLoader(text), builder.source)  # the tree composed below
+    except InputRefused as exc:
+        builder.problems.append(exc.problem)
+        return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

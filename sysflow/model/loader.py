@@ -6,11 +6,20 @@ by ``loc`` tuples, which become the same field paths, so each error is shown at 
 offending key or value (or of its nearest enclosing one, for a missing key). JSON files use the same
 map (JSON is composed by the YAML parser) with ``json`` doing the actual decoding. The positions are
 kept on the loaded workflow so later checks (``compile_workflow``) can name lines too.
+
+Input is bounded before anything expensive happens, for workflows and (through the same functions)
+inventories: a file above :data:`MAX_FILE_BYTES` is refused unread; a file holding a NUL byte or
+bytes that are not UTF-8 is refused as binary; YAML whose collections nest deeper than
+:data:`MAX_DEPTH`, or whose aliases would expand the document past :data:`MAX_NODES` nodes (the
+"billion laughs"), or that holds a recursive alias, is refused while its events are read (before a
+node tree is built); JSON nesting deeper than :data:`MAX_DEPTH` is refused before it is decoded.
+Each refusal is one located problem, raised as :class:`InputRefused`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +29,146 @@ from pydantic import ValidationError
 from sysflow.errors import Problem, WorkflowError
 from sysflow.model.workflow import MaintenanceWorkflow, problems_from_validation
 
-__all__ = ["dump_json", "dump_yaml", "load_file", "load_json", "load_yaml", "yaml_positions"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
+    "InputRefused",
+    "check_json_depth",
+    "check_text",
+    "check_yaml_events",
+    "dump_json",
+    "dump_yaml",
+    "load_file",
+    "load_json",
+    "load_yaml",
+    "read_bounded",
+    "yaml_positions",
+]
 
 _SUFFIXES = (".yaml", ".yml", ".json")
+MAX_FILE_BYTES = 10 * 1024 * 1024  # 10 MiB: larger workflow or inventory files are refused unread
+MAX_DEPTH = 100  # deepest nesting of YAML/JSON collections accepted
+MAX_NODES = 1_000_000  # most nodes a YAML document may hold once its aliases are expanded
+_JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class InputRefused(ValueError):
+    """Input refused before it is parsed in full (too large, binary, too deep, an alias bomb)."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.problem = Problem(message, where)
+
+
+def read_bounded(path: Path, what: str = "file") -> str:
+    """The UTF-8 text of ``path`` (a leading BOM dropped); :class:`InputRefused` if it is larger than
+    :data:`MAX_FILE_BYTES` or binary; ``OSError`` if it cannot be read."""
+    size = path.stat().st_size if path.is_file() else 0
+    data = b""
+    if size <= MAX_FILE_BYTES:  # a regular file's size is known unread; a pipe's is found by reading
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+        size = max(size, len(data))
+    if size > MAX_FILE_BYTES:
+        raise InputRefused(
+            f"the {what} is {_megabytes(size)}, above the {_megabytes(MAX_FILE_BYTES)} limit", f"{path}:1:1"
+        )
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise InputRefused(f"the {what} is binary (a NUL byte), not text", _offset_mark(data, nul, path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = _offset_mark(data, exc.start, path)
+        raise InputRefused(f"the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x})", where) from None
+
+
+def check_text(text: str, source: str, what: str = "text") -> None:
+    """:class:`InputRefused` if ``text`` (given directly, not read from a file) is too large or holds NUL."""
+    if len(text) > MAX_FILE_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise InputRefused(f"the {what} is above the {_megabytes(MAX_FILE_BYTES)} limit", f"{source}:1:1")
+    nul = text.find("\0")
+    if nul >= 0:
+        raise InputRefused(
+            f"the {what} is binary (a NUL character), not text", _offset_mark(text, nul, source)
+        )
+
+
+def check_json_depth(text: str, source: str) -> None:
+    """:class:`InputRefused` where JSON ``text`` nests deeper than :data:`MAX_DEPTH` (strings skipped)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for m in _JSON_BRACKETS.finditer(text):
+        char = m.group()
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise InputRefused(_too_deep(), _offset_mark(text, m.start(), source))
+        elif char in "]}":
+            depth -= 1
+
+
+def check_yaml_events(loader: Any, source: str) -> None:
+    """Read every event of ``loader`` (a fresh PyYAML loader) and refuse, at the offending event,
+    nesting past :data:`MAX_DEPTH`, a recursive alias, or aliases expanding past :data:`MAX_NODES`.
+
+    No node is built, so this is linear in the text. A YAML syntax error ends the check quietly: the
+    composer, reading the same events with the same parser, reports it at the same event.
+    """
+    sizes: dict[str, int] = {}  # anchor -> expanded size of its node
+    stack: list[list[Any]] = [[0, None]]  # open collections: [expanded size so far, anchor]
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(stack) > MAX_DEPTH:
+                    raise InputRefused(_too_deep(), _mark(source, event.start_mark))
+                stack.append([1, event.anchor])
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                size, anchor = stack.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                size, anchor = 1, event.anchor
+            elif isinstance(event, yaml.AliasEvent):
+                if any(open_anchor == event.anchor for _, open_anchor in stack):
+                    raise InputRefused(
+                        f"recursive alias *{event.anchor} (it refers to a node that holds it)",
+                        _mark(source, event.start_mark),
+                    )
+                size, anchor = sizes.get(str(event.anchor), 1), None
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = size
+            stack[-1][0] += size
+            if stack[-1][0] > MAX_NODES:
+                raise InputRefused(
+                    f"aliases expand this document past {MAX_NODES:,} nodes (an alias bomb?)",
+                    _mark(source, event.start_mark),
+                )
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+
+
+def _too_deep() -> str:
+    return f"collections nest deeper than {MAX_DEPTH} levels"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _offset_mark(data: bytes | str, offset: int, source: str | Path) -> str:
+    """``source:line:col`` of a character (or byte) offset."""
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    line = data.count(newline, 0, offset)  # type: ignore[arg-type]
+    start = data.rfind(newline, 0, offset) + 1  # type: ignore[arg-type]
+    return f"{source}:{line + 1}:{offset - start + 1}"
 
 
 def load_yaml(text_or_path: str | Path) -> MaintenanceWorkflow:
@@ -35,6 +181,10 @@ def load_yaml(text_or_path: str | Path) -> MaintenanceWorkflow:
 def load_json(text_or_path: str | Path) -> MaintenanceWorkflow:
     """A workflow from JSON text or a JSON file; raises WorkflowError listing every problem."""
     text, source = _read(text_or_path)
+    try:
+        check_json_depth(text, source)
+    except InputRefused as exc:
+        raise WorkflowError([exc.problem]) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -86,12 +236,18 @@ def _short(value: Any, key: str) -> Any:
 def _read(text_or_path: str | Path) -> tuple[str, str]:
     """The text and its source name (the path, or ``<string>``)."""
     if isinstance(text_or_path, str) and ("\n" in text_or_path or not _looks_like_path(text_or_path)):
+        try:
+            check_text(text_or_path, "<string>", "workflow")
+        except InputRefused as exc:
+            raise WorkflowError([exc.problem]) from None
         return text_or_path, "<string>"
     path = Path(text_or_path)
     try:
-        return path.read_text(encoding="utf-8"), str(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return read_bounded(path, "workflow file"), str(path)
+    except InputRefused as exc:
+        raise WorkflowError([exc.problem]) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         raise WorkflowError([Problem(f"cannot read workflow: {reason}", str(path))]) from None
 
 
@@ -107,7 +263,7 @@ def _looks_like_path(text: str) -> bool:
         return False
 
 
-def _mark(source: str, mark: yaml.Mark | None) -> str:
+def _mark(source: str, mark: Any) -> str:
     if mark is None:  # pragma: no cover - composed nodes always carry marks
         return f"{source}:1:1"
     return f"{source}:{mark.line + 1}:{mark.column + 1}"
@@ -115,6 +271,10 @@ def _mark(source: str, mark: yaml.Mark | None) -> str:
 
 def _compose(text: str, source: str) -> tuple[Any, dict[str, str], list[Problem]]:
     """Data, path -> position map and structural problems (duplicate keys) of a YAML text."""
+    try:
+        check_yaml_events(yaml.SafeLoader(text), source)
+    except InputRefused as exc:
+        raise WorkflowError([exc.problem]) from None
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -9,7 +9,8 @@
   rate of one host start per spacing; budget instances hold for the host's span. Fractional
   capacities (MB/s) are scaled by ``FRACTION_SCALE``, demands rounded up and capacities down, so
   the integer problem is never looser than the real one;
-* window starts are rounded up, cutoffs and ends down, durations up;
+* window starts are rounded up, ends down, durations up; the cutoff becomes the last whole second
+  before it (starts are allowed on ``[start, cutoff_at)``, as at run time);
 * waves are the rollout's; the stage of a wave barrier is the fleet (``stage="fleet"``, what a
   rollout means), or each group (``"group"``); a ``sliding`` rollout has no barriers;
 * wave hooks (run-once operations on the pseudo-hosts ``@waveN``) are not placed as operations;
@@ -83,7 +84,7 @@ def _windows(calendar: Any, groups: Sequence[str], origin: datetime, end: dateti
     for w in calendar.host_windows(groups, origin, end):
         s = max(0, math.ceil((w.start - origin).total_seconds()))
         e = math.floor((w.end - origin).total_seconds())
-        c = min(e, math.floor((w.cutoff_at - origin).total_seconds()))
+        c = min(e, math.ceil((w.cutoff_at - origin).total_seconds()) - 1)  # the cutoff is exclusive
         if s <= c <= e:
             out.append(Window(s, c, e))
     return tuple(out)

@@ -274,7 +274,7 @@ def test_unreadable_file_is_an_inventory_error(tmp_path: Path) -> None:
     assert info.value.problems[0].location == str(tmp_path / "missing.ini")
     binary = tmp_path / "binary.ini"
     binary.write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(InventoryError, match="cannot read inventory"):
+    with pytest.raises(InventoryError, match=r"binary.ini:1:3: the inventory file is binary \(a NUL byte\)"):
         Inventory.load(binary)
 
 
