@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +205,21 @@ def test_masking_replaces_whole_values_only() -> None:
     assert redact_text("run 'pa ss-word 42' now", [spaced]) == f"run {REDACTED} now"
     # never a one-letter mask: values under 4 characters are not masked (validation refuses them)
     assert redact_text("a cat sat", ["a"]) == "a cat sat"
+
+
+def test_sysflow_validate_names_short_secrets_without_showing_them(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sysflow.cli import app
+
+    (tmp_path / "inv.yaml").write_text(
+        "app:\n  hosts:\n    app1:\n      db_password: Q7z\n  vars:\n    secrets:\n      pin_value: Wv\n"
+    )
+    (tmp_path / "wf.yaml").write_text("name: check\ntasks:\n  - id: t\n    run: 'true'\n")
+    result = CliRunner().invoke(
+        app, ["validate", str(tmp_path / "wf.yaml"), "-i", str(tmp_path / "inv.yaml")]
+    )
+    assert result.exit_code == 1
+    assert "host app1: secret variable 'db_password' is shorter than 4 characters" in result.output
+    assert "group app: secret variable 'pin_value' is shorter than 4 characters" in result.output
+    assert "Q7z" not in result.output and "Wv" not in result.output
