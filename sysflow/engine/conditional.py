@@ -31,10 +31,10 @@ from sysflow.errors import TransportError
 from sysflow.model.conditional_checks import task_references
 from sysflow.model.conditions import CONTEXT_ROOTS, ConditionError, parse_condition
 from sysflow.model.templates import (
+    SecretMasker,
     TemplateError,
     is_secret_name,
     is_template,
-    redact_text,
     render,
     secret_value,
 )
@@ -85,7 +85,7 @@ class Conditional:
         self._needs_facts = {
             t.id: any(ref.root == "facts" for _, ref in task_references(t)) for t in workflow.tasks
         }
-        self.secrets: set[str] = set()  # secret values of the hosts seen so far (masked in every output)
+        self.secrets = SecretMasker()  # secret values of the hosts seen so far (masked in every output)
 
     @staticmethod
     def wanted(workflow: MaintenanceWorkflow) -> bool:
@@ -159,10 +159,10 @@ class Conditional:
         return replace(
             record,
             command=prepared.recorded,
-            stdout=redact_text(record.stdout, hidden),
-            stderr=redact_text(record.stderr, hidden),
-            error=redact_text(record.error, hidden) if record.error else record.error,
-            reason=redact_text(record.reason, hidden),
+            stdout=hidden.mask(record.stdout),
+            stderr=hidden.mask(record.stderr),
+            error=hidden.mask(record.error) if record.error else record.error,
+            reason=hidden.mask(record.reason),
         )
 
     def register(self, host: str, task_id: str, record: OpRecord | None) -> None:
@@ -232,9 +232,7 @@ class Conditional:
     ) -> OpRecord:
         tracker.emit(
             EventKind.OP_PROGRESS,
-            redact_text(
-                f"{task.id} failed ({failed.error}); on_failure: {', '.join(task.on_failure)}", self.secrets
-            ),
+            self.secrets.mask(f"{task.id} failed ({failed.error}); on_failure: {', '.join(task.on_failure)}"),
             host=op.host,
             task=op.task,
             wave=op.wave,
@@ -319,10 +317,7 @@ class RenderingTransport:
         if not hidden and result.command == recorded:
             return result
         return replace(
-            result,
-            command=recorded,
-            stdout=redact_text(result.stdout, hidden),
-            stderr=redact_text(result.stderr, hidden),
+            result, command=recorded, stdout=hidden.mask(result.stdout), stderr=hidden.mask(result.stderr)
         )
 
     async def close(self) -> None:

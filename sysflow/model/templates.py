@@ -40,6 +40,7 @@ __all__ = [
     "SUBSTRING_MIN",
     "Raw",
     "Rendered",
+    "SecretMasker",
     "TemplateError",
     "is_secret_name",
     "is_template",
@@ -159,6 +160,60 @@ def redact_text(text: str, secrets: Collection[str]) -> str:
             else:
                 text = _whole_word(form).sub(REDACTED, text)
     return text
+
+
+class SecretMasker:
+    """A growing set of secret values masked in texts as :func:`redact_text` masks them.
+
+    A run may know thousands of secrets (one password per host); trying each in every output would
+    cost that many searches per record. The masker indexes each value (and its shell-quoted form)
+    by its first :data:`MIN_SECRET_LENGTH` characters, so a large set costs one pass over the text:
+    only the values whose prefix occurs in it are then looked for.
+    """
+
+    _SCAN_ABOVE = 64  # fewer values than this: try each, as redact_text does
+
+    def __init__(self, values: Collection[str] = ()) -> None:
+        self._values: set[str] = set()
+        self._by_prefix: dict[str, set[str]] = {}
+        self.update(values)
+
+    def add(self, value: str) -> None:
+        if len(value) < MIN_SECRET_LENGTH or value in self._values:
+            return
+        self._values.add(value)
+        for form in {value, shlex.quote(value)}:
+            self._by_prefix.setdefault(form[:MIN_SECRET_LENGTH], set()).add(value)
+
+    def update(self, values: Collection[str]) -> None:
+        for value in values:
+            self.add(value)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def mask(self, text: str) -> str:
+        """``text`` with every known secret value masked (see :func:`redact_text`)."""
+        if not text or not self._values:
+            return text
+        if len(self._values) < self._SCAN_ABOVE:
+            return redact_text(text, self._values)
+        index, n = self._by_prefix, MIN_SECRET_LENGTH
+        found: set[str] = set()
+        for i in range(len(text) - n + 1):
+            hit = index.get(text[i : i + n])
+            if hit is not None:
+                found |= hit
+        return redact_text(text, found) if found else text
 
 
 @lru_cache(maxsize=1024)

@@ -9,7 +9,7 @@ import pytest
 
 from sysflow.errors import InventoryError, WorkflowError
 from sysflow.model.inventory import SECRET_MARKER, Inventory
-from sysflow.model.templates import REDACTED, is_secret_name, redact_text, render
+from sysflow.model.templates import REDACTED, SecretMasker, is_secret_name, redact_text, render
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import compile_workflow
 
@@ -223,3 +223,26 @@ def test_sysflow_validate_names_short_secrets_without_showing_them(tmp_path: Pat
     assert "host app1: secret variable 'db_password' is shorter than 4 characters" in result.output
     assert "group app: secret variable 'pin_value' is shorter than 4 characters" in result.output
     assert "Q7z" not in result.output and "Wv" not in result.output
+
+
+def test_a_masker_of_thousands_of_secrets_masks_as_redact_text_does() -> None:
+    import random
+    import secrets as rnd
+
+    values = [f"v{rnd.token_hex(6)}" for _ in range(2000)] + ["Zk4q", "pa ss-word 42", "ab"]
+    masker = SecretMasker(values)
+    assert len(masker) == len(values) - 1 and "ab" not in masker  # too short to be a secret
+    rng = random.Random(7)
+    for _ in range(200):
+        words = [
+            rng.choice(values) if rng.random() < 0.2 else rnd.token_hex(rng.randint(1, 6)) for _ in range(12)
+        ]
+        words += ["'pa ss-word 42'", "xZk4q", "Zk4q.", "cab"]
+        text = " ".join(words)
+        assert masker.mask(text) == redact_text(text, values)
+    assert (
+        masker.mask(f"{values[5]} and 'pa ss-word 42' and Zk4q!")
+        == f"{REDACTED} and {REDACTED} and {REDACTED}!"
+    )
+    assert masker.mask("nothing here") == "nothing here"
+    assert SecretMasker().mask("Zk4q") == "Zk4q"
