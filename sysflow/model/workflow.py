@@ -49,6 +49,7 @@ __all__ = [
     "RolloutStrategy",
     "Task",
     "Workflow",
+    "expiry_problems",
     "resolve_count",
 ]
 
@@ -507,7 +508,7 @@ class MaintenanceWorkflow(UserModel):
         """Every inconsistency visible without an inventory: duplicates, unknown names, cycles."""
         from sysflow.model.workflow_checks import workflow_problems
 
-        return workflow_problems(self)
+        return [*workflow_problems(self), *expiry_problems(self)]
 
     def check(self) -> MaintenanceWorkflow:
         """Raise :class:`WorkflowError` with every problem of :meth:`problems`; return self if none."""
@@ -518,6 +519,28 @@ class MaintenanceWorkflow(UserModel):
 
 
 Workflow = MaintenanceWorkflow
+
+
+def expiry_problems(wf: MaintenanceWorkflow) -> list[Problem]:
+    """``on_window_expiry: rollback`` needs something to roll back with: ``rollout.auto_rollback``
+    and at least one task with a ``rollback`` command. Without them a window expiry would only end
+    the run failed (or "rolled back" with nothing undone), so the workflow is refused instead."""
+    if wf.on_window_expiry is not ExpiryPolicy.ROLLBACK:
+        return []
+    missing = []
+    if not wf.rollout.auto_rollback:
+        missing.append("rollout.auto_rollback is not true")
+    if not any(task.rollback for task in wf.tasks):
+        missing.append("no task has a rollback command")
+    if not missing:
+        return []
+    return [
+        Problem(
+            "on_window_expiry: rollback needs rollout.auto_rollback: true and at least one task with a "
+            f"rollback command, but {' and '.join(missing)} (add them, or use finish or abort)",
+            wf.locate("on_window_expiry"),
+        )
+    ]
 
 
 def _listify(value: str | Iterable[str]) -> list[str]:
