@@ -309,8 +309,9 @@ class Engine:
         return runner
 
     def _conditional(self, workflow: MaintenanceWorkflow, transport: Transport) -> Conditional | None:
-        """Templates, conditions, registered results and branches, when the workflow uses any."""
-        if not Conditional.wanted(workflow):
+        """Templates, conditions, registered results and branches, when the workflow uses any; and the
+        masking of secret values in outputs, when the inventory holds secrets."""
+        if not Conditional.wanted(workflow) and not self.inventory.has_secrets(workflow.secrets):
             return None
         names = self.inventory.secret_names()
         return Conditional(workflow, self.inventory.host_vars, transport, self.clock, secret_names=names)

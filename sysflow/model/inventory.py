@@ -595,6 +595,15 @@ class Inventory(BaseModel):
             elif is_secret_name(str(key), declared):
                 yield str(key), value
 
+    def has_secrets(self, declared: Collection[str] = ()) -> bool:
+        """Whether any variable holds a secret value (by its name, ``declared`` or a ``secrets:`` map)."""
+        names = set(declared) | self.secret_names()
+        return any(
+            secret_value(value) is not None
+            for _, values in self._var_layers()
+            for _, value in self._secrets_of(values, names)
+        )
+
     def secret_problems(self, declared: Collection[str] = ()) -> list[Problem]:
         """Secrets that cannot be masked safely: shorter than ``MIN_SECRET_LENGTH`` characters.
 

@@ -258,3 +258,26 @@ async def test_verification_probes_never_report_a_secret_they_printed(tmp_path: 
     for value in values.values():
         assert value not in text
         assert value.encode() not in raw
+
+
+async def test_outputs_are_masked_even_when_the_workflow_uses_no_templates(tmp_path: Path) -> None:
+    inv, values = _fleet()
+    wf = MaintenanceWorkflow("plain")
+    wf.add_task("config", "cat /etc/app.conf")  # no template, no condition: the host prints a secret
+    engine = Engine(
+        inv, transport=_transport(inv), clock=current_virtual_clock(), store=tmp_path / "state.db"
+    )
+    result = await engine.run(wf)
+    engine.store.close()  # type: ignore[union-attr]
+    assert result.status is RunStatus.COMPLETED, result.reason
+    assert result.ops["config@app1"].stdout == f"password={REDACTED}\n"
+    raw = _files_bytes(tmp_path)
+    assert b"password=" + REDACTED.encode() in raw
+    clear = values.pop("license_code")  # secret only for workflows that list it under secrets:
+    assert clear.encode() in raw
+    for value in values.values():
+        assert value.encode() not in raw
+
+    bare = Inventory()
+    bare.add_host("app1", tier="backend")
+    assert not bare.has_secrets() and bare.has_secrets(["tier"]) and inv.has_secrets()
