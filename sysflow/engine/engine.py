@@ -60,6 +60,12 @@ class Engine:
     ``LocalTransport`` for local runs); ``runner`` replaces the whole execution path (a backend of
     HostPool actors, see :class:`sysflow.engine.dispatch.BackendRunner`). ``hooks`` builds the
     verification hooks of a run (default: the workflow's verifications through ``sysflow.verify``).
+
+    Secrets are never at rest: the run store keeps the inventory with each secret value replaced by
+    ``{"$secret": "<name>"}`` (:meth:`Inventory.redacted_json`), and records mask secret values.
+    :meth:`resume_async` takes the values from the inventory the engine was given, else from
+    ``secret_lookup`` (name -> value), else from ``SYSFLOW_SECRET_<NAME>``; a secret found nowhere
+    makes it fail, naming the variables, before anything runs.
     """
 
     def __init__(
