@@ -1,7 +1,7 @@
-"""``sysflow audit verify | query | export``: check the hash chain, read records, feed a SIEM.
+"""``sysflow audit verify | query | export``: check the keyed chain, read records, feed a SIEM.
 
-Thin functions over :class:`sysflow.audit.log.AuditLog`; ``sysflow.cli`` maps their outcomes to
-exit codes (0 intact / found, 1 tampered, 3 no such file).
+Thin functions over :class:`sysflow.audit.log.AuditLog`, always opened read-only; ``sysflow.cli``
+maps their outcomes to exit codes (0 intact / found, 1 tampered or not an audit log, 3 no such file).
 """
 
 from __future__ import annotations
@@ -21,21 +21,23 @@ __all__ = ["open_log", "parse_since", "query_lines", "verify_log"]
 Echo = Callable[[str], None]
 
 
-def open_log(db: Path) -> AuditLog:
-    """Open an existing audit log (never create one: a missing file is an error)."""
-    if not db.is_file():
-        raise FileNotFoundError(f"no audit log at {db}")
-    return AuditLog(db)
+def open_log(db: Path, *, key_file: Path | None = None) -> AuditLog:
+    """Open an existing audit log read-only: never create one, never write to the file.
+
+    A missing path raises ``FileNotFoundError`` (exit 3); a directory, an empty file, a file that is
+    not SQLite or a database that is not an audit log raise ``NotAnAuditLog`` (exit 1), one line each.
+    """
+    return AuditLog(db, read_only=True, key_file=key_file)
 
 
-def verify_log(db: Path) -> tuple[bool, str]:
-    """(intact, the line to print)."""
-    with open_log(db) as log:
-        bad = log.verify()
-        count = sum(1 for _ in log.records())
-    if bad is None:
+def verify_log(db: Path, *, key_file: Path | None = None) -> tuple[bool, str]:
+    """(intact, the line to print): the keyed chain checked against the signed head."""
+    with open_log(db, key_file=key_file) as log:
+        breach = log.verify()
+        count = log.count()
+    if breach is None:
         return True, f"{db}: intact, {count} records"
-    return False, f"{db}: TAMPERED: chain broken at record {bad} (of {count})"
+    return False, f"{db}: TAMPERED: {breach}"
 
 
 def parse_since(text: str | None) -> datetime | None:

@@ -400,19 +400,34 @@ def submit(
 
 
 @audit_app.command("verify")
-def audit_verify(db: DbOpt) -> None:
-    """Check the hash chain; name the first edited, removed or reordered record.
+def audit_verify(
+    db: DbOpt,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="Audit key the log was written with (default: $SYSFLOW_AUDIT_KEY_FILE, else "
+            "/var/lib/sysflow/audit.key for root, ~/.local/state/sysflow/audit.key otherwise).",
+        ),
+    ] = None,
+) -> None:
+    """Check the keyed chain against its signed head (<db>.head); name the first bad record.
+
+    Detects edited, removed, reordered or re-hashed records, truncation, an older copy of the
+    database put back and a database swapped with another log's. Opens the file read-only.
 
     Examples:
 
       sysflow audit verify --db audit.db
 
-    Exit codes: 0 intact, 1 tampered, 3 no such file.
+      sysflow audit verify --db /srv/audit.db --key-file /root/audit.key
+
+    Exit codes: 0 intact, 1 tampered, not an audit log or no key, 3 no such file.
     """
     from sysflow.cli.audit import verify_log
 
     with guard("audit verify"):
-        intact, line = verify_log(db)
+        intact, line = verify_log(db, key_file=key_file)
     if not intact:
         _exit(EXIT_INVALID, line)
     typer.echo(line)
@@ -434,7 +449,7 @@ def audit_query(
 
       sysflow audit query --db audit.db --since 2026-11-29T01:00 --json
 
-    Exit codes: 0 ok, 1 bad --since, 3 no such file.
+    Exit codes: 0 ok, 1 bad --since or not an audit log, 3 no such file.
     """
     from sysflow.cli.audit import query, query_lines
 
@@ -457,7 +472,7 @@ def audit_export(
 
       sysflow audit export --db audit.db -o audit.jsonl
 
-    Exit codes: 0 ok, 1 bad --since, 3 no such file.
+    Exit codes: 0 ok, 1 bad --since or not an audit log, 3 no such file.
     """
     from sysflow.cli.audit import export
 

@@ -86,6 +86,7 @@ def _verify_audit(path: Path, echo: Echo) -> bool:
 
 def demo_command(opts: DemoOptions, echo: Echo) -> int:
     """Forecast, Gantt chart, simulated run with progress, verification summary; the exit code."""
+    from sysflow.audit.log import remove_log
     from sysflow.cli.progress import choose_mode
     from sysflow.cli.run import RunSetup, SimOptions, exit_code, result_lines, simulate
     from sysflow.model.workflow import MaintenanceWorkflow
@@ -103,7 +104,7 @@ def demo_command(opts: DemoOptions, echo: Echo) -> int:
     echo(f"wrote       {gantt} (Gantt chart of the p50 plan)")
     echo("== run (simulated, virtual time) ==")
     audit = opts.out / "audit.db"
-    audit.unlink(missing_ok=True)
+    remove_log(audit)  # a fresh log each demo: the database and its signed head
     mode = choose_mode(json_lines=opts.json_lines, is_terminal=opts.is_terminal)
     setup = RunSetup(mode=mode, audit=audit, approve_all=True, who="sysflow-demo")
     result = simulate(wf, inv, SimOptions(seed=opts.seed, start=DEMO_START), setup, plan)

@@ -1,8 +1,12 @@
-"""The audit log is append-only and hash-chained: every kind of tampering is detected and named."""
+"""The audit log is append-only and keyed-chained: basics, the triggers, query, export, the observer.
+
+The full tamper suite (truncation, replay, swapped files, recomputed chains) is in test_tamper.py."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
 import json
 import sqlite3
 from dataclasses import replace
@@ -42,6 +46,13 @@ def _raw(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _bad(path: Path) -> int | None:
+    with AuditLog(path, read_only=True) as log:
+        breach = log.verify()
+    assert breach is not None
+    return breach.record
+
+
 def test_an_untouched_log_verifies_and_never_holds_the_secret(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
     _fill(path)
@@ -62,6 +73,10 @@ def test_updates_and_deletes_are_refused_by_sqlite(tmp_path: Path) -> None:
         db.execute("UPDATE audit SET outcome='failed' WHERE id=2")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("DELETE FROM audit WHERE id=2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE audit_meta SET value='x' WHERE name='log_id'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM audit_meta")
     db.close()
 
 
@@ -71,10 +86,9 @@ def test_an_edited_record_is_named(tmp_path: Path) -> None:
     db = _raw(path)
     db.execute("UPDATE audit SET outcome='failed' WHERE id=3")
     db.close()
-    with AuditLog(path) as log:
-        assert log.verify() == 3
-        with pytest.raises(AuditTampered, match="record 3") as info:
-            log.check()
+    assert _bad(path) == 3
+    with AuditLog(path) as log, pytest.raises(AuditTampered, match="record 3") as info:
+        log.check()
     assert info.value.record_id == 3
 
 
@@ -84,8 +98,7 @@ def test_a_removed_record_is_named(tmp_path: Path) -> None:
     db = _raw(path)
     db.execute("DELETE FROM audit WHERE id=2")
     db.close()
-    with AuditLog(path) as log:
-        assert log.verify() == 3  # the record after the gap no longer chains
+    assert _bad(path) == 3  # the record after the gap no longer chains
 
 
 def test_reordered_records_are_named(tmp_path: Path) -> None:
@@ -103,21 +116,57 @@ def test_reordered_records_are_named(tmp_path: Path) -> None:
     ]  # records 2 and 3 trade places
     db.executemany("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)", swapped)
     db.close()
-    with AuditLog(path) as log:
-        assert log.verify() == 2
+    assert _bad(path) == 2
 
 
-def test_a_rehashed_edit_still_breaks_the_chain_after_it(tmp_path: Path) -> None:
+def test_a_rehashed_edit_is_named_at_the_edit(tmp_path: Path) -> None:
+    """Recomputing the edited record's digest without the key does not help: it is named itself."""
     path = tmp_path / "audit.db"
     _fill(path)
     with AuditLog(path) as log:
         rec = next(r for r in log.records() if r.id == 2)
     forged = replace(rec, outcome="failed")
+    digest = hashlib.sha256((forged.prev_mac + forged.content()).encode()).hexdigest()
     db = _raw(path)
-    db.execute("UPDATE audit SET outcome='failed', hash=? WHERE id=2", (forged.expected_hash(),))
+    db.execute("UPDATE audit SET outcome='failed', mac=? WHERE id=2", (digest,))
     db.close()
-    with AuditLog(path) as log:
-        assert log.verify() == 3
+    assert _bad(path) == 2
+
+
+def test_sessions_append_to_one_chain_and_the_head_follows(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    _fill(path, 3)
+    _fill(path, 4)
+    head = json.loads((tmp_path / "audit.db.head").read_text())
+    with AuditLog(path, read_only=True) as log:
+        assert log.verify() is None
+        recs = list(log.records())
+    assert [r.id for r in recs] == list(range(1, 8))
+    assert all(b.prev_mac == a.mac for a, b in itertools.pairwise(recs))
+    assert (head["count"], head["mac"], head["log_id"]) == (7, recs[-1].mac, log.log_id)
+
+
+def test_batches_commit_and_rewrite_the_head(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    head = tmp_path / "audit.db.head"
+    with AuditLog(path, batch=3) as log:
+        for i in range(7):
+            log.append("r", "op_finished", at=T0, host=f"h{i}")
+            assert json.loads(head.read_text())["count"] == (i + 1) // 3 * 3  # committed records only
+        with AuditLog(path, read_only=True) as reader:
+            assert reader.count() == 6 and reader.verify() is None  # what is committed verifies
+    assert json.loads(head.read_text())["count"] == 7
+
+
+def test_a_read_only_log_refuses_appends_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    _fill(path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with AuditLog(path, read_only=True) as log:
+        with pytest.raises(ValueError, match="read-only"):
+            log.append("r", "op_finished", at=T0)
+        assert log.verify() is None
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
 def test_query_and_jsonl_export(tmp_path: Path) -> None:
@@ -130,9 +179,9 @@ def test_query_and_jsonl_export(tmp_path: Path) -> None:
         assert [r.run_id for r in log.query(since=T0 + timedelta(minutes=30))] == ["run-2"]
         buf = io.StringIO()
         assert log.export_jsonl(buf) == 6
-    first = json.loads(buf.getvalue().splitlines()[0])
-    assert first["who"] == "alice"
-    assert first["prev_hash"] == "0" * 64
+    rows = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert rows[0]["who"] == "alice"
+    assert all(len(r["mac"]) == 64 and r["prev_mac"] == p["mac"] for p, r in itertools.pairwise(rows))
 
 
 def test_the_observer_records_operations_and_decisions(tmp_path: Path) -> None:
