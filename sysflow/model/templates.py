@@ -4,9 +4,19 @@ Task commands, rollback commands, checks and probe commands may hold ``{{ host.n
 ``{{ vars.backup_dir }}``, ``{{ facts.os_family }}`` or ``{{ results.check_disk.stdout }}``. They are
 rendered by an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment` (no attribute starting with
 ``_``, no mutation of the context) with :class:`~jinja2.StrictUndefined`, so a missing variable is an
-error, never an empty string. Every value a ``{{ ... }}`` puts into the command is passed through
-:func:`shlex.quote` — a host variable holding ``; rm -rf /`` becomes one harmless word — unless the
-template marks it ``| raw`` (for values that are shell syntax on purpose).
+error, never an empty string. Every value a ``{{ ... }}`` puts into the command is escaped for the
+shell quoting it lands in (:mod:`sysflow.model.shellquote`): outside quotes it is passed through
+:func:`shlex.quote` — a host variable holding ``; rm -rf /`` becomes one harmless word —, inside
+``'...'`` its single quotes are escaped, inside ``"..."`` its backslashes, double quotes, dollars and
+backquotes are; so ``echo {{ v }}``,
+``echo '{{ v }}'`` and ``echo "{{ v }}"`` all print the value as it is, whatever it holds. Where no
+escaping is safe (inside backquotes, ``$( )`` within double quotes, heredocs, comments, arithmetic,
+right after a backslash or ``$``) the template is refused at validation with the reason, and again at render
+time (the render-time check reads the command as rendered, so control flow and ``| raw`` values cannot
+move a value into such a place unnoticed). ``| raw`` inserts a value as is (shell syntax on purpose);
+``| quote`` adds one more layer of shell quoting, for values inside code another shell runs
+(``sh -c 'echo {{ vars.x | quote }}'``). A value holding a NUL character is an error (no command can
+carry one).
 
 Secrets: variables whose names mark them secret (``secret_*``, ``*_password``, ``*_passwd``,
 ``*_pass``, ``*_passphrase``, ``*_token``, ``*_secret``, ``*_key``; the rule reads the *end* of the
@@ -27,12 +37,14 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Collection, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from sysflow.errors import SysflowError
 from sysflow.model.conditions import CONTEXT_ROOTS, Reference
+from sysflow.model.shellquote import MARK, classify, escape, marker
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -56,6 +68,15 @@ SUBSTRING_MIN = 8  # secrets this long are masked inside words too; shorter ones
 _SECRET_NAME = re.compile(r"^secret_|(?:^|_)(?:password|passwd|pass|passphrase|token|secret|key)$", re.I)
 _WORD_CHAR = r"[A-Za-z0-9_]"
 _MARKERS = ("{{", "{%", "{#")
+_SITE = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+_MARKED = re.compile(r"\0(\d+)\0")
+_VALUES: ContextVar[list[str] | None] = ContextVar("sysflow_template_values", default=None)
+_UNSUPPORTED = {
+    "FilterBlock": "filter",
+    "Macro": "macro",
+    "CallBlock": "call",
+    "AssignBlock": "set ... endset",
+}
 
 
 class TemplateError(SysflowError, ValueError):
@@ -126,12 +147,12 @@ def render(
 
     template = _compile(source)
     try:
-        command = template.render(**context)
+        command = _shell_render(template, context)
         hidden = _secret_values(context, secrets)
         redacted = command
         if hidden:
             masked = {**context, "vars": _masked_vars(context.get("vars", {}), secrets)}
-            redacted = template.render(**masked)
+            redacted = _shell_render(template, masked)
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined variable: {exc.message}") from None
     except jinja2.TemplateError as exc:  # a sandbox refusal or a filter's error
@@ -237,7 +258,49 @@ def template_references(source: str) -> list[Reference]:
     if unknown:
         known = ", ".join(sorted(CONTEXT_ROOTS))
         raise TemplateError(f"unknown name(s) {', '.join(unknown)} in template (known: {known})")
+    _check_quoting(source, ast, nodes)
     return list(_jinja_references(ast, nodes))
+
+
+def _check_quoting(source: str, ast: Any, nodes: Any) -> None:
+    """TemplateError for a ``{{ }}`` that lands where its value cannot be escaped (read as straight-line
+    text: ``{% %}`` tags are transparent, ``| raw`` values unknown; :func:`render` checks again)."""
+    if MARK in source:
+        raise TemplateError("a NUL character in a command")
+    for name, tag in _UNSUPPORTED.items():
+        found = ast.find(getattr(nodes, name))
+        if found is not None:
+            raise TemplateError(
+                f"{{% {tag} %}} blocks are not supported in commands (line {found.lineno}): "
+                "their output could not be quoted for where it lands"
+            )
+    parts: list[str] = []
+    exprs: list[Any] = []  # every {{ }} in source order
+    marked: list[int] = []  # marker index -> position in exprs (raw values get no marker)
+    for output in ast.find_all(nodes.Output):
+        for child in output.nodes:
+            if isinstance(child, nodes.TemplateData):
+                parts.append(child.data)
+                continue
+            if not (isinstance(child, nodes.Filter) and child.name == "raw"):
+                parts.append(marker(len(marked)))
+                marked.append(len(exprs))
+            exprs.append(child)
+    if not marked:
+        return
+    _, refused = classify("".join(parts))
+    if refused:
+        index = min(refused)
+        position = marked[index]
+        sites = list(_SITE.finditer(source))
+        if len(sites) == len(exprs):
+            site = sites[position]
+            line = source.count("\n", 0, site.start()) + 1
+            column = site.start() - source.rfind("\n", 0, site.start())
+            what = f"{{{{ {site.group(1)} }}}} (line {line}, column {column} of the command)"
+        else:
+            what = f"the value at line {exprs[position].lineno} of the command"
+        raise TemplateError(f"{what} is {refused[index]}")
 
 
 def _jinja_references(ast: Any, nodes: Any) -> Iterator[Reference]:
@@ -266,30 +329,67 @@ def _masked_vars(values: Any, declared: Collection[str]) -> Any:
     return {k: (REDACTED if is_secret_name(str(k), declared) else v) for k, v in values.items()}
 
 
-def _quote(value: Any) -> str:
+def _shell_render(template: Any, context: Mapping[str, Any]) -> str:
+    """Render to a skeleton (values as markers), then escape each value for the quoting it is in."""
+    values: list[str] = []
+    token = _VALUES.set(values)
+    try:
+        skeleton = template.render(**context)
+    finally:
+        _VALUES.reset(token)
+    if not values:
+        return str(skeleton)
+    contexts, refused = classify(skeleton)
+    if refused:
+        index = min(refused)
+        raise TemplateError(f"value {index + 1} of the command ({len(values)} in all) lands {refused[index]}")
+    if len(contexts) != len(values):  # pragma: no cover - every marker is decided exactly once
+        raise TemplateError("a value was lost or repeated while rendering the command")
+    return _MARKED.sub(lambda m: escape(values[int(m.group(1))], contexts[int(m.group(1))]), skeleton)
+
+
+def _finalize(value: Any) -> str:
+    """What a ``{{ }}`` writes: a raw value as is, any other value as a marker (or shell-quoted,
+    when rendered outside :func:`render`)."""
+    text = "" if value is None else str(value)
+    if MARK in text:
+        raise TemplateError("a value holds a NUL character, which no command can carry")
     if isinstance(value, Raw):
-        return str(value)
-    if value is None:
-        return "''"
-    return shlex.quote(str(value))
+        return text
+    values = _VALUES.get()
+    if values is None:
+        return shlex.quote(text)
+    values.append(text)
+    return marker(len(values) - 1)
 
 
 def _raw(value: Any) -> Raw:
     return Raw("" if value is None else str(value))
 
 
+def _shell_quote(value: Any) -> str:
+    return shlex.quote("" if value is None else str(value))
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Any:
-    from jinja2 import StrictUndefined
+    from jinja2 import StrictUndefined, pass_context
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, finalize=_quote, autoescape=False)
+    @pass_context  # a context-taking finalize is never applied at compile time (markers are per render)
+    def finalize(_context: Any, value: Any) -> str:
+        return _finalize(value)
+
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, finalize=finalize, autoescape=False)
     env.filters["raw"] = _raw
+    env.filters["quote"] = _shell_quote
     return env
 
 
 @lru_cache(maxsize=1024)
 def _compile(source: str) -> Any:
+    if MARK in source:
+        raise TemplateError("a NUL character in a command")
     try:
         return _environment().from_string(source)
     except Exception as exc:  # jinja2.TemplateSyntaxError

@@ -1,0 +1,383 @@
+"""Where each ``{{ }}`` of a command lands in POSIX shell syntax, and how its value is escaped there.
+
+A command template is rendered to a *skeleton*: the literal text (and ``| raw`` values, which are
+shell syntax on purpose) with a marker ``\\0<n>\\0`` where the n-th value goes. :func:`classify`
+reads the skeleton as the shell will, tracking quote state — single and double quotes, backslash
+escapes, ``$( )`` command substitution, comments, heredocs — and decides for every marker:
+
+- :data:`PLAIN` (outside quotes): the value becomes one word, :func:`shlex.quote`;
+- :data:`SINGLE` (inside ``'...'``): every ``'`` of the value becomes ``'\\''``; nothing else is
+  special inside single quotes;
+- :data:`DOUBLE` (inside ``"..."``): ``\\``, ``"``, ``$`` and a backquote get a backslash; nothing else
+  is special inside double quotes (``!`` only in interactive shells, which ``ssh host command`` is not).
+
+Markers where no escaping is provably safe are refused, with the reason: inside backquotes, inside
+``$( )`` that is itself inside double quotes, inside ``$'...'`` or ``$"..."``, inside ``${...}``, inside
+a heredoc or a comment, in arithmetic (``$(( ))``, ``(( ))``, ``$[ ]``, ``let``, ``[[ ... -eq ... ]]``,
+where bash evaluates a quoted value as code), right after a backslash or a ``$`` (which would
+change the meaning of the quoting added). After a construct whose end cannot be found the same way
+by every POSIX shell (a ``$'...'`` with backslashes, a backquote holding quotes, a ``$( )`` holding
+``case`` inside double quotes, a ``${...}`` with quotes or nesting), every later marker is refused.
+
+The shell is assumed POSIX (sh, dash, bash, ksh, zsh); what a program does with its arguments
+(``sh -c``, ``eval``, ``python -c``) is outside the shell's quoting: use ``| quote`` there for a second
+layer (``sh -c 'echo {{ x | quote }}'``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+__all__ = ["DOUBLE", "MARK", "PLAIN", "SINGLE", "classify", "escape", "marker"]
+
+PLAIN = "plain"
+SINGLE = "single"
+DOUBLE = "double"
+MARK = "\0"  # the marker's delimiter: no command can hold a NUL, so no literal text holds one
+
+_WORD_BREAK = frozenset(" \t\n;&|<>()")
+_COMMAND_END = frozenset(";&|\n")
+_SIMPLE_PARAM = re.compile(r"[A-Za-z0-9_@*#?!:=+%/.,^~ \-\[\]$]*")
+_ARITH_TEST = re.compile(r"(?<!\S)-(?:eq|ne|lt|le|gt|ge)(?!\S)")
+_MARKER = re.compile(r"\0(\d+)\0")
+
+BACKQUOTE = "inside backquotes (`...`): use $( ) instead"
+NESTED = 'inside $( ) that is inside double quotes: set a variable first (v={{ }}; ... "$(cmd "$v")")'
+ANSI_C = "inside $'...'"
+LOCALE = 'inside $"..."'
+PARAM = "inside ${...}"
+HEREDOC = "inside a heredoc: feed the value on stdin instead (printf '%s\\n' {{ }} | cmd)"
+COMMENT = "inside a shell comment"
+ARITH = "in arithmetic ($(( )), (( )), $[ ], let, [[ -eq ]]): the shell would evaluate the value as code"
+BACKSLASH = "right after a backslash, which would escape the quoting sysflow adds"
+DOLLAR = "right after $, which would turn the value's quoting into an expansion"
+
+
+def marker(index: int) -> str:
+    """The skeleton's stand-in for the ``index``-th value."""
+    return f"{MARK}{index}{MARK}"
+
+
+def escape(value: str, context: str) -> str:
+    """``value`` written so the shell reads it back literally in ``context``."""
+    if context == SINGLE:
+        return value.replace("'", "'\\''")
+    if context == DOUBLE:
+        return re.sub(r'([\\"$`])', r"\\\1", value)
+    return shlex.quote(value)
+
+
+@dataclass
+class _Frame:
+    kind: str  # "cmd" (shell code), "sq", "dq", "arith"
+    in_dq: bool = False  # some enclosing frame is double-quoted
+    subst: bool = False  # a $( ) body: ends at its matching ")"
+    parens: int = 0
+    closer: str = ""  # arith: "))" or "]"
+    locale: bool = False  # dq: a $"..." string
+
+
+@dataclass
+class _Scan:
+    text: str
+    contexts: dict[int, str] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)
+    stack: list[_Frame] = field(default_factory=lambda: [_Frame("cmd")])
+    unknown: str | None = None
+    force: str | None = None  # the reason the next marker is refused (a backslash or $ before it)
+    heredocs: list[tuple[str, bool]] = field(default_factory=list)
+    test: tuple[int, list[int]] | None = None  # an open [[ ... ]]: its start and the markers in it
+    let: bool = False  # inside a `let` command
+    closed_at: int = -1  # position of the last ")" that closed an expansion (not a word break)
+
+    def site(self, i: int, reason: str | None = None) -> int:
+        """Decide the marker at ``i`` (in ``reason``'s favour if given); the position after it."""
+        m = _MARKER.match(self.text, i)
+        if m is None:  # a NUL that is not a marker: the caller checks values for NUL first
+            raise ValueError("a NUL character in a command")
+        index = int(m.group(1))
+        reason = reason or self.force or self.unknown
+        self.force = None
+        top = self.stack[-1]
+        if reason is None:
+            if top.kind == "arith" or self.let:
+                reason = ARITH
+            elif top.in_dq:
+                reason = NESTED
+            elif top.kind == "dq" and top.locale:
+                reason = LOCALE
+        if reason is not None:
+            self.refused[index] = reason
+        else:
+            self.contexts[index] = {"cmd": PLAIN, "sq": SINGLE, "dq": DOUBLE}[top.kind]
+            if self.test is not None:
+                self.test[1].append(index)
+        return m.end()
+
+    def skip_to(self, i: int, end: int, reason: str) -> None:
+        """Refuse every marker in ``text[i:end]`` with ``reason``."""
+        for m in _MARKER.finditer(self.text, i, end):
+            self.refused[int(m.group(1))] = self.unknown or reason
+
+    def give_up(self, reason: str) -> None:
+        if self.unknown is None:
+            self.unknown = f"after {reason}, the quoting cannot be followed"
+
+
+def classify(skeleton: str) -> tuple[dict[int, str], dict[int, str]]:
+    """(marker -> context, marker -> why it is refused) for every marker of ``skeleton``."""
+    scan = _Scan(skeleton)
+    i, n = 0, len(skeleton)
+    while i < n:
+        if scan.unknown is not None:
+            scan.skip_to(i, n, scan.unknown)
+            break
+        if skeleton[i] == MARK:
+            i = scan.site(i)
+            continue
+        kind = scan.stack[-1].kind
+        if kind == "sq":
+            i = _single(scan, i)
+        elif kind == "dq":
+            i = _double(scan, i)
+        elif kind == "arith":
+            i = _arith(scan, i)
+        else:
+            i = _code(scan, i)
+    return scan.contexts, scan.refused
+
+
+def _single(scan: _Scan, i: int) -> int:
+    if scan.text[i] == "'":
+        scan.stack.pop()
+    return i + 1
+
+
+def _double(scan: _Scan, i: int) -> int:
+    c = scan.text[i]
+    if c == '"':
+        scan.stack.pop()
+        return i + 1
+    if c == "\\":
+        return _backslash(scan, i)
+    if c == "$":
+        return _dollar(scan, i, in_dq=True)
+    if c == "`":
+        return _backquote(scan, i)
+    return i + 1
+
+
+def _arith(scan: _Scan, i: int) -> int:
+    text, c, top = scan.text, scan.text[i], scan.stack[-1]
+    if c in "'\"`\\":
+        scan.give_up("quotes inside arithmetic")
+        return i
+    if top.closer == "]":
+        if c == "[":
+            top.parens += 1
+        elif c == "]":
+            if top.parens == 0:
+                _close(scan, i)
+            else:
+                top.parens -= 1
+        return i + 1
+    if c == "(":
+        top.parens += 1
+    elif c == ")":
+        if top.parens > 0:
+            top.parens -= 1
+        elif text.startswith("))", i):
+            _close(scan, i + 1)
+            return i + 2
+        else:
+            scan.give_up("an unbalanced ) in arithmetic")
+    return i + 1
+
+
+def _close(scan: _Scan, i: int) -> None:
+    """Pop an expansion frame whose last character is at ``i``."""
+    scan.stack.pop()
+    scan.closed_at = i
+
+
+def _word_start(scan: _Scan, i: int) -> bool:
+    if i == 0:
+        return True
+    prev = scan.text[i - 1]
+    return prev in _WORD_BREAK and not (prev == ")" and scan.closed_at == i - 1)
+
+
+def _word_at(scan: _Scan, i: int, word: str) -> bool:
+    """Whether ``word`` stands at ``i`` as a whole word (a keyword or command name)."""
+    end = i + len(word)
+    text = scan.text
+    return (
+        text.startswith(word, i) and (end == len(text) or text[end] in _WORD_BREAK) and _word_start(scan, i)
+    )
+
+
+def _code(scan: _Scan, i: int) -> int:
+    text, c, top = scan.text, scan.text[i], scan.stack[-1]
+    if c == "'":
+        scan.stack.append(_Frame("sq", in_dq=top.in_dq))
+    elif c == '"':
+        scan.stack.append(_Frame("dq", in_dq=top.in_dq))
+    elif c == "\\":
+        return _backslash(scan, i)
+    elif c == "$":
+        return _dollar(scan, i, in_dq=top.in_dq)
+    elif c == "`":
+        return _backquote(scan, i)
+    elif c == "#" and _word_start(scan, i):
+        end = text.find("\n", i)
+        end = len(text) if end < 0 else end
+        scan.skip_to(i, end, COMMENT)
+        return end
+    elif c == "<" and text.startswith("<<", i) and not text.startswith("<<<", i):
+        return _heredoc_operator(scan, i)
+    elif c == "\n":
+        scan.let = False
+        if scan.heredocs:
+            return _heredoc_bodies(scan, i + 1)
+    elif c in _COMMAND_END:
+        scan.let = False
+    elif c == "(":
+        if text.startswith("((", i) and _word_start(scan, i):
+            scan.stack.append(_Frame("arith", in_dq=top.in_dq, closer="))"))
+            return i + 2
+        top.parens += 1
+    elif c == ")":
+        scan.let = False
+        if top.subst:
+            if top.parens == 0:
+                _close(scan, i)
+            else:
+                top.parens -= 1
+    elif c == "[" and _word_at(scan, i, "[["):
+        scan.test = (i, [])
+        return i + 2
+    elif c == "]" and scan.test is not None and _word_at(scan, i, "]]"):
+        start, inside = scan.test
+        scan.test = None
+        if _ARITH_TEST.search(text, start, i):
+            for index in inside:
+                scan.contexts.pop(index, None)
+                scan.refused[index] = ARITH
+        return i + 2
+    elif c == "l" and _word_at(scan, i, "let"):
+        scan.let = True
+    elif c == "c" and top.subst and top.in_dq and _word_at(scan, i, "case"):
+        scan.give_up("case inside $( ) within double quotes")
+    return i + 1
+
+
+def _backslash(scan: _Scan, i: int) -> int:
+    """``\\x``: the next character is literal (in double quotes only some are, which is the same
+    for finding where quotes end). A marker right after the backslash is refused."""
+    if i + 1 < len(scan.text) and scan.text[i + 1] == MARK:
+        scan.force = BACKSLASH
+        return i + 1
+    return i + 2
+
+
+def _dollar(scan: _Scan, i: int, *, in_dq: bool) -> int:
+    text, top = scan.text, scan.stack[-1]
+    nxt = text[i + 1] if i + 1 < len(text) else ""
+    if nxt == MARK:
+        scan.force = DOLLAR
+        return i + 1
+    if nxt == "(":
+        if text.startswith("((", i + 1):
+            scan.stack.append(_Frame("arith", in_dq=in_dq, closer="))"))
+            return i + 3
+        scan.stack.append(_Frame("cmd", in_dq=in_dq or top.kind == "dq", subst=True))
+        return i + 2
+    if nxt == "[":
+        scan.stack.append(_Frame("arith", in_dq=in_dq, closer="]"))
+        return i + 2
+    if nxt == "{":
+        return _param(scan, i)
+    if top.kind == "cmd" and nxt == "'":
+        return _ansi_c(scan, i)
+    if top.kind == "cmd" and nxt == '"':
+        scan.stack.append(_Frame("dq", in_dq=in_dq, locale=True))
+        return i + 2
+    return i + 1
+
+
+def _param(scan: _Scan, i: int) -> int:
+    """``${...}``: followed only when its body is simple (then every shell ends it at the first ``}``)."""
+    text = scan.text
+    end = text.find("}", i + 2)
+    if end < 0:
+        scan.skip_to(i, len(text), PARAM)
+        scan.give_up("an unterminated ${")
+        return len(text)
+    body = text[i + 2 : end]
+    scan.skip_to(i, end, PARAM)
+    if MARK in body or not _SIMPLE_PARAM.fullmatch(body):
+        scan.give_up("a ${...} holding quotes, nesting or a value")
+    scan.closed_at = end
+    return end + 1
+
+
+def _ansi_c(scan: _Scan, i: int) -> int:
+    """``$'...'``: bash, ksh and zsh end it at the first unescaped ``'``; dash at the first ``'``."""
+    text = scan.text
+    j = i + 2
+    while j < len(text) and text[j] != "'":
+        j += 2 if text[j] == "\\" else 1
+    scan.skip_to(i, min(j, len(text)), ANSI_C)
+    if j >= len(text) or text.find("'", i + 2) != j:  # dash (no $'...') ends it at the first '
+        scan.give_up("a $'...' string with an escaped quote (shells end it differently)")
+    return j + 1
+
+
+def _backquote(scan: _Scan, i: int) -> int:
+    """```...```: ends at the first unescaped backquote; quotes inside make the end unspecified."""
+    text = scan.text
+    j = i + 1
+    while j < len(text) and text[j] != "`":
+        j += 2 if text[j] == "\\" else 1
+    body = text[i + 1 : j]
+    scan.skip_to(i, min(j, len(text)), BACKQUOTE)
+    if j >= len(text) or any(s in body for s in ("'", '"', "#", "$(", "<<", "\\")):
+        scan.give_up("a backquoted command holding quotes, comments or escapes")
+    return j + 1
+
+
+def _heredoc_operator(scan: _Scan, i: int) -> int:
+    """``<<WORD`` / ``<<-WORD``: remember the delimiter; the body starts after the next newline."""
+    text = scan.text
+    j = i + 2
+    strip = j < len(text) and text[j] == "-"
+    j += strip
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    start = j
+    while j < len(text) and text[j] not in _WORD_BREAK:
+        j += 1
+    word = text[start:j]
+    if MARK in word or not word:
+        scan.skip_to(start, j, HEREDOC)
+        scan.give_up("a heredoc whose delimiter is not plain text")
+    scan.heredocs.append((re.sub(r"[\"'\\]", "", word), strip))
+    return j
+
+
+def _heredoc_bodies(scan: _Scan, i: int) -> int:
+    """Skip the bodies of the pending heredocs from ``i``; markers in them are refused."""
+    text = scan.text
+    for delimiter, strip in scan.heredocs:
+        while i < len(text):
+            end = text.find("\n", i)
+            end = len(text) if end < 0 else end
+            line = text[i:end]
+            scan.skip_to(i, end, HEREDOC)
+            i = end + 1
+            if (line.lstrip("\t") if strip else line) == delimiter:
+                break
+    scan.heredocs.clear()
+    return i
