@@ -175,6 +175,7 @@ class AuditLog:
         self._key_arg = check_key(key) if key is not None else None
         self._key_file = Path(key_file).expanduser() if key_file is not None else default_key_file()
         self._key: bytes | None = None
+        self._immutable = False
         state = _probe(self.path)
         if read_only:
             self._open_read_only(state)
@@ -195,15 +196,21 @@ class AuditLog:
             raise FileNotFoundError(f"no audit log at {self.path}{note}")
         if state == "empty":
             raise NotAnAuditLog(f"{self.path} is an empty file, not an audit log")
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-        if not Path(f"{self.path}-wal").exists():
-            uri += "&immutable=1"  # no writer: read the file as it is, create no -wal/-shm beside it
-        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        self._connect_read_only()
         try:
             self._meta = _read_meta(self._db, self.path)
         except BaseException:
             self._db.close()
             raise
+
+    def _connect_read_only(self) -> None:
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        # No writer (no -wal): read the file as it is, creating no -wal/-shm beside it. A writer that
+        # starts meanwhile is caught by verify(), which then reads again through SQLite's locks.
+        self._immutable = not Path(f"{self.path}-wal").exists()
+        if self._immutable:
+            uri += "&immutable=1"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
 
     def _open_existing(self) -> None:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -405,6 +412,14 @@ class AuditLog:
 
         Raises :class:`~sysflow.audit.keys.AuditKeyError` when the key cannot be read.
         """
+        breach = self._verify()
+        if breach is not None and self.read_only and self._immutable and Path(f"{self.path}-wal").exists():
+            self._db.close()  # a writer started while we read the file as it was: read it again
+            self._connect_read_only()
+            breach = self._verify()
+        return breach
+
+    def _verify(self) -> Breach | None:
         self.flush()
         if self._key is None:
             self._key = self._load_key(create=False)

@@ -198,3 +198,17 @@ def test_the_observer_records_operations_and_decisions(tmp_path: Path) -> None:
         ("gate_evaluated", "false", "ops-bot"),
         ("op_started", "exit 0", "ops-bot"),
     ]
+
+
+def test_a_verify_that_races_a_writer_does_not_report_truncation(tmp_path: Path) -> None:
+    """The reader opened the file with no writer around; a writer then commits and rewrites the head
+    before the reader checks: the reader sees the head ahead of the file, and reads again."""
+    path = tmp_path / "audit.db"
+    _fill(path, 5)
+    with AuditLog(path, read_only=True) as reader, AuditLog(path) as writer:
+        for i in range(3):
+            writer.append("run-2", "op_finished", at=T0, host=f"db{i}")
+        writer.flush()
+        assert json.loads((tmp_path / "audit.db.head").read_text())["count"] == 8
+        assert reader.verify() is None
+        assert reader.count() == 8
