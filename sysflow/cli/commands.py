@@ -26,7 +26,6 @@ EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_INTERRUPTED = 130
 DEBUG = {"on": False}  # set by the root ``--debug`` option (sysflow.cli), read by guard()
-DEFAULT_STATE = Path(".sysflow") / "state.db"
 DEFAULT_DEMO_OUT = Path("sysflow-demo")
 
 audit_app = typer.Typer(
@@ -40,7 +39,16 @@ audit_app = typer.Typer(
 WorkflowArg = Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")]
 InventoryOpt = Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON Lines on stdout.")]
-StateOpt = Annotated[Path, typer.Option("--state", help="Run store (SQLite).")]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        "--state",
+        help="Run store (SQLite), one lease authority for every controller that uses it; default:"
+        " $SYSFLOW_STORE, else /var/lib/sysflow/state.db as root, else"
+        " ${XDG_STATE_HOME:-~/.local/state}/sysflow/state.db.",
+    ),
+]
 AuditOpt = Annotated[Path | None, typer.Option("--audit", help="Append to this audit log (SQLite).")]
 RunArg = Annotated[str, typer.Argument(help="Run id (see `sysflow status`).")]
 DbOpt = Annotated[Path, typer.Option("--db", help="Audit log (SQLite).")]
@@ -55,7 +63,7 @@ def _exit(code: int, line: str | None = None) -> NoReturn:
 def _code_of(exc: BaseException) -> int:
     from sysflow.cli.control import ControlError
     from sysflow.cli.jobs import RayJobError
-    from sysflow.errors import LeaseConflict
+    from sysflow.errors import LeaseConflict, RunOwned
 
     if isinstance(exc, RayJobError):
         return EXIT_NOT_FOUND if exc.missing else EXIT_INVALID
@@ -63,7 +71,7 @@ def _code_of(exc: BaseException) -> int:
         return EXIT_NOT_FOUND if exc.missing else EXIT_CONFLICT
     if isinstance(exc, FileNotFoundError):
         return EXIT_NOT_FOUND
-    if isinstance(exc, LeaseConflict):
+    if isinstance(exc, LeaseConflict | RunOwned):  # hosts held, or the run owned by a live controller
         return EXIT_CONFLICT
     return EXIT_INVALID
 
@@ -109,6 +117,13 @@ def _setup(json_lines: bool, audit: Path | None, state: Path | None, approve_all
     return RunSetup(mode=mode, out=sys.stdout, audit=audit, state=state, approve_all=approve_all)
 
 
+def store_path(state: Path | None) -> Path:
+    """``--store`` (alias ``--state``), else the default store of this machine and user."""
+    from sysflow.engine.store import default_store_path
+
+    return state if state is not None else default_store_path()
+
+
 def _echo_for(json_lines: bool) -> Callable[[str], None]:
     """Summary lines go to stderr when stdout carries JSON Lines."""
     return (lambda line: typer.echo(line, err=True)) if json_lines else typer.echo
@@ -128,7 +143,7 @@ def run(
     ] = None,
     known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")] = None,
     audit: AuditOpt = None,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
     json_lines: JsonOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and plan; run nothing.")] = False,
     approve_all: Annotated[bool, typer.Option("--approve-all", help="Approve every gate.")] = False,
@@ -166,7 +181,7 @@ def run(
             typer.echo("dry run: nothing was run")
             return
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend)
-        setup = _setup(json_lines, audit, state, approve_all)
+        setup = _setup(json_lines, audit, store_path(state), approve_all)
         code = run_command(wf, inv, ssh, setup, _echo_for(json_lines))
     raise typer.Exit(code)
 
@@ -183,7 +198,9 @@ def sim(
     ] = 1000,
     start: Annotated[str | None, typer.Option(help="Virtual start time, ISO 8601 (default: now).")] = None,
     audit: AuditOpt = None,
-    state: Annotated[Path | None, typer.Option("--state", help="Run store (default: none).")] = None,
+    state: Annotated[
+        Path | None, typer.Option("--store", "--state", help="Run store (default: none).")
+    ] = None,
     json_lines: JsonOpt = False,
     approve: Annotated[bool, typer.Option("--approve/--no-approve", help="Approve every gate.")] = True,
 ) -> None:
@@ -242,7 +259,7 @@ def demo(
 
 def resume(
     run_id: RunArg,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
     ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="OpenSSH client config.")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Private key file (default: ssh-agent).")] = None,
     passphrase_env: Annotated[
@@ -259,13 +276,15 @@ def resume(
 
       sysflow resume os_patching-20261129T010000-3f2a1b
 
-      sysflow resume RUN --state /srv/sysflow/state.db --key ~/.ssh/maint
+      sysflow resume RUN --store /srv/sysflow/state.db --key ~/.ssh/maint
 
-    Exit codes: 0 ok, 1 the run failed, 3 no such run, 4 already finished or hosts leased by another run.
+    Exit codes: 0 ok, 1 the run failed, 3 no such run, 4 already finished, owned by a live
+    controller (named on the one line printed) or hosts leased by another run.
     """
     from sysflow.cli.control import ControlError, run_views
     from sysflow.cli.run import SSHOptions, resume_command
 
+    state = store_path(state)
     with guard(f"resume {run_id}"):
         view = run_views(state, run_id)[0]  # a missing store or run is "not found" before anything starts
         if view.finished:
@@ -280,7 +299,7 @@ def resume(
 
 def status(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: every run).")] = None,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
     address: Annotated[
         str | None, typer.Option("--address", help="Ray dashboard (http://HEAD:8265): list its jobs.")
     ] = None,
@@ -306,7 +325,7 @@ def status(
         else:
             from sysflow.cli.control import run_views, status_lines
 
-            lines = status_lines(run_views(state, run_id))
+            lines = status_lines(run_views(store_path(state), run_id))
         for line in lines:
             typer.echo(line)
 
@@ -320,7 +339,7 @@ def _who() -> str:
 def approve(
     run_id: RunArg,
     wave: Annotated[int, typer.Option("--wave", help="The wave (1-based) whose gate to approve.")] = 0,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
 ) -> None:
     """Approve the manual gate before a wave of a running (or interrupted) run.
 
@@ -333,11 +352,11 @@ def approve(
     from sysflow.cli.control import approve_run, run_views
 
     with guard(f"approve {run_id}"):
-        target = wave or (run_views(state, run_id)[0].wave + 1)
-        typer.echo(approve_run(state, run_id, target, _who()))
+        target = wave or (run_views(store_path(state), run_id)[0].wave + 1)
+        typer.echo(approve_run(store_path(state), run_id, target, _who()))
 
 
-def cancel(run_id: RunArg, state: StateOpt = DEFAULT_STATE) -> None:
+def cancel(run_id: RunArg, state: StateOpt = None) -> None:
     """Cancel a run: nothing new starts, running operations finish.
 
     Examples:
@@ -349,7 +368,7 @@ def cancel(run_id: RunArg, state: StateOpt = DEFAULT_STATE) -> None:
     from sysflow.cli.control import cancel_run
 
     with guard(f"cancel {run_id}"):
-        typer.echo(cancel_run(state, run_id, _who()))
+        typer.echo(cancel_run(store_path(state), run_id, _who()))
 
 
 # -- submit ---------------------------------------------------------------------------------------

@@ -54,7 +54,6 @@ EXIT_USAGE = 2  # typer's own usage errors
 EXIT_NOT_FOUND = 3  # no such run, file or job
 EXIT_CONFLICT = 4  # the hosts are leased by another run, or the run is in no state for this
 CONTROL_POLL_INTERVAL = 2.0  # seconds between reads of the store for approvals and cancels
-DEFAULT_STATE = Path(".sysflow") / "state.db"
 SIM_HORIZON = timedelta(days=14)  # how far ahead the forecast of a simulated run looks
 
 

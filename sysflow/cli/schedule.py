@@ -1,7 +1,8 @@
 """``sysflow schedule add | list | show | pause | resume | remove | export`` and ``sysflow scheduler``.
 
 Only typer is imported at module level: ``sysflow --help`` stays fast. Every command works on one
-run store (``--state``, default ``.sysflow/state.db``); errors print one line and exit 2.
+run store (``--store``/``--state``, default :func:`sysflow.engine.store.default_store_path`); errors print
+one line and exit 2.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["schedule_app", "scheduler_command"]
 
-DEFAULT_STATE = Path(".sysflow") / "state.db"
 _UPCOMING = 3  # next occurrences shown by `schedule show`
 _LOOKAHEAD = timedelta(days=400)
 
@@ -36,12 +36,21 @@ schedule_app = typer.Typer(
     no_args_is_help=True,
 )
 
-StateOpt = Annotated[Path, typer.Option("--state", help="Run store (SQLite).")]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        "--state",
+        help="Run store (SQLite), one lease authority for every controller that uses it; default:"
+        " $SYSFLOW_STORE, else /var/lib/sysflow/state.db as root, else"
+        " ${XDG_STATE_HOME:-~/.local/state}/sysflow/state.db.",
+    ),
+]
 NameArg = Annotated[str, typer.Argument(help="Schedule name.")]
 
 
 @contextmanager
-def _store(state: Path) -> Iterator[RunStore]:
+def _store(state: Path | None) -> Iterator[RunStore]:
     from sysflow.engine.store import RunStore
     from sysflow.errors import SysflowError
 
@@ -75,7 +84,7 @@ def add(
         float, typer.Option(help="Seconds after which an occurrence counts as missed.")
     ] = 900.0,
     replace: Annotated[bool, typer.Option(help="Replace a schedule of the same name.")] = False,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
 ) -> None:
     """Add a schedule: a workflow and an inventory bound to a recurrence."""
     from sysflow.cli.inputs import load_inputs
@@ -99,7 +108,7 @@ def add(
 
 
 @schedule_app.command("list")
-def list_cmd(state: StateOpt = DEFAULT_STATE) -> None:
+def list_cmd(state: StateOpt = None) -> None:
     """List schedules: name, state, recurrence, missed-run policy, next occurrence."""
     from sysflow.schedule.schedules import Schedules
 
@@ -111,7 +120,7 @@ def list_cmd(state: StateOpt = DEFAULT_STATE) -> None:
 
 
 @schedule_app.command("show")
-def show(name: NameArg, state: StateOpt = DEFAULT_STATE) -> None:
+def show(name: NameArg, state: StateOpt = None) -> None:
     """One schedule: its definition, next occurrences, claims and history."""
     from sysflow.schedule.schedules import Schedules
 
@@ -154,7 +163,7 @@ def _next(s: Schedule) -> str | None:
 
 
 def _simple(action: Callable[[Schedules, str], object], verb: str) -> Callable[[str, Path], None]:
-    def command(name: NameArg, state: StateOpt = DEFAULT_STATE) -> None:
+    def command(name: NameArg, state: StateOpt = None) -> None:
         from sysflow.schedule.schedules import Schedules
 
         with _store(state) as store:
@@ -179,7 +188,7 @@ schedule_app.command("remove", help="Remove a schedule (its history stays in the
 def export(
     systemd: Annotated[Path, typer.Option("--systemd", help="Directory for .service and .timer units.")],
     command: Annotated[str | None, typer.Option(help="sysflow executable the units run.")] = None,
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
 ) -> None:
     """Write a systemd service and timer pair per schedule (an alternative to `sysflow scheduler`)."""
     from sysflow.schedule.schedules import Schedules
@@ -188,12 +197,12 @@ def export(
     exe = command or shutil.which("sysflow")
     argv = [exe] if exe else [sys.executable, "-m", "sysflow.cli"]
     with _store(state) as store:
-        for path in export_systemd(Schedules(store).list(), systemd, state=state, command=argv):
+        for path in export_systemd(Schedules(store).list(), systemd, state=Path(store.path), command=argv):
             typer.echo(str(path))
 
 
 def scheduler_command(
-    state: StateOpt = DEFAULT_STATE,
+    state: StateOpt = None,
     audit: Annotated[
         Path | None, typer.Option(help="Audit log (default: audit.db beside the store).")
     ] = None,
@@ -208,7 +217,7 @@ def scheduler_command(
     from sysflow.audit.log import AuditLog
     from sysflow.schedule.scheduler import Scheduler
 
-    with _store(state) as store, AuditLog(audit or state.parent / "audit.db") as log:
+    with _store(state) as store, AuditLog(audit or Path(store.path).parent / "audit.db") as log:
         scheduler = Scheduler(store, audit=log, names=schedule or None, poll=poll, forecast=forecast)
         asyncio.run(_serve(scheduler, once=once))
 

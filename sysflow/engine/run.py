@@ -574,12 +574,21 @@ class Run:
         its command is sent), so it is sent again only when the task is ``idempotent``. Before its
         check runs, its command is settled on the host (found by its id, waited for or stopped), so
         the check never races a command the crashed controller left running."""
-        for rec in list(self.tracker.records.values()):
-            if rec.state not in (OpState.RUNNING, OpState.UNKNOWN):
-                continue
-            op = self.graph.ops[rec.op_id]
-            verdict = await self._recheck(op)
+        interrupted = [
+            self.graph.ops[rec.op_id]
+            for rec in self.tracker.records.values()
+            if rec.state in (OpState.RUNNING, OpState.UNKNOWN)
+        ]
+        gate = asyncio.Semaphore(64)  # interrupted operations settle and re-check side by side
+
+        async def one(op: Operation) -> None:
+            async with gate:
+                verdict = await self._recheck(op)
             self.tracker.emit(EventKind.OP_PROGRESS, verdict, host=op.host, task=op.task, step="recheck")
+
+        async with asyncio.TaskGroup() as tg:
+            for op in interrupted:
+                tg.create_task(one(op))
         if self.store is not None:
             self.store.commit()
 

@@ -260,19 +260,31 @@ class RunStore:
         self._pending = False
         self._records: dict[tuple[str, str], tuple[Any, ...]] = {}  # latest record per op, written at commit
         self._claims: dict[str, str] = {}  # run id -> token of the claim this process holds (fences writes)
+        self._lost: set[str] = set()  # runs another controller took over from this store object
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: schema version {version} is newer than this sysflow ({SCHEMA_VERSION})"
-            )
-        for number in range(version, SCHEMA_VERSION):
-            self._db.executescript(
-                "BEGIN;" + _MIGRATIONS[number] + f"PRAGMA user_version={number + 1}; COMMIT;"
-            )
+        """Run the missing migrations in one write transaction: several processes opening a new
+        store at once (controllers sharing it) migrate it exactly once."""
+        if int(self._db.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])  # under the lock
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this sysflow ({SCHEMA_VERSION})"
+                )
+            for number in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number + 1}")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:
@@ -295,7 +307,11 @@ class RunStore:
             self._pending = True
 
     def close(self) -> None:
+        """Commit, give up the runs this store object still owns (its controller is done with
+        them: a run it did not finish can be resumed at once), and close the file."""
         with self._lock:
+            for run_id in list(self._claims):
+                self.disown(run_id)
             self.commit()
             self._db.close()
 
@@ -423,6 +439,7 @@ class RunStore:
                 (*_owner_values(owner), time.time(), run_id),
             )
         self._claims[run_id] = owner.token
+        self._lost.discard(run_id)
         return previous
 
     def heartbeat(self, run_id: str) -> bool:
@@ -439,6 +456,7 @@ class RunStore:
         self.commit()
         if not owned:
             self._claims.pop(run_id, None)
+            self._lost.add(run_id)
         return owned
 
     def disown(self, run_id: str) -> None:
@@ -464,6 +482,7 @@ class RunStore:
         if found is not None and found.owner is not None and found.owner.token == self._claims.get(run_id):
             return  # still ours: the operation row is not there (nothing to fence)
         self._claims.pop(run_id, None)
+        self._lost.add(run_id)
         owner = found.owner if found is not None else None
         if owner is None:
             owner = Owner("nobody", 0, "", "", "")  # released by another process: still not ours
@@ -621,6 +640,8 @@ class RunStore:
         return held
 
     def renew_leases(self, run_id: str, *, now: float, ttl: float) -> None:
+        if run_id in self._lost:  # taken over: the leases are the new owner's
+            return
         self._write(
             "UPDATE leases SET expires=? WHERE run_id=? AND owner=?",
             (now + ttl, run_id, self._claims.get(run_id, "")),
@@ -629,6 +650,8 @@ class RunStore:
 
     def release_leases(self, run_id: str) -> None:
         """Return the run's leases (those this process's claim holds: not a later owner's)."""
+        if run_id in self._lost:
+            return
         self._write("DELETE FROM leases WHERE run_id=? AND owner=?", (run_id, self._claims.get(run_id, "")))
         self.commit()
 

@@ -343,7 +343,8 @@ def test_command_wrapping_quotes_everything() -> None:
     become = wrap_command("id", become="web user")
     assert become == "sudo -H -n -u 'web user' -- /bin/sh -c id"
     assert "sudo -S" in wrap_command("id", become="root", sudo_password=True)
-    assert "SYSFLOW_CMD_ID=m1" in kill_command("m1")
+    # the marker as a pattern that cannot match the scan's own command line (grep's, the shell's)
+    assert "'SYSFLOW_CMD_I[D]=m1'" in kill_command("m1") and "SYSFLOW_CMD_ID=m1" not in kill_command("m1")
 
 
 def test_backoff_is_jittered_exponential_and_capped() -> None:
