@@ -687,6 +687,7 @@ class Run:
             async with asyncio.timeout(limit):
                 record = await self._execute(op, prepared, on_start)
         except TimeoutError:
+            await self._past(window.end)  # its slot frees no earlier than the end, on every clock
             self.tracker.finished(  # recorded and announced like any other end of an operation
                 replace(
                     self.tracker.records[op.id],
@@ -713,6 +714,13 @@ class Run:
         if self._hooks is not None:
             await self._hooks.after(op.host, op.task)
         return True
+
+    async def _past(self, when: datetime) -> None:
+        """Return once the clock reads ``when`` or later. A real clock may read a hair before the end
+        when the end's timer fires; the grant released after an abort must not let a waiting
+        operation start "before the end" then."""
+        while (left := (when - self.clock.now()).total_seconds()) > 0:
+            await self.clock.sleep(max(left, 0.001))
 
     async def _prepare(self, op: Operation) -> Prepared | None:
         """Condition and rendered command of a conditional workflow's operation (None: run as is)."""

@@ -5,21 +5,26 @@ The real engine runs on the simulator's virtual clock. Forty hosts wait for ten 
 cutoff the third batch would start at exactly the cutoff (01:50); without one, under ``abort`` or
 ``rollback`` the commands stopped at the window end (02:00) free their slots at exactly the end.
 Whatever the expiry policy, the operation records and the fleet's own trace show no forward command
-starting at or after the end or the cutoff.
+starting at or after the end or the cutoff. And on a clock that reads a hair early when the end's
+timer fires (as a real clock may), the slots freed by the abort still start nothing.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from sysflow.engine.events import EventKind
+from sysflow.engine.engine import Engine
+from sysflow.engine.events import EventKind, RecordingObserver
 from sysflow.engine.states import OpState, RunStatus
 from sysflow.engine.windows import OpenWindow
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
+from sysflow.sim.fleet import SimFleet
+from sysflow.sim.loop import VirtualClock, current_virtual_clock
 from sysflow.sim.profile import SimProfile
+from sysflow.sim.transport import SimTransport
 from tests.engine.conftest import Sim, simulate
 
 HOSTS = 40
@@ -137,3 +142,37 @@ def test_open_window_edges_are_exclusive() -> None:
     assert not w.admits(w.cutoff_at, 0.0)
     no_cutoff = OpenWindow(base, base + timedelta(hours=1), base + timedelta(hours=1))
     assert not no_cutoff.may_start(no_cutoff.end) and not no_cutoff.admits(no_cutoff.end, 0.0)
+
+
+class _EarlyAtTheEnd:
+    """The virtual clock, except that at the window end it reads a millisecond early: what a real
+    clock may read when the end's timer (on the loop's monotonic time) fires."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        t = self._clock.now()
+        return t - timedelta(milliseconds=1) if t.time() == END else t
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+
+
+async def test_a_clock_reading_early_at_the_end_starts_nothing_after_an_abort() -> None:
+    virtual = current_virtual_clock()
+    saturday = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    virtual.loop.advance((saturday - virtual.now()).total_seconds())
+    clock = _EarlyAtTheEnd(virtual)
+    fleet = SimFleet(_fleet(), SimProfile(durations={"upgrade_packages": "25m"}), start=virtual.start)
+    events = RecordingObserver()
+    engine = Engine(_fleet(), transport=SimTransport(fleet, clock), clock=clock, observers=[events])
+    result = await engine.prepare(_workflow("abort", None)).execute()
+    starts = [r.start for r in result.ops.values() if r.start is not None]
+    starts += [e.at for e in events.of(EventKind.OP_STARTED)]
+    late = [t for t in starts if t.time() >= time(1, 59, 59)]
+    assert not late, f"{len(late)} operations started at the window end, e.g. at {late[0]:%H:%M:%S.%f}"
+    assert sum(r.state is OpState.UNKNOWN for r in result.ops.values()) == SLOTS
