@@ -30,9 +30,10 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-__all__ = ["DOUBLE", "MARK", "PLAIN", "SINGLE", "classify", "escape", "marker"]
+__all__ = ["DOUBLE", "MARK", "PLAIN", "SINGLE", "WORD", "classify", "escape", "marker"]
 
 PLAIN = "plain"
+WORD = "word"  # outside quotes where even a safe-looking word must be quoted (before < or >: 2>f)
 SINGLE = "single"
 DOUBLE = "double"
 MARK = "\0"  # the marker's delimiter: no command can hold a NUL, so no literal text holds one
@@ -40,7 +41,7 @@ MARK = "\0"  # the marker's delimiter: no command can hold a NUL, so no literal 
 _WORD_BREAK = frozenset(" \t\n;&|<>()")
 _COMMAND_END = frozenset(";&|\n")
 _SIMPLE_PARAM = re.compile(r"[A-Za-z0-9_@*#?!:=+%/.,^~ \-\[\]$]*")
-_ARITH_TEST = re.compile(r"(?<!\S)-(?:eq|ne|lt|le|gt|ge)(?!\S)")
+_ARITH_TEST = re.compile(r"(?<!\S)-(?:eq|ne|lt|le|gt|ge|v|R)(?!\S)")  # bash evaluates these operands
 _MARKER = re.compile(r"\0(\d+)\0")
 
 BACKQUOTE = "inside backquotes (`...`): use $( ) instead"
@@ -66,7 +67,10 @@ def escape(value: str, context: str) -> str:
         return value.replace("'", "'\\''")
     if context == DOUBLE:
         return re.sub(r'([\\"$`])', r"\\\1", value)
-    return shlex.quote(value)
+    quoted = shlex.quote(value)
+    if context == WORD or (quoted == value and "," in value):  # a,b: bash brace expansion's comma
+        return "'" + value.replace("'", "'\\''") + "'"
+    return quoted
 
 
 @dataclass
@@ -99,6 +103,9 @@ class _Scan:
             raise ValueError("a NUL character in a command")
         index = int(m.group(1))
         reason = reason or self.force or self.unknown
+        if index in self.contexts or index in self.refused:
+            self.contexts.pop(index, None)
+            reason = "repeated in the command (a {% filter %} block?)"
         self.force = None
         top = self.stack[-1]
         if reason is None:
@@ -111,7 +118,10 @@ class _Scan:
         if reason is not None:
             self.refused[index] = reason
         else:
-            self.contexts[index] = {"cmd": PLAIN, "sq": SINGLE, "dq": DOUBLE}[top.kind]
+            context = {"cmd": PLAIN, "sq": SINGLE, "dq": DOUBLE}[top.kind]
+            if context == PLAIN and self.text[m.end() : m.end() + 1] in ("<", ">"):
+                context = WORD  # an unquoted number before < or > would name a file descriptor
+            self.contexts[index] = context
             if self.test is not None:
                 self.test[1].append(index)
         return m.end()
@@ -235,7 +245,9 @@ def _code(scan: _Scan, i: int) -> int:
         end = len(text) if end < 0 else end
         scan.skip_to(i, end, COMMENT)
         return end
-    elif c == "<" and text.startswith("<<", i) and not text.startswith("<<<", i):
+    elif c == "<" and text.startswith("<<<", i):
+        return i + 3
+    elif c == "<" and text.startswith("<<", i):
         return _heredoc_operator(scan, i)
     elif c == "\n":
         scan.let = False
@@ -357,10 +369,18 @@ def _heredoc_operator(scan: _Scan, i: int) -> int:
     while j < len(text) and text[j] in " \t":
         j += 1
     start = j
-    while j < len(text) and text[j] not in _WORD_BREAK:
+    quote = ""
+    while j < len(text) and (quote or text[j] not in _WORD_BREAK):
+        c = text[j]
+        if quote and c == quote:
+            quote = ""
+        elif not quote and c in "'\"":
+            quote = c
+        elif c == "\\" and quote != "'":
+            j += 1
         j += 1
     word = text[start:j]
-    if MARK in word or not word:
+    if MARK in word or not word or quote or "$" in word or "`" in word:
         scan.skip_to(start, j, HEREDOC)
         scan.give_up("a heredoc whose delimiter is not plain text")
     scan.heredocs.append((re.sub(r"[\"'\\]", "", word), strip))

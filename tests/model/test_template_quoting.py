@@ -246,3 +246,30 @@ def test_quote_filter_adds_a_layer_for_code_another_shell_runs(tmp_path: Path) -
     proc = _run("/usr/bin/dash", command, tmp_path)
     assert proc.stdout.decode() == value
     assert not any(tmp_path.iterdir())
+
+
+def test_word_edges_numbers_before_redirects_and_commas(tmp_path: Path) -> None:
+    assert render("echo {{ vars.v }}>f", ctx("2")).command == "echo '2'>f"  # not a descriptor
+    assert render("echo {{ vars.v }} >f", ctx("2")).command == "echo 2 >f"
+    assert render("echo {pre{{ vars.v }}post}", ctx("a,b")).command == "echo {pre'a,b'post}"
+    for shell in SHELLS:
+        proc = _run(shell, render("echo {{ vars.v }}>f; cat f", ctx("2")).command, tmp_path)
+        assert proc.stdout == b"2\n"
+        proc = _run(shell, render("echo {pre{{ vars.v }}post}", ctx("a,b")).command, tmp_path)
+        assert proc.stdout == b"{prea,bpost}\n"
+
+
+def test_here_strings_and_quoted_heredoc_delimiters() -> None:
+    assert render("cat <<< {{ vars.v }}", ctx("x y")).command == "cat <<< 'x y'"
+    with pytest.raises(TemplateError, match="inside a heredoc"):
+        template_references("cat <<'E F'\nE\n{{ vars.v }}\nE F\necho done")
+    template_references("cat <<'E F'\nbody\nE F\necho {{ vars.v }}")
+    for template in ("[[ -v {{ vars.v }} ]]", "[[ -R {{ vars.v }} ]]"):
+        with pytest.raises(TemplateError, match="in arithmetic"):
+            template_references(template)
+
+
+def test_a_marker_rewritten_at_render_time_is_an_error() -> None:
+    # render() does not validate first: a {% filter %} that rewrites markers is caught at render
+    with pytest.raises(TemplateError, match=r"lost or repeated|repeated in the command"):
+        render("{% filter replace('1', '0') %}echo {{ vars.v }} {{ vars.v }}{% endfilter %}", ctx("x"))
