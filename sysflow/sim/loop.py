@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import time
 from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ __all__ = [
     "VirtualClock",
     "VirtualDeadlock",
     "VirtualTimeLoop",
+    "VirtualTimeout",
     "current_virtual_clock",
     "run_virtual",
 ]
@@ -55,8 +57,18 @@ class VirtualDeadlock(RuntimeError):
     """Every task waits on something that no timer, I/O or thread will ever bring."""
 
 
+class VirtualTimeout(TimeoutError):
+    """A virtual-time loop ran longer in real time than its ``wall_limit``.
+
+    Checked by the loop itself between callbacks: an exception raised into a task (as pytest-timeout
+    does) can be caught by the code under test, this one ends the loop's ``run_until_complete``.
+    """
+
+
 class _AutojumpSelector(selectors.BaseSelector):
     """Delegates to a real selector; a wait for a timer becomes a jump of the loop's virtual time."""
+
+    deadline: float | None = None  # time.monotonic() after which select raises VirtualTimeout
 
     def __init__(self, real: selectors.BaseSelector, threshold: float, stall_limit: float | None) -> None:
         self._real = real
@@ -93,6 +105,12 @@ class _AutojumpSelector(selectors.BaseSelector):
         self._real.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.deadline = None  # raise once: the runner's cleanup must still be able to run the loop
+            raise VirtualTimeout(
+                "the simulation ran past its wall-clock limit (VirtualTimeLoop wall_limit): "
+                "a test or run on virtual time that should take seconds is spinning"
+            )
         if timeout is None and self._stall_limit is not None and self._fds <= self._idle_fds:
             return self._wait_or_deadlock(self._stall_limit)
         if timeout is not None and timeout <= 0 and self._fds <= self._idle_fds:
@@ -128,7 +146,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ``start`` is the wall-clock instant of virtual time 0 (used by :class:`VirtualClock`);
     ``autojump_threshold`` is how long (real seconds) to wait for real I/O before jumping;
     ``stall_limit``, when set, is how long (real seconds) the loop waits with no timer and no
-    I/O at all (only a thread could wake it) before raising :class:`VirtualDeadlock`.
+    I/O at all (only a thread could wake it) before raising :class:`VirtualDeadlock`;
+    ``wall_limit``, when set, is how many real seconds the loop may run before raising
+    :class:`VirtualTimeout`.
     """
 
     def __init__(
@@ -137,6 +157,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         *,
         autojump_threshold: float = 0.0,
         stall_limit: float | None = None,
+        wall_limit: float | None = None,
     ) -> None:
         if autojump_threshold < 0:
             raise ValueError(f"autojump_threshold must be >= 0, not {autojump_threshold}")
@@ -144,6 +165,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.start = utc(start) if start is not None else DEFAULT_START
         self.autojump_threshold = autojump_threshold
         selector = _AutojumpSelector(selectors.DefaultSelector(), autojump_threshold, stall_limit)
+        if wall_limit is not None:
+            selector.deadline = time.monotonic() + wall_limit
         super().__init__(selector)
         # asyncio treats a timer as due when ``when < time() + resolution``; the monotonic clock's
         # 1 ns is below one float ulp once virtual time passes ~10^7 s (months), so a timer due
@@ -249,17 +272,21 @@ def run_virtual(
     start: datetime | None = None,
     autojump_threshold: float = 0.0,
     stall_limit: float | None = DEFAULT_STALL_LIMIT,
+    wall_limit: float | None = None,
     debug: bool | None = None,
 ) -> T:
     """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop` and return its result.
 
     Inside, :func:`current_virtual_clock` gives the clock (wall time starts at ``start``). A
     simulation in which nothing can ever happen again raises :class:`VirtualDeadlock` after
-    ``stall_limit`` real seconds instead of hanging.
+    ``stall_limit`` real seconds instead of hanging; one still running after ``wall_limit`` real
+    seconds raises :class:`VirtualTimeout`.
     """
 
     def factory() -> VirtualTimeLoop:
-        return VirtualTimeLoop(start, autojump_threshold=autojump_threshold, stall_limit=stall_limit)
+        return VirtualTimeLoop(
+            start, autojump_threshold=autojump_threshold, stall_limit=stall_limit, wall_limit=wall_limit
+        )
 
     with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
         return runner.run(main)

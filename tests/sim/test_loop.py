@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from sysflow.sim.loop import (
     VirtualClock,
     VirtualDeadlock,
     VirtualTimeLoop,
+    VirtualTimeout,
     current_virtual_clock,
     run_virtual,
 )
@@ -217,3 +219,20 @@ async def test_sleep_until_an_exact_instant(virtual_clock: VirtualClock) -> None
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.sleep(10_000)  # the cancelled wake-up never fires
+
+
+def test_a_spinning_simulation_stops_at_its_wall_limit_even_if_it_swallows_errors() -> None:
+    """pytest-timeout raises into the running task; code that survives that would spin on. The loop's
+    own wall limit ends ``run_until_complete`` whatever the tasks catch."""
+
+    async def spins_forever() -> None:
+        while True:
+            try:
+                await asyncio.sleep(0)
+            except BaseException:
+                continue
+
+    started = time.monotonic()
+    with pytest.raises(VirtualTimeout, match="wall-clock limit"):
+        run_virtual(spins_forever(), wall_limit=0.3)
+    assert time.monotonic() - started < 5.0
