@@ -51,7 +51,7 @@ def _workflow() -> MaintenanceWorkflow:
 async def test_failing_hosts_are_diagnosed_restarted_and_only_the_recovered_continue() -> None:
     sim = await simulate(_workflow(), _inventory(), prepare=_faults)
     result = sim.result
-    assert result.status is RunStatus.COMPLETED, result.reason
+    assert result.status is RunStatus.COMPLETED_WITH_FAILURES, result.reason  # web05 failed, within 50 %
     healthy = [h for h in HOSTS if h not in DOWN]
     for host in healthy:  # nothing else is touched on healthy hosts
         assert sim.commands(host) == ["curl -s http://localhost/health", "apt-get -y upgrade"]
