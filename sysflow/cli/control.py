@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sysflow.engine.states import RunStatus
+from sysflow.engine.store import RunRow
 from sysflow.errors import StoreError
 
 __all__ = [
@@ -107,7 +109,7 @@ def run_views(state: Path, run_id: str | None = None) -> list[RunView]:
             counts: dict[str, int] = {}
             for rec in store.ops(row.id).values():
                 counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
-            alive = pid_alive(row.pid)
+            alive = controller_alive(row)
             views.append(RunView(row.id, row.workflow, row.status.value, row.created, row.updated,
                                  row.reason, row.wave, counts, alive))  # fmt: skip
         return views
@@ -116,6 +118,16 @@ def run_views(state: Path, run_id: str | None = None) -> list[RunView]:
 def status_lines(views: Iterable[RunView]) -> list[str]:
     lines = [v.line() for v in views]
     return lines or ["no runs"]
+
+
+def controller_alive(row: RunRow) -> bool:
+    """Whether the run's controller lives: its owner (host, pid, start, heartbeat) when it has one,
+    so a controller on another machine sharing the store counts; else the last pid that wrote it."""
+    from sysflow.engine.store import DEFAULT_OWNER_TTL, owner_alive
+
+    if row.owner is not None:
+        return owner_alive(row.owner, row.heartbeat, now=time.time(), ttl=DEFAULT_OWNER_TTL)
+    return pid_alive(row.pid)
 
 
 def _live_row(state: Path, run_id: str) -> tuple[RunStatus, int | None]:
@@ -130,7 +142,7 @@ def _live_row(state: Path, run_id: str) -> tuple[RunStatus, int | None]:
             raise ControlError(f"no run {run_id!r} in {state}", missing=True) from None
     if row.status.finished:
         raise ControlError(f"run {run_id} already {row.status.value}")
-    return row.status, row.pid
+    return row.status, row.pid if controller_alive(row) else None
 
 
 def _write_control(state: Path, run_id: str, wave: int, kind: str, reasons: list[str]) -> None:
@@ -153,7 +165,7 @@ def cancel_run(state: Path, run_id: str, who: str) -> str:
     """Cancel a run: a live one through its process, a stopped one in the store."""
     _, pid = _live_row(state, run_id)
     _write_control(state, run_id, CANCEL_WAVE, CANCEL, [f"cancelled by {who}"])
-    if pid_alive(pid) and pid != os.getpid():
+    if pid is not None and pid != os.getpid():  # its controller lives (here or on another machine)
         return f"run {run_id}: cancel requested (running operations finish, nothing new starts)"
     from sysflow.engine.store import RunStore
 

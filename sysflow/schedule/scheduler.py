@@ -22,7 +22,10 @@ Starts and ends go to the audit log (when one is given), naming the schedule; th
 also audits every operation of the run.
 
 A scheduler that dies while its run is going leaves the claim ``running``: nobody starts that
-occurrence again; the interrupted run is continued with ``sysflow resume RUN`` like any other.
+occurrence again; the interrupted run is continued with ``sysflow resume RUN`` like any other. The
+run is owned by the controller process that runs it (see :mod:`sysflow.engine.store`): a run id a
+live controller already owns is never started again (the occurrence is recorded ``deferred``,
+naming the owner), and such a run cannot be resumed while its scheduler lives.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from sysflow.clock import Clock, RealClock, utc
 from sysflow.engine.store import RunStore
-from sysflow.errors import LeaseConflict, SysflowError
+from sysflow.errors import LeaseConflict, RunOwned, SysflowError
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.schedule.model import ClaimState, MissedPolicy, Schedule, ScheduleState
@@ -248,6 +251,8 @@ class Scheduler:
             self._end(
                 s, occurrence, rid, ClaimState.DEFERRED, "deferred", f"deferred: held by run {exc.holder}"
             )
+        except RunOwned as exc:  # the run id is already a live controller's: never run it twice
+            self._end(s, occurrence, rid, ClaimState.DEFERRED, "deferred", f"deferred: {exc}")
         except SysflowError as exc:
             self._end(s, occurrence, rid, ClaimState.FAILED, "failed", str(exc))
         except Exception as exc:  # a bug must not leave the claim "running" forever

@@ -141,6 +141,51 @@ def _resume(sshd: SSHD, hosts: list[str], root: Path, store: str, run_id: str, o
     out.write_text(json.dumps(report))
 
 
+# -- settle, on the transport -------------------------------------------------------------------------
+
+
+def test_settle_finds_a_command_left_running_waits_for_it_or_stops_it(sshd: SSHD, tmp_path: Path) -> None:
+    """A command sent by one transport (then abandoned, as by a dead controller) is found by its id
+    through another: waited for until it ends, or stopped with its whole shell (what it would have
+    done next never happens); an id nothing carries is not found."""
+    from sysflow.actors.ssh import SSHTransport
+    from sysflow.transport import COMMAND_ID_VAR, command_id
+
+    host = host_names(1, prefix="s")[0]
+    marker = tmp_path / "marker"
+
+    def transport() -> SSHTransport:
+        auth = SSHAuth.from_keyfile(sshd.client_key)
+        return SSHTransport(sshd.settings([host]), auth, known_hosts=sshd.known_hosts)  # type: ignore[arg-type]
+
+    async def scenario() -> list[Any]:
+        waited, stopped, absent = command_id("r", "wait"), command_id("r", "stop"), command_id("r", "none")
+        async with transport() as sender, transport() as t:  # t knows nothing of what sender sent
+            first = asyncio.create_task(
+                sender.run(host, f"sleep 1; echo waited >> {marker}", env={COMMAND_ID_VAR: waited})
+            )
+            await asyncio.sleep(0.4)  # it runs on the host now
+            found = await t.settle(host, waited, wait=True, timeout=5.0)
+            after_wait = marker.read_text().split() if marker.exists() else []
+            second = asyncio.create_task(
+                sender.run(host, f"sleep 1; echo stopped >> {marker}", env={COMMAND_ID_VAR: stopped})
+            )
+            await asyncio.sleep(0.4)
+            killed = await t.settle(host, stopped, wait=False)
+            none = await t.settle(host, absent, wait=True, timeout=5.0)
+            ends = [await first, await second]
+        await asyncio.sleep(1.0)  # the stopped command's next step would have run by now
+        return [found, after_wait, killed, none, ends]
+
+    found, after_wait, killed, none, ends = asyncio.run(scenario())
+    assert found.found and not found.running and not found.stopped and found.waited >= 0.3
+    assert after_wait == ["waited"]  # it ended before settle returned
+    assert killed.found and killed.stopped and not killed.running
+    assert marker.read_text().split() == ["waited"]  # the stopped shell never reached its echo
+    assert not none.found and not none.running
+    assert ends[0].exit_status == 0 and ends[1].exit_status != 0  # the sender saw its command killed
+
+
 # -- finding 1 --------------------------------------------------------------------------------------
 
 F1_HOSTS = host_names(6, prefix="f")

@@ -305,3 +305,37 @@ def test_cli_runs_from_two_directories_share_one_store(sshd: SSHD, tmp_path: Pat
     run_id = status.stdout.split()[0]
     again = cli(two, "resume", run_id, *ssh)
     assert again.returncode == 4 and "already completed" in again.stderr
+
+
+# -- the scheduler -----------------------------------------------------------------------------------
+
+
+async def test_the_scheduler_never_starts_a_run_a_live_controller_owns(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sysflow.schedule.model import ClaimState, ScheduleSpec
+    from sysflow.schedule.recurrence import Recurrence
+    from sysflow.schedule.scheduler import Scheduler, run_id_for
+    from sysflow.schedule.schedules import Schedules
+    from sysflow.sim.loop import current_virtual_clock
+    from tests.schedule.conftest import sim_factory, small_inventory, small_workflow
+
+    jan_11 = datetime(2026, 1, 11, tzinfo=UTC)  # Sunday 01:00 Amsterdam: the web window opens
+    clock = current_virtual_clock()
+    with RunStore(tmp_path / "s.db") as store:
+        schedules = Schedules(store)
+        spec = ScheduleSpec(name="weekly", recurrence=Recurrence.parse("every window of web_servers"))
+        schedules.add(spec, small_workflow(), small_inventory(), now=clock.now())
+        rid = run_id_for("weekly", jan_11)
+        elsewhere = Owner("controller-2.example", 4242, "", "their-claim", "2026-01-11T00:00:00+00:00")
+        _record(store, rid, owner=elsewhere)  # that occurrence's run is a live controller's already
+        store._claims.clear()  # it is theirs, not this store object's
+        scheduler = Scheduler(
+            store, clock=clock, engine_factory=sim_factory(store, clock, clock.now()), poll=86400.0
+        )
+        await scheduler.run(until=jan_11 + timedelta(hours=1))
+        (claim,) = schedules.claims("weekly")
+        assert claim.state is ClaimState.DEFERRED and claim.run_id == rid
+        (deferred,) = [h.detail for h in schedules.history("weekly") if h.event == "deferred"]
+        assert "is owned by a live controller: host controller-2.example, pid 4242" in deferred
+        assert store.ops(rid) and {r.state for r in store.ops(rid).values()} == {OpState.PENDING}
