@@ -19,9 +19,18 @@ change the meaning of the quoting added). After a construct whose end cannot be 
 by every POSIX shell (a ``$'...'`` with backslashes, a backquote holding quotes, a ``$( )`` holding
 ``case`` inside double quotes, a ``${...}`` with quotes or nesting), every later marker is refused.
 
-The shell is assumed POSIX (sh, dash, bash, ksh, zsh); what a program does with its arguments
-(``sh -c``, ``eval``, ``python -c``) is outside the shell's quoting: use ``| quote`` there for a second
-layer (``sh -c 'echo {{ x | quote }}'``).
+A value in code that another interpreter parses again is refused too, as far as the command's words
+show it: the command string of ``sh -c`` / ``bash -c`` (also after ``sudo``, ``find -exec``,
+``xargs``), the arguments of ``eval``, ``su -c``, ``watch`` and of ``ssh host`` (the remote shell) —
+unless the value is ``| quote``d, which quotes it once more for that shell
+(``sh -c 'echo {{ x | quote }}'``); the program text of ``python -c``, ``perl -e``, ``ruby -e``,
+``node -e``, ``php -r`` always (pass the value as a separate argument there). Positional arguments
+after ``sh -c '...' name`` are data and are accepted.
+
+The shell is assumed POSIX (sh, dash, bash, ksh, zsh). Not covered: values a bash builtin reads as a
+variable name (``printf -v``, ``read``, ``unset``, ``declare``/``local``, ``test -v``) whose array
+subscripts bash evaluates; program text of ``awk``/``sed`` (GNU sed's ``e`` runs commands); values
+piped to a shell's stdin.
 """
 
 from __future__ import annotations
@@ -81,6 +90,9 @@ class _Frame:
     parens: int = 0
     closer: str = ""  # arith: "))" or "]"
     locale: bool = False  # dq: a $"..." string
+    words: list[str] = field(default_factory=list)  # cmd: the current simple command's words so far
+    word_start: int | None = None  # cmd: where the word being read began
+    redirect: bool = False  # cmd: the word being read is a redirection's target, not an argument
 
 
 @dataclass
@@ -95,6 +107,7 @@ class _Scan:
     test: tuple[int, list[int]] | None = None  # an open [[ ... ]]: its start and the markers in it
     let: bool = False  # inside a `let` command
     closed_at: int = -1  # position of the last ")" that closed an expansion (not a word break)
+    quoted: frozenset[int] = frozenset()  # markers whose value went through `| quote`
 
     def site(self, i: int, reason: str | None = None) -> int:
         """Decide the marker at ``i`` (in ``reason``'s favour if given); the position after it."""
@@ -115,6 +128,8 @@ class _Scan:
                 reason = NESTED
             elif top.kind == "dq" and top.locale:
                 reason = LOCALE
+            else:
+                reason = _nested_code(self.stack, index in self.quoted)
         if reason is not None:
             self.refused[index] = reason
         else:
@@ -136,14 +151,18 @@ class _Scan:
             self.unknown = f"after {reason}, the quoting cannot be followed"
 
 
-def classify(skeleton: str) -> tuple[dict[int, str], dict[int, str]]:
-    """(marker -> context, marker -> why it is refused) for every marker of ``skeleton``."""
-    scan = _Scan(skeleton)
+def classify(skeleton: str, quoted: frozenset[int] = frozenset()) -> tuple[dict[int, str], dict[int, str]]:
+    """(marker -> context, marker -> why it is refused) for every marker of ``skeleton``; ``quoted``:
+    markers whose value is already shell-quoted (``| quote``), allowed in code another shell runs."""
+    scan = _Scan(skeleton, quoted=quoted)
     i, n = 0, len(skeleton)
     while i < n:
         if scan.unknown is not None:
             scan.skip_to(i, n, scan.unknown)
             break
+        top = scan.stack[-1]
+        if top.kind == "cmd" and top.word_start is None and skeleton[i] not in _WORD_BREAK:
+            top.word_start = i
         if skeleton[i] == MARK:
             i = scan.site(i)
             continue
@@ -230,6 +249,12 @@ def _word_at(scan: _Scan, i: int, word: str) -> bool:
 
 def _code(scan: _Scan, i: int) -> int:
     text, c, top = scan.text, scan.text[i], scan.stack[-1]
+    if c in _WORD_BREAK and not (c == "(" and _word_start(scan, i) and text.startswith("((", i)):
+        _end_word(scan, top, i)
+        if c in "<>":
+            top.redirect = True
+        elif c != " " and c != "\t":
+            top.words.clear()  # ; & | newline ( ): a new command
     if c == "'":
         scan.stack.append(_Frame("sq", in_dq=top.in_dq))
     elif c == '"':
@@ -384,6 +409,99 @@ def _heredoc_operator(scan: _Scan, i: int) -> int:
         scan.skip_to(start, j, HEREDOC)
         scan.give_up("a heredoc whose delimiter is not plain text")
     scan.heredocs.append((re.sub(r"[\"'\\]", "", word), strip))
+    top = scan.stack[-1]
+    top.word_start, top.redirect = None, False
+    return j
+
+
+def _end_word(scan: _Scan, frame: _Frame, i: int) -> None:
+    """The word that began at ``frame.word_start`` ends before ``i``: record it (quotes removed)."""
+    if frame.word_start is None:
+        return
+    word = re.sub(r"[\"'\\]", "", scan.text[frame.word_start : i])
+    frame.word_start = None
+    if frame.redirect:
+        frame.redirect = False
+    else:
+        frame.words.append(word)
+
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh"})
+_INTERPRETERS = {
+    **dict.fromkeys(("python", "python2", "python3", "pypy3"), frozenset({"-c"})),
+    **dict.fromkeys(("perl", "ruby", "node", "nodejs", "lua"), frozenset({"-e", "-E"})),
+    "php": frozenset({"-r"}),
+}
+_SSH_ARG_OPTIONS = frozenset("BbcDEeFIiJLlmOopQRSWw")
+
+
+def _nested_code(stack: list[_Frame], quoted: bool) -> str | None:
+    """Why a value in the word being read of the innermost command is refused as code that another
+    interpreter runs (``sh -c``, ``eval``, ``su -c``, ``ssh host``, ``watch``, ``python -c``), or None."""
+    frame = next(f for f in reversed(stack) if f.kind == "cmd")
+    words = frame.words
+    here = len(words)  # the index of the word the value is in
+    for k, word in enumerate(words):
+        name = word.rsplit("/", 1)[-1]
+        if name in _INTERPRETERS:
+            flags = _INTERPRETERS[name]
+            if (
+                here >= k + 2
+                and words[here - 1] in flags
+                and all(w.startswith("-") for w in words[k + 1 : here])
+            ):
+                return (
+                    f"inside {name} {words[here - 1]} code, which the shell's quoting cannot protect: "
+                    "pass the value as a separate argument (sys.argv, ARGV) instead"
+                )
+            continue
+        if quoted:
+            continue
+        runner = None
+        if name == "eval":
+            runner = "eval"
+        elif (name in _SHELLS and _shell_code_word(words, k + 1) == here) or (
+            name in ("su", "runuser") and here > k + 1 and words[here - 1] in ("-c", "--command")
+        ):
+            runner = f"{name} -c"
+        elif name == "ssh" and here > _first_operand(words, k + 1, _SSH_ARG_OPTIONS):
+            runner = "ssh (the remote shell)"
+        elif (
+            name == "watch" and "-x" not in words[k + 1 : here] and here >= _first_operand(words, k + 1, "n")
+        ):
+            runner = "watch"
+        if runner is not None:
+            return (
+                f"inside code that {runner} runs, where it would be parsed again: "
+                "write {{ ... | quote }} to quote it for that shell too"
+            )
+    return None
+
+
+def _shell_code_word(words: list[str], j: int) -> int | None:
+    """The index of the command string of ``sh [options] -c [options] STRING``, if ``-c`` is given."""
+    seen_c = False
+    while j < len(words):
+        word = words[j]
+        if seen_c and not word.startswith("-"):
+            return j
+        if not word.startswith(("-", "+")):
+            return None  # a script file: the words after it are its arguments, data
+        if word in ("-o", "+o", "-O", "+O"):
+            j += 2
+            continue
+        if not word.startswith("--") and "c" in word[1:]:
+            seen_c = True
+        j += 1
+    return j if seen_c else None
+
+
+def _first_operand(words: list[str], j: int, with_argument: str | frozenset[str]) -> int:
+    """The index of the first word after options (``-x``; ``-o value`` for options taking one)."""
+    while j < len(words) and words[j].startswith("-"):
+        if words[j] == "--":
+            return j + 1
+        j += 2 if len(words[j]) == 2 and words[j][1] in with_argument else 1
     return j
 
 

@@ -70,7 +70,7 @@ _WORD_CHAR = r"[A-Za-z0-9_]"
 _MARKERS = ("{{", "{%", "{#")
 _SITE = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _MARKED = re.compile(r"\0(\d+)\0")
-_VALUES: ContextVar[list[str] | None] = ContextVar("sysflow_template_values", default=None)
+_VALUES: ContextVar[list[tuple[str, bool]] | None] = ContextVar("sysflow_template_values", default=None)
 _UNSUPPORTED = {
     "FilterBlock": "filter",
     "Macro": "macro",
@@ -277,18 +277,21 @@ def _check_quoting(source: str, ast: Any, nodes: Any) -> None:
     parts: list[str] = []
     exprs: list[Any] = []  # every {{ }} in source order
     marked: list[int] = []  # marker index -> position in exprs (raw values get no marker)
+    quoted: set[int] = set()  # markers whose value is `| quote`d
     for output in ast.find_all(nodes.Output):
         for child in output.nodes:
             if isinstance(child, nodes.TemplateData):
                 parts.append(child.data)
                 continue
             if not (isinstance(child, nodes.Filter) and child.name == "raw"):
+                if isinstance(child, nodes.Filter) and child.name == "quote":
+                    quoted.add(len(marked))
                 parts.append(marker(len(marked)))
                 marked.append(len(exprs))
             exprs.append(child)
     if not marked:
         return
-    _, refused = classify("".join(parts))
+    _, refused = classify("".join(parts), frozenset(quoted))
     if refused:
         index = min(refused)
         position = marked[index]
@@ -331,7 +334,7 @@ def _masked_vars(values: Any, declared: Collection[str]) -> Any:
 
 def _shell_render(template: Any, context: Mapping[str, Any]) -> str:
     """Render to a skeleton (values as markers), then escape each value for the quoting it is in."""
-    values: list[str] = []
+    values: list[tuple[str, bool]] = []
     token = _VALUES.set(values)
     try:
         skeleton = template.render(**context)
@@ -339,13 +342,13 @@ def _shell_render(template: Any, context: Mapping[str, Any]) -> str:
         _VALUES.reset(token)
     if not values:
         return str(skeleton)
-    contexts, refused = classify(skeleton)
+    contexts, refused = classify(skeleton, frozenset(i for i, (_, quoted) in enumerate(values) if quoted))
     if refused:
         index = min(refused)
         raise TemplateError(f"value {index + 1} of the command ({len(values)} in all) lands {refused[index]}")
     if sorted(contexts) != list(range(len(values))):  # e.g. a {% filter %} block rewrote a marker
         raise TemplateError("a value was lost or repeated while rendering the command")
-    return _MARKED.sub(lambda m: escape(values[int(m.group(1))], contexts[int(m.group(1))]), skeleton)
+    return _MARKED.sub(lambda m: escape(values[int(m.group(1))][0], contexts[int(m.group(1))]), skeleton)
 
 
 def _finalize(value: Any) -> str:
@@ -359,7 +362,7 @@ def _finalize(value: Any) -> str:
     values = _VALUES.get()
     if values is None:
         return shlex.quote(text)
-    values.append(text)
+    values.append((text, isinstance(value, Quoted)))
     return marker(len(values) - 1)
 
 
@@ -367,8 +370,14 @@ def _raw(value: Any) -> Raw:
     return Raw("" if value is None else str(value))
 
 
-def _shell_quote(value: Any) -> str:
-    return shlex.quote("" if value is None else str(value))
+class Quoted(str):
+    """A value already shell-quoted by the ``quote`` filter (for code another shell runs)."""
+
+    __slots__ = ()
+
+
+def _shell_quote(value: Any) -> Quoted:
+    return Quoted(shlex.quote("" if value is None else str(value)))
 
 
 @lru_cache(maxsize=1)

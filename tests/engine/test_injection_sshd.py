@@ -3,7 +3,8 @@
 Each payload tries to create a marker file. It reaches the command three ways — a host variable, a
 fact (the remote ``/etc/os-release`` and ``uname -r``, served by stand-ins on the test sshd's PATH for
 this test only), a registered result (the stdout of an earlier task) — and lands three ways: bare
-``{{ }}``, inside ``'...'`` and inside ``"..."``. Every command prints its values NUL-separated to a
+``{{ }}``, inside ``'...'``, inside ``"..."``, and ``| quote``d inside code a second shell runs
+(``sh -c '... {{ x | quote }}'``). Every command prints its values NUL-separated to a
 file; the file must hold every payload byte for byte and no marker may exist.
 """
 
@@ -25,7 +26,7 @@ from tests.fixtures.sshd import SSHD, host_names
 
 pytestmark = [pytest.mark.ssh]
 
-FORMS = {"bare": "{{ %s }}", "single": "'{{ %s }}'", "double": '"{{ %s }}"'}
+FORMS = {"bare": "{{ %s }}", "single": "'{{ %s }}'", "double": '"{{ %s }}"', "nested": "{{ %s | quote }}"}
 
 
 def payloads(marks: Path) -> dict[str, str]:
@@ -82,6 +83,8 @@ def stand_ins(sshd: SSHD, tmp_path: Path) -> Iterator[dict[str, str]]:
 
 def _printf(refs: list[str], form: str, out: Path) -> str:
     args = " ".join(FORMS[form] % ref for ref in refs)
+    if form == "nested":  # code for a second shell: | quote quotes each value for it too
+        return f"sh -c 'printf \"%s\\0\" {args}' > {out}"
     return f"printf '%s\\0' {args} > {out}"
 
 
@@ -131,7 +134,7 @@ def test_payloads_through_vars_facts_and_results_never_run(
             assert result.ops[f"{task}@{name}"].state is OpState.SUCCEEDED
             printed = (out / f"{task}-{name}").read_bytes().decode().split("\0")[:-1]
             assert printed == values, task  # each value arrived as itself, one argument
-    assert len(expected) == 9 and len(hostile) == 9
+    assert len(expected) == 12 and len(hostile) == 9
 
 
 def test_a_template_the_shell_would_misread_is_refused_before_anything_runs(

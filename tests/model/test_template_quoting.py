@@ -273,3 +273,42 @@ def test_a_marker_rewritten_at_render_time_is_an_error() -> None:
     # render() does not validate first: a {% filter %} that rewrites markers is caught at render
     with pytest.raises(TemplateError, match=r"lost or repeated|repeated in the command"):
         render("{% filter replace('1', '0') %}echo {{ vars.v }} {{ vars.v }}{% endfilter %}", ctx("x"))
+
+
+NESTED_CODE = {
+    "sh -c 'echo {{ vars.v }}'": "inside code that sh -c runs",
+    'sudo -u pg bash -o pipefail -ec "echo {{ vars.v }}"': "inside code that bash -c runs",
+    "find . -exec sh -c 'rm {{ vars.v }}' \\;": "inside code that sh -c runs",
+    "eval echo {{ vars.v }}": "inside code that eval runs",
+    "su - pg -c 'psql {{ vars.v }}'": "inside code that su -c runs",
+    "ssh -i key -p 22 host ls {{ vars.v }}": "inside code that ssh (the remote shell) runs",
+    "watch -n 5 ls {{ vars.v }}": "inside code that watch runs",
+    "python3 -c 'print(\"{{ vars.v }}\")'": "inside python3 -c code",
+    "perl -e 'print \"{{ vars.v | quote }}\"'": "inside perl -e code",
+}
+
+
+@pytest.mark.parametrize("template", list(NESTED_CODE))
+def test_values_in_code_another_interpreter_runs_are_refused(template: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        template_references(template)
+    assert NESTED_CODE[template] in str(info.value)
+    with pytest.raises(TemplateError, match="value 1 of the command"):
+        render(template, ctx("x"))
+
+
+def test_arguments_of_a_nested_shell_and_quoted_values_are_accepted(tmp_path: Path) -> None:
+    value = "$(touch m1)'; touch m2; '\"`touch m3`\"\n;touch m4"
+    for template in (
+        "sh -c 'printf %s \"$1\"' sh {{ vars.v }}",  # positional arguments are data
+        "sh -c 'printf %s {{ vars.v | quote }}'",
+        'bash -c "printf %s {{ vars.v | quote }}"',
+        "python3 -c 'import sys; sys.stdout.write(sys.argv[1])' {{ vars.v }}",
+        "sh -c 'true' > /dev/null; printf %s {{ vars.v }}",
+        "ssh -o BatchMode=yes -i {{ vars.v }} -V 2>/dev/null; printf %s {{ vars.v }}",
+    ):
+        command = render(template, ctx(value)).command
+        for shell in SHELLS:
+            proc = _run(shell, command, tmp_path)
+            assert proc.stdout.decode() == value, (template, command, proc.stderr)
+    assert not any(tmp_path.iterdir())
