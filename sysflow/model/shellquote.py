@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 __all__ = ["DOUBLE", "MARK", "PLAIN", "SINGLE", "WORD", "classify", "escape", "marker"]
 
@@ -151,9 +152,11 @@ class _Scan:
             self.unknown = f"after {reason}, the quoting cannot be followed"
 
 
+@lru_cache(maxsize=4096)  # one template over many hosts renders to the same skeleton
 def classify(skeleton: str, quoted: frozenset[int] = frozenset()) -> tuple[dict[int, str], dict[int, str]]:
     """(marker -> context, marker -> why it is refused) for every marker of ``skeleton``; ``quoted``:
-    markers whose value is already shell-quoted (``| quote``), allowed in code another shell runs."""
+    markers whose value is already shell-quoted (``| quote``), allowed in code another shell runs.
+    The result is cached and shared: do not change it."""
     scan = _Scan(skeleton, quoted=quoted)
     i, n = 0, len(skeleton)
     while i < n:
