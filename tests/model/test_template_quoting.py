@@ -312,3 +312,28 @@ def test_arguments_of_a_nested_shell_and_quoted_values_are_accepted(tmp_path: Pa
             proc = _run(shell, command, tmp_path)
             assert proc.stdout.decode() == value, (template, command, proc.stderr)
     assert not any(tmp_path.iterdir())
+
+
+def test_sysflow_validate_names_file_line_and_what_to_write(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sysflow.cli import app
+
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(
+        'name: q\ntasks:\n  - id: a\n    run: echo "$(cat {{ vars.f }})"\n'
+        '  - id: b\n    run: |\n      ok=1\n      sh -c "echo {{ host.name }}"\n'
+        "  - id: c\n    run: echo '{{ host.name }}' \"{{ host.name }}\" {{ host.name }}\n"
+    )
+    inventory = Path(__file__).parents[2] / "examples" / "inventory.ini"
+    result = CliRunner().invoke(app, ["validate", str(workflow), "-i", str(inventory)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(
+        f"{workflow}:4:5: tasks[0].run: {{{{ vars.f }}}} (line 1, column 13 of the command)"
+    )
+    assert "inside $( ) that is inside double quotes" in lines[0]
+    assert lines[1].startswith(f"{workflow}:6:5: tasks[1].run: {{{{ host.name }}}} (line 2, column 13")
+    assert "write {{ ... | quote }}" in lines[1]
+    assert lines[2] == f"{workflow}: invalid, 2 problem(s)"  # task c, quoted both ways, is fine
