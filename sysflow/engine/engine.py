@@ -184,6 +184,10 @@ class Engine:
             )
             if self.store.claim_token(run.id) is None:  # prepared elsewhere, or lost meanwhile
                 self.store.claim_run(run.id, Owner.this_process(), ttl=self.lease_ttl)
+            if isinstance(self._runner, BackendRunner) and self._runner._env_of is None:
+                # a runner given to the engine (`sysflow run --backend`) marks commands too, so a
+                # resume finds them; one runner shared by concurrent runs marks them for the first
+                self._runner._env_of = _command_env(run.id)
             try:
                 await leases.acquire()
             except LeaseConflict as exc:

@@ -216,16 +216,35 @@ class KillWhenAllStarted:
                 threading.Timer(self.delay, os.kill, (os.getpid(), signal.SIGKILL)).start()
 
 
-def _f1_controller(sshd: SSHD, root: Path, store: str) -> None:
+def _f1_controller(sshd: SSHD, root: Path, store: str, runner: str) -> None:
     engine = _engine(sshd, F1_HOSTS, root, store, [KillWhenAllStarted(len(F1_HOSTS), 0.4)])
+    if runner == "backend":  # a runner given to the engine, as `sysflow run --backend` gives one
+        from sysflow.actors.ssh import SSHTransport
+        from sysflow.engine.dispatch import BackendRunner
+
+        settings = sshd.settings(F1_HOSTS)
+        auth = SSHAuth.from_keyfile(sshd.client_key)
+        engine = Engine(
+            engine.inventory,
+            auth,
+            ssh_config=root / f"ssh_config-{os.getpid()}",
+            known_hosts=sshd.known_hosts,
+            store=store,
+            observers=[KillWhenAllStarted(len(F1_HOSTS), 0.4)],
+            runner=BackendRunner.for_inventory(
+                engine.inventory,
+                lambda: SSHTransport(settings, auth, known_hosts=sshd.known_hosts),  # type: ignore[arg-type]
+            ),
+        )
     asyncio.run(engine.run(_f1_workflow(root / "remote"), run_id=F1_RUN))
 
 
+@pytest.mark.parametrize("runner", ["engine", "backend"])
 def test_an_immediate_resume_waits_for_the_interrupted_command_instead_of_running_it_again(
-    sshd: SSHD, tmp_path: Path
+    sshd: SSHD, tmp_path: Path, runner: str
 ) -> None:
     store = str(tmp_path / "state.db")
-    assert _join(_forked(_f1_controller, sshd, tmp_path, store)) == -signal.SIGKILL
+    assert _join(_forked(_f1_controller, sshd, tmp_path, store, runner)) == -signal.SIGKILL
     at_kill = _markers(tmp_path / "remote", sshd, F1_HOSTS)
     assert all(lines == [] for lines in at_kill.values()), at_kill  # t1 still running everywhere
     out = tmp_path / "resume.json"
