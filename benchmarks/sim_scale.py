@@ -77,7 +77,8 @@ def transport_chain(transport: SimTransport) -> Chain:
 
 
 def hostpool_chain(transport: SimTransport) -> tuple[Chain, Any]:
-    from sysflow.actors.hostpool import HostPool, OpRequest
+    from sysflow.actors.hostpool import HostPool
+    from sysflow.actors.ops import OpRequest
 
     pool = HostPool("sim", transport, clock=current_virtual_clock(), max_in_flight=CONCURRENCY)
 

@@ -202,7 +202,7 @@ def _shards(server: SSHD, names: list[str], count: int) -> list[Any]:
 
 
 def _requests(names: list[str], task: str) -> list[Any]:
-    from sysflow.actors.hostpool import OpRequest
+    from sysflow.actors.ops import OpRequest
 
     return [OpRequest(op_id=f"{task}@{n}", host=n, task=task, command="true", timeout=120) for n in names]
 

@@ -26,16 +26,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
-from sysflow.actors.hostpool import (
-    DEFAULT_MAX_IN_FLIGHT,
+from sysflow.actors.hostpool import DEFAULT_MAX_IN_FLIGHT, HostPool, TransportFactory
+from sysflow.actors.ops import (
     DEFAULT_RESULT_OUTPUT_CAP,
     DEFAULT_RETRY_DELAY,
     ErrorKind,
-    HostPool,
     OpRequest,
     OpResult,
     PoolLoad,
-    TransportFactory,
+    Where,
+    failure_of,
 )
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import ExecutionError
@@ -467,20 +467,9 @@ class _WorkerHandle:
 
 
 def _lost(request: OpRequest, message: str) -> OpResult:
+    """An operation whose pool went away: lost, as a value (never re-sent: it may have run)."""
     now = RealClock().now()
-    return OpResult(
-        op_id=request.op_id,
-        host=request.host,
-        task=request.task,
-        shard="",
-        start=now,
-        end=now,
-        duration=0.0,
-        exit_status=None,
-        error_kind=ErrorKind.INTERNAL,
-        error_message=message,
-        attempts=0,
-    )
+    return failure_of(request, Where("", "", now), now, 0.0, 0, ErrorKind.INTERNAL, message)
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, units: list[tuple[int, ShardSpec]]) -> None:

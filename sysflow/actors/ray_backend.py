@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sysflow.actors.backends import BackendBase, ShardSpec, _lost, merge_loads
-from sysflow.actors.hostpool import HostPool, OpRequest, OpResult, PoolLoad
+from sysflow.actors.hostpool import HostPool
+from sysflow.actors.ops import OpRequest, OpResult, PoolLoad
 from sysflow.errors import ExecutionError, SysflowError
 
 __all__ = ["ACTOR_START_TIMEOUT", "SEGMENT_RESOURCE_AMOUNT", "RayBackend", "segment_resource"]

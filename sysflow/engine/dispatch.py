@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sysflow.actors.backends import Backend, LocalBackend, ShardSpec, shards_from_inventory
-from sysflow.actors.hostpool import ErrorKind, HostPool, OpRequest, OpResult, TransportFactory
+from sysflow.actors.hostpool import HostPool, TransportFactory
+from sysflow.actors.ops import ErrorKind, OpRequest, OpResult
 from sysflow.clock import Clock, RealClock
 from sysflow.engine.executor import failed_record, record_of
 from sysflow.engine.result import OpRecord

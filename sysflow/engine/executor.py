@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from sysflow.actors.hostpool import ErrorKind, OpResult
+from sysflow.actors.ops import ErrorKind, OpResult
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState
 from sysflow.planner.graph import Operation

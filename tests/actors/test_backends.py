@@ -22,8 +22,8 @@ from sysflow.actors.backends import (
     merge_loads,
     shards_from_inventory,
 )
-from sysflow.actors.hostpool import ErrorKind, OpRequest, OpResult, PoolLoad
 from sysflow.actors.local import LocalTransport
+from sysflow.actors.ops import ErrorKind, OpRequest, OpResult, PoolLoad
 from sysflow.errors import ExecutionError
 from sysflow.model.inventory import Inventory
 

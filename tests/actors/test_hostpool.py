@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sysflow.actors.hostpool import ErrorKind, HostPool, OpRequest, OpResult, PoolState, classify, retry_delay
+from sysflow.actors.hostpool import HostPool, PoolState
 from sysflow.actors.local import LocalTransport
+from sysflow.actors.ops import ErrorKind, OpRequest, OpResult, classify, retry_delay
 from sysflow.clock import ManualClock
 from sysflow.engine.dispatch import request_of
 from sysflow.errors import (

@@ -14,7 +14,8 @@ import pytest
 
 from sysflow.actors.auth import SSHAuth
 from sysflow.actors.backends import LocalBackend, ShardSpec
-from sysflow.actors.hostpool import HostPool, OpRequest
+from sysflow.actors.hostpool import HostPool
+from sysflow.actors.ops import OpRequest
 from sysflow.actors.ssh import SSHTransport
 from tests.fixtures.sshd import SSHD, host_names
 

@@ -11,8 +11,8 @@ import pytest
 import ray
 
 from sysflow.actors.backends import Backend, ShardSpec
-from sysflow.actors.hostpool import ErrorKind, OpRequest, OpResult
 from sysflow.actors.local import LocalTransport
+from sysflow.actors.ops import ErrorKind, OpRequest, OpResult
 from sysflow.actors.ray_backend import RayBackend, _translated, segment_resource
 from sysflow.errors import ExecutionError, HostUnreachable
 from tests.fixtures.ray_cluster import ray_cluster

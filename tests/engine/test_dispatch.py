@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from sysflow.actors.backends import LocalBackend, ShardSpec
-from sysflow.actors.hostpool import ErrorKind, OpRequest, OpResult
 from sysflow.actors.local import LocalTransport
+from sysflow.actors.ops import ErrorKind, OpRequest, OpResult
 from sysflow.engine.dispatch import BackendRunner, RunnerState, record_of
 from sysflow.engine.engine import Engine
 from sysflow.engine.events import RecordingObserver

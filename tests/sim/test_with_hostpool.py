@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
-from sysflow.actors.hostpool import ErrorKind, HostPool, OpRequest
+from sysflow.actors.hostpool import HostPool
+from sysflow.actors.ops import ErrorKind, OpRequest
 from sysflow.model.inventory import Inventory
 from sysflow.sim.fleet import SimFleet
 from sysflow.sim.loop import VirtualClock
