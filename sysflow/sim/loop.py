@@ -69,6 +69,7 @@ class _AutojumpSelector(selectors.BaseSelector):
     """Delegates to a real selector; a wait for a timer becomes a jump of the loop's virtual time."""
 
     deadline: float | None = None  # time.monotonic() after which select raises VirtualTimeout
+    grace: float = 0.0  # real seconds the cleanup after a VirtualTimeout may take
 
     def __init__(self, real: selectors.BaseSelector, threshold: float, stall_limit: float | None) -> None:
         self._real = real
@@ -106,7 +107,9 @@ class _AutojumpSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if self.deadline is not None and time.monotonic() > self.deadline:
-            self.deadline = None  # raise once: the runner's cleanup must still be able to run the loop
+            # the runner's cleanup (cancelling every task) must still be able to run the loop; should
+            # a task refuse cancellation, the cleanup too ends after the same grace again
+            self.deadline = time.monotonic() + self.grace
             raise VirtualTimeout(
                 "the simulation ran past its wall-clock limit (VirtualTimeLoop wall_limit): "
                 "a test or run on virtual time that should take seconds is spinning"
@@ -167,6 +170,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         selector = _AutojumpSelector(selectors.DefaultSelector(), autojump_threshold, stall_limit)
         if wall_limit is not None:
             selector.deadline = time.monotonic() + wall_limit
+            selector.grace = max(1.0, wall_limit / 10)
         super().__init__(selector)
         # asyncio treats a timer as due when ``when < time() + resolution``; the monotonic clock's
         # 1 ns is below one float ulp once virtual time passes ~10^7 s (months), so a timer due

@@ -223,7 +223,8 @@ async def test_sleep_until_an_exact_instant(virtual_clock: VirtualClock) -> None
 
 def test_a_spinning_simulation_stops_at_its_wall_limit_even_if_it_swallows_errors() -> None:
     """pytest-timeout raises into the running task; code that survives that would spin on. The loop's
-    own wall limit ends ``run_until_complete`` whatever the tasks catch."""
+    own wall limit ends ``run_until_complete`` whatever the tasks catch, and, after a grace, the
+    runner's cleanup too (this task even swallows its cancellation)."""
 
     async def spins_forever() -> None:
         while True:
