@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState
 from sysflow.planner.durations import DurationModel
+
+if TYPE_CHECKING:
+    from sysflow.planner.check import Violation
+    from sysflow.planner.plan import Plan
 
 __all__ = ["DEFAULT_DEVIATION", "Replanner", "Swap"]
 
@@ -39,14 +43,14 @@ class Swap:
 
     reason: str
     seconds: float
-    plan: Any
+    plan: Plan
 
 
 class Replanner:
     """Watches planned against measured durations and re-plans when they part."""
 
     def __init__(
-        self, plan: Any, *, deviation: float = DEFAULT_DEVIATION, every: int = DEFAULT_EVERY
+        self, plan: Plan, *, deviation: float = DEFAULT_DEVIATION, every: int = DEFAULT_EVERY
     ) -> None:
         self.plan = plan
         self.deviation = deviation
@@ -128,19 +132,19 @@ class Replanner:
         self.versions += 1
         return Swap(reason, time.perf_counter() - t0, new)
 
-    def _reset(self, plan: Any) -> None:
+    def _reset(self, plan: Plan) -> None:
         self._planned = _planned_durations(plan)
         self._sums = {}
 
 
-def _planned_durations(plan: Any) -> dict[str, tuple[float, str]]:
+def _planned_durations(plan: Plan) -> dict[str, tuple[float, str]]:
     """Planned seconds and group of every operation of the plan."""
     return {
         op: (float(d), c.group) for c in plan.problem.chains for op, d in zip(c.ops, c.durations, strict=True)
     }
 
 
-def _new_violations(check: Any, plan: Any, started: set[str]) -> list[Any]:
+def _new_violations(check: Callable[..., list[Violation]], plan: Plan, started: set[str]) -> list[Violation]:
     """Violations the re-planned hosts cause; what the started hosts alone already break is fact."""
     from sysflow.planner.solution import Assignment
 

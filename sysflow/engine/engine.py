@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sysflow.actors.backends import DEFAULT_SHARD, LocalBackend, ShardSpec
 from sysflow.actors.local import LocalTransport
@@ -48,6 +48,10 @@ from sysflow.transport import (
     command_id,
 )
 
+if TYPE_CHECKING:
+    from sysflow.actors.auth import CredentialProvider
+    from sysflow.actors.hostkeys import HostKeyStore
+
 __all__ = ["DEFAULT_HORIZON", "Engine"]
 
 DEFAULT_HORIZON = timedelta(days=35)  # how far ahead windows are expanded for a run
@@ -71,14 +75,14 @@ class Engine:
     def __init__(
         self,
         inventory: Inventory,
-        auth: Any = None,
+        auth: CredentialProvider | None = None,
         *,
         transport: Transport | None = None,
         runner: OpRunner | None = None,
         clock: Clock | None = None,
         observers: Iterable[Observer] = (),
         ssh_config: str | Path | None = None,
-        known_hosts: Any = None,
+        known_hosts: HostKeyStore | str | Path | Sequence[str | Path] | None = None,
         horizon: timedelta = DEFAULT_HORIZON,
         hooks: Callable[[MaintenanceWorkflow, Inventory, Transport, Clock], Hooks | None] | None = None,
         store: RunStore | str | Path | None = None,
@@ -142,17 +146,24 @@ class Engine:
         if self.store is None:
             raise StoreError("resume needs a run store (Engine(..., store=PATH))")
         self.store.claim_run(run_id, Owner.this_process(), ttl=self.lease_ttl)
-        row = self.store.run(run_id)
-        workflow = MaintenanceWorkflow.from_json(row.workflow_json)
-        if not len(self.inventory):
-            self.inventory = Inventory.model_validate_json(row.inventory_json)
         try:
-            self.inventory.restore_secrets(self.secret_lookup)  # the store keeps references, never values
-        except InventoryError:
-            self.store.disown(run_id)  # nothing ran: the run stays free for a resume with the values
+            row = self.store.run(run_id)
+            workflow = MaintenanceWorkflow.from_json(row.workflow_json)
+            if not len(self.inventory):
+                self.inventory = Inventory.model_validate_json(row.inventory_json)
+            try:
+                self.inventory.restore_secrets(self.secret_lookup)  # the store keeps references, never values
+            except InventoryError:
+                self.store.disown(run_id)  # nothing ran: the run stays free for a resume with the values
+                raise
+            restored = Restored(
+                self.store.ops(run_id), self.store.gates(run_id), settle=self._settler(run_id)
+            )
+            run = self.prepare(workflow, run_id=run_id, restored=restored)
+        except BaseException:
+            self.store.disown(run_id)  # it never started here: free for the next resume at once
             raise
-        restored = Restored(self.store.ops(run_id), self.store.gates(run_id), settle=self._settler(run_id))
-        return await self.drive(self.prepare(workflow, run_id=run_id, restored=restored))
+        return await self.drive(run)
 
     def _settler(self, run_id: str) -> Callable[[Operation], Awaitable[Settled | None]]:
         """How a resumed run settles an interrupted operation's command on its host (None: the
