@@ -10,7 +10,7 @@ kept on the loaded workflow so later checks (``compile_workflow``) can name line
 Input is bounded before anything expensive happens, for workflows and (through the same functions)
 inventories: a file above :data:`MAX_FILE_BYTES` is refused unread; a file holding a NUL byte or
 bytes that are not UTF-8 is refused as binary; YAML whose collections nest deeper than
-:data:`MAX_DEPTH`, or whose aliases would expand the document past :data:`MAX_NODES` nodes (the
+:data:`MAX_DEPTH`, or whose aliases would add more than :data:`MAX_NODES` nodes once expanded (the
 "billion laughs"), or that holds a recursive alias, is refused while its events are read (before a
 node tree is built); JSON nesting deeper than :data:`MAX_DEPTH` is refused before it is decoded.
 Each refusal is one located problem, raised as :class:`InputRefused`.
@@ -49,7 +49,8 @@ __all__ = [
 _SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 10 * 1024 * 1024  # 10 MiB: larger workflow or inventory files are refused unread
 MAX_DEPTH = 100  # deepest nesting of YAML/JSON collections accepted
-MAX_NODES = 1_000_000  # most nodes a YAML document may hold once its aliases are expanded
+MAX_NODES = 1_000_000  # most nodes aliases may add to a YAML document once expanded
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~15x faster
 _JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
@@ -113,12 +114,14 @@ def check_json_depth(text: str, source: str) -> None:
 
 def check_yaml_events(loader: Any, source: str) -> None:
     """Read every event of ``loader`` (a fresh PyYAML loader) and refuse, at the offending event,
-    nesting past :data:`MAX_DEPTH`, a recursive alias, or aliases expanding past :data:`MAX_NODES`.
+    nesting past :data:`MAX_DEPTH`, a recursive alias, or aliases adding more than :data:`MAX_NODES`
+    nodes once expanded (literal nodes are bounded by the file size).
 
     No node is built, so this is linear in the text. A YAML syntax error ends the check quietly: the
     composer, reading the same events with the same parser, reports it at the same event.
     """
     sizes: dict[str, int] = {}  # anchor -> expanded size of its node
+    added = 0  # nodes that aliases add to the document once expanded
     stack: list[list[Any]] = [[0, None]]  # open collections: [expanded size so far, anchor]
     try:
         while loader.check_event():
@@ -139,16 +142,17 @@ def check_yaml_events(loader: Any, source: str) -> None:
                         _mark(source, event.start_mark),
                     )
                 size, anchor = sizes.get(str(event.anchor), 1), None
+                added += size - 1  # nodes an alias adds beyond itself
+                if added > MAX_NODES:
+                    raise InputRefused(
+                        f"aliases expand this document by more than {MAX_NODES:,} nodes (an alias bomb?)",
+                        _mark(source, event.start_mark),
+                    )
             else:
                 continue
             if anchor is not None:
                 sizes[anchor] = size
             stack[-1][0] += size
-            if stack[-1][0] > MAX_NODES:
-                raise InputRefused(
-                    f"aliases expand this document past {MAX_NODES:,} nodes (an alias bomb?)",
-                    _mark(source, event.start_mark),
-                )
     except yaml.YAMLError:
         return
     finally:
@@ -272,10 +276,10 @@ def _mark(source: str, mark: Any) -> str:
 def _compose(text: str, source: str) -> tuple[Any, dict[str, str], list[Problem]]:
     """Data, path -> position map and structural problems (duplicate keys) of a YAML text."""
     try:
-        check_yaml_events(yaml.SafeLoader(text), source)
+        check_yaml_events(_Loader(text), source)
     except InputRefused as exc:
         raise WorkflowError([exc.problem]) from None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

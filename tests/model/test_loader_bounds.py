@@ -77,7 +77,7 @@ def _binary(tmp: Path) -> Path:
 
 # name -> (maker, expected location suffix "line:col", message fragment)
 CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
-    "alias_bomb": (_bomb, ":7:11", "aliases expand this document past 1,000,000 nodes"),
+    "alias_bomb": (_bomb, ":7:8", "aliases expand this document by more than 1,000,000 nodes"),
     "50MB": (_huge, ":1:1", "above the 10.0 MiB limit"),
     "deep_yaml_flow": (_deep_yaml, f":2:{7 + MAX_DEPTH}", f"nest deeper than {MAX_DEPTH} levels"),
     "deep_json": (_deep_json, f":2:{10 + MAX_DEPTH}", f"nest deeper than {MAX_DEPTH} levels"),
@@ -165,12 +165,12 @@ def _group_vars_bomb(tmp: Path) -> Path:
 
 
 INVENTORY_CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
-    "alias_bomb": (_inventory_bomb, "hosts.yml:9:15", "aliases expand this document past"),
+    "alias_bomb": (_inventory_bomb, "hosts.yml:9:12", "aliases expand this document by more than"),
     "deep_json": (_inventory_deep_json, f"hosts.json:1:{24 + MAX_DEPTH - 3}", "nest deeper than"),
     "deep_yaml_flow": (_inventory_deep_yaml, f"hosts.yaml:3:{8 + (MAX_DEPTH - 3) * 4}", "nest deeper than"),
     "50MB": (_inventory_huge, "hosts.ini:1:1", "the inventory file is 50.0 MiB"),
     "binary": (_inventory_binary, "hosts.ini:3:4", "not UTF-8 text (byte 0xff)"),
-    "group_vars_bomb": (_group_vars_bomb, "web.yml:7:11", "aliases expand this document past"),
+    "group_vars_bomb": (_group_vars_bomb, "web.yml:7:8", "aliases expand this document by more than"),
 }
 
 
