@@ -51,7 +51,8 @@ MAX_FILE_BYTES = 10 * 1024 * 1024  # 10 MiB: larger workflow or inventory files 
 MAX_DEPTH = 100  # deepest nesting of YAML/JSON collections accepted
 MAX_NODES = 1_000_000  # most nodes aliases may add to a YAML document once expanded
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~15x faster
-_JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_JSON_NEXT = re.compile(r'["\[\]{}]')
+_JSON_STRING_REST = re.compile(r'(?:[^"\\]|\\.)*+"', re.S)  # possessive: each character read once
 
 
 class InputRefused(ValueError):
@@ -101,14 +102,19 @@ def check_json_depth(text: str, source: str) -> None:
     """:class:`InputRefused` where JSON ``text`` nests deeper than :data:`MAX_DEPTH` (strings skipped)."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return
-    depth = 0
-    for m in _JSON_BRACKETS.finditer(text):
-        char = m.group()
-        if char in "[{":
+    depth = pos = 0
+    while (m := _JSON_NEXT.search(text, pos)) is not None:
+        char, pos = m.group(), m.end()
+        if char == '"':
+            rest = _JSON_STRING_REST.match(text, pos)
+            if rest is None:  # an unterminated string: json reports it
+                return
+            pos = rest.end()
+        elif char in "[{":
             depth += 1
             if depth > MAX_DEPTH:
                 raise InputRefused(_too_deep(), _offset_mark(text, m.start(), source))
-        elif char in "]}":
+        else:
             depth -= 1
 
 

@@ -240,3 +240,14 @@ def test_within_the_bounds_still_loads(tmp_path: Path) -> None:
     inv = Inventory.load(inventory)
     assert len(inv.hosts) == 2001
     assert inv.host_vars("web1999")["http_port"] == 80
+
+
+def test_json_depth_check_is_linear_on_unterminated_strings() -> None:
+    # a string opened and never closed, escaped quotes all along: a backtracking scan is quadratic
+    text = "[" * 50 + '"' + '\\"' * 2_000_000 + "[" * MAX_DEPTH
+    start = time.perf_counter()
+    with pytest.raises(WorkflowError, match="invalid JSON: Unterminated string"):
+        load_json(text)
+    seconds = time.perf_counter() - start
+    print(f"\nunterminated 4 MB JSON string: refused in {seconds * 1000:.1f} ms")
+    assert seconds < LIMIT_S
