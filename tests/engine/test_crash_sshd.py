@@ -277,7 +277,7 @@ def _suite_workflow(root: Path, seed: int) -> MaintenanceWorkflow:
     for name in TASKS:
         wf.add_task(
             name,
-            _task(root, name, rng.uniform(0.2, 0.6)),
+            _task(root, name, rng.uniform(0.6, 1.0) if name == "t1" else rng.uniform(0.2, 0.5)),
             depends_on=previous,
             check=_check(root, name) if name in CHECKED else None,
             idempotent=name in IDEMPOTENT,
@@ -300,7 +300,9 @@ class Tally:
     executed_twice: int = 0
     lost: int = 0
     settled_running: int = 0
-    failed_for_inspection: int = 0
+    failed_for_inspection: int = 0  # interrupted, not idempotent, not shown done: "inspect the host"
+    inspect_ran: int = 0  # of those, the marker shows the command ran (no check, or it failed)
+    inspect_never_ran: int = 0  # of those, recorded as running but killed before it was sent
     resumes: int = 0
     concurrent_attempts: int = 0
     refusals: int = 0
@@ -329,7 +331,7 @@ def _one_seed(sshd: SSHD, tmp: Path, seed: int, tally: Tally, refusals: list[str
     rng = random.Random(1000 + seed)
     controller = _forked(_suite_controller, sshd, root, store, seed)
     _wait_recorded(store, run_id)
-    time.sleep(rng.uniform(0.0, 2.0))  # a random point of the run (about 2.5 s in all)
+    time.sleep(rng.uniform(0.0, 2.6))  # a random point of the run (about 3 s in all)
     os.kill(controller.pid, signal.SIGKILL)
     assert _join(controller) in (-signal.SIGKILL, 0)
     with RunStore(store) as db:
@@ -380,6 +382,8 @@ def _one_seed(sshd: SSHD, tmp: Path, seed: int, tally: Tally, refusals: list[str
                 tally.lost += 1
             if rec.state is OpState.FAILED and "inspect the host" in rec.reason:
                 tally.failed_for_inspection += 1
+                tally.inspect_ran += ran == 1
+                tally.inspect_never_ran += ran == 0
     tally.seeds += 1
 
 

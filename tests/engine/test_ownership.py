@@ -220,6 +220,16 @@ def test_a_run_id_already_in_the_store_is_not_started_again(tmp_path: Path) -> N
             _record(db)
 
 
+def test_a_resume_that_cannot_start_leaves_the_run_free(tmp_path: Path) -> None:
+    with RunStore(tmp_path / "s.db") as db:
+        _record(db)
+        db._db.execute("UPDATE runs SET workflow_json='{\"tasks\": 3}' WHERE id='r1'")  # unreadable
+        with pytest.raises(ValueError):
+            Engine(Inventory(), transport=LocalTransport(), store=db).resume("r1")
+        assert db.run("r1").owner is None  # not left owned by this (live) process
+        assert db.claim_run("r1", Owner.this_process()) is None
+
+
 # -- fencing ---------------------------------------------------------------------------------------------
 
 
