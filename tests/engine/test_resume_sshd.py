@@ -6,7 +6,8 @@ sshd, with a run store on disk. An observer in that process sends SIGKILL to it 
 The resume (a second forked process) must neither repeat nor lose work: every task appends its
 name to a per-host file on the "remote" side (the host's directory is derived from
 ``$SSH_CONNECTION``), and each task's check greps that file, so an operation interrupted by the
-crash is re-checked rather than blindly re-run. The files prove each task ran exactly once per
+crash is settled (its command, still running on the host, is waited for) and re-checked rather
+than blindly re-run. The files prove each task ran exactly once per
 host, in order; the store says the run completed and holds no lease.
 """
 
@@ -56,6 +57,9 @@ def workflow(root: Path) -> MaintenanceWorkflow:
             f"{_here(root)}; mkdir -p $D && sleep 0.05 && echo {task} >> $D/log",
             depends_on=previous,
             check=f"{_here(root)}; grep -qx {task} $D/log",
+            # repeatable where its check says it did not happen: an operation killed before its
+            # command reached the host runs again; one still running is settled first, not repeated
+            idempotent=True,
         )
         previous = [task]
     wf.set_progressive_execution({"strategy": "rolling", "serial": [2, 4]})
