@@ -110,16 +110,22 @@ def settle_command(marker: str, *, wait: float, stop: bool) -> str:
     pattern = _marker_pattern(marker)
     scan = _scan(pattern)
     looks = max(0, math.ceil(wait / _SETTLE_POLL))
+    seconds = max(0, math.ceil(wait)) + 1  # whole seconds: never earlier than `wait`
     kill = f"for p in $({scan}); do kill -KILL $p; done 2>/dev/null"
+    # a fractional sleep where the host has one (else whole seconds); the wait ends after `looks`
+    # looks or when the clock passes the deadline, whichever comes first
+    nap = f"{{ sleep {_SETTLE_POLL} 2>/dev/null || sleep 1; }}"
     return "\n".join(
         [
             f'alive() {{ [ -n "$({scan})" ]; }}',
-            "found=0; running=0; stopped=0; n=0",
+            f"found=0; running=0; stopped=0; n=0; end=$(( $(date +%s) + {seconds} ))",
             "if alive; then found=1; running=1; fi",
-            f"while [ $running = 1 ] && [ $n -lt {looks} ]; do sleep {_SETTLE_POLL}; n=$((n+1)); alive || running=0; done",
+            f"while [ $running = 1 ] && [ $n -lt {looks} ] && [ $(date +%s) -lt $end ]; do",
+            f"  {nap}; n=$((n+1)); alive || running=0",
+            "done",
             f"if [ $running = 1 ] && [ {int(stop)} = 1 ]; then",
             f"  stopped=1; k=0; {kill}",
-            f"  while alive && [ $k -lt {_KILL_LOOKS} ]; do sleep {_SETTLE_POLL}; k=$((k+1)); {kill}; done",
+            f"  while alive && [ $k -lt {_KILL_LOOKS} ]; do {nap}; k=$((k+1)); {kill}; done",
             "  alive || running=0",
             "fi",
             f'echo "{SETTLE_TAG} found=$found running=$running stopped=$stopped looks=$n"',
