@@ -55,6 +55,11 @@ CASES: dict[str, list[tuple[int, str]]] = {
     ],
     "json_syntax.json": [(4, "invalid JSON")],
     "json_unknown_key.json": [(6, "unknown key 'retry'")],
+    "alias_bomb.yaml": [(7, "aliases expand this document by more than 1,000,000 nodes")],
+    "template_quoting.yaml": [
+        (4, "is inside $( ) that is inside double quotes"),
+        (6, "is inside code that sh -c runs"),
+    ],
 }
 
 
