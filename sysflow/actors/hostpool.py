@@ -119,7 +119,8 @@ class HostPool:
         self._on_result = on_result
         self._outbox: asyncio.Queue[OpResult | None] | None = asyncio.Queue() if stream else None
         self._queues: dict[str, deque[_Item]] = {}
-        self._inline: dict[str, asyncio.Future[None]] = {}  # hosts running an operation in its caller
+        # hosts running an operation in its caller's task -> the future a lane waits on, made on demand
+        self._inline: dict[str, asyncio.Future[None] | None] = {}
         self._inline_tasks: set[asyncio.Task[Any]] = set()
         self._items: dict[str, _Item] = {}
         self._counters = _Counters()
@@ -166,18 +167,18 @@ class HostPool:
             return await self.submit(request)
         if self._state is not PoolState.OPEN:
             raise ExecutionError(f"host pool {self.shard!r} is {self._state.value}")
-        done = asyncio.get_running_loop().create_future()
-        self._inline[host] = done
+        self._inline[host] = None
         task = asyncio.current_task()
         if task is not None:
             self._inline_tasks.add(task)
         try:
             result = await self._run_inline(request, stream)
         finally:
-            del self._inline[host]
+            waiter = self._inline.pop(host)
             if task is not None:
                 self._inline_tasks.discard(task)
-            done.set_result(None)
+            if waiter is not None:
+                waiter.set_result(None)
         self._finish_result(result, stream)
         return result
 
@@ -284,9 +285,9 @@ class HostPool:
         """Run the host's queued operations one after another, then retire."""
         queue = self._queues[host]
         try:
-            inline = self._inline.get(host)
-            if inline is not None:  # an operation runs in its caller's task: queue behind it
-                await asyncio.shield(inline)
+            if host in self._inline:  # an operation runs in its caller's task: queue behind it
+                waiter = self._inline[host] = asyncio.get_running_loop().create_future()
+                await asyncio.shield(waiter)
             while queue:
                 item = queue[0]
                 result = await self._run_item(item)

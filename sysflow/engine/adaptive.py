@@ -14,6 +14,7 @@ hosts already waiting for admission keep their first-come order).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class Replanner:
         self.every = every
         self._planned = _planned_durations(plan)
         self._sums: dict[str, list[float]] = {}  # group -> [planned, measured, count] since the last plan
+        self._observed = 0  # operations observed since the last plan (the sum of the counts)
         self.versions = 1
 
     def rank(self) -> list[str]:
@@ -70,8 +72,11 @@ class Replanner:
             return
         sums = self._sums.setdefault(planned[1], [0.0, 0.0, 0])
         sums[0] += planned[0]
-        sums[1] += record.duration
+        # the planner counts whole seconds (a 0.3 s command is planned as 1 s): measure the same way,
+        # or every sub-second task reads as a drift that no re-plan can fix
+        sums[1] += math.ceil(record.duration - 1e-9)
         sums[2] += 1
+        self._observed += 1
 
     @property
     def drift(self) -> float:
@@ -87,9 +92,10 @@ class Replanner:
         return int(sum(s[2] for s in self._sums.values()))
 
     def due(self, *, boundary: bool) -> bool:
-        if abs(self.drift - 1.0) <= self.deviation:
+        """Whether to re-plan now; called after every operation, so the cheap test comes first."""
+        if not boundary and self._observed < self.every:
             return False
-        return boundary or self._count >= self.every
+        return abs(self.drift - 1.0) > self.deviation
 
     def _backoff(self, accepted: bool) -> None:
         """Each re-plan inside a wave waits twice as many operations as the last (a rejected one, four
@@ -135,6 +141,7 @@ class Replanner:
     def _reset(self, plan: Plan) -> None:
         self._planned = _planned_durations(plan)
         self._sums = {}
+        self._observed = 0
 
 
 def _planned_durations(plan: Plan) -> dict[str, tuple[float, str]]:

@@ -86,6 +86,11 @@ class EventBus:
         if observer in self._observers:
             self._observers.remove(observer)
 
+    @property
+    def listening(self) -> bool:
+        """Whether anyone subscribed (no observer: emitters may skip building the event)."""
+        return bool(self._observers)
+
     def emit(self, event: Event) -> None:
         for obs in list(self._observers):
             try:

@@ -70,6 +70,8 @@ class RunTracker:
     # -- events -----------------------------------------------------------------------------------
 
     def emit(self, kind: EventKind, message: str = "", **fields: object) -> None:
+        if not self.bus.listening:
+            return
         host = fields.pop("host", None)
         task = fields.pop("task", None)
         wave = fields.pop("wave", None)
