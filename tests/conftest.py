@@ -14,11 +14,12 @@ pytest_plugins += ["tests.fixtures.virtual"]
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_run_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A command run without ``--store`` uses the session's own store, never the real per-user (or
-    /var/lib) one: ``SYSFLOW_STORE`` and ``XDG_STATE_HOME`` point into the session's temp dir
-    (subprocesses inherit them)."""
+    """A command run without ``--store`` uses the session's own store and audit key, never the real
+    per-user (or /var/lib) ones: ``SYSFLOW_STORE``, ``SYSFLOW_AUDIT_KEY_FILE`` and ``XDG_STATE_HOME``
+    point into the session's temp dir (subprocesses inherit them)."""
     home = tmp_path_factory.mktemp("state-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYSFLOW_STORE", str(home / "sysflow" / "state.db"))
+        mp.setenv("SYSFLOW_AUDIT_KEY_FILE", str(home / "sysflow" / "audit.key"))
         mp.setenv("XDG_STATE_HOME", str(home))
         yield
