@@ -27,6 +27,7 @@ A trailing ``| grep [-E|-i|-v|-c|-q] PATTERN`` filters any rule's output as grep
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -127,6 +128,11 @@ Responder = Callable[[HostState, str, str, Mapping[str, str]], Reply]
 
 def pipeline(command: str) -> list[list[str]]:
     """The words of each stage of a shell pipeline (quotes respected; ``||``, ``&&`` end it)."""
+    return [list(stage) for stage in _pipeline(command)]
+
+
+@functools.lru_cache(maxsize=4096)  # a fleet runs the same few commands on every host
+def _pipeline(command: str) -> tuple[tuple[str, ...], ...]:
     lexer = shlex.shlex(command, posix=True, punctuation_chars="|&;")
     lexer.whitespace_split = True
     stages: list[list[str]] = [[]]
@@ -139,8 +145,8 @@ def pipeline(command: str) -> list[list[str]]:
             else:
                 stages[-1].append(token)
     except ValueError:
-        return [command.split()]
-    return stages
+        return (tuple(command.split()),)
+    return tuple(tuple(stage) for stage in stages)
 
 
 def _args(command: str) -> list[str]:
