@@ -31,6 +31,8 @@ from sysflow.constraints.capacity import SPACING, LimitKind, Limits, OpLike, OpN
 from sysflow.constraints.weekly import utc_datetime
 from sysflow.errors import ConstraintError
 
+_SPACING_KEYS = frozenset({SPACING})
+
 __all__ = ["Admission", "Denied", "Grant"]
 
 _EPS = 1e-9
@@ -173,13 +175,12 @@ class Admission:
     # -- decisions (under the lock) ----------------------------------------------------------
 
     def _keys(self, op: OpLike, needs: OpNeeds, host_starting: bool | None) -> frozenset[str]:
-        starting = host_starting if host_starting is not None else op.host not in self._hosts
-        keys = {k for k, _ in needs.usage} | set(needs.rates)
-        if op.host not in self._hosts:
-            keys |= set(needs.budgets)
+        in_maintenance = op.host in self._hosts
+        starting = host_starting if host_starting is not None else not in_maintenance
+        keys = needs.running_keys if in_maintenance else needs.new_host_keys
         if starting and self.limits.spacing is not None:
-            keys.add(SPACING)
-        return frozenset(keys)
+            return keys | _SPACING_KEYS
+        return keys
 
     def _held_keys(self, op: OpLike, host_starting: bool | None) -> frozenset[str]:
         """The instances on which a waiting ``op`` holds its place in the queue.

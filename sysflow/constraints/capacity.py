@@ -29,7 +29,7 @@ An operation is identified by ``(host, task)``; lookups are cached on it.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Protocol
@@ -156,11 +156,21 @@ Instance = PoolInstance | RateInstance | BudgetInstance | MinSpacing
 
 @dataclass(frozen=True, slots=True)
 class OpNeeds:
-    """Everything one operation uses: pool demands, rate limits counting its start, budgets."""
+    """Everything one operation uses: pool demands, rate limits counting its start, budgets.
+
+    Also the instance keys it queues on, precomputed: admission asks for them at every decision.
+    """
 
     usage: tuple[tuple[str, float], ...]
     rates: tuple[str, ...]
     budgets: tuple[str, ...]
+    running_keys: frozenset[str] = field(init=False)  # its host already in maintenance
+    new_host_keys: frozenset[str] = field(init=False)  # its host not yet in maintenance
+
+    def __post_init__(self) -> None:
+        running = frozenset(k for k, _ in self.usage) | frozenset(self.rates)
+        object.__setattr__(self, "running_keys", running)
+        object.__setattr__(self, "new_host_keys", running | frozenset(self.budgets))
 
 
 def _scope_value(op: OpLike, scope: Scope, groups: list[str] | None) -> str | None:
@@ -197,6 +207,9 @@ class Limits:
         self._caps: dict[str, float] = {}  # key -> capacity, kept in step with _instances
         self._periods: dict[str, float] = {}  # rate key -> interval seconds
         self._needs: dict[tuple[str, str], OpNeeds] = {}
+        self._interned: dict[
+            tuple[tuple[tuple[str, float], ...], tuple[str, ...], tuple[str, ...]], OpNeeds
+        ] = {}
         self.spacing: MinSpacing | None = (
             MinSpacing(config.delay_between_servers) if config.delay_between_servers else None
         )
@@ -305,7 +318,11 @@ class Limits:
         ident = (op.host, op.task)
         found = self._needs.get(ident)
         if found is None:
-            found = self._needs[ident] = OpNeeds(self._usage(op), self._rates(op), self._budgets(op))
+            parts = (self._usage(op), self._rates(op), self._budgets(op))
+            found = self._interned.get(parts)
+            if found is None:  # hosts of one group share one value
+                found = self._interned[parts] = OpNeeds(*parts)
+            self._needs[ident] = found
         return found
 
     def usage(self, op: OpLike) -> tuple[tuple[str, float], ...]:
