@@ -127,6 +127,19 @@ class Settled:
         """Nothing of the command runs any more: its effect can be checked."""
         return not self.running
 
+    @classmethod
+    def from_fields(cls, host: str, command_id: str, fields: Mapping[str, int], waited: float) -> Settled:
+        """What the host's settle script printed (``found=1 running=0 stopped=0``), as a value."""
+        found = bool(fields.get("found"))
+        return cls(
+            host,
+            command_id,
+            found=found,
+            running=bool(fields.get("running")),
+            stopped=bool(fields.get("stopped")),
+            waited=round(waited, 3) if found else 0.0,
+        )
+
 
 @runtime_checkable
 class Transport(Protocol):

@@ -107,14 +107,7 @@ class LocalTransport:
         fields = parse_settle(result.stdout)
         if fields is None:
             raise TransportError(f"cannot tell whether command {command_id} still runs", host=host)
-        return Settled(
-            host,
-            command_id,
-            found=bool(fields.get("found")),
-            running=bool(fields.get("running")),
-            stopped=bool(fields.get("stopped")),
-            waited=round(self._clock.monotonic() - t0, 3) if fields.get("found") else 0.0,
-        )
+        return Settled.from_fields(host, command_id, fields, self._clock.monotonic() - t0)
 
     async def close(self) -> None:
         return None

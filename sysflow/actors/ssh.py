@@ -318,14 +318,7 @@ class SSHTransport:
                 f" {result.stderr.strip()[:200] or 'no output'}",
                 host=host,
             )
-        return Settled(
-            host,
-            command_id,
-            found=bool(fields.get("found")),
-            running=bool(fields.get("running")),
-            stopped=bool(fields.get("stopped")),
-            waited=round(self._clock.monotonic() - start, 3) if fields.get("found") else 0.0,
-        )
+        return Settled.from_fields(host, command_id, fields, self._clock.monotonic() - start)
 
     def _marker(self, env: Mapping[str, str] | None) -> tuple[str, Mapping[str, str] | None]:
         """The command's marker: the id the caller put in ``env`` (``SYSFLOW_CMD_ID``), else a new

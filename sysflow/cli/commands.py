@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from sysflow.cli.inputs import (
+    KeyOpt,
+    KnownHostsOpt,
+    PassphraseEnvOpt,
+    SSHConfigOpt,
+    StateOpt,
+    load_inputs,
+)
+
 if TYPE_CHECKING:
     from sysflow.cli.run import RunSetup
 
@@ -39,16 +48,6 @@ audit_app = typer.Typer(
 WorkflowArg = Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")]
 InventoryOpt = Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON Lines on stdout.")]
-StateOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        "--state",
-        help="Run store (SQLite), one lease authority for every controller that uses it; default:"
-        " $SYSFLOW_STORE, else /var/lib/sysflow/state.db as root, else"
-        " ${XDG_STATE_HOME:-~/.local/state}/sysflow/state.db.",
-    ),
-]
 AuditOpt = Annotated[Path | None, typer.Option("--audit", help="Append to this audit log (SQLite).")]
 RunArg = Annotated[str, typer.Argument(help="Run id (see `sysflow status`).")]
 DbOpt = Annotated[Path, typer.Option("--db", help="Audit log (SQLite).")]
@@ -104,8 +103,6 @@ def guard(what: str) -> Iterator[None]:
 
 
 def _load_inputs(workflow: Path, inventory: Path, ssh_config: Path | None) -> tuple[Any, Any]:
-    from sysflow.cli.inputs import load_inputs  # imported late: ``python -m sysflow.cli`` imports this module
-
     return load_inputs(workflow, inventory, ssh_config)
 
 
@@ -135,13 +132,10 @@ def _echo_for(json_lines: bool) -> Callable[[str], None]:
 def run(
     workflow: WorkflowArg,
     inventory: InventoryOpt,
-    ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="OpenSSH client config.")] = None,
-    key: Annotated[Path | None, typer.Option("--key", help="Private key file (default: ssh-agent).")] = None,
-    passphrase_env: Annotated[
-        str | None,
-        typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase."),
-    ] = None,
-    known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")] = None,
+    ssh_config: SSHConfigOpt = None,
+    key: KeyOpt = None,
+    passphrase_env: PassphraseEnvOpt = None,
+    known_hosts: KnownHostsOpt = None,
     audit: AuditOpt = None,
     state: StateOpt = None,
     json_lines: JsonOpt = False,
@@ -260,13 +254,10 @@ def demo(
 def resume(
     run_id: RunArg,
     state: StateOpt = None,
-    ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="OpenSSH client config.")] = None,
-    key: Annotated[Path | None, typer.Option("--key", help="Private key file (default: ssh-agent).")] = None,
-    passphrase_env: Annotated[
-        str | None,
-        typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase."),
-    ] = None,
-    known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")] = None,
+    ssh_config: SSHConfigOpt = None,
+    key: KeyOpt = None,
+    passphrase_env: PassphraseEnvOpt = None,
+    known_hosts: KnownHostsOpt = None,
     audit: AuditOpt = None,
     json_lines: JsonOpt = False,
 ) -> None:

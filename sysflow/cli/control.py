@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sysflow.engine.states import RunStatus
-from sysflow.engine.store import RunRow
+from sysflow.engine.store import RunRow, pid_alive
 from sysflow.errors import StoreError
 
 __all__ = [
@@ -71,19 +71,6 @@ class RunView:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists (on this machine)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _open(state: Path) -> sqlite3.Connection:

@@ -6,7 +6,7 @@ Kept apart from the command modules so that none of them imports the app that re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,9 +14,34 @@ if TYPE_CHECKING:
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
 
-__all__ = ["EXIT_INVALID", "load_inputs"]
+__all__ = [
+    "EXIT_INVALID",
+    "KeyOpt",
+    "KnownHostsOpt",
+    "PassphraseEnvOpt",
+    "SSHConfigOpt",
+    "StateOpt",
+    "load_inputs",
+]
 
 EXIT_INVALID = 1
+
+SSHConfigOpt = Annotated[Path | None, typer.Option("--ssh-config", help="OpenSSH client config.")]
+KeyOpt = Annotated[Path | None, typer.Option("--key", help="Private key file (default: ssh-agent).")]
+PassphraseEnvOpt = Annotated[
+    str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
+]
+KnownHostsOpt = Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        "--state",
+        help="Run store (SQLite), one lease authority for every controller that uses it; default:"
+        " $SYSFLOW_STORE, else /var/lib/sysflow/state.db as root, else"
+        " ${XDG_STATE_HOME:-~/.local/state}/sysflow/state.db.",
+    ),
+]
 
 
 def _fail(lines: list[str], summary: str) -> typer.Exit:

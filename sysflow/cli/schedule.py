@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from sysflow.cli.inputs import StateOpt
+
 if TYPE_CHECKING:
     from sysflow.engine.store import RunStore
     from sysflow.schedule.model import Schedule
@@ -36,16 +38,6 @@ schedule_app = typer.Typer(
     no_args_is_help=True,
 )
 
-StateOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        "--state",
-        help="Run store (SQLite), one lease authority for every controller that uses it; default:"
-        " $SYSFLOW_STORE, else /var/lib/sysflow/state.db as root, else"
-        " ${XDG_STATE_HOME:-~/.local/state}/sysflow/state.db.",
-    ),
-]
 NameArg = Annotated[str, typer.Argument(help="Schedule name.")]
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "RunStore",
     "default_store_path",
     "owner_alive",
+    "pid_alive",
     "process_start",
 ]
 
@@ -85,14 +86,17 @@ def process_start(pid: int) -> str | None:
     except FileNotFoundError:
         return None
     except OSError:
-        return "" if _pid_exists(pid) else None
+        return "" if pid_alive(pid) else None
     fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": comm may hold spaces
     if not fields or fields[0] in ("Z", "X"):  # a zombie is dead: it only waits to be reaped
         return None
     return f"{_boot_id()}:{fields[19]}"  # field 22 of stat: start time
 
 
-def _pid_exists(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
