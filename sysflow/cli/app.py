@@ -100,25 +100,30 @@ def schema() -> None:
     typer.echo(json.dumps(MaintenanceWorkflow.model_json_schema(), indent=2))
 
 
+SolverOpt = Annotated[str, typer.Option(help="greedy or cpsat.")]
+TimeLimitOpt = Annotated[float, typer.Option("--time-limit", help="CP-SAT seconds.")]
+StartOpt = Annotated[str | None, typer.Option(help="Plan from this ISO 8601 time (default: now).")]
+
+
 @app.command("plan")
 def plan_cmd(
     workflow: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")],
-    solver: Annotated[str, typer.Option(help="greedy or cpsat.")] = "greedy",
-    time_limit: Annotated[float, typer.Option("--time-limit", help="CP-SAT seconds.")] = 10.0,
-    start: Annotated[str | None, typer.Option(help="Plan from this ISO 8601 time (default: now).")] = None,
+    solver: SolverOpt = "greedy",
+    time_limit: TimeLimitOpt = 10.0,
+    start: StartOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the plan as JSON.")] = None,
     gantt: Annotated[Path | None, typer.Option(help="Write a Gantt chart (.png or .html).")] = None,
 ) -> None:
     """Plan a workflow into its maintenance windows and print what fits."""
-    from sysflow.cli.plan import plan_command
+    from sysflow.cli.plan import PlanOptions, plan_command
     from sysflow.errors import SysflowError
 
     if solver not in ("greedy", "cpsat"):
         raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "plan: invalid")
     try:
-        plan_command(workflow, inventory, solver=solver, time_limit=time_limit, start=start,  # type: ignore[arg-type]
-                     json_out=json_out, gantt=gantt, echo=typer.echo)  # fmt: skip
+        options = PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
+        plan_command(workflow, inventory, options, json_out=json_out, gantt=gantt, echo=typer.echo)
     except (SysflowError, OSError, ValueError) as exc:
         raise _fail(_problem_lines(exc), f"{workflow}: cannot plan") from None
 
@@ -127,20 +132,20 @@ def plan_cmd(
 def forecast_cmd(
     workflow: Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")],
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")],
-    solver: Annotated[str, typer.Option(help="greedy or cpsat.")] = "greedy",
-    time_limit: Annotated[float, typer.Option("--time-limit", help="CP-SAT seconds.")] = 10.0,
-    start: Annotated[str | None, typer.Option(help="Plan from this ISO 8601 time (default: now).")] = None,
+    solver: SolverOpt = "greedy",
+    time_limit: TimeLimitOpt = 10.0,
+    start: StartOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the forecast as JSON.")] = None,
 ) -> None:
     """Print per window and group how many hosts fit at p50 and p90, and what binds."""
-    from sysflow.cli.plan import forecast_command
+    from sysflow.cli.plan import PlanOptions, forecast_command
     from sysflow.errors import SysflowError
 
     if solver not in ("greedy", "cpsat"):
         raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "forecast: invalid")
     try:
-        forecast_command(workflow, inventory, solver=solver, time_limit=time_limit, start=start,  # type: ignore[arg-type]
-                         json_out=json_out, echo=typer.echo)  # fmt: skip
+        options = PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
+        forecast_command(workflow, inventory, options, json_out=json_out, echo=typer.echo)
     except (SysflowError, OSError, ValueError) as exc:
         raise _fail(_problem_lines(exc), f"{workflow}: cannot forecast") from None
 

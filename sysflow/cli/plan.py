@@ -8,6 +8,7 @@ forecast as a table (p50 and p90 plans) and can write its JSON.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -17,10 +18,33 @@ from sysflow.planner.durations import DurationModel
 from sysflow.planner.forecast import Forecast, forecast
 from sysflow.planner.plan import Plan
 
-__all__ = ["forecast_command", "forecast_table", "parse_start", "plan_command", "plan_summary"]
+__all__ = ["PlanOptions", "forecast_command", "forecast_table", "parse_start", "plan_command", "plan_summary"]
 
 Echo = Callable[[str], None]
 SolverName = Literal["greedy", "cpsat"]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How ``plan`` and ``forecast`` plan: solver, its time limit, the start, learned durations."""
+
+    solver: SolverName = "greedy"
+    time_limit: float = 10.0  # CP-SAT seconds
+    start: str | None = None  # ISO 8601; default now, to the minute
+    durations: Path | None = None  # a DurationModel saved as JSON
+    horizon_days: float = 14.0
+
+    def planning(self, workflow: Path, inventory: Path) -> tuple[Any, Any, dict[str, Any]]:
+        """The loaded workflow and inventory, and the keyword arguments every planner call shares."""
+        wf, inv, model = _load(workflow, inventory, self.durations)
+        kw = {
+            "solver": self.solver,
+            "start": parse_start(self.start),
+            "time_limit": self.time_limit,
+            "horizon": timedelta(days=self.horizon_days),
+            "durations": model,
+        }
+        return wf, inv, kw
 
 
 def parse_start(text: str | None) -> datetime:
@@ -65,29 +89,17 @@ def plan_summary(plan: Plan) -> list[str]:
 def plan_command(
     workflow: Path,
     inventory: Path,
+    options: PlanOptions = PlanOptions(),
     *,
-    solver: SolverName = "greedy",
-    time_limit: float = 10.0,
-    start: str | None = None,
     json_out: Path | None = None,
     gantt: Path | None = None,
-    durations: Path | None = None,
-    horizon_days: float = 14.0,
     echo: Echo = print,
 ) -> Plan:
     """Plan ``workflow`` over ``inventory``; print a summary, write JSON and a chart if asked."""
     from sysflow.planner.build import plan
 
-    wf, inv, model = _load(workflow, inventory, durations)
-    result = plan(
-        wf,
-        inv,
-        solver=solver,
-        start=parse_start(start),
-        time_limit=time_limit,
-        horizon=timedelta(days=horizon_days),
-        durations=model,
-    )
+    wf, inv, kw = options.planning(workflow, inventory)
+    result = plan(wf, inv, **kw)
     for line in plan_summary(result):
         echo(line)
     if json_out is not None:
@@ -128,29 +140,16 @@ def forecast_table(fc: Forecast) -> list[str]:
 def forecast_command(
     workflow: Path,
     inventory: Path,
+    options: PlanOptions = PlanOptions(),
     *,
-    solver: SolverName = "greedy",
-    time_limit: float = 10.0,
-    start: str | None = None,
     json_out: Path | None = None,
-    durations: Path | None = None,
-    horizon_days: float = 14.0,
     echo: Echo = print,
 ) -> Forecast:
     """Plan at p50 and p90 and print what fits per window and group, and what binds."""
     from sysflow.planner.build import plan_pair
 
-    wf, inv, model = _load(workflow, inventory, durations)
-    p50, p90 = plan_pair(
-        wf,
-        inv,
-        start=parse_start(start),
-        quantiles=(0.5, 0.9),
-        horizon=timedelta(days=horizon_days),
-        durations=model,
-        solver=solver,
-        time_limit=time_limit,
-    )
+    wf, inv, kw = options.planning(workflow, inventory)
+    p50, p90 = plan_pair(wf, inv, quantiles=(0.5, 0.9), **kw)
     fc = forecast(p50, p90)
     for line in forecast_table(fc):
         echo(line)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sysflow.cli import app
-from sysflow.cli.plan import forecast_command, parse_start, plan_command
+from sysflow.cli.plan import PlanOptions, forecast_command, parse_start, plan_command
 from sysflow.planner.durations import DurationModel
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -29,8 +29,10 @@ def test_plan_command_writes_json_and_chart(tmp_path: Path) -> None:
     lines: list[str] = []
     model = tmp_path / "durations.json"
     model.write_text(DurationModel({"upgrade_packages": 200.0}).to_json())
-    p = plan_command(WF, INV, start=START, json_out=tmp_path / "p.json", gantt=tmp_path / "p.html",
-                     durations=model, echo=lines.append)  # fmt: skip
+    options = PlanOptions(start=START, durations=model)
+    p = plan_command(
+        WF, INV, options, json_out=tmp_path / "p.json", gantt=tmp_path / "p.html", echo=lines.append
+    )
     data = json.loads((tmp_path / "p.json").read_text())
     assert data["solver"] == "greedy"
     assert len(data["ops"]) == sum(len(c.ops) for c in p.problem.chains)
@@ -40,7 +42,7 @@ def test_plan_command_writes_json_and_chart(tmp_path: Path) -> None:
 
 def test_forecast_command_prints_a_table(tmp_path: Path) -> None:
     lines: list[str] = []
-    fc = forecast_command(WF, INV, start=START, json_out=tmp_path / "f.json", echo=lines.append)
+    fc = forecast_command(WF, INV, PlanOptions(start=START), json_out=tmp_path / "f.json", echo=lines.append)
     assert lines[0].split()[:3] == ["window", "group", "remaining"]
     assert any("binding constraint" in line for line in lines)
     assert json.loads((tmp_path / "f.json").read_text())["binding"] == fc.binding
