@@ -13,7 +13,7 @@ import enum
 import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sysflow.errors import (
     AuthenticationFailed,
@@ -221,17 +221,11 @@ def result_of(
         failed = failure_of(req, where, start, duration, attempts, classify(outcome), message)
         return _with_partial_output(failed, outcome, cap)
     so, se = cap_output(outcome.stdout, cap), cap_output(outcome.stderr, cap)
-    return OpResult(
-        op_id=req.op_id,
-        host=req.host,
-        task=req.task,
-        shard=where.shard,
-        start=start,
-        end=where.end,
-        duration=duration,
+    kind = ErrorKind.NONE if outcome.ok else ErrorKind.COMMAND_FAILED
+    message = "" if outcome.ok else _exit_message(outcome)
+    return failure_of(
+        req, where, start, duration, attempts, kind, message,
         exit_status=outcome.exit_status,
-        error_kind=ErrorKind.NONE if outcome.ok else ErrorKind.COMMAND_FAILED,
-        error_message="" if outcome.ok else _exit_message(outcome),
         signal=outcome.signal,
         stdout=so.text,
         stderr=se.text,
@@ -239,9 +233,7 @@ def result_of(
         stderr_bytes=outcome.stderr_bytes or se.total_bytes,
         truncated=outcome.truncated or so.truncated or se.truncated,
         output_sha256=outcome.stdout_sha256 or so.sha256,
-        attempts=attempts,
-        executor=where.executor,
-    )
+    )  # fmt: skip
 
 
 def failure_of(
@@ -252,8 +244,11 @@ def failure_of(
     attempts: int,
     kind: ErrorKind,
     message: str,
+    **output: Any,
 ) -> OpResult:
-    """The result of an operation that did not produce a command result (cancelled, lost, unreachable)."""
+    """The one constructor of results: identity, times and error kind; ``output`` for a command that
+    ran (exit status, signal, capped output and its digest). Alone, an operation that produced no
+    command result (cancelled, lost, unreachable)."""
     return OpResult(
         op_id=req.op_id,
         host=req.host,
@@ -262,11 +257,11 @@ def failure_of(
         start=start,
         end=where.end,
         duration=duration,
-        exit_status=None,
         error_kind=kind,
         error_message=message,
         attempts=attempts,
         executor=where.executor,
+        **{"exit_status": None, **output},
     )
 
 
