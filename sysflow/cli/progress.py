@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
 
+    from sysflow.planner.plan import Plan
+
 __all__ = [
     "JsonLinesProgress",
     "LiveProgress",
@@ -447,12 +449,12 @@ def progress_for(
     return LiveProgress(console or Console(file=out), context)
 
 
-def planned_ends(plan: Any) -> list[datetime]:
+def planned_ends(plan: Plan) -> list[datetime]:
     """Planned end times of every operation of a ``sysflow.planner.plan.Plan``, sorted."""
     return sorted(op.end for op in plan.ops())
 
 
-def window_end_finder(plan: Any) -> Callable[[datetime], datetime | None]:
+def window_end_finder(plan: Plan) -> Callable[[datetime], datetime | None]:
     """``window_end(at)`` over the windows a plan uses: the latest end of a window open at ``at``."""
     spans = sorted({(op.window_start, op.window_end) for op in plan.ops()})
 

@@ -15,15 +15,16 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from sysflow.engine.events import Event, EventKind, Observer
 
 if TYPE_CHECKING:
+    from sysflow.actors.auth import SSHAuth
     from sysflow.cli.progress import Progress, ProgressContext, ProgressMode
     from sysflow.engine.dispatch import BackendRunner
     from sysflow.engine.engine import Engine
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from sysflow.engine.run import Run
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
+    from sysflow.planner.plan import Plan
+
+Echo = Callable[[str], None]
 
 __all__ = [
     "EXIT_CONFLICT",
@@ -85,7 +89,7 @@ class AutoApprover:
 # -- building blocks ----------------------------------------------------------------------------
 
 
-def progress_context(inventory: Inventory, plan: Any = None, total_ops: int = 0) -> ProgressContext:
+def progress_context(inventory: Inventory, plan: Plan | None = None, total_ops: int = 0) -> ProgressContext:
     """Datacenters of the hosts, sizes, and (with a plan) the forecast and windows for the ETA."""
     from sysflow.cli.progress import ProgressContext, planned_ends, window_end_finder
 
@@ -181,7 +185,7 @@ async def _simulate(
     inventory: Inventory,
     sim: SimOptions,
     setup: RunSetup,
-    plan: Any,
+    plan: Plan | None,
 ) -> RunResult:
     from sysflow.engine.engine import Engine
     from sysflow.sim import SimFleet, SimProfile, SimTransport, current_virtual_clock
@@ -214,7 +218,11 @@ def sim_start(text: str | None) -> datetime:
 
 
 def simulate(
-    workflow: MaintenanceWorkflow, inventory: Inventory, sim: SimOptions, setup: RunSetup, plan: Any = None
+    workflow: MaintenanceWorkflow,
+    inventory: Inventory,
+    sim: SimOptions,
+    setup: RunSetup,
+    plan: Plan | None = None,
 ) -> RunResult:
     """Run ``workflow`` on a simulated fleet of ``inventory`` on virtual time (blocking)."""
     from sysflow.sim import run_virtual
@@ -224,7 +232,7 @@ def simulate(
 
 
 def sim_command(
-    workflow: MaintenanceWorkflow, inventory: Inventory, sim: SimOptions, setup: RunSetup, echo: Any
+    workflow: MaintenanceWorkflow, inventory: Inventory, sim: SimOptions, setup: RunSetup, echo: Echo
 ) -> int:
     """``sysflow sim``: the real engine on the simulator; summary and exit code."""
     plan = forecast_plan(workflow, inventory, sim.start or sim_start(None)) if sim.forecast else None
@@ -234,14 +242,14 @@ def sim_command(
     return exit_code(result)
 
 
-def forecast_plan(workflow: MaintenanceWorkflow, inventory: Inventory, start: datetime) -> Any:
+def forecast_plan(workflow: MaintenanceWorkflow, inventory: Inventory, start: datetime) -> Plan:
     """The p50 plan the progress view's ETA follows (greedy, fast)."""
     from sysflow.planner.build import plan
 
     return plan(workflow, inventory, start=start, horizon=SIM_HORIZON)
 
 
-def forecast_or_none(workflow: MaintenanceWorkflow, inventory: Inventory, start: datetime) -> Any:
+def forecast_or_none(workflow: MaintenanceWorkflow, inventory: Inventory, start: datetime) -> Plan | None:
     """The forecast plan for the ETA; a workflow the planner cannot plan still runs (no ETA shown)."""
     from sysflow.errors import SysflowError
 
@@ -266,7 +274,7 @@ class SSHOptions:
     backend: str = "local"  # where the HostPools live: local, local=N, ray, ray=ADDRESS
 
 
-def make_auth(ssh: SSHOptions) -> Any:
+def make_auth(ssh: SSHOptions) -> SSHAuth:
     """A key file (passphrase from an environment variable), else the ssh-agent."""
     from sysflow.actors.auth import SSHAuth
 
@@ -337,7 +345,7 @@ async def _run_live(
 
 
 def run_command(
-    workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup, echo: Any
+    workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup, echo: Echo
 ) -> int:
     """``sysflow run`` over SSH: progress, audit, summary, exit code."""
     result = asyncio.run(_run_live(workflow, inventory, ssh, setup))
@@ -346,7 +354,7 @@ def run_command(
     return exit_code(result)
 
 
-def resume_command(run_id: str, ssh: SSHOptions, setup: RunSetup, echo: Any) -> int:
+def resume_command(run_id: str, ssh: SSHOptions, setup: RunSetup, echo: Echo) -> int:
     """``sysflow resume RUN``: continue an interrupted run from the store over SSH."""
     from sysflow.model.inventory import Inventory
 

@@ -28,13 +28,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sysflow.clock import utc
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import Operation, OpGraph
 from sysflow.planner.plan import Plan
 from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
+
+if TYPE_CHECKING:
+    from sysflow.constraints.calendar import Calendar
+    from sysflow.constraints.capacity import Limits
+    from sysflow.model.inventory import Inventory
+    from sysflow.model.workflow import MaintenanceWorkflow
 
 __all__ = ["FRACTION_SCALE", "build_problem", "plan", "plan_pair"]
 
@@ -121,8 +127,8 @@ def _hook_seconds(graph: OpGraph, model: DurationModel, quantile: float) -> list
 
 def build_problem(
     graph: OpGraph,
-    calendar: Any,
-    limits: Any,
+    calendar: Calendar,
+    limits: Limits,
     durations: DurationModel | None,
     start: datetime,
     quantile: float = 0.5,
@@ -209,8 +215,8 @@ def _inputs(workflow: Any, inventory: Any, start: datetime, horizon: timedelta) 
 
 
 def plan_pair(
-    workflow: Any,
-    inventory: Any,
+    workflow: MaintenanceWorkflow,
+    inventory: Inventory,
     *,
     start: datetime,
     quantiles: Sequence[float] = (0.5,),
@@ -234,7 +240,7 @@ def plan_pair(
     return out
 
 
-def _with_conditional_note(result: Plan, workflow: Any) -> Plan:
+def _with_conditional_note(result: Plan, workflow: MaintenanceWorkflow) -> Plan:
     """Say when some tasks are decided at run time (``when``/``until``/``on_failure``)."""
     from dataclasses import replace
 
@@ -246,8 +252,8 @@ def _with_conditional_note(result: Plan, workflow: Any) -> Plan:
 
 
 def plan(
-    workflow: Any,
-    inventory: Any,
+    workflow: MaintenanceWorkflow,
+    inventory: Inventory,
     *,
     solver: Solver = "greedy",
     start: datetime,
