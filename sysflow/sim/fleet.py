@@ -5,7 +5,7 @@ instant, what happens: which rule applies, how long it runs, whether it fails, h
 connection (partition, flapping, reboot), what it prints, and how it changes the host's state.
 It does no waiting itself: :class:`sysflow.sim.transport.SimTransport` sleeps on the clock.
 
-Determinism: every host draws from its own ``random.Random(f"{seed}:{host}")`` stream, so the
+Determinism: every host draws from its own ``HostRandom(f"{seed}:{host}")`` stream (sim/rng.py), so the
 order in which concurrent hosts run never changes what one host samples. A host's own commands draw
 in the order they start.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import math
-import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from sysflow.clock import utc
 from sysflow.model.inventory import Inventory
 from sysflow.sim.loop import DEFAULT_START
 from sysflow.sim.profile import Distribution, Effect, Fixed, Flap, Partition, Rule, SimProfile
+from sysflow.sim.rng import HostRandom
 from sysflow.sim.rules import DEFAULT_RULES, Reply, grep_filter, respond
 from sysflow.sim.state import HostState
 
@@ -124,7 +124,7 @@ class SimFleet:
         self._compiled = [(re.compile(r.match), r) for r in self.rules]
         self._match_cache: dict[str, tuple[Rule, dict[str, str]]] = {}
         self._states: dict[str, HostState] = {}
-        self._rngs: dict[str, random.Random] = {}
+        self._rngs: dict[str, HostRandom] = {}
         self._durations: dict[tuple[str, str], Distribution] = {}
         self._down_until: dict[str, float] = {}
         self._faults = self._build_faults()
@@ -158,11 +158,11 @@ class SimFleet:
             str(hv.get("sim_kernel") or p.kernel or "") or None,
         )
 
-    def rng(self, host: str) -> random.Random:
-        """The random stream of ``host``: ``Random(f"{seed}:{host}")``."""
+    def rng(self, host: str) -> HostRandom:
+        """The random stream of ``host``: ``HostRandom(f"{seed}:{host}")``."""
         r = self._rngs.get(host)
         if r is None:
-            r = self._rngs[host] = random.Random(f"{self.seed}:{host}")
+            r = self._rngs[host] = HostRandom(f"{self.seed}:{host}")
         return r
 
     def seconds(self, when: datetime) -> float:

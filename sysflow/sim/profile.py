@@ -36,7 +36,6 @@ An example (``SimProfile.load("profile.yaml")``)::
 from __future__ import annotations
 
 import math
-import random
 import re
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +45,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sysflow.model.base import FrozenModel
 from sysflow.model.durations import Duration, parse_duration
+from sysflow.sim.rng import Stream
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -75,7 +75,7 @@ class Fixed(FrozenModel):
     kind: Literal["fixed"] = "fixed"
     seconds: Duration = Field(description="The duration.")
 
-    def sample(self, rng: random.Random) -> float:
+    def sample(self, rng: Stream) -> float:
         return self.seconds
 
     @property
@@ -95,7 +95,7 @@ class LogNormal(FrozenModel):
         """Mean of ln(duration): ``ln(mean) - sigma²/2``."""
         return math.log(self.mean) - self.sigma**2 / 2 if self.mean > 0 else -math.inf
 
-    def sample(self, rng: random.Random) -> float:
+    def sample(self, rng: Stream) -> float:
         if self.mean <= 0:
             return 0.0
         return rng.lognormvariate(self.mu, self.sigma)
@@ -107,7 +107,7 @@ class Empirical(FrozenModel):
     kind: Literal["empirical"] = "empirical"
     samples: tuple[Duration, ...] = Field(min_length=1, description="Recorded durations.")
 
-    def sample(self, rng: random.Random) -> float:
+    def sample(self, rng: Stream) -> float:
         return self.samples[int(rng.random() * len(self.samples))]
 
     @property
