@@ -6,7 +6,7 @@ command on a new channel of it, never more channels per connection than the serv
 ``MaxSessions`` allows. Open connections are capped globally and per shard; *new* connections
 are paced per target and per jump host, so sshd's ``MaxStartups`` does not drop handshakes.
 
-Every network wait has a timeout (named constants below, in seconds). Connection-level failures
+Every network wait has a timeout (named constants in ``ssh_options``, in seconds). Connection-level failures
 are retried with jittered exponential backoff; commands are never retried here (the engine
 decides). Failures are classified into the ``ConnectionFailed`` family and ``CommandTimeout``
 (``sysflow.errors``); a command that overruns its timeout is signalled and its channel closed, so
@@ -286,9 +286,7 @@ class SSHTransport:
             return
         entry.conn = None
         self._slots.release(entry.shard)
-        if entry.jump is not None:
-            entry.jump.tunnels -= 1
-            entry.jump = None
+        entry.leave_jump()
         with contextlib.suppress(Exception):
             conn.close()
 

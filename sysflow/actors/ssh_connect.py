@@ -152,9 +152,7 @@ class Connector:
             conn = await self._handshake(entry, creds, tunnel)
         except BaseException:
             self._slots.release(entry.shard)
-            if entry.jump is not None:
-                entry.jump.tunnels -= 1
-                entry.jump = None
+            entry.leave_jump()
             raise
         entry.conn = conn
         if self._state() is PoolState.CLOSED:  # closed while we were connecting: do not leak it

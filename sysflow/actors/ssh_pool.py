@@ -58,6 +58,12 @@ class PoolEntry:
         else:
             self.sessions.release()
 
+    def leave_jump(self) -> None:
+        """No longer tunnel through the jump host's connection (this one closed or never opened)."""
+        if self.jump is not None:
+            self.jump.tunnels -= 1
+            self.jump = None
+
 
 @dataclass
 class PoolCounters:
