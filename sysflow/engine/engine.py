@@ -26,6 +26,7 @@ from sysflow.engine.dispatch import BackendRunner
 from sysflow.engine.events import EventBus, EventKind, Observer
 from sysflow.engine.executor import OpRunner
 from sysflow.engine.leases import DEFAULT_LEASE_TTL, HostLeases
+from sysflow.engine.recorder import RunRecorder
 from sysflow.engine.result import RunResult
 from sysflow.engine.run import Hooks, Restored, Run
 from sysflow.engine.state import StateMonitor
@@ -145,7 +146,8 @@ class Engine:
         again only if the task is ``idempotent``, else it fails ("inspect the host")."""
         if self.store is None:
             raise StoreError("resume needs a run store (Engine(..., store=PATH))")
-        self.store.claim_run(run_id, Owner.this_process(), ttl=self.lease_ttl)
+        recorder = RunRecorder(self.store, run_id, self.clock)
+        recorder.claim(Owner.this_process(), ttl=self.lease_ttl)
         try:
             row = self.store.run(run_id)
             workflow = MaintenanceWorkflow.from_json(row.workflow_json)
@@ -154,14 +156,14 @@ class Engine:
             try:
                 self.inventory.restore_secrets(self.secret_lookup)  # the store keeps references, never values
             except InventoryError:
-                self.store.disown(run_id)  # nothing ran: the run stays free for a resume with the values
+                recorder.disown()  # nothing ran: the run stays free for a resume with the values
                 raise
             restored = Restored(
                 self.store.ops(run_id), self.store.gates(run_id), settle=self._settler(run_id)
             )
-            run = self.prepare(workflow, run_id=run_id, restored=restored)
+            run = self.prepare(workflow, run_id=run_id, restored=restored, recorder=recorder)
         except BaseException:
-            self.store.disown(run_id)  # it never started here: free for the next resume at once
+            recorder.disown()  # it never started here: free for the next resume at once
             raise
         return await self.drive(run)
 
@@ -186,15 +188,15 @@ class Engine:
             if self.store is None:
                 return await run.execute()
             leases = HostLeases(
-                self.store,
+                run.recorder,
                 run.id,
                 run.graph.hosts,
                 clock=self._lease_clock(),
                 ttl=self.lease_ttl,
                 wait=self.lease_wait,
             )
-            if self.store.claim_token(run.id) is None:  # prepared elsewhere, or lost meanwhile
-                self.store.claim_run(run.id, Owner.this_process(), ttl=self.lease_ttl)
+            if run.recorder.claim_token() is None:  # prepared elsewhere, or lost meanwhile
+                run.recorder.claim(Owner.this_process(), ttl=self.lease_ttl)
             if isinstance(self._runner, BackendRunner) and self._runner._env_of is None:
                 # a runner given to the engine (`sysflow run --backend`) marks commands too, so a
                 # resume finds them; one runner shared by concurrent runs marks them for the first
@@ -203,8 +205,8 @@ class Engine:
                 await leases.acquire()
             except LeaseConflict as exc:
                 run.tracker.emit(EventKind.LEASE_REFUSED, str(exc), holder=exc.holder, hosts=list(exc.hosts))
-                self.store.set_status(run.id, RunStatus.FAILED, at=self.clock.now(), reason=str(exc))
-                self.store.disown(run.id)
+                run.recorder.set_status(RunStatus.FAILED, reason=str(exc))
+                run.recorder.disown()
                 raise
             lost: RunOwned | None = None
             try:
@@ -220,11 +222,9 @@ class Engine:
             finally:
                 await leases.release()
                 if lost is None:
-                    self.store.disown(run.id)
+                    run.recorder.disown()
                     if run.durations is not None:
-                        self.store.save_durations(
-                            run.workflow.name, run.durations.to_json(), at=self.clock.now()
-                        )
+                        run.recorder.save_durations(run.workflow.name, run.durations.to_json())
         finally:
             built = self._built_runners.pop(run.id, None)
             if built is not None:
@@ -238,7 +238,12 @@ class Engine:
         return None if isinstance(self.clock, RealClock) else self.clock
 
     def prepare(
-        self, workflow: MaintenanceWorkflow, *, run_id: str | None = None, restored: Restored | None = None
+        self,
+        workflow: MaintenanceWorkflow,
+        *,
+        run_id: str | None = None,
+        restored: Restored | None = None,
+        recorder: RunRecorder | None = None,
     ) -> Run:
         """Compile and set up a run without starting it (``await run.execute()`` starts it)."""
         graph = compile_workflow(workflow, self.inventory)
@@ -262,6 +267,7 @@ class Engine:
             split_chains=workflow.windows.allow_split_chains,
         )
         rid = run_id or f"{workflow.name}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        recorder = recorder or RunRecorder(self.store, rid, self.clock)
         durations = self._durations_for(workflow)
         # a resumed run keeps the order it had; re-planning starts again with the next run
         initial = (
@@ -282,7 +288,7 @@ class Engine:
             guard=guard,
             bus=self.bus,
             hooks=self._hooks(workflow, self.inventory, probing, self.clock),
-            store=self.store,
+            recorder=recorder,
             durations=durations,
             restored=restored,
             plan=initial,
@@ -292,9 +298,8 @@ class Engine:
             if workflow.state_checks
             else None,
         )
-        if self.store is not None and restored is None:
-            self.store.create_run(
-                rid,
+        if recorder.store is not None and restored is None:
+            recorder.create(
                 workflow.name,
                 workflow.to_json(),
                 self.inventory.redacted_json(workflow.secrets),  # secrets as {"$secret": name}
@@ -302,8 +307,8 @@ class Engine:
                 at=now,
                 owner=Owner.this_process(),
             )
-        if self.store is not None and initial is not None and restored is None:
-            self.store.add_plan(rid, initial.to_json(indent=None), "initial", at=now)
+        if recorder.store is not None and initial is not None and restored is None:
+            recorder.add_plan(initial.to_json(indent=None), "initial", at=now)
         self.runs[rid] = run
         return run
 

@@ -6,6 +6,9 @@ and returns it when it ends. A second run targeting a leased host
 waits (up to ``wait``) or is refused with ``LeaseConflict`` naming the holder. A crashed run stops
 renewing, so its leases expire after ``ttl`` and its hosts are not locked forever; ``resume`` takes
 them again under the same run id.
+
+Every write goes through the run's :class:`~sysflow.engine.recorder.RunRecorder`, the one writer
+of the run's rows (a bare store, as tools and tests pass, is wrapped in a recorder of the run).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from sysflow.clock import Clock
+from sysflow.engine.recorder import RunRecorder
 from sysflow.engine.store import RunStore
 from sysflow.errors import LeaseConflict
 
@@ -30,11 +34,11 @@ _POLL = 1.0  # seconds between attempts while waiting for a lease
 
 
 class HostLeases:
-    """``async with HostLeases(store, run_id, hosts):`` holds the hosts for the block."""
+    """``async with HostLeases(recorder, run_id, hosts):`` holds the hosts for the block."""
 
     def __init__(
         self,
-        store: RunStore,
+        store: RunRecorder | RunStore,
         run_id: str,
         hosts: Sequence[str],
         *,
@@ -42,7 +46,11 @@ class HostLeases:
         ttl: float = DEFAULT_LEASE_TTL,
         wait: float | None = None,
     ) -> None:
-        self.store = store
+        if isinstance(store, RunStore):
+            store = RunRecorder(store, run_id)
+        if store.run_id != run_id:
+            raise ValueError(f"leases of run {run_id!r} through the recorder of run {store.run_id!r}")
+        self._recorder = store
         self.run_id = run_id
         self.hosts = list(hosts)
         self.ttl = ttl
@@ -64,22 +72,22 @@ class HostLeases:
         """Take every lease, waiting up to ``wait`` seconds; ``LeaseConflict`` names the holder."""
         deadline = None if self.wait is None else self._now() + self.wait
         while True:
-            held = self.store.take_leases(self.run_id, self.hosts, now=self._now(), ttl=self.ttl)
+            held = self._recorder.take_leases(self.hosts, now=self._now(), ttl=self.ttl)
             if not held:
                 self._heartbeat = asyncio.create_task(self._beat())
                 return
             if deadline is None or self._now() >= deadline:
                 raise _conflict(self.run_id, held)
-            if self.store.claim_token(self.run_id) is not None:
-                self.store.heartbeat(self.run_id)  # waiting for hosts is still owning the run
+            if self._recorder.claim_token() is not None:
+                self._recorder.heartbeat()  # waiting for hosts is still owning the run
             await self._sleep(min(_POLL, max(deadline - self._now(), 0.0)))
 
     async def _beat(self) -> None:
         """Renew the leases and the run's owner heartbeat until released (or the run is lost)."""
         while True:
             await self._sleep(self.ttl / 3)
-            self.store.renew_leases(self.run_id, now=self._now(), ttl=self.ttl)
-            if self.store.claim_token(self.run_id) is not None and not self.store.heartbeat(self.run_id):
+            self._recorder.renew_leases(now=self._now(), ttl=self.ttl)
+            if self._recorder.claim_token() is not None and not self._recorder.heartbeat():
                 log.warning("run %s: taken over by another controller; no longer renewing", self.run_id)
                 return
 
@@ -89,7 +97,7 @@ class HostLeases:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
-        self.store.release_leases(self.run_id)
+        self._recorder.release_leases()
 
     async def __aenter__(self) -> HostLeases:
         await self.acquire()

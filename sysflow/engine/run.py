@@ -65,10 +65,15 @@ class Run:
         state: StateMonitor | None = None,
         recorder: RunRecorder | None = None,
     ) -> None:
-        self.store = store
         self.recorder = recorder if recorder is not None else RunRecorder(store, run_id, clock)
+        self.store = self.recorder.store  # read it freely; every write goes through the recorder
         tracker = RunTracker(
-            run_id, graph, bus, clock.now, store=store, records=restored.records if restored else None
+            run_id,
+            graph,
+            bus,
+            clock.now,
+            recorder=self.recorder if self.store is not None else None,
+            records=restored.records if restored else None,
         )
         self._ctx = RunContext(
             run_id,

@@ -1,7 +1,8 @@
 """The mutable state of one run: operation states and records, host outcomes, failure counts.
 
 Every change goes through :class:`RunTracker`, which also emits the matching event, so the run
-store (write-ahead) and observers see the same sequence.
+store (write-ahead, through the run's :class:`~sysflow.engine.recorder.RunRecorder`) and observers
+see the same sequence.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sysflow.engine.states import OpState
 from sysflow.planner.graph import OpGraph
 
 if TYPE_CHECKING:
-    from sysflow.engine.store import RunStore
+    from sysflow.engine.recorder import RunRecorder
 
 __all__ = ["RunTracker"]
 
@@ -32,14 +33,14 @@ class RunTracker:
         bus: EventBus,
         now: Callable[[], datetime],
         *,
-        store: RunStore | None = None,
+        recorder: RunRecorder | None = None,
         records: Mapping[str, OpRecord] | None = None,
     ) -> None:
         self.run_id = run_id
         self.graph = graph
         self.bus = bus
         self._now = now
-        self.store = store
+        self.recorder = recorder  # writes the records to the run store (None: not stored)
         self.records: dict[str, OpRecord] = {
             op.id: OpRecord(op.id, op.host, op.task, op.wave, OpState.PENDING, command=op.command)
             for op in graph
@@ -91,19 +92,19 @@ class RunTracker:
     # -- operations -------------------------------------------------------------------------------
 
     def will_start(self, op_id: str, command: str) -> None:
-        """Write-ahead: record the operation as running; commit (``RunStore.commit``) before sending."""
+        """Write-ahead: record the operation as running; commit (``RunRecorder.durable``) before sending."""
         rec = self.records[op_id]
         now = self._now()
         self.records[op_id] = replace(rec, state=OpState.RUNNING, start=now, command=command, attempts=1)
-        if self.store is not None:
-            self.store.op_started(self.run_id, op_id, at=now, attempt=1, command=command)
+        if self.recorder is not None:
+            self.recorder.op_started(op_id, at=now, attempt=1, command=command)
 
     def started(self, op_id: str, command: str, attempt: int) -> None:
         rec = self.records[op_id]
         if attempt > 1 or rec.state is not OpState.RUNNING:  # a retry, or no will_start before
             now = self._now()
-            if self.store is not None:
-                self.store.op_started(self.run_id, op_id, at=now, attempt=attempt, command=command)
+            if self.recorder is not None:
+                self.recorder.op_started(op_id, at=now, attempt=attempt, command=command)
             self.records[op_id] = replace(
                 rec, state=OpState.RUNNING, start=now, command=command, attempts=attempt
             )
@@ -129,8 +130,8 @@ class RunTracker:
     def add_op(self, op_id: str, host: str, task: str, wave: int, command: str) -> None:
         """Record an operation the graph does not hold (an ``on_failure`` branch task), pending."""
         self.records[op_id] = OpRecord(op_id, host, task, wave, OpState.PENDING, command=command)
-        if self.store is not None:
-            self.store.add_op(self.run_id, self.records[op_id])
+        if self.recorder is not None:
+            self.recorder.add_op(self.records[op_id])
 
     def skip(self, op_ids: Iterable[str], reason: str, state: OpState = OpState.SKIPPED) -> None:
         for op_id in op_ids:
@@ -147,8 +148,8 @@ class RunTracker:
         self._save(self.records[op_id])
 
     def _save(self, record: OpRecord) -> None:
-        if self.store is not None:
-            self.store.op_record(self.run_id, record)
+        if self.recorder is not None:
+            self.recorder.op_record(record)
 
     # -- hosts ------------------------------------------------------------------------------------
 
