@@ -8,20 +8,16 @@ default, the simulator's or a local one when given) or a backend of HostPool act
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from sysflow.actors.backends import DEFAULT_SHARD, LocalBackend, ShardSpec
 from sysflow.actors.local import LocalTransport
 from sysflow.clock import Clock, RealClock
 from sysflow.constraints.admission import Admission
-from sysflow.constraints.calendar import Calendar
-from sysflow.constraints.capacity import Limits
 from sysflow.engine.adaptive import Replanner
-from sysflow.engine.conditional import Conditional, RenderingTransport
+from sysflow.engine.conditional import Conditional
 from sysflow.engine.dispatch import BackendRunner
 from sysflow.engine.events import EventBus, EventKind, Observer
 from sysflow.engine.executor import OpRunner
@@ -29,18 +25,30 @@ from sysflow.engine.leases import DEFAULT_LEASE_TTL, HostLeases
 from sysflow.engine.recorder import RunRecorder
 from sysflow.engine.result import RunResult
 from sysflow.engine.run import Hooks, Restored, Run
+from sysflow.engine.stages import (
+    build_calendar,
+    build_conditional,
+    build_guard,
+    build_limits,
+    build_state,
+    command_env,
+    default_hooks,
+    default_runner,
+    initial_plan,
+    new_run_id,
+    probing_transport,
+)
 from sysflow.engine.state import StateMonitor
 from sysflow.engine.states import RunStatus
 from sysflow.engine.store import Owner, RunStore
-from sysflow.engine.windows import WindowGuard, WindowLike
-from sysflow.errors import InventoryError, LeaseConflict, RunOwned, StoreError, SysflowError
+from sysflow.errors import InventoryError, LeaseConflict, RunOwned, StoreError
 from sysflow.model.inventory import Inventory, SecretLookup
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.compile import compile_workflow
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import Operation, OpGraph
+from sysflow.planner.plan import Plan
 from sysflow.transport import (
-    COMMAND_ID_VAR,
     DEFAULT_SETTLE_TIMEOUT,
     Settled,
     SettlePolicy,
@@ -56,6 +64,15 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_HORIZON", "Engine"]
 
 DEFAULT_HORIZON = timedelta(days=35)  # how far ahead windows are expanded for a run
+
+
+class _Actors(TypedDict):
+    """What runs a prepared run's work: built over the engine's transport (see ``Engine._actors``)."""
+
+    conditional: Conditional | None
+    runner: OpRunner
+    hooks: Hooks | None
+    state: StateMonitor | None
 
 
 class Engine:
@@ -106,7 +123,7 @@ class Engine:
         self._runner = runner
         self._ssh_config = ssh_config
         self._known_hosts = known_hosts
-        self._hooks = hooks if hooks is not None else _default_hooks
+        self._hooks = hooks if hooks is not None else default_hooks
         self.store = store if isinstance(store, RunStore) or store is None else RunStore(store)
         self.lease_wait = lease_wait
         self.lease_ttl = lease_ttl
@@ -159,7 +176,9 @@ class Engine:
                 recorder.disown()  # nothing ran: the run stays free for a resume with the values
                 raise
             restored = Restored(
-                self.store.ops(run_id), self.store.gates(run_id), settle=self._settler(run_id)
+                self.store.ops(run_id),
+                self.store.gates(run_id),
+                settle=_settler(run_id, self.settle_policy is SettlePolicy.WAIT, self._transport_of),
             )
             run = self.prepare(workflow, run_id=run_id, restored=restored, recorder=recorder)
         except BaseException:
@@ -167,72 +186,76 @@ class Engine:
             raise
         return await self.drive(run)
 
-    def _settler(self, run_id: str) -> Callable[[Operation], Awaitable[Settled | None]]:
-        """How a resumed run settles an interrupted operation's command on its host (None: the
-        transport cannot tell, so the command may still be running)."""
-        wait = self.settle_policy is SettlePolicy.WAIT
-
-        async def settle(op: Operation) -> Settled | None:
-            transport: Transport = LocalTransport(clock=self.clock) if op.local else self.transport
-            if not isinstance(transport, Settling):
-                return None
-            bound = op.timeout if op.timeout is not None else DEFAULT_SETTLE_TIMEOUT
-            return await transport.settle(op.host, command_id(run_id, op.id), wait=wait, timeout=bound)
-
-        return settle
-
     async def drive(self, run: Run) -> RunResult:
         """Execute a prepared run: lease its hosts (with a store), run it, keep learned durations."""
         self._driving += 1
         try:
             if self.store is None:
                 return await run.execute()
-            leases = HostLeases(
-                run.recorder,
-                run.id,
-                run.graph.hosts,
-                clock=self._lease_clock(),
-                ttl=self.lease_ttl,
-                wait=self.lease_wait,
-            )
-            if run.recorder.claim_token() is None:  # prepared elsewhere, or lost meanwhile
-                run.recorder.claim(Owner.this_process(), ttl=self.lease_ttl)
-            if isinstance(self._runner, BackendRunner) and self._runner._env_of is None:
-                # a runner given to the engine (`sysflow run --backend`) marks commands too, so a
-                # resume finds them; one runner shared by concurrent runs marks them for the first
-                self._runner._env_of = _command_env(run.id)
-            try:
-                await leases.acquire()
-            except LeaseConflict as exc:
-                run.tracker.emit(EventKind.LEASE_REFUSED, str(exc), holder=exc.holder, hosts=list(exc.hosts))
-                run.recorder.set_status(RunStatus.FAILED, reason=str(exc))
-                run.recorder.disown()
-                raise
-            lost: RunOwned | None = None
-            try:
-                return await run.execute()
-            except BaseExceptionGroup as group:  # a host chain found the run taken over: stop here
-                lost = _taken_over(group)
-                if lost is None:
-                    raise
-                raise lost from None
-            except RunOwned as exc:
-                lost = exc
-                raise
-            finally:
-                await leases.release()
-                if lost is None:
-                    run.recorder.disown()
-                    if run.durations is not None:
-                        run.recorder.save_durations(run.workflow.name, run.durations.to_json())
+            return await self._drive_owned(run)
         finally:
-            built = self._built_runners.pop(run.id, None)
-            if built is not None:
-                await built.stop()
-            self._driving -= 1
-            if self._owns_transport and self._transport is not None and not self._driving:
-                transport, self._transport = self._transport, None
-                await transport.close()
+            await self._ended(run)
+
+    async def _drive_owned(self, run: Run) -> RunResult:
+        """Own the run and lease its hosts, run it; then return the leases and, unless the run was
+        taken over, disown it and keep its learned durations."""
+        if run.recorder.claim_token() is None:  # prepared elsewhere, or lost meanwhile
+            run.recorder.claim(Owner.this_process(), ttl=self.lease_ttl)
+        if isinstance(self._runner, BackendRunner) and self._runner._env_of is None:
+            # a runner given to the engine (`sysflow run --backend`) marks commands too, so a
+            # resume finds them; one runner shared by concurrent runs marks them for the first
+            self._runner._env_of = command_env(run.id)
+        leases = await self._leased(run)
+        lost: RunOwned | None = None
+        try:
+            return await run.execute()
+        except BaseExceptionGroup as group:  # a host chain found the run taken over: stop here
+            lost = _taken_over(group)
+            if lost is None:
+                raise
+            raise lost from None
+        except RunOwned as exc:
+            lost = exc
+            raise
+        finally:
+            await leases.release()
+            if lost is None:
+                run.recorder.disown()
+                if run.durations is not None:
+                    run.recorder.save_durations(run.workflow.name, run.durations.to_json())
+
+    async def _leased(self, run: Run) -> HostLeases:
+        """The run's hosts, leased; a refusal fails the run (stored, announced) and disowns it."""
+        leases = HostLeases(
+            run.recorder,
+            run.id,
+            run.graph.hosts,
+            clock=self._lease_clock(),
+            ttl=self.lease_ttl,
+            wait=self.lease_wait,
+        )
+        try:
+            await leases.acquire()
+        except LeaseConflict as exc:
+            run.tracker.emit(EventKind.LEASE_REFUSED, str(exc), holder=exc.holder, hosts=list(exc.hosts))
+            run.recorder.set_status(RunStatus.FAILED, reason=str(exc))
+            run.recorder.disown()
+            raise
+        return leases
+
+    async def _ended(self, run: Run) -> None:
+        """Stop the runner built for the run; close the engine's own transport after its last run."""
+        built = self._built_runners.pop(run.id, None)
+        if built is not None:
+            await built.stop()
+        self._driving -= 1
+        if self._owns_transport and self._transport is not None and not self._driving:
+            transport, self._transport = self._transport, None
+            await transport.close()
+
+    def _transport_of(self, op: Operation) -> Transport:
+        """Where ``op``'s command runs: a local transport for a local task, else the engine's."""
+        return LocalTransport(clock=self.clock) if op.local else self.transport
 
     def _lease_clock(self) -> Clock | None:
         return None if isinstance(self.clock, RealClock) else self.clock
@@ -245,122 +268,80 @@ class Engine:
         restored: Restored | None = None,
         recorder: RunRecorder | None = None,
     ) -> Run:
-        """Compile and set up a run without starting it (``await run.execute()`` starts it)."""
+        """Compile and set up a run without starting it (``await run.execute()`` starts it).
+
+        In stages (:mod:`sysflow.engine.stages`): compile → calendar → limits → guard → initial
+        plan → conditional, hooks and state checks → runner → ``Run`` → record it (a new run only).
+        """
         graph = compile_workflow(workflow, self.inventory)
         now = self.clock.now()
-        calendar = Calendar.build(
-            workflow.windows,
-            start=now - timedelta(days=1),
-            end=now + self.horizon,
-            known_groups=self.inventory.groups,
-        )
-        limits = Limits.from_ops(
-            workflow.parallelism,
-            graph.ops.values(),
-            group_sizes={g: len(self.inventory.group_hosts(g)) for g in self.inventory.groups},
-            known_groups=set(self.inventory.groups),
-            known_tasks={t.id for t in workflow.tasks},
-        )
-        guard = WindowGuard(
-            self.clock,
-            _windows_of(calendar, graph, now, now + self.horizon),
-            split_chains=workflow.windows.allow_split_chains,
-        )
-        rid = run_id or f"{workflow.name}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-        recorder = recorder or RunRecorder(self.store, rid, self.clock)
+        calendar = build_calendar(workflow, self.inventory, now, self.horizon)
+        limits = build_limits(workflow, self.inventory, graph)
+        guard = build_guard(workflow, calendar, graph, self.clock, now, self.horizon)
+        rid = run_id or new_run_id(workflow, now)
         durations = self._durations_for(workflow)
         # a resumed run keeps the order it had; re-planning starts again with the next run
-        initial = (
-            self._initial_plan(workflow, graph, calendar, limits, durations, now)
-            if self.planning and restored is None
+        fresh = restored is None
+        plan = (
+            initial_plan(workflow, graph, calendar, limits, durations, now)
+            if self.planning and fresh
             else None
         )
-        transport = self.transport
-        conditional = self._conditional(workflow, transport)
-        probing = RenderingTransport(transport, conditional) if conditional is not None else transport
         run = Run(
             rid,
             workflow,
             graph,
-            runner=self._runner or self._default_runner(rid, graph, transport),
             clock=self.clock,
             admission=Admission(limits, self.clock),
             guard=guard,
             bus=self.bus,
-            hooks=self._hooks(workflow, self.inventory, probing, self.clock),
-            recorder=recorder,
+            recorder=recorder or RunRecorder(self.store, rid, self.clock),
             durations=durations,
             restored=restored,
-            plan=initial,
-            replanner=Replanner(initial) if initial is not None else None,
-            conditional=conditional,
-            state=StateMonitor.from_workflow(workflow.state_checks, transport, self.clock)
-            if workflow.state_checks
-            else None,
+            plan=plan,
+            replanner=Replanner(plan) if plan is not None else None,
+            **self._actors(workflow, rid, graph),
         )
-        if recorder.store is not None and restored is None:
-            recorder.create(
-                workflow.name,
-                workflow.to_json(),
-                self.inventory.redacted_json(workflow.secrets),  # secrets as {"$secret": name}
-                run.tracker.records.values(),
-                at=now,
-                owner=Owner.this_process(),
-            )
-        if recorder.store is not None and initial is not None and restored is None:
-            recorder.add_plan(initial.to_json(indent=None), "initial", at=now)
+        if fresh:
+            self._record(run, plan, now)
         self.runs[rid] = run
         return run
 
-    def _default_runner(self, rid: str, graph: OpGraph, transport: Transport) -> BackendRunner:
-        """HostPools in this process, one per network segment, over the engine's transport."""
-        members: dict[str, list[str]] = {}
-        for op in graph.ops.values():
-            if not op.local:
-                members.setdefault(op.segment or DEFAULT_SHARD, []).append(op.host)
-        shards = [
-            ShardSpec(
-                name, tuple(dict.fromkeys(hosts)), _no_factory, max_in_flight=UNCAPPED, shared=transport
-            )
-            for name, hosts in members.items()
-        ]
-        runner = BackendRunner(
-            LocalBackend(clock=self.clock),
-            shards,
-            clock=self.clock,
-            local=LocalTransport(clock=self.clock),
-            env_of=_command_env(rid),  # every command carries its id: a resume finds it on the host
-        )
+    def _actors(self, workflow: MaintenanceWorkflow, rid: str, graph: OpGraph) -> _Actors:
+        """The run's conditional, runner, verification hooks and state checks, over the transport."""
+        transport = self.transport
+        conditional = build_conditional(workflow, self.inventory, transport, self.clock)
+        runner = self._runner or self._own_runner(rid, graph, transport)
+        probing = probing_transport(transport, conditional)
+        return {
+            "conditional": conditional,
+            "runner": runner,
+            "hooks": self._hooks(workflow, self.inventory, probing, self.clock),
+            "state": build_state(workflow, transport, self.clock),
+        }
+
+    def _own_runner(self, rid: str, graph: OpGraph, transport: Transport) -> BackendRunner:
+        """HostPools in this process over the engine's transport; stopped when the run ends."""
+        runner = default_runner(rid, graph, transport, self.clock)
         self._built_runners[rid] = runner  # stopped when the run ends (see drive)
         return runner
 
-    def _conditional(self, workflow: MaintenanceWorkflow, transport: Transport) -> Conditional | None:
-        """Templates, conditions, registered results and branches, when the workflow uses any; and the
-        masking of secret values in outputs, when the inventory holds secrets."""
-        if not Conditional.wanted(workflow) and not self.inventory.has_secrets(workflow.secrets):
-            return None
-        names = self.inventory.secret_names()
-        return Conditional(workflow, self.inventory.host_vars, transport, self.clock, secret_names=names)
-
-    def _initial_plan(
-        self,
-        workflow: MaintenanceWorkflow,
-        graph: OpGraph,
-        calendar: Calendar,
-        limits: Limits,
-        durations: DurationModel,
-        now: datetime,
-    ) -> Any:
-        """The greedy plan the run starts from (None when the planner cannot place anything)."""
-        from sysflow.planner.build import build_problem, solve_problem
-
-        try:
-            problem = build_problem(
-                graph, calendar, limits, durations, now, split_chains=workflow.windows.allow_split_chains
-            )
-            return solve_problem(problem, solver="greedy")
-        except SysflowError:
-            return None
+    def _record(self, run: Run, plan: Plan | None, now: datetime) -> None:
+        """A new run in the store: its row and pending operations, then its first plan."""
+        recorder = run.recorder
+        if recorder.store is None:
+            return
+        workflow = run.workflow
+        recorder.create(
+            workflow.name,
+            workflow.to_json(),
+            self.inventory.redacted_json(workflow.secrets),  # secrets as {"$secret": name}
+            run.tracker.records.values(),
+            at=now,
+            owner=Owner.this_process(),
+        )
+        if plan is not None:
+            recorder.add_plan(plan.to_json(indent=None), "initial", at=now)
 
     def _durations_for(self, workflow: MaintenanceWorkflow) -> DurationModel:
         """The learned durations of this workflow (from the store) over the tasks' priors."""
@@ -378,33 +359,37 @@ class Engine:
             from sysflow.actors.ssh import SSHTransport
 
             self._transport = SSHTransport(
-                self._resolver(), self.auth, known_hosts=self._known_hosts, clock=self.clock
+                _resolver(self.inventory, self._ssh_config),
+                self.auth,
+                known_hosts=self._known_hosts,
+                clock=self.clock,
             )
         return self._transport
 
-    def _resolver(self) -> Callable[[str], Any]:
-        inventory, ssh_config = self.inventory, self._ssh_config
 
-        def resolve(name: str) -> Any:
-            return inventory.connection(name, ssh_config=ssh_config)
+def _resolver(inventory: Inventory, ssh_config: str | Path | None) -> Callable[[str], Any]:
+    """Host name -> connection settings (inventory, then OpenSSH client config), for SSH."""
 
-        return resolve
+    def resolve(name: str) -> Any:
+        return inventory.connection(name, ssh_config=ssh_config)
 
-
-UNCAPPED = 1 << 30  # the engine's own pools: admission (pools, limits, budgets) caps concurrency
+    return resolve
 
 
-def _no_factory() -> Transport:  # pragma: no cover - shards with a shared transport never build one
-    raise AssertionError("shared transport")
+def _settler(
+    run_id: str, wait: bool, transport_of: Callable[[Operation], Transport]
+) -> Callable[[Operation], Awaitable[Settled | None]]:
+    """How a resumed run settles an interrupted operation's command on its host (None: the
+    transport cannot tell, so the command may still be running)."""
 
+    async def settle(op: Operation) -> Settled | None:
+        transport = transport_of(op)
+        if not isinstance(transport, Settling):
+            return None
+        bound = op.timeout if op.timeout is not None else DEFAULT_SETTLE_TIMEOUT
+        return await transport.settle(op.host, command_id(run_id, op.id), wait=wait, timeout=bound)
 
-def _command_env(run_id: str) -> Callable[[Operation], Mapping[str, str]]:
-    """The environment that marks each command of run ``run_id`` with its id (see ``command_id``)."""
-
-    def env(op: Operation) -> Mapping[str, str]:
-        return {COMMAND_ID_VAR: command_id(run_id, op.id)}
-
-    return env
+    return settle
 
 
 def _taken_over(group: BaseExceptionGroup[BaseException]) -> RunOwned | None:
@@ -417,30 +402,3 @@ def _taken_over(group: BaseExceptionGroup[BaseException]) -> RunOwned | None:
             if found is not None:
                 return found
     return None
-
-
-def _windows_of(
-    calendar: Calendar, graph: OpGraph, start: datetime, end: datetime
-) -> Callable[[str], Sequence[WindowLike] | None]:
-    """Per-host windows, computed once per distinct set of windowed groups."""
-    cache: dict[tuple[str, ...], Sequence[WindowLike]] = {}
-    groups_of = {op.host: op.groups for op in graph.ops.values()}
-
-    def windows(host: str) -> Sequence[WindowLike] | None:
-        groups = groups_of.get(host, ())
-        key = calendar.host_key(groups)
-        if key not in cache:
-            cache[key] = calendar.host_windows(groups, start, end)
-        return cache[key]
-
-    return windows
-
-
-def _default_hooks(
-    workflow: MaintenanceWorkflow, inventory: Inventory, transport: Transport, clock: Clock
-) -> Hooks | None:
-    if not workflow.verifications:
-        return None
-    from sysflow.engine.verification import VerificationHooks
-
-    return VerificationHooks(workflow, inventory, transport, clock)
