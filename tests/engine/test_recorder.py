@@ -44,7 +44,7 @@ WRITES = (
     "commit",
     "immediate",
 )
-STORE_MODULE = RunStore.__module__
+STORE_MODULES = {c.__module__ for c in RunStore.__mro__ if c.__module__.startswith("sysflow.engine.store")}
 RECORDER = "sysflow.engine.recorder"
 
 
@@ -53,7 +53,7 @@ def _witnessed(name: str) -> Callable[..., Any]:
 
     def witnessed(self: WitnessStore, *args: Any, **kw: Any) -> Any:
         caller = sys._getframe(1).f_globals.get("__name__", "?")
-        if caller != STORE_MODULE:  # the store calling itself is part of the write that called it
+        if caller not in STORE_MODULES:  # the store calling itself is part of the write that called it
             self.writers.setdefault(name, set()).add(caller)
         return write(self, *args, **kw)
 

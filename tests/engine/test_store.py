@@ -13,7 +13,8 @@ from sysflow.engine.engine import Engine
 from sysflow.engine.events import EventKind, RecordingObserver
 from sysflow.engine.leases import HostLeases
 from sysflow.engine.states import OpState, RunStatus
-from sysflow.engine.store import _MIGRATIONS, SCHEMA_VERSION, RunStore
+from sysflow.engine.store import SCHEMA_VERSION, RunStore
+from sysflow.engine.store_schema import MIGRATIONS
 from sysflow.errors import LeaseConflict, StoreError
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
@@ -39,7 +40,7 @@ def _workflow(name: str = "patch") -> MaintenanceWorkflow:
 def test_an_old_store_is_migrated_forward(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     db = sqlite3.connect(path, isolation_level=None)
-    db.executescript("BEGIN;" + _MIGRATIONS[0] + "PRAGMA user_version=1; COMMIT;")
+    db.executescript("BEGIN;" + MIGRATIONS[0] + "PRAGMA user_version=1; COMMIT;")
     db.close()
     with RunStore(path) as store:
         assert store.schema_version == SCHEMA_VERSION
