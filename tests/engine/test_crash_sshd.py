@@ -313,8 +313,9 @@ class Tally:
 
 
 def _wait_recorded(store: str, run_id: str) -> None:
-    """Until the controller has recorded its run (then any kill lands inside the run)."""
-    for _ in range(200):
+    """Until the controller has recorded its run (then any kill lands inside the run); bounded at
+    60 s, generous for a loaded machine where the controller's start alone can take seconds."""
+    for _ in range(1200):
         if Path(store).exists():
             with RunStore(store) as db:
                 if any(r.id == run_id for r in db.runs()):
