@@ -222,7 +222,7 @@ class Engine:
             if lost is None:
                 run.recorder.disown()
                 if run.durations is not None:
-                    run.recorder.save_durations(run.workflow.name, run.durations.to_json())
+                    run.recorder.save_durations(run.workflow.name, run.durations)
 
     async def _leased(self, run: Run) -> HostLeases:
         """The run's hosts, leased; a refusal fails the run (stored, announced) and disowns it."""
@@ -341,7 +341,7 @@ class Engine:
             owner=Owner.this_process(),
         )
         if plan is not None:
-            recorder.add_plan(plan.to_json(indent=None), "initial", at=now)
+            recorder.add_plan(plan, "initial", at=now)
 
     def _durations_for(self, workflow: MaintenanceWorkflow) -> DurationModel:
         """The learned durations of this workflow (from the store) over the tasks' priors."""

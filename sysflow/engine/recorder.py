@@ -17,6 +17,8 @@ from sysflow.clock import Clock
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import RunStatus
 from sysflow.engine.store import DEFAULT_OWNER_TTL, Owner, RunStore
+from sysflow.planner.durations import DurationModel
+from sysflow.planner.plan import Plan
 
 __all__ = ["RunRecorder"]
 
@@ -69,14 +71,15 @@ class RunRecorder:
         if self.store is not None:
             self.store.gate(self.run_id, wave, kind, passed, reasons, at=self._at(None))
 
-    def add_plan(self, plan_json: str, reason: str, *, at: datetime | None = None) -> None:
+    def add_plan(self, plan: Plan, reason: str, *, at: datetime | None = None) -> None:
+        """A plan version (serialised only when there is a store: plans of big runs are large)."""
         if self.store is not None:
-            self.store.add_plan(self.run_id, plan_json, reason, at=self._at(at))
+            self.store.add_plan(self.run_id, plan.to_json(indent=None), reason, at=self._at(at))
 
-    def save_durations(self, name: str, model_json: str) -> None:
+    def save_durations(self, name: str, model: DurationModel) -> None:
         """The durations learned by the run, kept for the workflow's next run."""
         if self.store is not None:
-            self.store.save_durations(name, model_json, at=self._at(None))
+            self.store.save_durations(name, model.to_json(), at=self._at(None))
 
     # -- ownership --------------------------------------------------------------------------------
 

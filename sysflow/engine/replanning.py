@@ -37,7 +37,7 @@ class LivePlan:
             return
         self.plan = swap.plan
         self._rank = {h: i for i, h in enumerate(replanner.rank())}
-        ctx.recorder.add_plan(swap.plan.to_json(indent=None), swap.reason)
+        ctx.recorder.add_plan(swap.plan, swap.reason)
         ctx.tracker.emit(
             EventKind.PLAN_REPLACED, swap.reason, version=replanner.versions, seconds=round(swap.seconds, 4)
         )
