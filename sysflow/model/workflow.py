@@ -23,6 +23,8 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -32,6 +34,7 @@ from sysflow.model.analysis import MetricCheck
 from sysflow.model.base import FrozenModel, UserModel
 from sysflow.model.durations import Duration
 from sysflow.model.parallelism import ParallelismConfig, check_count
+from sysflow.model.serial import SerialValue, serial_value
 from sysflow.model.state_checks import StateCheck
 from sysflow.model.verification import VerificationSpec
 from sysflow.model.windows import WindowsConfig
@@ -119,6 +122,19 @@ def _as_list(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
+
+
+def _serial_spec(value: Any, handler: ValidatorFunctionWrapHandler) -> list[SerialValue]:
+    if isinstance(value, list | tuple):
+        return handler(value)  # type: ignore[no-any-return]  # each item checked at its own index
+    return [serial_value(value)]
+
+
+SerialSpec = Annotated[
+    list[Annotated[SerialValue, PlainValidator(serial_value, json_schema_input_type=int | str)]],
+    WrapValidator(_serial_spec, json_schema_input_type=int | str | list[int | str]),
+]
+"""Ansible's ``serial``: one batch size or a list of them (see :mod:`sysflow.model.serial`)."""
 
 
 class Task(FrozenModel):
@@ -226,9 +242,10 @@ class RolloutSpec(FrozenModel):
     )
     canary_size: CountOrPercent = Field(1, description="canary: first N hosts or P% of the targets.")
     canary_bake: Duration = Field(0.0, description="canary: wait this long after the canary wave.")
-    serial: list[CountOrPercent] = Field(
-        default_factory=lambda: list[int | str]([1]),
-        description='rolling: batch sizes like [1, "10%", "50%"]; last repeats.',
+    serial: SerialSpec = Field(
+        default_factory=lambda: list[SerialValue]([1]),
+        description='rolling: Ansible serial, 5, "10%" or [1, "10%", "50%"] (last repeats); '
+        "0, -1 or []: all remaining hosts; default 1.",
     )
     ordering: Ordering = Ordering.INVENTORY
     seed: int = Field(0, description="Seed of the shuffle ordering.")
@@ -266,15 +283,6 @@ class RolloutSpec(FrozenModel):
     def _canary_positive(cls, value: int | str) -> int | str:
         if resolve_count(value, 100) == 0:
             raise ValueError("canary_size must be at least 1 host (or a percentage above 0)")
-        return value
-
-    @field_validator("serial")
-    @classmethod
-    def _serial_positive(cls, value: list[int | str]) -> list[int | str]:
-        if not value:
-            raise ValueError("serial needs at least one batch size")
-        if any(resolve_count(v, 100) == 0 for v in value):
-            raise ValueError("serial batch sizes must be at least 1 (or a percentage above 0)")
         return value
 
     @field_validator("approval")

@@ -14,9 +14,10 @@ the :class:`~sysflow.planner.graph.OpGraph`:
   ``w`` point to it, it points to the first operations of wave ``w + 1``.
 
 Waves: ``waves`` takes the listed groups/patterns in order; ``canary`` puts the first N hosts (or P%,
-rounded down, at least 1) in wave 1 and the rest in wave 2; ``rolling`` cuts batches of the ``serial``
-sizes (percentages of all targeted hosts, rounded down like Ansible, at least 1; the last size
-repeats); ``blue_green`` deploys ``green`` first, then ``blue``. Hosts are ordered by ``ordering``
+rounded down, at least 1) in wave 1 and the rest in wave 2; ``rolling`` cuts the batches Ansible's
+``serial`` cuts (:func:`~sysflow.model.serial.serial_batches`: percentages of all targeted hosts
+truncated as Ansible does, at least 1; 0 or less takes all remaining hosts; the last size repeats);
+``blue_green`` deploys ``green`` first, then ``blue``. Hosts are ordered by ``ordering``
 (inventory order, sorted by name, or shuffled with ``seed``) before cutting and inside each wave.
 
 The hot path builds plain frozen dataclasses from a per-host-signature template and hands NetworkX
@@ -32,6 +33,7 @@ from typing import Any
 
 from sysflow.errors import Problem, WorkflowError
 from sysflow.model.inventory import Inventory
+from sysflow.model.serial import serial_batches
 from sysflow.model.workflow import MaintenanceWorkflow, Ordering, RolloutStrategy, Task, resolve_count
 from sysflow.model.workflow_checks import task_order
 from sysflow.planner.graph import Gate, Operation, OpGraph, op_id
@@ -191,15 +193,7 @@ def _canary_waves(ctx: _Context, problems: list[Problem]) -> list[list[str]]:
 
 
 def _rolling_waves(ctx: _Context) -> list[list[str]]:
-    hosts = ctx.ordered(ctx.in_scope)
-    serial = ctx.workflow.rollout.serial
-    waves: list[list[str]] = []
-    start = 0
-    while start < len(hosts):
-        size = resolve_count(serial[min(len(waves), len(serial) - 1)], len(hosts), minimum=1)
-        waves.append(hosts[start : start + size])
-        start += size
-    return waves
+    return serial_batches(ctx.ordered(ctx.in_scope), ctx.workflow.rollout.serial)
 
 
 def _blue_green_waves(ctx: _Context, problems: list[Problem]) -> list[list[str]]:

@@ -186,10 +186,12 @@ def test_rollout_spec_values() -> None:
     assert [spec.needs_approval(n) for n in (1, 2, 3)] == [False, True, True]
     assert RolloutSpec(approval=[3]).needs_approval(3)
     assert RolloutSpec(serial=[1, "5", "50%"]).serial == [1, 5, "50%"]
+    assert RolloutSpec(serial="10%").serial == ["10%"]
+    assert [RolloutSpec(serial=v).serial for v in ([], "0%", -1, 0)] == [[], ["0%"], [-1], [0]]
     for bad in (
         {"approval": [0]},
-        {"serial": []},
-        {"serial": ["0%"]},
+        {"serial": ["ten%"]},
+        {"serial": True},
         {"max_failures": 1.5},
         {"canary_size": "x"},
     ):
