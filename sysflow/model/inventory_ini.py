@@ -5,7 +5,8 @@
 Python literal syntax as Ansible does (``2222`` is an int, ``True`` a bool, ``yes`` a string;
 inline, the shell split removes quotes first, so ``port="2222"`` is an int too). A group named in
 ``:children`` or ``:vars`` must be declared by a ``[group]`` or ``[group:children]`` section (in
-this file or an earlier file of the same directory).
+this file or an earlier file of the same directory). A connection variable that cannot be used
+(``ansible_port=22x99``, a port past 65535, ``web01:0``) is a problem of its line.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from sysflow.model.groups import IMPLICIT_GROUPS, UNGROUPED
 from sysflow.model.host_ranges import split_port
-from sysflow.model.inventory import Inventory
+from sysflow.model.inventory import Inventory, connection_var_problem
 from sysflow.model.inventory_builder import GROUP_KEYS, Edge, InventoryBuilder
 
 __all__ = ["ini_value", "parse_ini", "read_ini"]
@@ -121,6 +122,11 @@ def _ini_hosts(builder: InventoryBuilder, group: str, line: str, lineno: int) ->
             ok = False
             continue
         variables[key] = ini_value(value)
+    port = split_port(pattern)[1]
+    for key, value in ([("ansible_port", port)] if port is not None else []) + list(variables.items()):
+        problem = connection_var_problem(key, value)
+        if problem is not None:
+            builder.problem(f"host {pattern}: {problem}", lineno)
     if ok:
         builder.add_hosts(pattern, group, variables, lineno)
 
@@ -130,7 +136,11 @@ def _ini_vars(builder: InventoryBuilder, group: str, line: str, lineno: int) -> 
     if not eq or not key.strip():
         builder.problem(f"expected key=value in [{group}:vars], got {line!r}", lineno)
         return
-    builder.set_group_vars(group, {key.strip(): ini_value(value.strip())})
+    name, typed = key.strip(), ini_value(value.strip())
+    problem = connection_var_problem(name, typed)
+    if problem is not None:
+        builder.problem(f"[{group}:vars]: {problem}", lineno)
+    builder.set_group_vars(group, {name: typed})
 
 
 def _ini_child(builder: InventoryBuilder, state: _IniState, line: str, lineno: int) -> None:

@@ -3,8 +3,9 @@
 Groups map to ``hosts``, ``children`` and ``vars``; values keep their YAML types; ``!unsafe`` reads
 as a plain string. The reader walks the composed node tree, so every problem knows its line. Where
 Ansible only warns, it refuses: an unknown key in a group (``host:`` for ``hosts:``), a group that is
-not a mapping. Text is bounded before it is composed (:mod:`sysflow.model.loader`): size, nesting
-depth and alias expansion.
+not a mapping, a connection variable that cannot be used (``ansible_port: 22x99``, at the line that
+sets it). Text is bounded before it is composed (:mod:`sysflow.model.loader`): size, nesting depth
+and alias expansion.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import yaml
 
 from sysflow.errors import Problem
-from sysflow.model.inventory import Inventory
+from sysflow.model.host_ranges import split_port
+from sysflow.model.inventory import Inventory, connection_var_problem
 from sysflow.model.inventory_builder import GROUP_KEYS, Edge, InventoryBuilder
 from sysflow.model.loader import InputRefused, check_json_depth, check_text, check_yaml_events
 
@@ -230,7 +232,26 @@ class _YamlReader:
         if not isinstance(variables, dict):
             self.builder.problem(f"variables of host {pattern!r} must be a mapping", _line(key))
             return
+        port = split_port(pattern)[1]
+        if port is not None:
+            self._check_connection(f"host {pattern}", "ansible_port", port, None, key)
+        for name, data in variables.items():
+            self._check_connection(f"host {pattern}", name, data, value, key)
         self.builder.add_hosts(pattern, group, variables, _line(key))
+
+    def _check_connection(
+        self, owner: str, name: Any, data: Any, mapping: yaml.Node | None, fallback: yaml.Node
+    ) -> None:
+        """A connection variable that cannot be used is a problem of the line that sets it."""
+        problem = connection_var_problem(name, data) if isinstance(name, str) else None
+        if problem is None:
+            return
+        line = _line(fallback)
+        if isinstance(mapping, yaml.MappingNode):
+            for key_node, _ in _pairs(mapping):
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == name:
+                    line = _line(key_node)
+        self.builder.problem(f"{owner}: {problem}", line)
 
     def _child(self, group: str, key: yaml.Node, value: yaml.Node | None) -> None:
         child = self._name(key, "group")
@@ -244,6 +265,7 @@ class _YamlReader:
         if name is None:
             return
         data = None if value is None else self._value(value)
+        self._check_connection(f"group {group}", name, data, None, key)
         self.builder.set_group_vars(group, {name: data})
 
     def _value(self, node: yaml.Node) -> Any:

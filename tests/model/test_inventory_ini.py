@@ -314,3 +314,35 @@ def test_numeric_ranges_expand_like_range(beg: int, span: int, step: int, width:
     names = expand_host_range(f"n[{beg:0{width}d}:{end:0{width}d}:{step}].x")
     padded = width > 1 and f"{beg:0{width}d}".startswith("0")
     assert names == [f"n{i:0{width if padded else 0}d}.x" for i in range(beg, end + 1, step)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "web01 ansible_port=22x99",
+            "host web01: ansible_port '22x99' is not a TCP port (an integer 1-65535)",
+        ),
+        ("web01 ansible_port=70000", "ansible_port 70000 is not a TCP port"),
+        ("web01 ansible_port=0", "ansible_port 0 is not a TCP port"),
+        ("web01 ansible_port=22.5", "ansible_port 22.5 is not a TCP port"),
+        ("web01:99999", "host web01:99999: ansible_port 99999 is not a TCP port"),
+        ("web01 ansible_user=''", "ansible_user is empty"),
+        ("web01 ansible_host='a b'", "ansible_host 'a b' holds whitespace"),
+        ('web01 ansible_ssh_common_args="-o \'x"', "cannot be split like a shell line"),
+        ("web01\n[all:vars]\nansible_port=ssh", "[all:vars]: ansible_port 'ssh' is not a TCP port"),
+    ],
+)
+def test_bad_connection_variables_are_problems_of_their_line(text: str, message: str) -> None:
+    with pytest.raises(InventoryError) as info:
+        Inventory.from_ini_text(text, "hosts.ini")
+    (problem,) = info.value.problems
+    assert problem.location == f"hosts.ini:{text.count(chr(10)) + 1}"
+    assert message in problem.message
+
+
+def test_good_connection_variables_load() -> None:
+    inventory = Inventory.from_ini_text(
+        'web01:2222 ansible_user=deploy\nweb02 ansible_port="22" ansible_host=10.0.0.2\n', "hosts.ini"
+    )
+    assert [inventory.host("web01").port, inventory.host("web02").port] == [2222, 22]

@@ -159,3 +159,33 @@ def test_more_malformed_shapes(text: str, fragment: str) -> None:
     with pytest.raises(InventoryError, match="<yaml>:") as info:
         Inventory.from_yaml_text(text)
     assert fragment in str(info.value)
+
+
+def test_bad_connection_variables_are_problems_of_their_line() -> None:
+    text = (
+        "all:\n"
+        "  vars:\n"
+        "    ansible_user: [a, b]\n"
+        "  hosts:\n"
+        "    web01:\n"
+        "      ansible_host: 10.0.0.1\n"
+        "      ansible_port: 22x99\n"
+        "    'web02:0':\n"
+    )
+    with pytest.raises(InventoryError) as info:
+        Inventory.from_yaml_text(text, "hosts.yaml")
+    assert [str(p) for p in info.value.problems] == [
+        "hosts.yaml:3: group all: ansible_user must be a string, not list ['a', 'b']",
+        "hosts.yaml:7: host web01: ansible_port '22x99' is not a TCP port (an integer 1-65535)",
+        "hosts.yaml:8: host web02:0: ansible_port 0 is not a TCP port (an integer 1-65535)",
+    ]
+
+
+def test_connection_problems_of_an_inventory_built_in_python() -> None:
+    inventory = Inventory(source="fleet")
+    inventory.add_host("web01", ansible_port="22x99")
+    inventory.add_group("db", ["db01"], vars={"ansible_ssh_port": 70000})
+    assert [str(p) for p in inventory.connection_problems()] == [
+        "fleet: group db: ansible_ssh_port 70000 is not a TCP port (an integer 1-65535)",
+        "fleet: host web01: ansible_port '22x99' is not a TCP port (an integer 1-65535)",
+    ]
