@@ -31,6 +31,32 @@ if TYPE_CHECKING:
     from sysflow.model.workflow import MaintenanceWorkflow
     from sysflow.planner.graph import OpGraph
 
+
+def _plain_flags() -> None:
+    """Show boolean flags as flags in ``--help`` (``--dry-run``), not as options taking a value.
+
+    typer 0.29's rich help prints a type column for every option, ``<bool>`` for a flag (``--help``
+    included), which reads as if ``--dry-run`` wanted an argument. A flag takes none: show no type.
+    Applies to every command of every sub-app (they share typer's option class).
+    """
+    from typer._click import Context
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "plain_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Context) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return original(self, ctx)
+
+    display_type_rich.plain_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_plain_flags()
+
 app = typer.Typer(
     name="sysflow",
     help="Agentless fleet maintenance: plan into windows, roll out in waves, verify, roll back.",
@@ -82,7 +108,8 @@ def validate(
         graph = compile_workflow(wf, inv)
     except SysflowError as exc:
         lines = _problem_lines(exc)
-        raise _fail(lines, f"{workflow}: invalid, {len(lines)} problem(s)") from None
+        at_fault = getattr(exc, "source", None) or workflow  # the file(s) at fault, not always the workflow
+        raise _fail(lines, f"{at_fault}: invalid, {len(lines)} problem(s)") from None
     except (OSError, ValueError) as exc:  # anything else the inputs can cause, still without a traceback
         raise _fail([f"error: {exc}"], f"{workflow}: invalid") from None
     typer.echo(f"{workflow}: valid")
@@ -98,6 +125,12 @@ def schema() -> None:
     from sysflow.model.workflow import MaintenanceWorkflow
 
     typer.echo(json.dumps(MaintenanceWorkflow.model_json_schema(), indent=2))
+
+
+def _cannot(exc: Exception, workflow: Path, verb: str) -> str:
+    """The summary line of a failed plan or forecast: names the file that is wrong when it is known."""
+    source = getattr(exc, "source", None)
+    return f"{source}: invalid, cannot {verb}" if source else f"{workflow}: cannot {verb}"
 
 
 SolverOpt = Annotated[str, typer.Option(help="greedy or cpsat.")]
@@ -125,7 +158,7 @@ def plan_cmd(
         options = PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
         plan_command(workflow, inventory, options, json_out=json_out, gantt=gantt, echo=typer.echo)
     except (SysflowError, OSError, ValueError) as exc:
-        raise _fail(_problem_lines(exc), f"{workflow}: cannot plan") from None
+        raise _fail(_problem_lines(exc), _cannot(exc, workflow, "plan")) from None
 
 
 @app.command("forecast")
@@ -147,7 +180,7 @@ def forecast_cmd(
         options = PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
         forecast_command(workflow, inventory, options, json_out=json_out, echo=typer.echo)
     except (SysflowError, OSError, ValueError) as exc:
-        raise _fail(_problem_lines(exc), f"{workflow}: cannot forecast") from None
+        raise _fail(_problem_lines(exc), _cannot(exc, workflow, "forecast")) from None
 
 
 register(app)

@@ -50,7 +50,11 @@ InventoryOpt = Annotated[Path, typer.Option("--inventory", "-i", help="Inventory
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON Lines on stdout.")]
 AuditOpt = Annotated[Path | None, typer.Option("--audit", help="Append to this audit log (SQLite).")]
 RunArg = Annotated[str, typer.Argument(help="Run id (see `sysflow status`).")]
-DbOpt = Annotated[Path, typer.Option("--db", help="Audit log (SQLite).")]
+DbArg = Annotated[
+    Path | None, typer.Argument(help="Audit log (SQLite); or give it as --db.", show_default=False)
+]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Audit log (SQLite), the same as PATH.")]
+EXIT_USAGE = 2
 
 
 def _exit(code: int, line: str | None = None) -> NoReturn:
@@ -409,9 +413,20 @@ def submit(
 # -- audit ----------------------------------------------------------------------------------------
 
 
+def _audit_db(what: str, path: Path | None, db: Path | None) -> Path:
+    """The audit log given positionally or as ``--db`` (once; a usage error otherwise)."""
+    if path is not None and db is not None and path != db:
+        _exit(EXIT_USAGE, f"{what}: two audit logs given ({path} and --db {db}); give one")
+    chosen = path if path is not None else db
+    if chosen is None:
+        _exit(EXIT_USAGE, f"{what}: which audit log? give its path: sysflow {what} audit.db")
+    return chosen
+
+
 @audit_app.command("verify")
 def audit_verify(
-    db: DbOpt,
+    path: DbArg = None,
+    db: DbOpt = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -428,16 +443,17 @@ def audit_verify(
 
     Examples:
 
-      sysflow audit verify --db audit.db
+      sysflow audit verify audit.db
 
-      sysflow audit verify --db /srv/audit.db --key-file /root/audit.key
+      sysflow audit verify /srv/audit.db --key-file /root/audit.key
 
-    Exit codes: 0 intact, 1 tampered, not an audit log or no key, 3 no such file.
+    Exit codes: 0 intact, 1 tampered, not an audit log or no key, 2 no path given, 3 no such file.
     """
     from sysflow.cli.audit import verify_log
 
+    log = _audit_db("audit verify", path, db)
     with guard("audit verify"):
-        intact, line = verify_log(db, key_file=key_file)
+        intact, line = verify_log(log, key_file=key_file)
     if not intact:
         _exit(EXIT_INVALID, line)
     typer.echo(line)
@@ -445,7 +461,8 @@ def audit_verify(
 
 @audit_app.command("query")
 def audit_query(
-    db: DbOpt,
+    path: DbArg = None,
+    db: DbOpt = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
     host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only from this ISO 8601 time.")] = None,
@@ -455,22 +472,24 @@ def audit_query(
 
     Examples:
 
-      sysflow audit query --db audit.db --run RUN --host web01.example.com
+      sysflow audit query audit.db --run RUN --host web01.example.com
 
-      sysflow audit query --db audit.db --since 2026-11-29T01:00 --json
+      sysflow audit query audit.db --since 2026-11-29T01:00 --json
 
-    Exit codes: 0 ok, 1 bad --since or not an audit log, 3 no such file.
+    Exit codes: 0 ok, 1 bad --since or not an audit log, 2 no path given, 3 no such file.
     """
     from sysflow.cli.audit import query, query_lines
 
+    log = _audit_db("audit query", path, db)
     with guard("audit query"):
-        for line in query_lines(query(db, run=run_id, host=host, since=since), as_json=json_lines):
+        for line in query_lines(query(log, run=run_id, host=host, since=since), as_json=json_lines):
             typer.echo(line)
 
 
 @audit_app.command("export")
 def audit_export(
-    db: DbOpt,
+    path: DbArg = None,
+    db: DbOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
     host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
@@ -480,18 +499,21 @@ def audit_export(
 
     Examples:
 
-      sysflow audit export --db audit.db -o audit.jsonl
+      sysflow audit export audit.db -o audit.jsonl
 
-    Exit codes: 0 ok, 1 bad --since or not an audit log, 3 no such file.
+    Exit codes: 0 ok, 1 bad --since or not an audit log, 2 no path given, 3 no such file.
     """
     from sysflow.cli.audit import export
 
+    log = _audit_db("audit export", path, db)
     with guard("audit export"):
         if out is None:
-            export(db, sys.stdout, run=run_id, host=host, since=since)
+            export(log, sys.stdout, run=run_id, host=host, since=since)
             return
+        if out.is_dir():
+            _exit(EXIT_INVALID, f"error: -o {out} is a directory; give a file to write")
         with out.open("w", encoding="utf-8") as fh:
-            n = export(db, fh, run=run_id, host=host, since=since)
+            n = export(log, fh, run=run_id, host=host, since=since)
         typer.echo(f"wrote {n} records to {out}", err=True)
 
 

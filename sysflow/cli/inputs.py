@@ -55,33 +55,60 @@ def _problem_lines(exc: Exception) -> list[str]:
     problems = getattr(exc, "problems", None)
     if problems:
         return [str(p) for p in problems]
+    if isinstance(exc, OSError) and exc.filename is not None:  # not "[Errno 21] Is a directory: 'd'"
+        return [f"error: {exc.filename}: {exc.strerror or exc}"]
     return [f"error: {exc}"]
 
 
 def load_inputs(
     workflow: Path, inventory: Path, ssh_config: Path | None
 ) -> tuple[MaintenanceWorkflow, Inventory]:
-    """Load a workflow and an inventory; problems of both are raised together as a WorkflowError."""
+    """Load a workflow and an inventory; problems of both are raised together as a WorkflowError.
+
+    Its ``source`` names the file(s) at fault (``hosts.ini``, or ``wf.yaml, hosts.ini``), for the
+    summary line; connection variables that cannot be used (``ansible_port=22x99``) are problems of
+    the inventory here, not failures of the run.
+    """
     from sysflow.errors import InventoryError, Problem, WorkflowError
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
 
-    problems: list[Problem] = []
+    wf_problems: list[Problem] = []
+    inv_problems: list[Problem] = []
+    config_problems: list[Problem] = []
     wf: MaintenanceWorkflow | None = None
     inv: Inventory | None = None
     try:
         wf = MaintenanceWorkflow.from_file(workflow)
     except WorkflowError as exc:
-        problems.extend(exc.problems)
+        wf_problems.extend(exc.problems)
+    except (OSError, ValueError) as exc:
+        wf_problems.append(Problem(_os_message(exc), str(workflow)))
     try:
         inv = Inventory.load(inventory)
-        if ssh_config is not None:
+        inv_problems.extend(inv.connection_problems())
+    except InventoryError as exc:
+        inv_problems.extend(exc.problems)
+    except (OSError, ValueError) as exc:
+        inv_problems.append(Problem(_os_message(exc), str(inventory)))
+    if inv is not None and ssh_config is not None and not inv_problems:
+        try:
             for host in inv.hosts:
                 inv.connection(host, ssh_config)
-    except InventoryError as exc:
-        problems.extend(exc.problems)
-    if problems or wf is None or inv is None:
-        if wf is not None:  # the inventory failed: still show what the workflow alone gets wrong
-            problems.extend(wf.problems())
-        raise WorkflowError(problems)
+        except InventoryError as exc:
+            config_problems.extend(exc.problems)
+    if wf_problems or inv_problems or config_problems or wf is None or inv is None:
+        extra = wf.problems() if wf is not None else []  # still show what the workflow alone gets wrong
+        at_fault = [str(workflow)] if wf_problems or extra else []
+        at_fault += [str(inventory)] if inv_problems else []
+        at_fault += [str(ssh_config)] if config_problems else []
+        problems = wf_problems + inv_problems + config_problems + extra
+        raise WorkflowError(problems, source=", ".join(at_fault) or str(workflow))
     return wf, inv
+
+
+def _os_message(exc: Exception) -> str:
+    """An unreadable input as one line: ``cannot read: Permission denied`` rather than errno noise."""
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    return str(exc)

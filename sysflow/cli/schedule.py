@@ -2,7 +2,7 @@
 
 Only typer is imported at module level: ``sysflow --help`` stays fast. Every command works on one
 run store (``--store``/``--state``, default :func:`sysflow.engine.store.default_store_path`); errors print
-one line and exit 2.
+one line each and exit 1 (invalid input: a bad ``--when``, workflow or inventory) or 3 (no such schedule).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sysflow.cli.inputs import StateOpt
+from sysflow.cli.inputs import EXIT_INVALID, StateOpt
 
 if TYPE_CHECKING:
     from sysflow.engine.store import RunStore
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["schedule_app", "scheduler_command"]
 
+EXIT_NOT_FOUND = 3
 _UPCOMING = 3  # next occurrences shown by `schedule show`
 _LOOKAHEAD = timedelta(days=400)
 
@@ -43,15 +44,37 @@ NameArg = Annotated[str, typer.Argument(help="Schedule name.")]
 
 @contextmanager
 def _store(state: Path | None) -> Iterator[RunStore]:
+    """The run store; errors inside become their lines and the documented exit code (never 2, which
+    is typer's usage errors): 3 for a schedule that does not exist, 1 for any other invalid input."""
+    from sysflow.cli.commands import DEBUG
     from sysflow.engine.store import RunStore
-    from sysflow.errors import SysflowError
+    from sysflow.errors import StoreError, SysflowError
 
     try:
         with RunStore(state) as store:
             yield store
-    except (SysflowError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except (SysflowError, ValueError, OSError) as exc:
+        if DEBUG["on"]:
+            raise
+        problems = getattr(exc, "problems", None)
+        for line in [str(p) for p in problems] if problems else [f"error: {_message(exc)}"]:
+            typer.echo(line, err=True)
+        missing = isinstance(exc, StoreError) and str(exc).startswith("no schedule named")
+        raise typer.Exit(EXIT_NOT_FOUND if missing else EXIT_INVALID) from None
+
+
+def _message(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, ValidationError):  # one line, without pydantic's input dump and help link
+        lines = []
+        for e in exc.errors():
+            field, msg = ".".join(str(p) for p in e["loc"]), str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"--{field.replace('_', '-')}: {msg}" if field else msg)  # fields are options
+        return "; ".join(lines)
+    return str(exc)
 
 
 @schedule_app.command("add")
@@ -85,6 +108,9 @@ def add(
     from sysflow.schedule.schedules import Schedules
 
     with _store(state) as store:
+        if missed not in {p.value for p in MissedPolicy}:
+            choices = ", ".join(p.value for p in MissedPolicy)
+            raise ValueError(f"--missed must be one of {choices}, not {missed!r}")
         wf, inv = load_inputs(workflow, inventory, None)
         spec = ScheduleSpec(
             name=name,

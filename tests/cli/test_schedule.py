@@ -57,17 +57,17 @@ def test_add_list_show_pause_resume_remove(tmp_path: Path) -> None:
     assert cli("schedule", "list", "--state", str(state))[1].startswith("web-monthly")
 
 
-def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_errors_are_one_line_and_exit_1_or_3(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     assert add(state, "a", "every window of web_servers")[0] == 0
     code, out = add(state, "a", "every window of web_servers")
-    assert code == 2 and "exists" in out
+    assert code == 1 and "exists" in out
     code, out = add(state, "b", "sometimes")
-    assert code == 2 and "cannot read recurrence" in out
+    assert code == 1 and "cannot read recurrence" in out
     code, out = add(state, "c", "every window of nobody")
-    assert code == 2 and "nobody" in out
+    assert code == 1 and "nobody" in out
     code, out = cli("schedule", "show", "zzz", "--state", str(state))
-    assert code == 2 and "no schedule named 'zzz'" in out
+    assert code == 3 and "no schedule named 'zzz'" in out
 
 
 def test_export_systemd_and_verify(tmp_path: Path) -> None:
