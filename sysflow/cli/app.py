@@ -127,6 +127,19 @@ def schema() -> None:
     typer.echo(json.dumps(MaintenanceWorkflow.model_json_schema(), indent=2))
 
 
+def _far_future(start: str | None) -> bool:
+    """Whether ``--start`` leaves no room for a planning horizon before year 9999 (an OverflowError)."""
+    from datetime import datetime
+
+    try:
+        return start is not None and datetime.fromisoformat(start).year > _LAST_YEAR
+    except ValueError:  # not ISO 8601: said by the command itself
+        return False
+
+
+_LAST_YEAR = 9000  # plenty of room for any horizon in front of datetime.max
+
+
 def _cannot(exc: Exception, workflow: Path, verb: str) -> str:
     """The summary line of a failed plan or forecast: names the file that is wrong when it is known."""
     source = getattr(exc, "source", None)
@@ -154,6 +167,8 @@ def plan_cmd(
 
     if solver not in ("greedy", "cpsat"):
         raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "plan: invalid")
+    if _far_future(start):
+        raise _fail([f"error: --start {start} is too far in the future to plan from"], "plan: invalid")
     try:
         options = PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
         plan_command(workflow, inventory, options, json_out=json_out, gantt=gantt, echo=typer.echo)
@@ -176,6 +191,8 @@ def forecast_cmd(
 
     if solver not in ("greedy", "cpsat"):
         raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "forecast: invalid")
+    if _far_future(start):
+        raise _fail([f"error: --start {start} is too far in the future to plan from"], "forecast: invalid")
     try:
         options = PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
         forecast_command(workflow, inventory, options, json_out=json_out, echo=typer.echo)

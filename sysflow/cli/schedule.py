@@ -234,10 +234,17 @@ def scheduler_command(
     """Run the scheduler: start each schedule's runs when their windows open, with history."""
     from sysflow.audit.log import AuditLog
     from sysflow.schedule.scheduler import Scheduler
+    from sysflow.schedule.schedules import Schedules
 
-    with _store(state) as store, AuditLog(audit or Path(store.path).parent / "audit.db") as log:
-        scheduler = Scheduler(store, audit=log, names=schedule or None, poll=poll, forecast=forecast)
-        asyncio.run(_serve(scheduler, once=once))
+    if not poll > 0:  # also refuses nan
+        typer.echo(f"error: --poll must be a number of seconds above 0, not {poll}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    with _store(state) as store:
+        for name in schedule or ():
+            Schedules(store).get(name)  # a misspelt --schedule is "not found", not a scheduler that idles
+        with AuditLog(audit or Path(store.path).parent / "audit.db") as log:
+            scheduler = Scheduler(store, audit=log, names=schedule or None, poll=poll, forecast=forecast)
+            asyncio.run(_serve(scheduler, once=once))
 
 
 async def _serve(scheduler: Scheduler, *, once: bool) -> None:

@@ -260,15 +260,19 @@ def test_audit_export_to_a_directory(audit_db: Path, tmp_path: Path) -> None:
         (["status", "--store", "DIR"], 1, "error: DIR: cannot open the run store"),
         (["audit", "verify", "DIR"], 1, "error: DIR is a directory, not an audit log"),
         (["schedule", "list", "--store", "DIR"], 1, "error: DIR: cannot open the run store"),
+        (["forecast", EXAMPLE, "-i", INI, "--start", "9999-12-31T23:59"], 1, "error: --start 9999-12-31T23:59 is too far"),
+        (["plan", EXAMPLE, "-i", INI, "--start", "9500-01-01"], 1, "error: --start 9500-01-01 is too far in the"),
+        (["scheduler", "--once", "--poll", "-1", "--store", "STORE"], 1, "error: --poll must be a number of seconds"),
+        (["scheduler", "--once", "--schedule", "nope", "--store", "STORE"], 3, "error: no schedule named 'nope'"),
     ],
-)
+)  # fmt: skip
 def test_bad_options_are_one_line(
     tmp_path: Path, wf: Path, args: list[str | Path], code: int, line: str
 ) -> None:
-    swap = {"WF": str(wf), "DIR": str(tmp_path)}
-    argv = [swap.get(str(a), str(a)) for a in args] + (
-        ["--store", str(tmp_path / "s.db")] if args[0] == "run" else []
-    )
+    swap = {"WF": str(wf), "DIR": str(tmp_path), "STORE": str(tmp_path / "s.db")}
+    argv = [swap.get(str(a), str(a)) for a in args] + (["--store", swap["STORE"]] if args[0] == "run" else [])
     got, _, err = cli(*argv)
     expected = line.replace("DIR", str(tmp_path))
-    assert got == code and err.splitlines()[0].startswith(expected), err
+    assert got == code, err
+    assert err.splitlines()[0].startswith(expected), err
+    assert len(err.splitlines()) <= 2  # the error, and for plan/forecast the summary line
