@@ -17,13 +17,14 @@ Exit codes (every command):
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sysflow.cli.commands import DEBUG, register
-from sysflow.cli.inputs import _fail, _problem_lines, load_inputs
+from sysflow.cli.inputs import EXIT_INVALID, _fail, _problem_lines, load_inputs
 from sysflow.cli.schedule import schedule_app, scheduler_command
 
 if TYPE_CHECKING:
@@ -206,5 +207,30 @@ app.command("scheduler")(scheduler_command)
 
 
 def main() -> None:
-    """Entry point of the ``sysflow`` console script."""
-    app()
+    """Entry point of the ``sysflow`` console script (and ``python -m sysflow``).
+
+    The last line of defence of "never a traceback": output that cannot be written (stdout on a full
+    disk, a closed terminal) and any error no command turned into its line end here as one line on
+    stderr and exit 1; ``sysflow --debug ...`` shows the traceback instead.
+    """
+    try:
+        app()
+    except Exception as exc:  # every command's own errors were handled already: what is left is here
+        if DEBUG["on"]:
+            raise
+        _last_line(exc)
+        raise SystemExit(EXIT_INVALID) from None
+
+
+def _last_line(exc: Exception) -> None:
+    import os
+    import sys
+
+    if isinstance(exc, OSError) and exc.filename is None:  # writing the output failed
+        line = f"error: cannot write the output: {exc.strerror or exc}"
+        with contextlib.suppress(OSError, ValueError):  # nothing more is written to it, not even at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    else:
+        line = f"error: {type(exc).__name__}: {exc} (a bug in sysflow: `sysflow --debug ...` shows where)"
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)

@@ -276,3 +276,20 @@ def test_bad_options_are_one_line(
     assert got == code, err
     assert err.splitlines()[0].startswith(expected), err
     assert len(err.splitlines()) <= 2  # the error, and for plan/forecast the summary line
+
+
+def test_output_that_cannot_be_written_is_one_line(wf: Path) -> None:
+    """stdout on a full disk (Linux's /dev/full): one line on stderr, exit 1, nothing at exit."""
+    for args in (["schema"], ["validate", wf, "-i", INI]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "sysflow", *map(str, args)],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        assert (done.returncode, done.stderr) == (
+            1,
+            "error: cannot write the output: No space left on device\n",
+        )
