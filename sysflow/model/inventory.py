@@ -27,7 +27,6 @@ module re-exports where they were public here before (``ALL``, ``split_host_patt
 from __future__ import annotations
 
 import copy
-import shlex
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -35,7 +34,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sysflow.errors import InventoryError, Problem
-from sysflow.model import secrets
+from sysflow.model import connection_vars, secrets
+from sysflow.model.connection_vars import CONNECTION_VARS, connection_var_problem
 from sysflow.model.groups import (
     ALL,
     IMPLICIT_GROUPS,
@@ -166,43 +166,6 @@ def _as_port(value: Any, host: str) -> int | None:
     if problem is not None:
         raise InventoryError([Problem(problem, f"host {host}")])
     return int(value)
-
-
-_PORT_VARS = frozenset({"ansible_port", "ansible_ssh_port"})
-_NAME_VARS = frozenset({"ansible_host", "ansible_ssh_host", "ansible_user", "ansible_ssh_user"})
-_TEXT_VARS = frozenset({"ansible_ssh_private_key_file"})
-_ARGS_VARS = frozenset({"ansible_ssh_common_args", "ansible_ssh_extra_args"})
-CONNECTION_VARS = _PORT_VARS | _NAME_VARS | _TEXT_VARS | _ARGS_VARS
-"""The variables :func:`sysflow.model.ssh_config.resolve_connection` reads to reach a host."""
-
-
-def connection_var_problem(key: str, value: Any) -> str | None:
-    """Why ``value`` cannot be the connection variable ``key``; None if it can (or is unset, or
-    ``key`` is no connection variable). Checked when an inventory is read, so a bad port is a
-    ``file:line`` error of ``sysflow validate``, not a failure of the run."""
-    if value is None or key not in CONNECTION_VARS:
-        return None
-    if key in _PORT_VARS:
-        try:
-            port = int(value)
-        except (TypeError, ValueError):
-            port = 0
-        if isinstance(value, bool | float) or not 0 < port < 65536:
-            return f"{key} {value!r} is not a TCP port (an integer 1-65535)"
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return f"{key} must be a string, not {type(value).__name__} {value!r}"
-    text = str(value)
-    if not text.strip():
-        return f"{key} is empty"
-    if key in _NAME_VARS and any(c.isspace() for c in text):
-        return f"{key} {text!r} holds whitespace (a host or user name has none)"
-    if key in _ARGS_VARS:
-        try:
-            shlex.split(text)
-        except ValueError as exc:
-            return f"{key} {text!r} cannot be split like a shell line: {exc}"
-    return None
 
 
 class Group(BaseModel):
@@ -468,10 +431,6 @@ class Inventory(BaseModel):
         """A copy without secret values (references instead): see :meth:`redacted_json`."""
         return Inventory.model_validate_json(self.redacted_json(declared))
 
-    def without_secrets(self, declared: Collection[str] = ()) -> Inventory:
-        """The same as :meth:`redacted`."""
-        return self.redacted(declared)
-
     def unresolved_secrets(self) -> list[tuple[str, str]]:
         """(variable, where) of every secret reference still standing in for a value."""
         return secrets.unresolved_secrets(self)
@@ -498,26 +457,9 @@ class Inventory(BaseModel):
         return resolve_connection(name, self.host_vars(name), ssh_config)
 
     def connection_problems(self) -> list[Problem]:
-        """Every connection variable (``ansible_port``, ``ansible_host``, ...) that cannot be used,
-        wherever it is set: ``all``, ``ungrouped``, a group, a host, ``group_vars/``, ``host_vars/``.
-
-        The file readers report these with their ``file:line`` already; this catches the rest
-        (variables directories, inventories built in Python) before a run rather than during it.
-        """
-        head = f"{self.source}: " if self.source else ""
-        scopes: list[tuple[str, Mapping[str, Any]]] = [(f"{head}group all", self.vars)]
-        scopes.append((f"{head}group ungrouped", self.ungrouped_vars))
-        scopes += [(f"{head}group {g.name}", g.vars) for g in self.groups.values()]
-        scopes += [(f"{head}host {h.name}", h.vars) for h in self.hosts.values()]
-        scopes += [(f"{head}group_vars/{g}", v) for g, v in self.group_vars_dir.items()]
-        scopes += [(f"{head}host_vars/{h}", v) for h, v in self.host_vars_dir.items()]
-        problems = []
-        for where, variables in scopes:
-            for key in CONNECTION_VARS.intersection(variables):
-                message = connection_var_problem(key, variables[key])
-                if message is not None:
-                    problems.append(Problem(message, where))
-        return problems
+        """Every connection variable that cannot be used, wherever it is set (see
+        :func:`sysflow.model.connection_vars.inventory_problems`)."""
+        return connection_vars.inventory_problems(self)
 
     def select(self, pattern: str | Iterable[str]) -> list[str]:
         """Host names matching an Ansible host pattern, in inventory order.
