@@ -28,6 +28,7 @@ from sysflow.cli.inputs import EXIT_INVALID, _fail, _problem_lines, load_inputs
 from sysflow.cli.schedule import schedule_app, scheduler_command
 
 if TYPE_CHECKING:
+    from sysflow.cli.plan import PlanOptions
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
     from sysflow.planner.graph import OpGraph
@@ -128,17 +129,17 @@ def schema() -> None:
     typer.echo(json.dumps(MaintenanceWorkflow.model_json_schema(), indent=2))
 
 
-def _far_future(start: str | None) -> bool:
-    """Whether ``--start`` leaves no room for a planning horizon before year 9999 (an OverflowError)."""
-    from datetime import datetime
+def _plan_options(solver: str, time_limit: float, start: str | None, what: str) -> PlanOptions:
+    """The planner options ``plan`` and ``forecast`` share, checked: a bad value is one line."""
+    from sysflow.cli.plan import PlanOptions, parse_start
 
+    if solver not in ("greedy", "cpsat"):
+        raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], f"{what}: invalid")
     try:
-        return start is not None and datetime.fromisoformat(start).year > _LAST_YEAR
-    except ValueError:  # not ISO 8601: said by the command itself
-        return False
-
-
-_LAST_YEAR = 9000  # plenty of room for any horizon in front of datetime.max
+        parse_start(start)
+    except ValueError as exc:
+        raise _fail([f"error: {exc}"], f"{what}: invalid") from None
+    return PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
 
 
 def _cannot(exc: Exception, workflow: Path, verb: str) -> str:
@@ -163,15 +164,11 @@ def plan_cmd(
     gantt: Annotated[Path | None, typer.Option(help="Write a Gantt chart (.png or .html).")] = None,
 ) -> None:
     """Plan a workflow into its maintenance windows and print what fits."""
-    from sysflow.cli.plan import PlanOptions, plan_command
+    from sysflow.cli.plan import plan_command
     from sysflow.errors import SysflowError
 
-    if solver not in ("greedy", "cpsat"):
-        raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "plan: invalid")
-    if _far_future(start):
-        raise _fail([f"error: --start {start} is too far in the future to plan from"], "plan: invalid")
+    options = _plan_options(solver, time_limit, start, "plan")
     try:
-        options = PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
         plan_command(workflow, inventory, options, json_out=json_out, gantt=gantt, echo=typer.echo)
     except (SysflowError, OSError, ValueError) as exc:
         raise _fail(_problem_lines(exc), _cannot(exc, workflow, "plan")) from None
@@ -187,15 +184,11 @@ def forecast_cmd(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the forecast as JSON.")] = None,
 ) -> None:
     """Print per window and group how many hosts fit at p50 and p90, and what binds."""
-    from sysflow.cli.plan import PlanOptions, forecast_command
+    from sysflow.cli.plan import forecast_command
     from sysflow.errors import SysflowError
 
-    if solver not in ("greedy", "cpsat"):
-        raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], "forecast: invalid")
-    if _far_future(start):
-        raise _fail([f"error: --start {start} is too far in the future to plan from"], "forecast: invalid")
+    options = _plan_options(solver, time_limit, start, "forecast")
     try:
-        options = PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
         forecast_command(workflow, inventory, options, json_out=json_out, echo=typer.echo)
     except (SysflowError, OSError, ValueError) as exc:
         raise _fail(_problem_lines(exc), _cannot(exc, workflow, "forecast")) from None

@@ -47,14 +47,21 @@ class PlanOptions:
         return wf, inv, kw
 
 
+LAST_START_YEAR = 9000  # plenty of room for any planning horizon in front of datetime.max
+
+
 def parse_start(text: str | None) -> datetime:
-    """An ISO 8601 time (naive = UTC), or now to the minute."""
+    """An ISO 8601 time (naive = UTC), or now to the minute; one far in the future is refused (a
+    horizon past year 9999 cannot be computed)."""
     if not text:
         return datetime.now(UTC).replace(second=0, microsecond=0)
     try:
-        return utc(datetime.fromisoformat(text))
+        start = utc(datetime.fromisoformat(text))
     except ValueError:
         raise ValueError(f"--start: not an ISO 8601 time: {text!r}") from None
+    if start.year > LAST_START_YEAR:
+        raise ValueError(f"--start {text} is too far in the future to plan from")
+    return start
 
 
 def _load(workflow: Path, inventory: Path, durations: Path | None) -> tuple[Any, Any, DurationModel | None]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 import string
 
-__all__ = ["RangeError", "expand_host_range", "split_port"]
+__all__ = ["MAX_RANGE_HOSTS", "RangeError", "expand_host_range", "split_port"]
 
 _BRACKETED = re.compile(r"^\[([0-9A-Fa-f:.]+(?:%\w+)?)\](?::(\d+))?$")
 _RANGES = re.compile(r"\[[^\]]*\]")
 _DIGITS = re.compile(r"[0-9]+")
+
+
+MAX_RANGE_HOSTS = 100_000  # hosts one inventory line may expand to (a typo must not eat the machine)
 
 
 class RangeError(ValueError):
@@ -24,15 +27,44 @@ class RangeError(ValueError):
 def expand_host_range(pattern: str) -> list[str]:
     """Expand Ansible host ranges: ``web[01:03]`` -> web01, web02, web03; ``db-[a:c]``; ``[1:9:2]``.
 
-    Raises :class:`RangeError` for malformed or descending ranges and non-positive strides.
+    Raises :class:`RangeError` for malformed or descending ranges, non-positive strides and names
+    that would expand to more than :data:`MAX_RANGE_HOSTS` hosts (counted before expanding).
     """
+    if "[" not in pattern:
+        return [pattern]
+    total = _count(pattern)
+    if total > MAX_RANGE_HOSTS:
+        raise RangeError(f"{pattern!r} expands to {total:,} hosts, more than {MAX_RANGE_HOSTS:,}")
+    return _expand(pattern)
+
+
+def _count(pattern: str) -> int:
+    """How many names ``pattern`` expands to (validating each range on the way)."""
+    total = 1
+    for body in _RANGES.findall(pattern):
+        total *= _range_size(body[1:-1], pattern)
+    return total
+
+
+def _range_size(body: str, pattern: str) -> int:
+    bounds = body.split(":")
+    if len(bounds) not in (2, 3) or not bounds[1]:
+        return 1  # malformed: _range_items names the problem when expanding
+    beg, end = bounds[0] or "0", bounds[1]
+    step = _range_step(bounds[2] if len(bounds) == 3 else "1", body, pattern)
+    if _DIGITS.fullmatch(beg) and _DIGITS.fullmatch(end):
+        return max(0, (int(end) - int(beg)) // step + 1)
+    return 1  # letters: at most 52
+
+
+def _expand(pattern: str) -> list[str]:
     if "[" not in pattern:
         return [pattern]
     head, sep, rest = pattern.partition("[")
     body, sep, tail = rest.partition("]")
     if not sep:
         raise RangeError(f"unclosed host range in {pattern!r}")
-    return [name for item in _range_items(body, pattern) for name in expand_host_range(head + item + tail)]
+    return [name for item in _range_items(body, pattern) for name in _expand(head + item + tail)]
 
 
 def _range_items(body: str, pattern: str) -> list[str]:

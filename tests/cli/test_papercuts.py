@@ -293,3 +293,15 @@ def test_output_that_cannot_be_written_is_one_line(wf: Path) -> None:
             1,
             "error: cannot write the output: No space left on device\n",
         )
+
+
+def test_a_host_range_typo_is_refused_at_once_not_expanded(wf: Path, tmp_path: Path) -> None:
+    """``web[0:99999999]`` (one digit too many) once took minutes and gigabytes to expand."""
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[web]\nweb[0:99999999]\n")
+    started = datetime.now(UTC)
+    code, _out, err = cli("validate", wf, "-i", inventory)
+    assert code == 1
+    assert "expands to 100,000,000 hosts, more than 100,000" in err
+    assert "hosts.ini:2" in err
+    assert (datetime.now(UTC) - started).total_seconds() < 5
