@@ -1,4 +1,4 @@
-"""The operating commands of ``sysflow``: run, sim, demo, resume, status, approve, cancel, audit, submit.
+"""The operating commands: run, sim, demo, resume, status, logs, approve, cancel, audit, submit.
 
 Each is a thin typer wrapper: options in, one call into ``sysflow.cli.run``, ``.control``,
 ``.audit``, ``.demo`` or ``.jobs``, and an exit code out. Errors become one clear
@@ -295,12 +295,17 @@ def resume(
 def status(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: every run).")] = None,
     state: StateOpt = None,
+    failed: Annotated[bool, typer.Option("--failed", help="With RUN: only the failed hosts.")] = False,
+    host: Annotated[
+        str | None, typer.Option("--host", help="With RUN: this host's operations (a unique prefix will do).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
     address: Annotated[
         str | None, typer.Option("--address", help="Ray dashboard (http://HEAD:8265): list its jobs.")
     ] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file", help="Ray auth token file.")] = None,
 ) -> None:
-    """Show runs in the run store, or the jobs of a Ray cluster.
+    """Show runs in the run store; with RUN, its hosts per wave (outcome, failed task, reason).
 
     Examples:
 
@@ -308,20 +313,65 @@ def status(
 
       sysflow status os_patching-20261129T010000-3f2a1b
 
+      sysflow status os_patching-20261129T010000-3f2a1b --failed
+
+      sysflow status os_patching-20261129T010000-3f2a1b --host web01
+
+      sysflow status RUN --json | jq '.hosts[] | select(.outcome == "failed")'
+
       sysflow status --address http://head:8265
 
-    Exit codes: 0 ok, 3 no such run, store or job.
+    Exit codes: 0 ok, 2 --failed or --host without RUN, 3 no such run, host, store or job.
     """
+    if run_id is None and (failed or host is not None):
+        _exit(EXIT_USAGE, "status: --failed and --host need a RUN: sysflow status RUN --failed")
     with guard("status"):
         if address is not None:
             from sysflow.cli.jobs import RayTarget, job_lines
 
             lines = job_lines(RayTarget.from_options(address, token_file), run_id)
-        else:
-            from sysflow.cli.control import run_views, status_lines
+        elif run_id is None:
+            from sysflow.cli.control import run_views, status_lines, views_json
 
-            lines = status_lines(run_views(store_path(state), run_id))
+            views = run_views(store_path(state))
+            lines = [views_json(views)] if as_json else status_lines(views)
+        else:
+            from sysflow.cli.control import run_status_lines
+
+            lines = run_status_lines(store_path(state), run_id, failed=failed, host=host, as_json=as_json)
         for line in lines:
+            typer.echo(line)
+
+
+def logs(
+    run_id: RunArg,
+    host: Annotated[str | None, typer.Argument(help="Only this host (a unique prefix will do).")] = None,
+    task: Annotated[str | None, typer.Argument(help="Only this task.")] = None,
+    state: StateOpt = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only operations that failed.")] = False,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="Last lines of each stream per operation (0: all stored).")
+    ] = 50,
+) -> None:
+    """Print the stored stdout and stderr of a run's operations (masked as stored).
+
+    Each operation that ran is printed under `== host task (state, exit N) ==`, with its command.
+
+    Examples:
+
+      sysflow logs os_patching-20261129T010000-3f2a1b web01
+
+      sysflow logs RUN web01.example.com verify_web --lines 0
+
+      sysflow logs RUN --failed
+
+    Exit codes: 0 ok, 3 no such run, host, task or store.
+    """
+    from sysflow.cli.control import run_log_lines
+
+    with guard(f"logs {run_id}"):
+        found = run_log_lines(store_path(state), run_id, host=host, task=task, failed=failed, lines=lines)
+        for line in found:
             typer.echo(line)
 
 
@@ -519,6 +569,6 @@ def audit_export(
 
 def register(app: typer.Typer) -> None:
     """Add the operating commands to the root ``sysflow`` app."""
-    for command in (run, sim, demo, resume, status, approve, cancel, submit):
+    for command in (run, sim, demo, resume, status, logs, approve, cancel, submit):
         app.command(command.__name__)(command)
     app.add_typer(audit_app, name="audit")

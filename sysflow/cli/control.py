@@ -9,6 +9,7 @@ gone is cancelled in the store directly.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sysflow.engine.states import RunStatus
+from sysflow.engine.result import OpRecord
+from sysflow.engine.states import OpState, RunStatus
 from sysflow.engine.store import RunRow, pid_alive
 from sysflow.errors import StoreError
 
@@ -28,8 +30,11 @@ __all__ = [
     "approve_run",
     "cancel_run",
     "pending_controls",
+    "run_log_lines",
+    "run_status_lines",
     "run_views",
     "status_lines",
+    "views_json",
 ]
 
 APPROVAL = "approval"
@@ -62,6 +67,19 @@ class RunView:
     @property
     def finished(self) -> bool:
         return RunStatus(self.status).finished
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "created": self.created,
+            "updated": self.updated,
+            "reason": self.reason,
+            "wave": self.wave + 1,
+            "ops": dict(sorted(self.ops.items())),
+            "controller_alive": self.alive,
+        }
 
     def line(self) -> str:
         done = ", ".join(f"{n} {s}" for s, n in sorted(self.ops.items()))
@@ -105,6 +123,137 @@ def run_views(state: Path, run_id: str | None = None) -> list[RunView]:
 def status_lines(views: Iterable[RunView]) -> list[str]:
     lines = [v.line() for v in views]
     return lines or ["no runs"]
+
+
+def views_json(views: Iterable[RunView]) -> str:
+    """Every run as JSON (``sysflow status --json``)."""
+    return json.dumps({"runs": [v.to_dict() for v in views]}, indent=2)
+
+
+def _stored(state: Path, run_id: str) -> tuple[RunRow, dict[str, OpRecord]]:
+    """A run's row and operation records, read-only for the operator's purposes."""
+    from sysflow.engine.store import RunStore
+
+    if not state.exists():
+        raise ControlError(f"no run store at {state}", missing=True)
+    with RunStore(state) as store:
+        try:
+            row = store.run(run_id)
+        except StoreError:
+            raise ControlError(f"no run {run_id!r} in {state}", missing=True) from None
+        return row, store.ops(run_id)
+
+
+def _task_order(row: RunRow) -> list[str]:
+    try:
+        tasks = json.loads(row.workflow_json).get("tasks", [])
+        return [str(t["id"]) for t in tasks if isinstance(t, dict) and "id" in t]
+    except (ValueError, AttributeError, TypeError):
+        return []
+
+
+def _rolled_back_waves(row: RunRow) -> range:
+    """The waves a rolled-back run rolled back: the failed one, or all up to it (``rollback_scope: all``)."""
+    if row.status is not RunStatus.ROLLED_BACK or row.failed_wave is None:
+        return range(0)
+    try:
+        scope = json.loads(row.workflow_json).get("rollout", {}).get("rollback_scope", "failed_wave")
+    except (ValueError, AttributeError):
+        scope = "failed_wave"
+    return range(row.failed_wave + 1) if scope == "all" else range(row.failed_wave, row.failed_wave + 1)
+
+
+def _host_of(run_id: str, hosts: Iterable[str], wanted: str) -> str:
+    """``wanted`` exactly, else the one host it starts (``web01`` for ``web01.example.com``)."""
+    names = sorted(set(hosts))
+    if wanted in names:
+        return wanted
+    found = [h for h in names if h.startswith(wanted)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ControlError(f"{wanted!r} matches {len(found)} hosts of run {run_id}: {shown}", missing=True)
+    raise ControlError(f"no host {wanted!r} in run {run_id}", missing=True)
+
+
+def run_status_lines(
+    state: Path, run_id: str, *, failed: bool = False, host: str | None = None, as_json: bool = False
+) -> list[str]:
+    """``sysflow status RUN``: the run's line, then its hosts per wave (``failed``: only the failed
+    ones), or one ``host``'s operations; ``as_json``: the same as one JSON document."""
+    from sysflow.cli.views import (
+        host_op_lines,
+        host_ops_json,
+        host_table,
+        host_views,
+        ordered_ops,
+        plural,
+        tidy,
+        views_json,
+    )
+
+    view = run_views(state, run_id)[0]
+    row, ops = _stored(state, run_id)
+    head = [view.line()] + ([f"  reason: {tidy(view.reason)}"] if view.reason else [])
+    if host is not None:
+        name = _host_of(run_id, (r.host for r in ops.values()), host)
+        records = ordered_ops((r for r in ops.values() if r.host == name), _task_order(row))
+        if as_json:
+            return [host_ops_json(view.to_dict(), name, records)]
+        return [*head, f"host {name}:", *host_op_lines(name, records)]
+    views = host_views(
+        ops, run_reason=row.reason, finished=view.finished, rolled_back_waves=_rolled_back_waves(row)
+    )
+    shown = [v for v in views if v.failed] if failed else views
+    if as_json:
+        return [views_json(view.to_dict(), shown)]
+    if failed and not shown:
+        return [*head, f"no failed hosts ({plural(len(views), 'host')})"]
+    failed_count = sum(v.failed for v in views)
+    hint = f"  failed: {failed_count} of {plural(len(views), 'host')}" if failed_count else ""
+    return [*head, *([hint] if hint else []), *host_table(shown, views)]
+
+
+def run_log_lines(
+    state: Path,
+    run_id: str,
+    *,
+    host: str | None = None,
+    task: str | None = None,
+    failed: bool = False,
+    lines: int = 50,
+) -> list[str]:
+    """``sysflow logs RUN [HOST] [TASK]``: the stored output of each operation that ran."""
+    from sysflow.cli.views import log_lines, natural_key, ordered_ops
+    from sysflow.engine.store_schema import OUTPUT_KEEP
+
+    row, ops = _stored(state, run_id)
+    records = list(ops.values())
+    if host is not None:
+        name = _host_of(run_id, (r.host for r in records), host)
+        records = [r for r in records if r.host == name]
+    if task is not None:
+        if task not in {r.task for r in ops.values()}:
+            tasks = ", ".join(sorted({r.task for r in ops.values()}))
+            raise ControlError(f"no task {task!r} in run {run_id} (tasks: {tasks})", missing=True)
+        records = [r for r in records if r.task == task]
+    ran = [r for r in records if r.start is not None or r.error or r.stdout or r.stderr]
+    if failed:
+        bad = (OpState.FAILED, OpState.UNKNOWN)
+        ran = [r for r in ran if r.state in bad or r.error or r.exit_status not in (None, 0)]
+    if not ran:
+        what = " ".join(x for x in (host, task) if x)
+        return [
+            f"no {'failed ' if failed else ''}operations ran in run {run_id}{' for ' + what if what else ''}"
+        ]
+    order = _task_order(row)
+    by_host: dict[str, list[OpRecord]] = {}
+    for r in ran:
+        by_host.setdefault(r.host, []).append(r)
+    hosts = sorted(by_host, key=lambda h: (min(r.wave for r in by_host[h]), natural_key(h)))
+    chosen = [r for h in hosts for r in ordered_ops(by_host[h], order)]
+    return log_lines(chosen, lines=lines, keep=OUTPUT_KEEP)
 
 
 def controller_alive(row: RunRow) -> bool:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Any
 
+from sysflow.cli.views import plural, tidy
 from sysflow.engine.events import Event, EventKind
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class ProgressState:
         total = self.context.total_ops or self.ops_done
         return (
             f"{self.ops_done}/{total} operations done, {self.ops_running} running, "
-            f"{self.ops_failed} failed, {len(self.failed_hosts)} host(s) failed"
+            f"{self.ops_failed} failed, {plural(len(self.failed_hosts), 'host')} failed"
         )
 
 
@@ -160,7 +161,7 @@ def _on_run(state: ProgressState, event: Event) -> None:
         state.started = state.started or event.at
         state.status = "running"
     if event.message:
-        state.notes.append(f"{event.kind.value}: {event.message}")
+        state.notes.append(f"{event.kind.value}: {tidy(event.message)}")
 
 
 def _on_wave_started(state: ProgressState, event: Event) -> None:
@@ -214,7 +215,16 @@ def _on_verification(state: ProgressState, event: Event) -> None:
 
 
 def _on_note(state: ProgressState, event: Event) -> None:
-    state.notes.append(f"{event.kind.value.replace('_', ' ')}: {event.message}".rstrip(": "))
+    state.notes.append(f"{event.kind.value.replace('_', ' ')}: {_message(event)}".rstrip(": "))
+
+
+def _message(event: Event) -> str:
+    """The event's message as a person reads it: counts made grammatical, and an approval request
+    says how to give it."""
+    if event.kind is EventKind.APPROVAL_REQUESTED and event.wave is not None:
+        wave = event.wave + 1
+        return f"wave {wave} waits for approval: sysflow approve {event.run_id} --wave {wave}"
+    return tidy(event.message)
 
 
 def _failure(state: ProgressState, event: Event, what: str) -> None:
@@ -273,13 +283,14 @@ def plain_line(event: Event, state: ProgressState) -> str | None:
         return f"{stamp} FAILED {state.failures[-1]}"
     if event.kind not in _PLAIN_KINDS:
         return None
-    wave = f" wave {event.wave + 1}" if event.wave is not None and "wave" not in event.message else ""
+    message = _message(event)
+    wave = f" wave {event.wave + 1}" if event.wave is not None and "wave" not in message else ""
     text = f"{stamp} {event.kind.value}{wave}"
     if event.kind is EventKind.GATE_EVALUATED:
         text += f" passed={event.data.get('passed')}"
     if event.kind in (EventKind.WAVE_FINISHED, EventKind.RUN_FINISHED):
         text += f" ({state.summary()})"
-    return f"{text}: {event.message}" if event.message else text
+    return f"{text}: {message}" if message else text
 
 
 class PlainProgress:

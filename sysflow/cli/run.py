@@ -133,18 +133,26 @@ def exit_code(result: RunResult) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def result_lines(result: RunResult) -> list[str]:
-    """The closing summary: status, host counts, failed hosts, verification; every count is the
-    result's (``failed hosts`` is ``result.failed_servers``: failed and rolled-back hosts)."""
+def result_lines(result: RunResult, store: Path | None = None) -> list[str]:
+    """The closing summary: status, host counts, each failed host with its reason and the tail of its
+    output, the failures grouped by reason, verification; every count is the result's (failed hosts
+    are ``result.failed_servers``: failed and rolled-back hosts). With the run's ``store``, the
+    commands that show more."""
+    from sysflow.cli.views import failure_recap, host_views, tidy
+
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.summary()["hosts"].items()))
     lines = [f"run {result.run_id}: {result.status.value} ({counts})"]
     if result.reason:
-        lines.append(f"  reason: {result.reason}")
-    failed = result.failed_servers
-    if failed:
-        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
-        lines.append(f"  failed hosts: {', '.join(failed[:10])}{more}")
+        lines.append(f"  reason: {tidy(result.reason)}")
     report = result.verification_results
+    if result.failed_servers:
+        views = host_views(
+            result.ops,
+            outcomes=result.hosts,
+            run_reason=result.reason,
+            verification_failed=report.failed_hosts if report is not None else (),
+        )
+        lines.extend(failure_recap(views))
     if report is not None:
         c = report.counts
         lines.append(
@@ -153,7 +161,19 @@ def result_lines(result: RunResult) -> list[str]:
             f"checks {c.total}: {c.passed} passed, {c.failed} failed, {c.inconclusive} inconclusive"
         )
     lines.append(f"  time: {result.started:%Y-%m-%d %H:%M} to {result.ended:%Y-%m-%d %H:%M} UTC")
+    if result.failed_servers and store is not None:
+        lines.append(f"  more: sysflow status {result.run_id} --failed{_store_option(store)}; "
+                     f"sysflow logs {result.run_id} HOST{_store_option(store)}")  # fmt: skip
     return lines
+
+
+def _store_option(store: Path) -> str:
+    """`` --store PATH`` unless ``store`` is the one the commands find by themselves."""
+    import shlex
+
+    from sysflow.engine.store import default_store_path
+
+    return "" if store == default_store_path() else f" --store {shlex.quote(str(store))}"
 
 
 def prepare(
@@ -237,7 +257,7 @@ def sim_command(
     """``sysflow sim``: the real engine on the simulator; summary and exit code."""
     plan = forecast_plan(workflow, inventory, sim.start or sim_start(None)) if sim.forecast else None
     result = simulate(workflow, inventory, sim, setup, plan)
-    for line in result_lines(result):
+    for line in result_lines(result, setup.state):
         echo(line)
     return exit_code(result)
 
@@ -349,7 +369,7 @@ def run_command(
 ) -> int:
     """``sysflow run`` over SSH: progress, audit, summary, exit code."""
     result = asyncio.run(_run_live(workflow, inventory, ssh, setup))
-    for line in result_lines(result):
+    for line in result_lines(result, setup.state):
         echo(line)
     return exit_code(result)
 
@@ -368,7 +388,7 @@ def resume_command(run_id: str, ssh: SSHOptions, setup: RunSetup, echo: Echo) ->
                     engine.store.close()
 
     result = asyncio.run(resume())
-    for line in result_lines(result):
+    for line in result_lines(result, setup.state):
         echo(line)
     return exit_code(result)
 

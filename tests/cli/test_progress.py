@@ -82,7 +82,7 @@ def test_state_counts_overall_per_wave_and_datacenter() -> None:
     assert state.datacenters["ams"].done == 1 and state.datacenters["fra"].failed == 1
     assert state.failed_hosts == {"a", "b"}
     assert state.failures == ["b t: exit 2", "a: verification: openssl unchanged"]
-    assert state.summary() == "3/4 operations done, 0 running, 1 failed, 2 host(s) failed"
+    assert state.summary() == "3/4 operations done, 0 running, 1 failed, 2 hosts failed"
     assert state.notes[-1] == "run_finished: stopped"
 
 

@@ -52,7 +52,11 @@ def test_sim_failures_exit_1(tmp_path: Path) -> None:
     result = runner.invoke(app, argv)
     assert result.exit_code == 1
     assert "FAILED web0001.ams.example.com upgrade_packages" in result.output
-    assert "failed hosts: web0001.ams.example.com" in result.output
+    head = "  1 failed host:\n    web0001.ams.example.com (wave 1, rolled back): upgrade_packages: exit status 100\n"
+    assert head in result.output
+    assert "      stderr | E: Sub-process /usr/bin/dpkg returned an error code (1)\n" in result.output
+    assert "    1 host: exit status 100 in upgrade_packages \u2014 web0001.ams.example.com\n" in result.output
+    assert "1 hosts" not in result.output and "host(s)" not in result.output
 
 
 def test_sim_invalid_inputs_are_one_line(tmp_path: Path) -> None:
@@ -95,7 +99,9 @@ def test_run_unreachable_hosts_fail_the_run(tmp_path: Path) -> None:
     argv = ["run", str(wf), "-i", str(inv), "--state", str(state), "--key", str(key)]
     result = runner.invoke(app, [*argv, "--known-hosts", str(tmp_path / "kh")])
     assert result.exit_code == 1, result.output
-    assert "run probe-" in result.output and "failed hosts: web1" in result.output
+    assert (
+        "run probe-" in result.output and "  1 failed host:\n    web1 (wave 1, failed): t: " in result.output
+    )
     assert "Traceback" not in result.output
     status = runner.invoke(app, ["status", "--state", str(state)])
     assert status.exit_code == 0 and " failed " in status.output
@@ -134,7 +140,10 @@ def test_resume_an_interrupted_run_over_ssh(tmp_path: Path) -> None:
     assert run.id == "probe-1"
     result = runner.invoke(app, ["resume", "probe-1", "--state", str(state), *ssh])
     assert result.exit_code == 1, result.output
-    assert "run probe-1: failed" in result.output and "failed hosts: web1" in result.output
+    assert (
+        "run probe-1: failed" in result.output
+        and "  1 failed host:\n    web1 (wave 1, failed): t: " in result.output
+    )
     again = runner.invoke(app, ["resume", "probe-1", "--state", str(state), *ssh])
     assert again.exit_code == 4 and again.output.strip() == "error: run probe-1 already failed"
 
