@@ -59,6 +59,13 @@ def test_status_lists_runs_and_one_run(state: Path) -> None:
     assert "os_patching_demo  completed  wave " in line and " succeeded" in line and "failed" not in line
     one = runner.invoke(app, ["status", run_id, "--state", str(state)])
     assert one.exit_code == 0 and one.output.startswith(run_id)
+    lines = one.output.splitlines()  # the run's line, then its hosts per wave
+    assert lines[1].split() == ["HOST", "WAVE", "OUTCOME", "FAILED", "TASK", "REASON"]
+    assert lines[2] == "wave 1: 1 host (1 succeeded)"
+    assert lines[3].split() == ["web0001.ams.example.com", "1", "succeeded", "-", "-"]
+    assert sum(line.startswith("  ") for line in lines[2:]) == 6 and "failed" not in one.output
+    none_failed = runner.invoke(app, ["status", run_id, "--failed", "--state", str(state)])
+    assert none_failed.output.splitlines()[1:] == ["no failed hosts (6 hosts)"]
 
 
 def test_status_not_found(state: Path, tmp_path: Path) -> None:

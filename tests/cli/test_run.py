@@ -108,7 +108,7 @@ def test_run_unreachable_hosts_fail_the_run(tmp_path: Path) -> None:
 
 
 def test_help_of_every_command_has_examples_and_exit_codes() -> None:
-    for command in ("run", "sim", "demo", "resume", "status", "approve", "cancel", "submit"):
+    for command in ("run", "sim", "demo", "resume", "status", "logs", "approve", "cancel", "submit"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, command
         assert "Examples" in result.output and "Exit codes" in result.output, command
