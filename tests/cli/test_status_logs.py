@@ -293,3 +293,24 @@ def test_a_rolled_back_wave_in_the_recap_and_in_status(tmp_path: Path) -> None:
         "  web0005.fra.example.com    4     not_started  -            the rollout stopped first: wave 3"
         in everyone
     )
+
+
+def test_recap_of_a_large_failure_is_capped() -> None:
+    """25 hosts failing alike: 20 shown with their output, the rest counted; the recap names 10."""
+    from sysflow.cli.views import HostView, failure_recap
+    from sysflow.engine.result import OpRecord
+    from sysflow.engine.states import OpState
+
+    def failed(i: int) -> HostView:
+        op = OpRecord(f"t@h{i}", f"h{i}", "t", 0, OpState.FAILED, exit_status=1, stdout="out\n", stderr=" \n")
+        return HostView(f"h{i}", 0, "failed", "t", "exit status 1", op)
+
+    lines = failure_recap([failed(i) for i in range(1, 26)])
+    assert lines[0] == "  25 failed hosts:"
+    assert lines[1:3] == ["    h1 (wave 1, failed): t: exit status 1", "      stdout | out"]  # blank stderr
+    assert lines[-3] == "    ... and 5 more hosts"
+    assert lines[-2] == "  recap:"
+    assert (
+        lines[-1]
+        == "    25 hosts: exit status 1 in t \u2014 h1, h2, h3, h4, h5, h6, h7, h8, h9, h10 and 15 more"
+    )
