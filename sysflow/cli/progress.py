@@ -14,7 +14,9 @@ events say and nothing else (the engine never knows who listens).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -293,19 +295,37 @@ def plain_line(event: Event, state: ProgressState) -> str | None:
     return f"{text}: {message}" if message else text
 
 
+def write_line(out: IO[str], line: str) -> bool:
+    """Write and flush one line; False when the reader has gone (a closed pipe). The stream is then
+    pointed at /dev/null, so nothing written later (or flushed at exit) fails again: a closed pipe
+    must not stop a maintenance run, nor print a traceback."""
+    try:
+        out.write(line + "\n")
+        out.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+        return False
+    return True
+
+
 class PlainProgress:
     """One line per run, wave, gate and failure event; for logs and pipes."""
 
     def __init__(self, out: IO[str], context: ProgressContext | None = None) -> None:
         self.out = out
         self.state = ProgressState(context or ProgressContext())
+        self.closed = False  # the reader went away (``sysflow sim | head``): the run goes on quietly
 
     def on_event(self, event: Event) -> None:
         self.state.apply(event)
+        if self.closed:
+            return
         line = plain_line(event, self.state)
         if line is not None:
-            self.out.write(line + "\n")
-            self.out.flush()
+            self.closed = self.closed or not write_line(self.out, line)
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -320,11 +340,12 @@ class JsonLinesProgress:
     def __init__(self, out: IO[str], context: ProgressContext | None = None) -> None:
         self.out = out
         self.state = ProgressState(context or ProgressContext())
+        self.closed = False
 
     def on_event(self, event: Event) -> None:
         self.state.apply(event)
-        self.out.write(json.dumps(event.to_dict(), default=str, sort_keys=True) + "\n")
-        self.out.flush()
+        if not self.closed:
+            self.closed = not write_line(self.out, json.dumps(event.to_dict(), default=str, sort_keys=True))
 
     def __enter__(self) -> JsonLinesProgress:
         return self

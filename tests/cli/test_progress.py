@@ -211,3 +211,22 @@ def test_progress_of_a_real_simulated_run(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in jsonl.getvalue().splitlines()]
     assert any(r["kind"] == "op_finished" and r["data"]["state"] == "failed" for r in rows)
     assert rows[-1]["kind"] == "run_finished"
+
+
+def test_a_reader_that_goes_away_stops_the_output_not_the_run(tmp_path: Path) -> None:
+    """``sysflow sim ... | head -2``: the pipe closes early; the run still ends, nothing on stderr."""
+    import subprocess
+    import sys
+
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "sysflow", "sim", str(DEMO), "--hosts", "50", "--no-approve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert sim.stdout is not None and sim.stderr is not None
+    first = [sim.stdout.readline() for _ in range(2)]
+    sim.stdout.close()  # what head does after two lines
+    err = sim.stderr.read().decode()
+    assert sim.wait(timeout=120) == 0
+    assert all(b"run_started" in line or b"wave_started" in line for line in first)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
