@@ -74,7 +74,8 @@ async def test_a_host_failed_within_the_threshold_completes_with_failures() -> N
     assert exit_code(result) == EXIT_FAILED
     lines = result_lines(result)
     assert lines[0].endswith(": completed_with_failures (1 failed, 3 succeeded)")
-    assert "  failed hosts: app02" in lines
+    assert "  1 failed host:" in lines
+    assert any(line.startswith("    app02 (wave 1") for line in lines)  # the host, then why
 
 
 async def test_completed_only_when_no_host_failed() -> None:
@@ -120,12 +121,12 @@ def test_sysflow_sim_exits_1_and_every_summary_line_agrees(tmp_path: Path) -> No
     assert out.exit_code == 1, out.output
     lines = out.output.splitlines()
     wave = next(line for line in lines if "wave_finished" in line)
-    assert "1 host(s) failed" in wave and wave.endswith(": 1 of 4 host(s) failed")
+    assert "1 host failed" in wave and wave.endswith(": 1 of 4 hosts failed")
     finished = next(line for line in lines if "run_finished" in line)
-    assert "1 host(s) failed" in finished
-    assert not any(re.search(r"\b0 host\(s\) failed", line) for line in lines)
+    assert "1 host failed" in finished
+    assert not any(re.search(r"\b0 hosts? failed", line) for line in lines)
     assert re.search(r"run \S+: completed_with_failures \(1 failed, 3 succeeded\)", out.output)
-    assert "  failed hosts: app02" in lines
+    assert "  1 failed host:" in lines
     (view,) = run_views(state)  # stored, and shown by `sysflow status` as such
     assert view.status == "completed_with_failures" and view.finished
     status = runner.invoke(app, ["status", "--state", str(state)])
@@ -176,7 +177,7 @@ def test_progress_failed_hosts_follow_the_run_account() -> None:
     state = ProgressState()
     at = datetime(2026, 12, 1, tzinfo=UTC)
     state.apply(Event(EventKind.WAVE_FINISHED, "r", at, wave=0, data={"failed_hosts": ["b"], "failed": 1}))
-    assert state.summary().endswith("1 host(s) failed")
+    assert state.summary().endswith("1 host failed")
     state.apply(Event(EventKind.OP_FINISHED, "r", at, host="@wave1", data={"state": "failed"}))
     done = {"status": "completed_with_failures", "failed_hosts": ["b"], "hosts": {"failed": 1}}
     state.apply(Event(EventKind.RUN_FINISHED, "r", at, data=done))
