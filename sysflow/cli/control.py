@@ -134,7 +134,7 @@ def _stored(state: Path, run_id: str) -> tuple[RunRow, dict[str, OpRecord]]:
     """A run's row and operation records, read-only for the operator's purposes."""
     from sysflow.engine.store import RunStore
 
-    if not state.exists():
+    if not state.exists():  # never create a store where the operator mistyped its path
         raise ControlError(f"no run store at {state}", missing=True)
     with RunStore(state) as store:
         try:
@@ -267,15 +267,7 @@ def controller_alive(row: RunRow) -> bool:
 
 
 def _live_row(state: Path, run_id: str) -> tuple[RunStatus, int | None]:
-    from sysflow.engine.store import RunStore
-
-    if not state.exists():  # never create a store where the operator mistyped its path
-        raise ControlError(f"no run store at {state}", missing=True)
-    with RunStore(state) as store:
-        try:
-            row = store.run(run_id)
-        except StoreError:
-            raise ControlError(f"no run {run_id!r} in {state}", missing=True) from None
+    row, _ = _stored(state, run_id)
     if row.status.finished:
         raise ControlError(f"run {run_id} already {row.status.value}")
     return row.status, row.pid if controller_alive(row) else None
