@@ -1,5 +1,5 @@
 """``python -m sysflow.cli``: the same as the ``sysflow`` command."""
 
-from sysflow.cli.app import main
+from sysflow.cli.root import main
 
 main()

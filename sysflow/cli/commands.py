@@ -173,7 +173,7 @@ def run(
     with guard(f"{workflow}"):
         wf, inv = _load_inputs(workflow, inventory, ssh_config)
         if dry_run:
-            from sysflow.cli.app import validate
+            from sysflow.cli.root import validate
 
             validate(workflow, inventory, ssh_config)
             typer.echo("dry run: nothing was run")

@@ -1,7 +1,7 @@
 """Issue 17's papercuts, through the CLI as a person uses it: bad input is one located line per
 problem, a summary naming the file that is wrong and the documented exit code, never a traceback.
 
-Exit codes (``sysflow.cli.app``): 1 invalid input, 2 usage, 3 not found.
+Exit codes (``sysflow.cli.root``): 1 invalid input, 2 usage, 3 not found.
 """
 
 from __future__ import annotations
