@@ -343,6 +343,6 @@ def test_bad_connection_variables_are_problems_of_their_line(text: str, message:
 
 def test_good_connection_variables_load() -> None:
     inventory = Inventory.from_ini_text(
-        'web01:2222 ansible_user=deploy\nweb02 ansible_port="22" ansible_host=10.0.0.2\n', "hosts.ini"
+        'web01:2222 ansible_user=deploy\nweb02 ansible_port="22" ansible_host=192.0.2.2\n', "hosts.ini"
     )
     assert [inventory.host("web01").port, inventory.host("web02").port] == [2222, 22]

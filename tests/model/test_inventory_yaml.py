@@ -168,7 +168,7 @@ def test_bad_connection_variables_are_problems_of_their_line() -> None:
         "    ansible_user: [a, b]\n"
         "  hosts:\n"
         "    web01:\n"
-        "      ansible_host: 10.0.0.1\n"
+        "      ansible_host: 192.0.2.1\n"
         "      ansible_port: 22x99\n"
         "    'web02:0':\n"
     )
