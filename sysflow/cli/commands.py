@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -23,6 +24,15 @@ from sysflow.cli.inputs import (
     SSHConfigOpt,
     StateOpt,
     load_inputs,
+)
+from sysflow.cli.targeting import (
+    ExtraVarsOpt,
+    ForceOpt,
+    ForksOpt,
+    LimitOpt,
+    SkipTagsOpt,
+    StartAtOpt,
+    TagsOpt,
 )
 
 if TYPE_CHECKING:
@@ -118,6 +128,12 @@ def _setup(json_lines: bool, audit: Path | None, state: Path | None, approve_all
     return RunSetup(mode=mode, out=sys.stdout, audit=audit, state=state, approve_all=approve_all)
 
 
+def _quoted(path: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))
+
+
 def store_path(state: Path | None) -> Path:
     """``--store`` (alias ``--state``), else the default store of this machine and user."""
     from sysflow.engine.store import default_store_path
@@ -153,6 +169,13 @@ def run(
             "ray or ray=ADDRESS (one actor per network segment, on a node offering segment:<name>).",
         ),
     ] = "local",
+    limit: LimitOpt = None,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
+    start_at_task: StartAtOpt = None,
+    extra_vars: ExtraVarsOpt = None,
+    forks: ForksOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Run a workflow over SSH with live progress.
 
@@ -166,12 +189,21 @@ def run(
 
       sysflow run wf.yaml -i hosts.ini --backend ray=127.0.0.1:6379
 
+      sysflow run wf.yaml -i hosts.ini --limit @failed:RUN_ID --tags patch -e pkg=openssl --forks 5
+
     Exit codes: 0 every host succeeded, 1 the run failed or invalid input, 4 hosts leased by another run.
     """
     from sysflow.cli.run import SSHOptions, run_command
+    from sysflow.cli.targeting import Targeting, narrow
 
     with guard(f"{workflow}"):
         wf, inv = _load_inputs(workflow, inventory, ssh_config)
+        aim = Targeting(
+            limit, tags or (), skip_tags or (), start_at_task, extra_vars or (), forks, force, state
+        )
+        wf, inv = narrow(wf, inv, aim)
+        for warning in aim.warnings:
+            typer.echo(warning, err=True)
         if dry_run:
             from sysflow.cli.root import validate
 
@@ -180,6 +212,7 @@ def run(
             return
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend)
         setup = _setup(json_lines, audit, store_path(state), approve_all)
+        setup = replace(setup, rerun=f"sysflow run {_quoted(workflow)} -i {_quoted(inventory)}")
         code = run_command(wf, inv, ssh, setup, _echo_for(json_lines))
     raise typer.Exit(code)
 

@@ -71,6 +71,7 @@ class RunSetup:
     state: Path | None = None
     approve_all: bool = False
     who: str | None = None
+    rerun: str | None = None  # the command that re-runs this workflow (`sysflow run WF -i INV`)
 
 
 class AutoApprover:
@@ -133,11 +134,11 @@ def exit_code(result: RunResult) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def result_lines(result: RunResult, store: Path | None = None) -> list[str]:
+def result_lines(result: RunResult, store: Path | None = None, rerun: str | None = None) -> list[str]:
     """The closing summary: status, host counts, each failed host with its reason and the tail of its
     output, the failures grouped by reason, verification; every count is the result's (failed hosts
     are ``result.failed_servers``: failed and rolled-back hosts). With the run's ``store``, the
-    commands that show more."""
+    commands that show more; with ``rerun`` (the command line), how to re-run the failed hosts."""
     from sysflow.cli.views import failure_recap, host_views, tidy
 
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.summary()["hosts"].items()))
@@ -164,6 +165,10 @@ def result_lines(result: RunResult, store: Path | None = None) -> list[str]:
     if result.failed_servers and store is not None:
         lines.append(f"  more: sysflow status {result.run_id} --failed{_store_option(store)}; "
                      f"sysflow logs {result.run_id} HOST{_store_option(store)}")  # fmt: skip
+        if rerun is not None:
+            lines.append(
+                f"  re-run the failed hosts: {rerun} --limit @failed:{result.run_id}{_store_option(store)}"
+            )
     return lines
 
 
@@ -369,7 +374,7 @@ def run_command(
 ) -> int:
     """``sysflow run`` over SSH: progress, audit, summary, exit code."""
     result = asyncio.run(_run_live(workflow, inventory, ssh, setup))
-    for line in result_lines(result, setup.state):
+    for line in result_lines(result, setup.state, setup.rerun):
         echo(line)
     return exit_code(result)
 

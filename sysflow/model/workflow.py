@@ -144,6 +144,9 @@ class Task(FrozenModel):
     run: str = Field(min_length=1, description="Shell command run on the host.")
     targets: StrList = Field(default_factory=lambda: ["all"], description="Host patterns (Ansible syntax).")
     depends_on: StrList = Field(default_factory=list, description="Tasks that must finish first, per host.")
+    tags: StrList = Field(
+        default_factory=list, description="Names for --tags/--skip-tags ('always' and 'never' as in Ansible)."
+    )
     timeout: Duration | None = Field(None, description="Stop the command after this long.")
     retries: int = Field(0, ge=0, le=100, description="Extra attempts after a failed command.")
     retry_delay: Duration | None = Field(
