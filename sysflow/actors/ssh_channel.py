@@ -17,9 +17,15 @@ from typing import Any
 
 from sysflow.actors.ssh_options import MARKER_VAR, SSHTimeouts
 from sysflow.actors.ssh_pool import Connect, Lost, PoolCounters, PoolEntry
-from sysflow.actors.ssh_remote import CommandSession, kill_command, new_session, wrap_command
+from sysflow.actors.ssh_remote import (
+    CommandSession,
+    become_failure,
+    kill_command,
+    new_session,
+    wrap_command,
+)
 from sysflow.clock import Clock
-from sysflow.errors import CommandTimeout, ConnectionFailed
+from sysflow.errors import CommandTimeout, ConnectionFailed, TransportError
 from sysflow.transport import CommandResult, valid_command_id
 
 __all__ = ["CommandRunner", "Stopper", "command_marker"]
@@ -101,7 +107,11 @@ class CommandRunner:
         self._feed_stdin(chan, stdin, password)
         await self._wait(entry, conn, chan, session, timeout, Stopper(marker, user, password))
         self._counters.commands += 1
-        return self._result(entry.name, command, session, start)
+        result = self._result(entry.name, command, session, start)
+        refused = user and become_failure(result.exit_status, result.stderr, entry.name, _login(entry))
+        if refused:  # sudo refused: one clear per-host error, not a failure of the command
+            raise TransportError(refused)
+        return result
 
     async def _open_channel(self, entry: PoolEntry, conn: Any, session: CommandSession, line: str) -> Any:
         """A new channel running ``line``. If the server refuses it while the connection is alive,
@@ -199,3 +209,8 @@ class CommandRunner:
             truncated=so.truncated or se.truncated,
             stdout_sha256=so.sha256,
         )
+
+
+def _login(entry: PoolEntry) -> str:
+    """The user ``entry`` logs in as (whose password sudo asks for)."""
+    return str(getattr(entry.settings, "username", None) or "?")

@@ -29,8 +29,10 @@ from sysflow.errors import (
 )
 
 __all__ = [
+    "BECOME_EXIT",
     "CommandSession",
     "ConnectClient",
+    "become_failure",
     "classify_connect_error",
     "kill_command",
     "new_client",
@@ -71,9 +73,32 @@ def wrap_command(
         return inner
     # Read the password line from stdin inside the remote shell (a builtin: it never appears in a
     # process list), validate sudo with it on stdin (-S, empty prompt), then run the command with the
-    # cached credential; the rest of stdin belongs to the command.
-    check = 'IFS= read -r _sf_pw; printf "%s\\n" "$_sf_pw" | sudo -S -p "" -v 2>/dev/null; unset _sf_pw'
-    return f"{check}; exec {inner}"
+    # cached credential; the rest of stdin belongs to the command. No ``exec``: sudo caches the
+    # credential for its parent process (no tty), which must be this shell for both calls. A rejected
+    # password prints BECOME_REJECTED and exits BECOME_EXIT (see :func:`become_failure`).
+    check = (
+        'IFS= read -r _sf_pw; printf "%s\\n" "$_sf_pw" | sudo -S -p "" -v >/dev/null 2>&1'
+        f" || {{ unset _sf_pw; echo {BECOME_REJECTED} >&2; exit {BECOME_EXIT}; }}; unset _sf_pw"
+    )
+    return f"{check}\n{inner}"
+
+
+BECOME_REJECTED = "sysflow-become-rejected"
+BECOME_EXIT = 97
+_SUDO_NEEDS_PASSWORD = "sudo: a password is required"
+
+
+def become_failure(exit_status: int | None, stderr: str, host: str, user: str) -> str | None:
+    """The one clear per-host line when sudo refused to run the command (a rejected password, or
+    no password where sudo needs one); None when the command itself ran."""
+    if exit_status == BECOME_EXIT and BECOME_REJECTED in stderr:
+        return f"become password rejected by sudo on {host} (user {user})"
+    if exit_status == 1 and stderr.lstrip().startswith(_SUDO_NEEDS_PASSWORD):
+        return (
+            f"{_SUDO_NEEDS_PASSWORD} on {host} (user {user}) — pass --ask-become-pass or set "
+            "ansible_become_password"
+        )
+    return None
 
 
 def _marker_pattern(marker: str) -> str:

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.ssh
 
 def _transport(sshd: SSHD, names: list[str], **kw: object) -> SSHTransport:
     auth = kw.pop("auth", SSHAuth.from_keyfile(sshd.client_key))
-    return SSHTransport(sshd.settings(names), auth, known_hosts=sshd.known_hosts, **kw)  # type: ignore[arg-type]
+    user = kw.pop("user", None)
+    settings = sshd.settings(names, user=user)  # type: ignore[arg-type]
+    return SSHTransport(settings, auth, known_hosts=sshd.known_hosts, **kw)  # type: ignore[arg-type]
 
 
 async def test_exit_status_and_both_streams(sshd: SSHD) -> None:
@@ -180,20 +182,30 @@ async def test_unauthorised_key_fails(sshd: SSHD, tmp_path: Path) -> None:
 
 
 async def test_become_feeds_the_password_and_never_echoes_it(sshd: SSHD) -> None:
+    """Real sudo, as the non-root login with a sudoers entry that asks for its password."""
     auth = SSHAuth.from_keyfile(sshd.client_key).with_become(lambda: sshd.become_password)
-    async with _transport(sshd, ["h0014"], auth=auth) as t:
+    async with _transport(sshd, ["h0014"], auth=auth, user=sshd.become_user) as t:
         r = await t.run("h0014", "id -u; echo $SUDO_USER; cat", become=True, stdin="payload\n")
-        assert r.stdout == "0\nfake\npayload\n"
+        assert r.stdout == f"0\n{sshd.become_user}\npayload\n", r.stderr
         assert sshd.become_password not in r.stdout + r.stderr
-    async with _transport(sshd, ["h0014"]) as t:
-        r = await t.run("h0014", "id -u", become="root")
-        assert r.exit_status == 1
-        assert "password is required" in r.stderr
+        r = await t.run("h0014", "id -un", become="nobody")
+        assert r.stdout == "nobody\n", r.stderr
+        r = await t.run("h0014", "id -un")
+        assert r.stdout == f"{sshd.become_user}\n"
+    async with _transport(sshd, ["h0014"], user=sshd.become_user) as t:
+        with pytest.raises(TransportError, match=r"sudo: a password is required on h0014 \(user sfmaint\)"):
+            await t.run("h0014", "id -u", become="root")
+    wrong = SSHAuth.from_keyfile(sshd.client_key).with_become(lambda: "not-" + sshd.become_password)
+    async with _transport(sshd, ["h0014"], auth=wrong, user=sshd.become_user) as t:
+        with pytest.raises(
+            TransportError, match=r"^become password rejected by sudo on h0014 \(user sfmaint\)$"
+        ):
+            await t.run("h0014", "id -u", become=True)
 
 
 async def test_timed_out_become_command_is_stopped(sshd: SSHD) -> None:
     auth = SSHAuth.from_keyfile(sshd.client_key).with_become(lambda: sshd.become_password)
-    async with _transport(sshd, ["h0023"], auth=auth) as t:
+    async with _transport(sshd, ["h0023"], auth=auth, user=sshd.become_user) as t:
         with pytest.raises(CommandTimeout):
             await t.run("h0023", "sleep 39.75", become=True, timeout=0.5)
         for _ in range(50):
