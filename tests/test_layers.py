@@ -23,7 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"engine"},
     "notify": {"engine", "model"},
     "schedule": {"model", "constraints", "planner", "engine", "audit"},
-    "cli": {"model", "constraints", "planner", "actors", "sim", "verify", "engine", "audit", "schedule"},
+    "lab": {"engine"},
+    "cli": {"model", "constraints", "planner", "actors", "sim", "verify", "engine", "audit", "schedule", "lab"},
     "testing": {"engine", "sim"},
 }
 BASE = {"clock", "errors", "transport"}

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sysflow.cli.commands import DEBUG, register
-from sysflow.cli.inputs import EXIT_INVALID, _fail, _problem_lines, load_inputs
+from sysflow.cli.inputs import EXIT_INVALID, TzOpt, _fail, _problem_lines, load_inputs
+from sysflow.cli.lab import lab_app
 from sysflow.cli.schedule import schedule_app, scheduler_command
 
 if TYPE_CHECKING:
@@ -129,17 +130,22 @@ def schema() -> None:
     typer.echo(json.dumps(MaintenanceWorkflow.model_json_schema(), indent=2))
 
 
-def _plan_options(solver: str, time_limit: float, start: str | None, what: str) -> PlanOptions:
+def _plan_options(
+    solver: str, time_limit: float, start: str | None, what: str, tz: str | None = None
+) -> PlanOptions:
     """The planner options ``plan`` and ``forecast`` share, checked: a bad value is one line."""
     from sysflow.cli.plan import PlanOptions, parse_start
+    from sysflow.cli.timefmt import parse_tz
 
     if solver not in ("greedy", "cpsat"):
         raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], f"{what}: invalid")
     try:
         parse_start(start)
+        if tz:
+            parse_tz(tz)
     except ValueError as exc:
         raise _fail([f"error: {exc}"], f"{what}: invalid") from None
-    return PlanOptions(solver=solver, time_limit=time_limit, start=start)  # type: ignore[arg-type]
+    return PlanOptions(solver=solver, time_limit=time_limit, start=start, tz=tz)  # type: ignore[arg-type]
 
 
 def _cannot(exc: Exception, workflow: Path, verb: str) -> str:
@@ -162,12 +168,13 @@ def plan_cmd(
     start: StartOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the plan as JSON.")] = None,
     gantt: Annotated[Path | None, typer.Option(help="Write a Gantt chart (.png or .html).")] = None,
+    tz: TzOpt = None,
 ) -> None:
     """Plan a workflow into its maintenance windows and print what fits."""
     from sysflow.cli.plan import plan_command
     from sysflow.errors import SysflowError
 
-    options = _plan_options(solver, time_limit, start, "plan")
+    options = _plan_options(solver, time_limit, start, "plan", tz)
     try:
         plan_command(workflow, inventory, options, json_out=json_out, gantt=gantt, echo=typer.echo)
     except (SysflowError, OSError, ValueError) as exc:
@@ -182,12 +189,13 @@ def forecast_cmd(
     time_limit: TimeLimitOpt = 10.0,
     start: StartOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the forecast as JSON.")] = None,
+    tz: TzOpt = None,
 ) -> None:
     """Print per window and group how many hosts fit at p50 and p90, and what binds."""
     from sysflow.cli.plan import forecast_command
     from sysflow.errors import SysflowError
 
-    options = _plan_options(solver, time_limit, start, "forecast")
+    options = _plan_options(solver, time_limit, start, "forecast", tz)
     try:
         forecast_command(workflow, inventory, options, json_out=json_out, echo=typer.echo)
     except (SysflowError, OSError, ValueError) as exc:
@@ -196,6 +204,7 @@ def forecast_cmd(
 
 register(app)
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(lab_app, name="lab")
 app.command("scheduler")(scheduler_command)
 
 
