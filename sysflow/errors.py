@@ -14,7 +14,8 @@ class mixes it in (``WorkflowError`` is also a ``ValueError``, ``ConnectTimeout`
     │   │   ├── ConnectTimeout (TimeoutError)
     │   │   ├── HostUnreachable
     │   │   ├── AuthenticationFailed
-    │   │   └── HostKeyMismatch
+    │   │   ├── HostKeyMismatch             the key changed: possible interception
+    │   │   └── HostKeyUnknown              no key for the host in known_hosts yet
     │   └── CommandTimeout (TimeoutError)
     ├── VerificationError                   a probe could not be run or parsed
     ├── ExecutionError                      the engine refused or stopped a run
@@ -42,6 +43,7 @@ __all__ = [
     "ConstraintError",
     "ExecutionError",
     "HostKeyMismatch",
+    "HostKeyUnknown",
     "HostUnreachable",
     "InfeasiblePlan",
     "InventoryError",
@@ -140,7 +142,11 @@ class AuthenticationFailed(ConnectionFailed):
 
 
 class HostKeyMismatch(ConnectionFailed):
-    """The host's key is unknown or differs from known_hosts: possible interception."""
+    """The host's key differs from the one in known_hosts: possible interception."""
+
+
+class HostKeyUnknown(ConnectionFailed):
+    """known_hosts has no key for the host yet: trust it first (``--host-keys accept-new``)."""
 
 
 class CommandTimeout(TransportError, TimeoutError):

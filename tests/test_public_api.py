@@ -71,3 +71,10 @@ def test_python_dash_m_sysflow_is_the_cli() -> None:
     )
     assert "Usage" in out.stdout
     assert "demo" in out.stdout
+
+
+def test_unknown_and_changed_host_keys_are_different_errors() -> None:
+    """Catching a changed key (possible interception) must not also catch a not-yet-known one."""
+    assert issubclass(sysflow.HostKeyUnknown, sysflow.ConnectionFailed)
+    assert not issubclass(sysflow.HostKeyUnknown, sysflow.HostKeyMismatch)
+    assert "HostKeyUnknown" in sysflow.__all__

@@ -8,8 +8,9 @@ and secret sent to it. Policies:
   user names; a *changed* key still fails.
 - ``off``: no verification, only when explicitly asked for.
 
-A failure raises :class:`~sysflow.errors.HostKeyMismatch` naming the host (the transport turns
-the verdict recorded here into that exception). asyncssh is imported lazily.
+A changed key raises :class:`~sysflow.errors.HostKeyMismatch`, a key not yet known
+:class:`~sysflow.errors.HostKeyUnknown` (:func:`host_key_error`); both name the known_hosts files
+checked and the remedy. asyncssh is imported lazily.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_KNOWN_HOSTS", "HostKeyPolicy", "HostKeyStore", "HostKeyVerdict"]
+from sysflow.errors import ConnectionFailed, HostKeyMismatch, HostKeyUnknown
+
+__all__ = ["DEFAULT_KNOWN_HOSTS", "HostKeyPolicy", "HostKeyStore", "HostKeyVerdict", "host_key_error"]
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 DEFAULT_SSH_PORT = 22
@@ -155,3 +158,23 @@ class HostKeyStore:
             self._accept_file.parent.mkdir(parents=True, exist_ok=True)
             with self._accept_file.open("a", encoding="utf-8") as f:
                 f.write(f"{pattern} {line}\n")
+
+
+def host_key_error(
+    verdict: HostKeyVerdict, name: str, hostname: str, port: int | None, files: Sequence[Path]
+) -> ConnectionFailed:
+    """The error of a refused key: unknown (trust it first) or changed (possible interception)."""
+    checked = ", ".join(str(f) for f in files) or "(none)"
+    pattern = host_pattern(hostname, port)
+    if verdict is HostKeyVerdict.CHANGED:
+        where = str(files[0]) if files else "~/.ssh/known_hosts"
+        return HostKeyMismatch(
+            f"host key changed (known_hosts: {checked}): possible man-in-the-middle; if the host was"
+            f" reinstalled remove the old key with: ssh-keygen -R '{pattern}' -f {where}",
+            host=name,
+        )
+    return HostKeyUnknown(
+        f"host key unknown: {pattern} is not in known_hosts ({checked}); trust it with"
+        f" --host-keys accept-new (or add it with ssh-keyscan)",
+        host=name,
+    )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sysflow.actors.auth import CredentialProvider, Credentials
-from sysflow.actors.hostkeys import HostKeyStore
+from sysflow.actors.hostkeys import HostKeyStore, host_key_error
 from sysflow.actors.ssh_capacity import ConnectionSlots, HandshakePacing
 from sysflow.actors.ssh_options import (
     RetryPolicy,
@@ -33,6 +33,7 @@ from sysflow.errors import (
     AuthenticationFailed,
     ConnectionFailed,
     HostKeyMismatch,
+    HostKeyUnknown,
     TransportError,
 )
 from sysflow.model.ssh_config import DEFAULT_SSH_PORT, ConnectionSettings
@@ -51,6 +52,19 @@ def _plain_key_algs() -> dict[str, list[str]]:
     from asyncssh.public_key import get_default_public_key_algs
 
     return {"server_host_key_algs": [alg.decode() for alg in get_default_public_key_algs()]}
+
+
+def _tried(creds: Credentials) -> str:
+    """What was offered, for the user to check: key files (or fingerprints) and the agent."""
+    names = []
+    for item in creds.client_keys:
+        key = item[0] if isinstance(item, tuple) else item
+        filename = key.get_filename()
+        names.append(filename.decode() if filename else key.get_fingerprint())
+    keys = ", ".join(names) if names else "none"
+    agent = f"agent {creds.agent_path}" if creds.uses_agent else "no agent"
+    password = "; a password" if creds.password is not None else ""
+    return f"keys tried: {keys}; {agent}{password}"
 
 
 class Connector:
@@ -131,7 +145,7 @@ class Connector:
                 if refreshed:
                     raise
                 refreshed = True  # ask the provider once more (a rotated credential)
-            except HostKeyMismatch:
+            except (HostKeyMismatch, HostKeyUnknown):
                 self._counters.connect_failures += 1
                 raise
             except ConnectionFailed:
@@ -212,7 +226,14 @@ class Connector:
                     client_factory=lambda: client,
                 )
         except Exception as exc:
-            raise classify_connect_error(exc, entry.name, client) from None
+            if not client.verdict.ok:
+                raise host_key_error(
+                    client.verdict, entry.name, settings.hostname, port, self._store.files
+                ) from None
+            error = classify_connect_error(exc, entry.name, client)
+            if isinstance(error, AuthenticationFailed):
+                error = AuthenticationFailed(f"authentication failed ({_tried(creds)})", host=entry.name)
+            raise error from None
         finally:
             self._pacing.leave(held)
 

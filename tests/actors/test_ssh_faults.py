@@ -25,6 +25,7 @@ from sysflow.errors import (
     ConnectionFailed,
     ConnectTimeout,
     HostKeyMismatch,
+    HostKeyUnknown,
     HostUnreachable,
     TransportError,
 )
@@ -169,8 +170,9 @@ async def test_changed_host_key_names_the_host(tmp_path: Path) -> None:
     server = await start_fake_server(tmp_path, known_host_key=other)
     try:
         async with _transport(server, "db7") as t:
-            with pytest.raises(HostKeyMismatch, match="db7: host key changed"):
+            with pytest.raises(HostKeyMismatch, match="db7: host key changed") as info:
                 await t.run("db7", "true")
+            assert "ssh-keygen -R" in str(info.value) and "man-in-the-middle" in str(info.value)
             assert server.state.auth_attempts == 0
             assert t.stats().connect_failures == 1  # never retried
     finally:
@@ -181,8 +183,10 @@ async def test_unknown_host_key_is_refused_by_default(fake_ssh: FakeSSHServer, t
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     async with SSHTransport(_settings(fake_ssh), SSHAuth(), known_hosts=empty, retry=FAST_RETRY) as t:
-        with pytest.raises(HostKeyMismatch, match="not in known_hosts"):
+        with pytest.raises(HostKeyUnknown, match="not in known_hosts") as info:
             await t.run("web1", "true")
+        assert str(empty) in str(info.value) and "--host-keys accept-new" in str(info.value)
+        assert t.stats().connect_failures == 1  # never retried
 
 
 async def test_host_key_checking_off_only_when_asked(fake_ssh: FakeSSHServer, tmp_path: Path) -> None:
