@@ -87,10 +87,11 @@ def _verify_audit(path: Path, echo: Echo) -> bool:
 def demo_command(opts: DemoOptions, echo: Echo) -> int:
     """Forecast, Gantt chart, simulated run with progress, verification summary; the exit code."""
     from sysflow.audit.log import remove_log
+    from sysflow.cli.gantt_files import write_gantt
     from sysflow.cli.progress import choose_mode
     from sysflow.cli.run import RunSetup, SimOptions, exit_code, result_lines, simulate
+    from sysflow.cli.timefmt import display_zone
     from sysflow.model.workflow import MaintenanceWorkflow
-    from sysflow.planner.gantt import render_gantt
 
     opts.out.mkdir(parents=True, exist_ok=True)
     inv = demo_inventory(opts.hosts)
@@ -100,7 +101,7 @@ def demo_command(opts: DemoOptions, echo: Echo) -> int:
     echo(f"demo        {wf.name} on {len(inv)} simulated hosts in {len(dcs)} datacenters ({', '.join(dcs)})")
     echo(f"wrote       {opts.out / 'inventory.yaml'}")
     plan = _forecast(wf, inv, echo)
-    gantt = render_gantt(plan, opts.out / "gantt.html")
+    gantt = write_gantt(plan, opts.out / "gantt.html", display_zone(None, wf))
     echo(f"wrote       {gantt} (Gantt chart of the p50 plan)")
     echo("== run (simulated, virtual time) ==")
     audit = opts.out / "audit.db"

@@ -21,6 +21,7 @@ __all__ = [
     "PassphraseEnvOpt",
     "SSHConfigOpt",
     "StateOpt",
+    "TzOpt",
     "load_inputs",
 ]
 
@@ -32,6 +33,10 @@ PassphraseEnvOpt = Annotated[
     str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
 ]
 KnownHostsOpt = Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")]
+TzOpt = Annotated[
+    str | None,
+    typer.Option("--tz", help="Show times in this IANA zone (default: the zone of the workflow's windows)."),
+]
 StateOpt = Annotated[
     Path | None,
     typer.Option(

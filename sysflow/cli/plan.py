@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from sysflow.cli.timefmt import DisplayZone, display_zone
 from sysflow.clock import utc
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.forecast import Forecast, forecast
@@ -33,6 +34,7 @@ class PlanOptions:
     start: str | None = None  # ISO 8601; default now, to the minute
     durations: Path | None = None  # a DurationModel saved as JSON
     horizon_days: float = 14.0
+    tz: str | None = None  # display zone (--tz); default: the zone of the windows
 
     def planning(self, workflow: Path, inventory: Path) -> tuple[Any, Any, dict[str, Any]]:
         """The loaded workflow and inventory, and the keyword arguments every planner call shares."""
@@ -74,15 +76,18 @@ def _load(workflow: Path, inventory: Path, durations: Path | None) -> tuple[Any,
     return wf, inv, model
 
 
-def plan_summary(plan: Plan) -> list[str]:
-    """What ``sysflow plan`` prints."""
+def plan_summary(plan: Plan, zone: DisplayZone | None = None) -> list[str]:
+    """What ``sysflow plan`` prints, times in ``zone`` (default: the zone of the windows)."""
     q, b = plan.quality, plan.bound
+    z = zone or display_zone(None, None)
     done = ", ".join(str(n) for n in plan.hosts_done_per_window)
     lines = [
+        f"zone        {z.header()}",
         f"solver      {plan.solver} ({plan.status}) in {plan.seconds:.2f} s",
         f"hosts       {sum(plan.hosts_done_per_window)} placed, {len(plan.deferred)} deferred",
         f"per window  {done}",
-        f"finish      {plan.at(q.makespan).isoformat()} (lower bound {plan.at(b.makespan).isoformat()})",
+        f"start       {z.fmt(plan.origin)}",
+        f"finish      {z.fmt(plan.at(q.makespan))} (lower bound {z.fmt(plan.at(b.makespan))})",
         f"quality     ratio {q.ratio:.4f} in window time, {q.excess_s} s over the bound",
     ]
     for host, reason in sorted(plan.deferred.items())[:10]:
@@ -106,26 +111,28 @@ def plan_command(
     from sysflow.planner.build import plan
 
     wf, inv, kw = options.planning(workflow, inventory)
+    zone = display_zone(options.tz, wf)
     result = plan(wf, inv, **kw)
-    for line in plan_summary(result):
+    for line in plan_summary(result, zone):
         echo(line)
     if json_out is not None:
         json_out.write_text(result.to_json())
         echo(f"wrote       {json_out}")
     if gantt is not None:
-        from sysflow.planner.gantt import render_gantt
+        from sysflow.cli.gantt_files import write_gantt
 
-        render_gantt(result, gantt)
+        write_gantt(result, gantt, zone)
         echo(f"wrote       {gantt}")
     return result
 
 
-def forecast_table(fc: Forecast) -> list[str]:
-    """The forecast as an aligned text table, then the deferred hosts."""
+def forecast_table(fc: Forecast, zone: DisplayZone | None = None) -> list[str]:
+    """The forecast as an aligned text table (times in ``zone``), then the deferred hosts."""
+    z = zone or display_zone(None, None)
     head = ("window", "group", "remaining", "fit p50", "fit p90", "bottleneck")
     rows = [
         (
-            f"{w.start:%a %Y-%m-%d %H:%M}-{w.end:%H:%M}",
+            f"{z.local(w.start):%a %Y-%m-%d %H:%M}-{z.fmt(w.end, day=False)}",
             w.group,
             str(w.candidates),
             str(w.fit_p50),
@@ -137,8 +144,9 @@ def forecast_table(fc: Forecast) -> list[str]:
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
     out = ["  ".join(c.ljust(n) for c, n in zip(r, widths, strict=True)).rstrip() for r in (head, *rows)]
     out.insert(1, "  ".join("-" * n for n in widths))
+    out.insert(0, z.header())
     out.append(f"binding constraint: {fc.binding}")
-    out.append(f"lower bound: {fc.lower_bound.isoformat()}; planned finish: {fc.makespan.isoformat()}")
+    out.append(f"lower bound: {z.fmt(fc.lower_bound)}; planned finish: {z.fmt(fc.makespan)}")
     for host, reason in sorted(fc.deferred.items()):
         out.append(f"deferred at p50: {host}: {reason}")
     return out
@@ -156,9 +164,10 @@ def forecast_command(
     from sysflow.planner.build import plan_pair
 
     wf, inv, kw = options.planning(workflow, inventory)
+    zone = display_zone(options.tz, wf)
     p50, p90 = plan_pair(wf, inv, quantiles=(0.5, 0.9), **kw)
     fc = forecast(p50, p90)
-    for line in forecast_table(fc):
+    for line in forecast_table(fc, zone):
         echo(line)
     if json_out is not None:
         json_out.write_text(fc.to_json())
