@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sysflow.cli.commands import DEBUG, register
+from sysflow.cli.exec import sysflow_exec
 from sysflow.cli.inputs import EXIT_INVALID, TzOpt, _fail, _problem_lines, load_inputs
 from sysflow.cli.lab import lab_app
 from sysflow.cli.schedule import schedule_app, scheduler_command
@@ -141,10 +142,12 @@ def _plan_options(
         raise _fail([f"error: --solver must be greedy or cpsat, not {solver!r}"], f"{what}: invalid")
     try:
         parse_start(start)
-        if tz:
-            parse_tz(tz)
     except ValueError as exc:
         raise _fail([f"error: {exc}"], f"{what}: invalid") from None
+    try:
+        parse_tz(tz or "UTC")
+    except ValueError as exc:
+        raise _fail([], f"error: {exc}") from None
     return PlanOptions(solver=solver, time_limit=time_limit, start=start, tz=tz)  # type: ignore[arg-type]
 
 
@@ -206,6 +209,7 @@ register(app)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(lab_app, name="lab")
 app.command("scheduler")(scheduler_command)
+app.command("exec")(sysflow_exec)
 
 
 def main() -> None:

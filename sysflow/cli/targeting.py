@@ -90,6 +90,7 @@ class Targeting:
     forks: int | None = None
     force: bool = False
     store: Path | None = None  # where @failed:RUN is read
+    limit_name: str = "--limit"  # how messages name the limit (``exec`` calls it the pattern)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -111,7 +112,9 @@ def narrow(
         wf = selection.select_tasks(wf, tags)
         targeting.warnings.extend(tags.warnings)
     if targeting.limit is not None:
-        hosts = selection.limit_hosts(inv, limit_terms(targeting.limit, inv, targeting.store))
+        hosts = selection.limit_hosts(
+            inv, limit_terms(targeting.limit, inv, targeting.store, targeting.limit_name)
+        )
         wf = selection.pinned_targets(wf, inv, hosts)
         inv = selection.limited_inventory(inv, hosts)
     if targeting.extra_vars:
@@ -121,7 +124,7 @@ def narrow(
     return wf, inv
 
 
-def limit_terms(text: str, inventory: Inventory, store: Path | None) -> list[str]:
+def limit_terms(text: str, inventory: Inventory, store: Path | None, name: str = "--limit") -> list[str]:
     """The ``--limit`` text as one pattern's terms, ``@FILE`` and ``@failed:RUN`` replaced by
     their host names; a term that matches no host is an error naming it."""
     from sysflow.model.patterns import split_host_pattern
@@ -129,33 +132,31 @@ def limit_terms(text: str, inventory: Inventory, store: Path | None) -> list[str
     terms: list[str] = []
     for term in split_host_pattern(text) if not text.startswith("@") else [text]:
         if term.startswith(FAILED_PREFIX):
-            terms.extend(failed_hosts(term[len(FAILED_PREFIX) :], inventory, store))
+            terms.extend(failed_hosts(term[len(FAILED_PREFIX) :], inventory, store, name))
         elif term.startswith("@"):
-            terms.extend(_retry_file(Path(term[1:])))
+            terms.extend(_retry_file(Path(term[1:]), name))
         else:
             terms.append(term)
     unmatched = inventory.unmatched(terms)
     if unmatched:
-        raise InventoryError(
-            [Problem(f"--limit {text!r}: {', '.join(map(repr, unmatched))} matches no host")]
-        )
+        raise InventoryError([Problem(f"{name} {text!r}: {', '.join(map(repr, unmatched))} matches no host")])
     if not inventory.select(terms):
-        raise InventoryError([Problem(f"--limit {text!r} matches no host of the inventory")])
+        raise InventoryError([Problem(f"{name} {text!r} matches no host of the inventory")])
     return terms
 
 
-def _retry_file(path: Path) -> list[str]:
+def _retry_file(path: Path, name: str) -> list[str]:
     """Host names of a retry file: one a line; blank lines and ``#`` comments ignored."""
     from sysflow.model.loader import read_bounded
 
     hosts = [ln.strip() for ln in read_bounded(path, "limit file").splitlines()]
     found = [h for h in hosts if h and not h.startswith("#")]
     if not found:
-        raise InventoryError([Problem(f"--limit @{path}: the file names no host")])
+        raise InventoryError([Problem(f"{name} @{path}: the file names no host")])
     return found
 
 
-def failed_hosts(run_id: str, inventory: Inventory, store: Path | None) -> list[str]:
+def failed_hosts(run_id: str, inventory: Inventory, store: Path | None, name: str = "--limit") -> list[str]:
     """The hosts ``sysflow status RUN --failed`` lists (failed, rolled back, unknown), in the inventory."""
     from sysflow.cli.control import run_status_lines
     from sysflow.engine.store import default_store_path
@@ -164,7 +165,7 @@ def failed_hosts(run_id: str, inventory: Inventory, store: Path | None) -> list[
     document = json.loads(run_status_lines(state, run_id, failed=True, as_json=True)[0])
     hosts = [str(h["host"]) for h in document["hosts"] if str(h["host"]) in inventory]
     if not hosts:
-        raise InventoryError([Problem(f"--limit @failed:{run_id}: run {run_id} has no failed host")])
+        raise InventoryError([Problem(f"{name} @failed:{run_id}: run {run_id} has no failed host")])
     return hosts
 
 
