@@ -197,6 +197,7 @@ class SSHAuth:
         password: SecretSource | None = None,
         become_password: SecretSource | None = None,
         identity_passphrase: SecretSource | None = None,
+        host_become: Callable[[str], str | None] | None = None,
     ) -> None:
         self.username = username
         self.key_files = tuple(key_files)
@@ -204,6 +205,7 @@ class SSHAuth:
         self._password = password
         self._become = become_password
         self._identity_passphrase = identity_passphrase
+        self._host_become = host_become
         self._keys: dict[Path, _LoadedKey] = {}
         self._lock: asyncio.Lock | None = None
 
@@ -272,6 +274,7 @@ class SSHAuth:
             "password": self._password,
             "become_password": self._become,
             "identity_passphrase": self._identity_passphrase,
+            "host_become": self._host_become,
         }
         fields.update(changes)
         return SSHAuth(**fields)
@@ -299,6 +302,11 @@ class SSHAuth:
             raise ValueError("with_become needs a callback or an environment variable name")
         return self._copy(become_password=source if source is not None else env_secret(str(env)))
 
+    def with_host_become(self, lookup: Callable[[str], str | None]) -> SSHAuth:
+        """A sudo password per host (``ansible_become_password``); where ``lookup`` gives None, the
+        password of :meth:`with_become` applies."""
+        return self._copy(host_become=lookup)
+
     def with_username(self, username: str | None) -> SSHAuth:
         return self._copy(username=username)
 
@@ -325,8 +333,12 @@ class SSHAuth:
             client_keys=keys,
             agent_path=agent_path,
             password=await _resolve(self._password),
-            become_password=await _resolve(self._become),
+            become_password=await self._become_for(host),
         )
+
+    async def _become_for(self, host: str) -> Secret | None:
+        own = self._host_become(host) if self._host_become is not None else None
+        return Secret(own) if own is not None else await _resolve(self._become)
 
     async def _keypairs(self, files: Sequence[KeyFile], refresh: bool) -> tuple[Any, ...]:
         """Loaded keys; one stat per key and certificate per connect decides whether to reload."""

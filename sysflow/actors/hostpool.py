@@ -358,6 +358,12 @@ class HostPool:
         if self._transport is None:
             assert self._factory is not None
             self._transport = self._factory()
+        if req.become is not None and takes_become(self._transport):
+            run: Any = self._transport.run  # the SSH transport's run, beyond the Transport protocol
+            result: CommandResult = await run(
+                req.host, req.command, timeout=req.timeout, env=req.env_map, cwd=req.cwd, become=req.become
+            )
+            return result
         return await self._transport.run(
             req.host, req.command, timeout=req.timeout, env=req.env_map, cwd=req.cwd
         )
@@ -396,3 +402,11 @@ def _open_connections(transport: Transport | None) -> int:
         value = getattr(transport, "open_connections", 0)
         value = value() if callable(value) else value
     return int(value) if isinstance(value, int) else 0
+
+
+def takes_become(transport: Transport) -> bool:
+    """Whether ``transport.run`` runs commands as another user (``become=``; the SSH transport does).
+    Simulated and scripted transports do not: they run the command as written."""
+    import inspect
+
+    return "become" in inspect.signature(transport.run).parameters

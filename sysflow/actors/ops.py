@@ -147,6 +147,7 @@ class OpRequest:
     env: tuple[tuple[str, str], ...] = ()
     cwd: str | None = None
     retry_delay: float | None = None  # seconds before the first retry (None: the pool's default)
+    become: str | None = None  # run through sudo as this user (None: as the login user)
 
     @property
     def env_map(self) -> dict[str, str] | None:

@@ -1,4 +1,4 @@
-"""The operating commands: run, sim, demo, resume, status, logs, approve, cancel, audit, submit.
+"""The operating commands: run, sim, demo, resume, status, logs, approve, pause, cancel, audit, submit.
 
 Each is a thin typer wrapper: options in, one call into ``sysflow.cli.run``, ``.control``,
 ``.audit``, ``.demo`` or ``.jobs``, and an exit code out. Errors become one clear
@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from sysflow.cli.inputs import (
+    AskBecomePassOpt,
+    BecomeOpt,
+    BecomeUserOpt,
     KeyOpt,
     KnownHostsOpt,
     PassphraseEnvOpt,
@@ -176,6 +179,9 @@ def run(
     extra_vars: ExtraVarsOpt = None,
     forks: ForksOpt = None,
     force: ForceOpt = False,
+    become: BecomeOpt = False,
+    become_user: BecomeUserOpt = None,
+    ask_become_pass: AskBecomePassOpt = False,
 ) -> None:
     """Run a workflow over SSH with live progress.
 
@@ -191,13 +197,17 @@ def run(
 
       sysflow run wf.yaml -i hosts.ini --limit @failed:RUN_ID --tags patch -e pkg=openssl --forks 5
 
+      sysflow run wf.yaml -i hosts.ini --become --ask-become-pass
+
     Exit codes: 0 every host succeeded, 1 the run failed or invalid input, 4 hosts leased by another run.
     """
+    from sysflow.cli.become import ask_become_password, with_become_flags
     from sysflow.cli.run import SSHOptions, run_command
     from sysflow.cli.targeting import Targeting, narrow
 
     with guard(f"{workflow}"):
         wf, inv = _load_inputs(workflow, inventory, ssh_config)
+        wf = with_become_flags(wf, become, become_user)
         aim = Targeting(
             limit, tags or (), skip_tags or (), start_at_task, extra_vars or (), forks, force, state
         )
@@ -210,7 +220,8 @@ def run(
             validate(workflow, inventory, ssh_config)
             typer.echo("dry run: nothing was run")
             return
-        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend)
+        secret = ask_become_password(ask_become_pass)
+        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend, secret)
         setup = _setup(json_lines, audit, store_path(state), approve_all)
         setup = replace(setup, rerun=f"sysflow run {_quoted(workflow)} -i {_quoted(inventory)}")
         code = run_command(wf, inv, ssh, setup, _echo_for(json_lines))
@@ -297,8 +308,10 @@ def resume(
     known_hosts: KnownHostsOpt = None,
     audit: AuditOpt = None,
     json_lines: JsonOpt = False,
+    ask_become_pass: AskBecomePassOpt = False,
 ) -> None:
-    """Continue an interrupted run: finished operations are kept, interrupted ones re-checked.
+    """Continue a run: a paused live one (sysflow pause) is asked to go on; an interrupted one (its
+    process gone) continues here, finished operations kept, interrupted ones re-checked.
 
     Examples:
 
@@ -306,10 +319,11 @@ def resume(
 
       sysflow resume RUN --store /srv/sysflow/state.db --key ~/.ssh/maint
 
-    Exit codes: 0 ok, 1 the run failed, 3 no such run, 4 already finished, owned by a live
-    controller (named on the one line printed) or hosts leased by another run.
+    Exit codes: 0 ok, 1 the run failed, 3 no such run, 4 already finished, running and not paused,
+    owned by a live controller (named on the one line printed) or hosts leased by another run.
     """
-    from sysflow.cli.control import ControlError, run_views
+    from sysflow.cli.become import ask_become_password
+    from sysflow.cli.control import ControlError, resume_run, run_views
     from sysflow.cli.run import SSHOptions, resume_command
 
     state = store_path(state)
@@ -317,7 +331,11 @@ def resume(
         view = run_views(state, run_id)[0]  # a missing store or run is "not found" before anything starts
         if view.finished:
             raise ControlError(f"run {run_id} already {view.status}")
-        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env)
+        if view.alive:  # its own process runs it: ask that process to continue
+            typer.echo(resume_run(state, run_id, _who()))
+            raise typer.Exit(0)
+        secret = ask_become_password(ask_become_pass)
+        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, become_password=secret)
         code = resume_command(run_id, ssh, _setup(json_lines, audit, state, False), _echo_for(json_lines))
     raise typer.Exit(code)
 
@@ -432,6 +450,21 @@ def approve(
     with guard(f"approve {run_id}"):
         target = wave or (run_views(store_path(state), run_id)[0].wave + 1)
         typer.echo(approve_run(store_path(state), run_id, target, _who()))
+
+
+def pause(run_id: RunArg, state: StateOpt = None) -> None:
+    """Pause a live run: running operations finish, nothing new starts until `sysflow resume RUN`.
+
+    Examples:
+
+      sysflow pause os_patching-20261129T010000-3f2a1b
+
+    Exit codes: 0 pause requested, 3 no such run, 4 finished, already paused or its process gone.
+    """
+    from sysflow.cli.control import pause_run
+
+    with guard(f"pause {run_id}"):
+        typer.echo(pause_run(store_path(state), run_id, _who()))
 
 
 def cancel(run_id: RunArg, state: StateOpt = None) -> None:
@@ -602,6 +635,6 @@ def audit_export(
 
 def register(app: typer.Typer) -> None:
     """Add the operating commands to the root ``sysflow`` app."""
-    for command in (run, sim, demo, resume, status, logs, approve, cancel, submit):
+    for command in (run, sim, demo, resume, status, logs, approve, pause, cancel, submit):
         app.command(command.__name__)(command)
     app.add_typer(audit_app, name="audit")

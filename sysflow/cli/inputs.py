@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_INVALID",
+    "AskBecomePassOpt",
+    "BecomeOpt",
+    "BecomeUserOpt",
     "KeyOpt",
     "KnownHostsOpt",
     "PassphraseEnvOpt",
@@ -33,6 +36,15 @@ PassphraseEnvOpt = Annotated[
     str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
 ]
 KnownHostsOpt = Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")]
+BecomeOpt = Annotated[
+    bool, typer.Option("--become", "-b", help="Run tasks through sudo (unless a task says become: false).")
+]
+BecomeUserOpt = Annotated[
+    str | None, typer.Option("--become-user", help="User to become (default root; implies --become).")
+]
+AskBecomePassOpt = Annotated[
+    bool, typer.Option("--ask-become-pass", "-K", help="Prompt for the sudo password (hidden; never stored).")
+]
 TzOpt = Annotated[
     str | None,
     typer.Option("--tz", help="Show times in this IANA zone (default: the zone of the workflow's windows)."),

@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING
 from sysflow.engine.events import Event, EventKind, Observer
 
 if TYPE_CHECKING:
-    from sysflow.actors.auth import SSHAuth
+    from sysflow.actors.auth import Secret, SSHAuth
     from sysflow.cli.progress import Progress, ProgressContext, ProgressMode
     from sysflow.engine.dispatch import BackendRunner
     from sysflow.engine.engine import Engine
@@ -47,6 +47,7 @@ __all__ = [
     "progress_context",
     "result_lines",
     "run_command",
+    "run_live",
     "sim_command",
 ]
 
@@ -297,6 +298,7 @@ class SSHOptions:
     known_hosts: Path | None = None
     passphrase_env: str | None = None
     backend: str = "local"  # where the HostPools live: local, local=N, ray, ray=ADDRESS
+    become_password: Secret | None = field(default=None, repr=False)  # --ask-become-pass, memory only
 
 
 def make_auth(ssh: SSHOptions) -> SSHAuth:
@@ -315,17 +317,24 @@ def ssh_engine(
     found: Sequence[Observer],
     runner: BackendRunner | None = None,
 ) -> Engine:
+    from sysflow.cli.become import with_become_passwords
     from sysflow.engine.engine import Engine
 
-    return Engine(
+    engines: list[Engine] = []  # the engine's inventory is the stored one on resume: read it late
+    auth = with_become_passwords(
+        make_auth(ssh), ssh.become_password, lambda: engines[0].inventory if engines else inventory
+    )
+    engine = Engine(
         inventory,
-        make_auth(ssh),
+        auth,
         observers=found,
         ssh_config=ssh.ssh_config,
         known_hosts=ssh.known_hosts,
         store=setup.state,
         runner=runner,
     )
+    engines.append(engine)
+    return engine
 
 
 async def started_runner(
@@ -369,11 +378,18 @@ async def _run_live(
                 engine.store.close()
 
 
+def run_live(
+    workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup
+) -> RunResult:
+    """Run ``workflow`` over SSH (blocking); ``sysflow run`` and ``sysflow exec`` report it their way."""
+    return asyncio.run(_run_live(workflow, inventory, ssh, setup))
+
+
 def run_command(
     workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup, echo: Echo
 ) -> int:
     """``sysflow run`` over SSH: progress, audit, summary, exit code."""
-    result = asyncio.run(_run_live(workflow, inventory, ssh, setup))
+    result = run_live(workflow, inventory, ssh, setup)
     for line in result_lines(result, setup.state, setup.rerun):
         echo(line)
     return exit_code(result)
@@ -399,8 +415,8 @@ def resume_command(run_id: str, ssh: SSHOptions, setup: RunSetup, echo: Echo) ->
 
 
 async def poll_controls(run: Run, state: Path | None, interval: float = CONTROL_POLL_INTERVAL) -> None:
-    """Apply approvals and cancels other processes wrote to the store, until cancelled."""
-    from sysflow.cli.control import pending_controls
+    """Apply approvals, pauses, resumes and cancels other processes wrote to the store, until cancelled."""
+    from sysflow.cli.control import apply_control, pending_controls
 
     if state is None:
         return
@@ -408,8 +424,5 @@ async def poll_controls(run: Run, state: Path | None, interval: float = CONTROL_
     while True:
         for wave, kind in pending_controls(state, run.id, seen):
             seen.add((wave, kind))
-            if kind == "cancel":
-                run.cancel("cancelled by operator (sysflow cancel)")
-            else:
-                run.approve(wave + 1)
+            apply_control(run, state, wave, kind)
         await asyncio.sleep(interval)

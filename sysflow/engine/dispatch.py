@@ -55,6 +55,7 @@ def request_of(op: Operation, command: str, env: Mapping[str, str] | None = None
         retries=op.retries,
         env=tuple(sorted((env or {}).items())),
         retry_delay=op.retry_delay,
+        become=op.become,
     )
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 from sysflow.errors import Problem, WorkflowError
 from sysflow.model.analysis import MetricCheck
 from sysflow.model.base import FrozenModel, UserModel
+from sysflow.model.become import BecomeMethod, BecomeSetting, become_method_problem
 from sysflow.model.durations import Duration
 from sysflow.model.parallelism import ParallelismConfig, check_count
 from sysflow.model.serial import SerialValue, serial_value
@@ -194,6 +195,25 @@ class Task(FrozenModel):
         "condition holds; `result` is the latest attempt.",
     )
     delay: Duration = Field(5.0, description="Seconds between `until` attempts.")
+    become: bool | None = Field(
+        None, description="Run through sudo (default: the host's ansible_become, else the workflow's)."
+    )
+    become_user: str | None = Field(None, pattern=r"^\S+$", description="User to become (default root).")
+    become_method: BecomeMethod | None = Field(None, description="Only sudo runs (su/doas need a tty).")
+
+    @model_validator(mode="after")
+    def _become_usable(self) -> Task:
+        problem = become_method_problem(self.become_method)
+        if problem is None and self.local and (self.become or self.become_user or self.become_method):
+            problem = "become cannot be used on a local task (it runs on the controller as you)"
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def become_setting(self) -> BecomeSetting:
+        """This task's become fields (see :mod:`sysflow.model.become`)."""
+        return BecomeSetting(self.become, self.become_user, self.become_method)
 
     @field_validator("run", "rollback", "check")
     @classmethod
@@ -372,6 +392,17 @@ class MaintenanceWorkflow(UserModel):
         default_factory=list,
         description="Infrastructure checks before waves and at gates: hold, skip or throttle.",
     )
+    become: bool = Field(False, description="Run every task through sudo unless it or its host says not.")
+    become_user: str | None = Field(None, pattern=r"^\S+$", description="User to become (default root).")
+    become_method: BecomeMethod | None = Field(None, description="Only sudo runs (su/doas need a tty).")
+
+    @field_validator("become_method")
+    @classmethod
+    def _become_method_runs(cls, value: str | None) -> str | None:
+        problem = become_method_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     _positions: dict[str, str] = PrivateAttr(default_factory=dict)
     _source: str | None = PrivateAttr(None)

@@ -42,6 +42,7 @@ class Operation:
     idempotent: bool = False  # safe to repeat after a crash
     check: str | None = None  # exits 0 when the task already took effect (re-check after a crash)
     retry_delay: float | None = None  # seconds before the first command retry (None: the pool's)
+    become: str | None = None  # run through sudo as this user (None: as the login user)
 
     def demand(self, pool: str) -> float:
         for name, amount in self.demands:
