@@ -80,16 +80,21 @@ def with_extra_vars(inventory: Inventory, extra: Mapping[str, Any]) -> Inventory
 def pinned_targets(
     workflow: MaintenanceWorkflow, inventory: Inventory, hosts: Iterable[str]
 ) -> MaintenanceWorkflow:
-    """Tasks whose targets use subscripts (``web[0]``) get the hosts those select in the full
-    ``inventory`` that are in ``hosts``: evaluated on the limited set they could select others."""
+    """Tasks as the limit leaves them: one that targets none of ``hosts`` is dropped (its order
+    kept), one with subscripts (``web[0]``) gets the limited hosts it selects in the full
+    ``inventory`` (evaluated on the limited set, a subscript could select others)."""
     keep = set(hosts)
-    tasks = [
-        t.model_copy(update={"targets": [h for h in inventory.select(t.targets) if h in keep] or ["!all"]})
-        if any("[" in p for p in t.targets)
-        else t
-        for t in workflow.tasks
-    ]
-    return _with_tasks(workflow, tasks)
+    tasks: list[Task] = []
+    skipped: set[str] = set()
+    for t in workflow.tasks:
+        chosen = [h for h in inventory.select(t.targets) if h in keep]
+        if not chosen and not t.local and not t.run_once:
+            skipped.add(t.id)
+        pinned = chosen and any("[" in p for p in t.targets)
+        tasks.append(t.model_copy(update={"targets": chosen}) if pinned else t)
+    skipped -= _branches_of(workflow, skipped)
+    empty = "the limit leaves no task with a host to run on"
+    return _drop(_with_tasks(workflow, tasks), skipped, empty)
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ def select_tasks(workflow: MaintenanceWorkflow, selection: TagSelection) -> Main
         selection.warnings.append(f"warning: no task has tag(s) {', '.join(unknown)}; known tags: {listed}")
     skipped.update(t.id for t in workflow.tasks if not selection.wants(t))
     skipped -= _branches_of(workflow, skipped)
-    return _drop(workflow, skipped)
+    return _drop(workflow, skipped, "the tags / --start-at-task given leave no task to run")
 
 
 def _branches_of(workflow: MaintenanceWorkflow, skipped: set[str]) -> set[str]:
@@ -167,7 +172,7 @@ def _branches_of(workflow: MaintenanceWorkflow, skipped: set[str]) -> set[str]:
     return {b for t in workflow.tasks if t.id not in skipped for b in t.on_failure}
 
 
-def _drop(workflow: MaintenanceWorkflow, skipped: set[str]) -> MaintenanceWorkflow:
+def _drop(workflow: MaintenanceWorkflow, skipped: set[str], empty: str) -> MaintenanceWorkflow:
     by_id = {t.id: t for t in workflow.tasks}
 
     def inherited(tid: str, seen: set[str]) -> list[str]:
@@ -185,7 +190,7 @@ def _drop(workflow: MaintenanceWorkflow, skipped: set[str]) -> MaintenanceWorkfl
         deps = list(dict.fromkeys(d for dep in t.depends_on for d in inherited(dep, set())))
         tasks.append(t if deps == t.depends_on else t.model_copy(update={"depends_on": deps}))
     if not tasks:
-        raise WorkflowError([Problem("the tags / --start-at-task given leave no task to run")])
+        raise WorkflowError([Problem(empty)])
     return _with_tasks(workflow, tasks)
 
 
