@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sysflow.cli.inputs import KeyOpt, KnownHostsOpt, PassphraseEnvOpt, SSHConfigOpt, StateOpt
+from sysflow.cli.inputs import (
+    AskBecomePassOpt,
+    BecomeOpt,
+    BecomeUserOpt,
+    KeyOpt,
+    KnownHostsOpt,
+    PassphraseEnvOpt,
+    SSHConfigOpt,
+    StateOpt,
+)
 from sysflow.cli.targeting import ExtraVarsOpt, ForksOpt, Targeting
 
 if TYPE_CHECKING:
@@ -113,6 +122,9 @@ def sysflow_exec(
     key: KeyOpt = None,
     passphrase_env: PassphraseEnvOpt = None,
     known_hosts: KnownHostsOpt = None,
+    become: BecomeOpt = False,
+    become_user: BecomeUserOpt = None,
+    ask_become_pass: AskBecomePassOpt = False,
     audit: Annotated[Path | None, typer.Option("--audit", help="Append to this audit log (SQLite).")] = None,
     state: StateOpt = None,
     forks: ForksOpt = None,
@@ -133,12 +145,13 @@ def sysflow_exec(
 
       sysflow exec 'web*:!web03' -i hosts.ini -- uptime
 
-      sysflow exec @failed:RUN_ID -i hosts.ini --forks 5 -- systemctl restart nginx
+      sysflow exec @failed:RUN_ID -i hosts.ini --forks 5 -b -- systemctl restart nginx
 
     The command is a template like a task's `run` ({{ vars.x }}, {{ host.name }}; -e sets vars).
     Exit codes: 0 every host succeeded, 1 a host failed or invalid input, 3 no such file or run,
     4 hosts leased by another run.
     """
+    from sysflow.cli.become import ask_become_password, with_become_flags
     from sysflow.cli.commands import guard, store_path
     from sysflow.cli.progress import ProgressMode
     from sysflow.cli.run import RunSetup, SSHOptions, run_live
@@ -151,14 +164,18 @@ def sysflow_exec(
         inv = Inventory.load(inventory)
         if problems := inv.connection_problems():
             raise InventoryError(problems, source=str(inventory))
-        wf = adhoc_workflow(pattern, text, timeout=timeout, windows=in_window)
+        wf = with_become_flags(
+            adhoc_workflow(pattern, text, timeout=timeout, windows=in_window), become, become_user
+        )
         aim = Targeting(
             limit=pattern, extra_vars=extra_vars or (), forks=forks, store=state, limit_name="pattern"
         )
         wf, inv = narrow(wf, inv, aim)
         mode = ProgressMode.JSON if json_lines else ProgressMode.QUIET
         setup = RunSetup(mode=mode, out=sys.stdout, audit=audit, state=store_path(state), approve_all=True)
-        result = run_live(wf, inv, SSHOptions(ssh_config, key, known_hosts, passphrase_env), setup)
+        secret = ask_become_password(ask_become_pass)
+        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, become_password=secret)
+        result = run_live(wf, inv, ssh, setup)
         echo = _echo(json_lines)
         for line in exec_lines(result, inv, lines):
             echo(line)

@@ -80,3 +80,39 @@ def test_exec_patterns_forks_and_errors(sshd: SSHD, tmp_path: Path) -> None:
     bad = _exec(tmp_path, "web*:&nosuch", *common, "--", "true")
     assert bad.returncode == 1
     assert bad.stderr == "pattern 'web*:&nosuch': '&nosuch' matches no host\n"
+
+
+@pytest.mark.ssh
+def test_exec_becomes_root_with_the_password_on_stdin(sshd: SSHD, tmp_path: Path) -> None:
+    hosts = ["h0041"]
+    config = sshd.write_client_config(tmp_path / "ssh_config", hosts, user=sshd.become_user)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("h0041\n")
+    common = ["-i", str(inventory), "--ssh-config", str(config), "--known-hosts", str(sshd.known_hosts)]
+    plain = _exec(tmp_path, "all", *common, "--", "id -un")
+    assert plain.stdout.splitlines()[:2] == ["h0041 | OK | rc=0", sshd.become_user], plain.stderr
+    argv = [
+        *SYSFLOW,
+        "exec",
+        "all",
+        *common,
+        "--store",
+        str(tmp_path / "state.db"),
+        "-b",
+        "-K",
+        "--",
+        "id -un",
+    ]
+    done = subprocess.run(
+        argv,
+        input=sshd.become_password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[:2] == ["h0041 | OK | rc=0", "root"]
+    assert sshd.become_password not in done.stdout + done.stderr
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("state"))
+    assert stored and sshd.become_password.encode() not in stored
