@@ -37,10 +37,15 @@ def ask_become_password(ask: bool) -> Secret | None:
     """The become password typed at a hidden prompt (read from stdin when it is not a terminal)."""
     if not ask:
         return None
+    import sys
+
     import typer
 
     from sysflow.actors.auth import Secret
 
+    if not sys.stdin.isatty():  # piped: one line, no echo to hide (getpass would warn)
+        typer.echo("BECOME password: ", err=True, nl=False)
+        return Secret(sys.stdin.readline().rstrip("\r\n"))
     value: str = typer.prompt("BECOME password", hide_input=True, err=True)
     return Secret(value)
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sysflow.errors import Problem
+from sysflow.model.become import BECOME_VARS, become_var_problem
 
 if TYPE_CHECKING:
     from sysflow.model.inventory import Inventory
@@ -26,7 +27,10 @@ CONNECTION_VARS = _PORT_VARS | _NAME_VARS | _TEXT_VARS | _ARGS_VARS
 def connection_var_problem(key: str, value: Any) -> str | None:
     """Why ``value`` cannot be the connection variable ``key``; None if it can (or is unset, or
     ``key`` is no connection variable). Checked when an inventory is read, so a bad port is a
-    ``file:line`` error of ``sysflow validate``, not a failure of the run."""
+    ``file:line`` error of ``sysflow validate``, not a failure of the run. The ``ansible_become*``
+    variables follow :func:`sysflow.model.become.become_var_problem`."""
+    if key in BECOME_VARS:
+        return become_var_problem(key, value)
     if value is None or key not in CONNECTION_VARS:
         return None
     if key in _PORT_VARS:
@@ -68,7 +72,7 @@ def inventory_problems(inv: Inventory) -> list[Problem]:
     scopes += [(f"{head}host_vars/{h}", v) for h, v in inv.host_vars_dir.items()]
     problems = []
     for where, variables in scopes:
-        for key in CONNECTION_VARS.intersection(variables):
+        for key in (CONNECTION_VARS | BECOME_VARS).intersection(variables):
             message = connection_var_problem(key, variables[key])
             if message is not None:
                 problems.append(Problem(message, where))
