@@ -97,6 +97,16 @@ class HostKeyStore:
     def __repr__(self) -> str:
         return f"HostKeyStore(policy={self.policy.value!r}, files={[str(f) for f in self._files]!r})"
 
+    def accepted(self) -> dict[str, str]:
+        """Keys accepted on first use by this store: ``[host]:port`` pattern -> SHA256 fingerprint."""
+        with self._lock:
+            return {pattern: key.get_fingerprint() for pattern, key in self._accepted.items()}
+
+    @property
+    def accept_file(self) -> Path | None:
+        """The file ``accept-new`` appends to (None under other policies)."""
+        return self._accept_file
+
     def asyncssh_known_hosts(self) -> Any:
         """The value for asyncssh's ``known_hosts`` option: the parsed files, or None when off."""
         if self.policy is HostKeyPolicy.OFF:

@@ -209,7 +209,8 @@ def _aligned(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
 def host_table(views: Sequence[HostView], every: Sequence[HostView] | None = None) -> list[str]:
     """Hosts per wave: a heading per wave (its size and outcomes, counted over ``every`` host of the
     run when ``views`` are some of them), then host, wave, outcome, failed task, reason, aligned
-    across waves."""
+    across waves; when ``views`` are some of them (``status --failed``), a remedy line under a host."""
+    remedies = every is not None and every is not views
     every = views if every is None else every
     if not views:
         return ["no hosts"]
@@ -222,7 +223,19 @@ def host_table(views: Sequence[HostView], every: Sequence[HostView] | None = Non
             members = [v for v in every if v.wave == view.wave]
             lines.append(f"wave {view.wave + 1}: {plural(len(members), 'host')} ({_counts(members)})")
         lines.append(body[i + 1])
+        lines.extend(remedy_lines(view, "    ") if remedies else [])
     return lines
+
+
+def remedy_lines(view: HostView, indent: str) -> list[str]:
+    """``remedy: ...`` under a failed host whose failure has a known remedy (sysflow.cli.remedies)."""
+    from sysflow.cli.remedies import remedy_for
+
+    op = view.failed_op
+    if not view.failed or op is None:
+        return []
+    found = remedy_for(op.error, op.exit_status, op.stderr)
+    return [f"{indent}remedy: {found}"] if found else []
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -327,6 +340,7 @@ def failure_recap(
             name = "stderr" if op.stderr.strip() else "stdout"
             found, _ = tail(text, tail_lines)
             lines.extend(f"      {name} | {line}" for line in found)
+        lines.extend(remedy_lines(view, "      "))
     if len(own) > detailed:
         lines.append(f"    ... and {plural(len(own) - detailed, 'more host')}")
     groups: dict[str, list[str]] = {}
