@@ -116,3 +116,17 @@ def test_exec_becomes_root_with_the_password_on_stdin(sshd: SSHD, tmp_path: Path
     assert sshd.become_password not in done.stdout + done.stderr
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("state"))
     assert stored and sshd.become_password.encode() not in stored
+
+
+def test_in_window_reads_a_windows_section_and_names_a_bad_file(tmp_path: Path) -> None:
+    from sysflow.cli.exec import adhoc_workflow
+    from sysflow.errors import WorkflowError
+
+    assert adhoc_workflow("all", "true").windows.groups == {}  # ad-hoc: no windows unless asked
+    path = tmp_path / "windows.yaml"
+    path.write_text("windows:\n  groups:\n    web: 'Sunday 01:00-03:00'\n  default: never\n")
+    windows = adhoc_workflow("web", "true", windows=path).windows
+    assert windows.default == "never" and [s.weekly for s in windows.groups["web"]] == ["Sunday 01:00-03:00"]
+    path.write_text("- not a mapping\n")
+    with pytest.raises(WorkflowError, match=r"windows.yaml: a windows file is a mapping"):
+        adhoc_workflow("web", "true", windows=path)
