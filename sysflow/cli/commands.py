@@ -26,6 +26,7 @@ from sysflow.cli.inputs import (
     PassphraseEnvOpt,
     SSHConfigOpt,
     StateOpt,
+    TzOpt,
     load_inputs,
 )
 from sysflow.cli.targeting import (
@@ -131,6 +132,18 @@ def _setup(json_lines: bool, audit: Path | None, state: Path | None, approve_all
     return RunSetup(mode=mode, out=sys.stdout, audit=audit, state=state, approve_all=approve_all)
 
 
+def _tz(tz: str | None) -> str | None:
+    """``--tz``, checked: an unknown zone is one line and exit 1."""
+    from sysflow.cli.timefmt import parse_tz
+
+    if tz:
+        try:
+            parse_tz(tz)
+        except ValueError as exc:
+            _exit(EXIT_INVALID, f"error: {exc}")
+    return tz
+
+
 def _quoted(path: Path) -> str:
     import shlex
 
@@ -182,6 +195,7 @@ def run(
     become: BecomeOpt = False,
     become_user: BecomeUserOpt = None,
     ask_become_pass: AskBecomePassOpt = False,
+    tz: TzOpt = None,
 ) -> None:
     """Run a workflow over SSH with live progress.
 
@@ -223,7 +237,7 @@ def run(
         secret = ask_become_password(ask_become_pass)
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend, secret)
         setup = _setup(json_lines, audit, store_path(state), approve_all)
-        setup = replace(setup, rerun=f"sysflow run {_quoted(workflow)} -i {_quoted(inventory)}")
+        setup = replace(setup, rerun=f"sysflow run {_quoted(workflow)} -i {_quoted(inventory)}", tz=_tz(tz))
         code = run_command(wf, inv, ssh, setup, _echo_for(json_lines))
     raise typer.Exit(code)
 
@@ -245,6 +259,7 @@ def sim(
     ] = None,
     json_lines: JsonOpt = False,
     approve: Annotated[bool, typer.Option("--approve/--no-approve", help="Approve every gate.")] = True,
+    tz: TzOpt = None,
 ) -> None:
     """Run a workflow with the real engine on a simulated fleet, on virtual time.
 
@@ -268,7 +283,7 @@ def sim(
         else:
             wf, inv = MaintenanceWorkflow.from_file(workflow), demo_inventory(hosts)
         options = SimOptions(profile=profile, seed=seed, start=sim_start(start))
-        setup = _setup(json_lines, audit, state, approve)
+        setup = replace(_setup(json_lines, audit, state, approve), tz=_tz(tz))
         code = sim_command(wf, inv, options, setup, _echo_for(json_lines))
     raise typer.Exit(code)
 

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Any
 
+from sysflow.cli.timefmt import DisplayZone
 from sysflow.cli.views import plural, tidy
 from sysflow.engine.events import Event, EventKind
 
@@ -82,6 +83,7 @@ class ProgressContext:
     datacenter_of: Mapping[str, str] = field(default_factory=dict)
     planned_ends: Sequence[datetime] = ()
     window_end: Callable[[datetime], datetime | None] | None = None
+    zone: DisplayZone | None = None  # the zone times are shown in (None: UTC, unlabelled)
 
 
 @dataclass
@@ -278,7 +280,8 @@ _PLAIN_KINDS = frozenset(
 
 def plain_line(event: Event, state: ProgressState) -> str | None:
     """The line :class:`PlainProgress` prints for ``event`` (None for events it does not print)."""
-    stamp = f"{event.at:%Y-%m-%d %H:%M:%S}"
+    zone = state.context.zone
+    stamp = zone.fmt(event.at, seconds=True) if zone else f"{event.at:%Y-%m-%d %H:%M:%S}"
     if event.kind is EventKind.OP_FINISHED and str(event.data.get("state", "")) in _FAILED_STATES:
         return f"{stamp} FAILED {state.failures[-1]}"
     if event.kind is EventKind.VERIFICATION and event.data.get("passed") is False:
@@ -381,8 +384,10 @@ def _fmt_delta(delta: timedelta | None) -> str:
     return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def _fmt_time(when: datetime | None) -> str:
-    return "-" if when is None else f"{when:%Y-%m-%d %H:%M:%S %Z}".strip()
+def _fmt_time(when: datetime | None, zone: DisplayZone | None = None) -> str:
+    if when is None:
+        return "-"
+    return zone.fmt(when, seconds=True) if zone else f"{when:%Y-%m-%d %H:%M:%S %Z}".strip()
 
 
 def _rows(counters: Mapping[Any, _Counter], label: Callable[[Any], str]) -> Iterable[tuple[str, ...]]:
@@ -398,11 +403,12 @@ def render(state: ProgressState) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
+    zone = state.context.zone
     head = Text.assemble(
         (f"run {state.run_id or '-'} ", "bold"),
         (state.status, "red" if state.status in _BAD_STATUSES else "green"),
         f"  {state.summary()}\n",
-        f"now {_fmt_time(state.now)}   ETA (forecast) {_fmt_time(state.eta())}   "
+        f"now {_fmt_time(state.now, zone)}   ETA (forecast) {_fmt_time(state.eta(), zone)}   "
         f"window left {_fmt_delta(state.window_left())}",
     )
     table = Table(show_edge=False, pad_edge=False, box=None)

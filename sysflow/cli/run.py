@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from sysflow.cli.timefmt import DisplayZone, display_zone
 from sysflow.engine.events import Event, EventKind, Observer
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class RunSetup:
     approve_all: bool = False
     who: str | None = None
     rerun: str | None = None  # the command that re-runs this workflow (`sysflow run WF -i INV`)
+    tz: str | None = None  # --tz: the zone summaries show times in (default: the windows' zone)
 
 
 class AutoApprover:
@@ -91,19 +93,23 @@ class AutoApprover:
 # -- building blocks ----------------------------------------------------------------------------
 
 
-def progress_context(inventory: Inventory, plan: Plan | None = None, total_ops: int = 0) -> ProgressContext:
-    """Datacenters of the hosts, sizes, and (with a plan) the forecast and windows for the ETA."""
+def progress_context(
+    inventory: Inventory, plan: Plan | None = None, total_ops: int = 0, zone: DisplayZone | None = None
+) -> ProgressContext:
+    """Datacenters of the hosts, sizes, the display zone, and (with a plan) the forecast and windows
+    for the ETA."""
     from sysflow.cli.progress import ProgressContext, planned_ends, window_end_finder
 
     dcs = {h.name: h.datacenter or "-" for h in inventory}
     if plan is None:
-        return ProgressContext(total_ops=total_ops, total_hosts=len(dcs), datacenter_of=dcs)
+        return ProgressContext(total_ops=total_ops, total_hosts=len(dcs), datacenter_of=dcs, zone=zone)
     return ProgressContext(
         total_ops=total_ops,
         total_hosts=len(dcs),
         datacenter_of=dcs,
         planned_ends=planned_ends(plan),
         window_end=window_end_finder(plan),
+        zone=zone,
     )
 
 
@@ -135,12 +141,18 @@ def exit_code(result: RunResult) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def result_lines(result: RunResult, store: Path | None = None, rerun: str | None = None) -> list[str]:
+def result_lines(
+    result: RunResult, store: Path | None = None, rerun: str | None = None, zone: DisplayZone | None = None
+) -> list[str]:
     """The closing summary: status, host counts, each failed host with its reason and the tail of its
     output, the failures grouped by reason, verification; every count is the result's (failed hosts
     are ``result.failed_servers``: failed and rolled-back hosts). With the run's ``store``, the
-    commands that show more; with ``rerun`` (the command line), how to re-run the failed hosts."""
+    commands that show more; with ``rerun`` (the command line), how to re-run the failed hosts. Times
+    are in ``zone`` (default UTC); with the run's plan, the forecast is set against the actual."""
+    from sysflow.cli.actuals import forecast_vs_actual
     from sysflow.cli.views import failure_recap, host_views, tidy
+
+    zone = zone or display_zone("UTC")
 
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.summary()["hosts"].items()))
     lines = [f"run {result.run_id}: {result.status.value} ({counts})"]
@@ -162,7 +174,9 @@ def result_lines(result: RunResult, store: Path | None = None, rerun: str | None
             f"failed {len(report.failed_hosts)}, inconclusive {len(report.inconclusive_hosts)}; "
             f"checks {c.total}: {c.passed} passed, {c.failed} failed, {c.inconclusive} inconclusive"
         )
-    lines.append(f"  time: {result.started:%Y-%m-%d %H:%M} to {result.ended:%Y-%m-%d %H:%M} UTC")
+    lines.append(f"  time: {zone.fmt(result.started)} to {zone.fmt(result.ended)}")
+    if result.plan is not None:
+        lines.extend(forecast_vs_actual(result, result.plan, zone))
     if result.failed_servers and store is not None:
         lines.append(f"  more: sysflow status {result.run_id} --failed{_store_option(store)}; "
                      f"sysflow logs {result.run_id} HOST{_store_option(store)}")  # fmt: skip
@@ -220,7 +234,7 @@ async def _simulate(
     profile = SimProfile.load(sim.profile) if sim.profile is not None else None
     transport = SimTransport(SimFleet(inventory, profile, seed=sim.seed, start=clock.start), clock)
     approver = AutoApprover() if setup.approve_all else None
-    context = progress_context(inventory, plan)
+    context = progress_context(inventory, plan, zone=display_zone(setup.tz, workflow))
     with observers(setup, context) as (found, progress):
         engine = Engine(
             inventory,
@@ -263,7 +277,7 @@ def sim_command(
     """``sysflow sim``: the real engine on the simulator; summary and exit code."""
     plan = forecast_plan(workflow, inventory, sim.start or sim_start(None)) if sim.forecast else None
     result = simulate(workflow, inventory, sim, setup, plan)
-    for line in result_lines(result, setup.state):
+    for line in result_lines(result, setup.state, zone=display_zone(setup.tz, workflow)):
         echo(line)
     return exit_code(result)
 
@@ -361,7 +375,8 @@ async def _run_live(
     approver = AutoApprover() if setup.approve_all else None
     plan = forecast_or_none(workflow, inventory, datetime.now(UTC))
     runner = await started_runner(workflow, inventory, ssh)
-    with observers(setup, progress_context(inventory, plan)) as (found, progress):
+    context = progress_context(inventory, plan, zone=display_zone(setup.tz, workflow))
+    with observers(setup, context) as (found, progress):
         engine = ssh_engine(inventory, ssh, setup, [*found, *([approver] if approver else [])], runner)
         run = prepare(engine, workflow, approver, progress)
         poller = asyncio.create_task(poll_controls(run, setup.state)) if setup.state else None
@@ -390,7 +405,7 @@ def run_command(
 ) -> int:
     """``sysflow run`` over SSH: progress, audit, summary, exit code."""
     result = run_live(workflow, inventory, ssh, setup)
-    for line in result_lines(result, setup.state, setup.rerun):
+    for line in result_lines(result, setup.state, setup.rerun, display_zone(setup.tz, workflow)):
         echo(line)
     return exit_code(result)
 
