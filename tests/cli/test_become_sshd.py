@@ -78,6 +78,7 @@ def _block(logs: str, task: str) -> str:
     """The output under ``== HOST TASK (...) ==`` in ``sysflow logs``."""
     parts = re.split(r"^== \S+ (\S+) .*==$", logs, flags=re.M)
     blocks = dict(zip(parts[1::2], parts[2::2], strict=True))
+    assert task in blocks, logs
     return blocks[task]
 
 
@@ -130,3 +131,28 @@ def test_missing_password_says_how_to_give_one(sshd: SSHD, tmp_path: Path) -> No
         f"sudo: a password is required on {HOSTS[1]} (user {sshd.become_user}) — pass --ask-become-pass "
         "or set ansible_become_password"
     ) in run.stdout, run.stdout + run.stderr
+
+
+ROLLBACK = """\
+name: undo
+rollout:
+  auto_rollback: true
+tasks:
+  - id: change
+    run: 'true'
+    become: true
+    rollback: id -un > {proof}
+  - id: breaks
+    run: 'false'
+    depends_on: [change]
+"""
+
+
+def test_rollback_runs_as_the_same_user_as_its_task(sshd: SSHD, tmp_path: Path) -> None:
+    inventory = f"{HOSTS[0]} ansible_become_password={sshd.become_password}\n"
+    proof = tmp_path / "rolled-back-by"  # under root's private pytest dir: sfmaint cannot write it
+    fleet = Fleet(tmp_path, sshd, ROLLBACK.format(proof=proof), inventory)
+    run = fleet.run()
+    assert run.returncode == 1
+    assert "rolled_back" in fleet.logs(run, HOSTS[0])
+    assert proof.read_text() == "root\n", run.stdout
