@@ -162,7 +162,7 @@ h2{margin:0 0 2px;font-size:17px} h3{font-size:13px;margin:14px 0 4px} .sub{marg
 .tick:after{content:'';position:absolute;left:50%;bottom:-3px;height:4px;border-left:1px solid #999}
 #rows{display:flex} #plot,.poolplot{flex:1;width:calc(100% - 230px);cursor:grab;display:block}
 .lane{font-size:11px} .sep{stroke:#eee;vector-effect:non-scaling-stroke}
-.op:hover,.density:hover{opacity:.75} .pool{display:flex;align-items:center} .pool span{flex:none;font-size:11px}
+.op:hover,.density:hover{opacity:.75} .pool{display:flex;align-items:center} .pool span{flex:none;font-size:11px;overflow-wrap:anywhere;padding-right:6px;box-sizing:border-box}
 """
 
 _JS = """
@@ -178,7 +178,7 @@ function offset(t){const z=(fo.formatToParts(new Date(t*1000)).find(x=>x.type===
   const m=z.match(/([+-])(\\d+)(?::(\\d+))?/);return m?(m[1]==='-'?-1:1)*(+m[2]*3600+(+(m[3]||0))*60):0;}
 function ticks(){const span=v1-v0,step=steps.find(s=>span/s<=12)||steps[steps.length-1];
   const a=G.lo+v0,off=offset(a);let t=(Math.floor((a+off)/step)+1)*step-off;const f=span>86400?fmtd:fmt;let h='';
-  for(;t<=G.lo+v1;t+=step){h+=`<div class="tick" style="left:${(100*(t-a)/span).toFixed(3)}%">${f.format(new Date(t*1000))}</div>`;}
+  for(;t<=G.lo+v1;t+=step){h+=`<div class="tick" style="left:${(100*(t-a)/span).toFixed(3)}%">${f.format(new Date(t*1000)).replace(",","")}</div>`;}
   axis.innerHTML=h;}
 function apply(){v0=Math.max(0,v0);v1=Math.min(G.span,v1);if(v1-v0<30){v1=v0+30;}
   const vb=`${v0} 0 ${v1-v0} `;plot.setAttribute('viewBox',vb+G.h);
