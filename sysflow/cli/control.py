@@ -1,10 +1,12 @@
-"""``sysflow status``, ``approve`` and ``cancel``: read and steer runs through the run store.
+"""``sysflow status``, ``approve``, ``pause``, ``resume`` and ``cancel``: read and steer runs through
+the run store.
 
 The run store (:mod:`sysflow.engine.store`) is the one place every process can see, so controls
 are rows in it: an approval of wave N is the store's ``(wave N-1, "approval")`` gate (the same row a
-run records when it is approved, so a resumed run sees it too), a cancel is ``(-1, "cancel")``. A
-live ``sysflow run`` polls for them (:func:`sysflow.cli.run.poll_controls`). A run whose process is
-gone is cancelled in the store directly.
+run records when it is approved, so a resumed run sees it too), a cancel is ``(-1, "cancel")``, and
+pauses and resumes are ``(n, "pause")`` / ``(n, "resume")`` with ``n`` counting them in order. A
+live ``sysflow run`` polls for them (:func:`sysflow.cli.run.poll_controls`, :func:`apply_control`).
+A run whose process is gone is cancelled in the store directly.
 """
 
 from __future__ import annotations
@@ -17,19 +19,26 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState, RunStatus
 from sysflow.engine.store import RunRow, pid_alive
 from sysflow.errors import StoreError
 
+if TYPE_CHECKING:
+    from sysflow.engine.run import Run
+
 __all__ = [
     "CANCEL",
     "ControlError",
     "RunView",
+    "apply_control",
     "approve_run",
     "cancel_run",
+    "pause_run",
     "pending_controls",
+    "resume_run",
     "run_log_lines",
     "run_status_lines",
     "run_views",
@@ -40,6 +49,8 @@ __all__ = [
 APPROVAL = "approval"
 CANCEL = "cancel"
 CANCEL_WAVE = -1
+PAUSE = "pause"
+RESUME = "resume"
 
 
 class ControlError(StoreError):
@@ -115,8 +126,11 @@ def run_views(state: Path, run_id: str | None = None) -> list[RunView]:
             for rec in store.ops(row.id).values():
                 counts[rec.state.value] = counts.get(rec.state.value, 0) + 1
             alive = controller_alive(row)
+            reason = row.reason
+            if row.status is RunStatus.PAUSED and (paused := _paused_by(store.gates(row.id))):
+                reason = f"paused by operator ({paused})"
             views.append(RunView(row.id, row.workflow, row.status.value, row.created, row.updated,
-                                 row.reason, row.wave, counts, alive))  # fmt: skip
+                                 reason, row.wave, counts, alive))  # fmt: skip
         return views
 
 
@@ -303,18 +317,102 @@ def cancel_run(state: Path, run_id: str, who: str) -> str:
 
 
 def pending_controls(state: Path, run_id: str, seen: Set[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Approval and cancel rows of a run not in ``seen``, as ``(wave, kind)``."""
+    """Approval, cancel, pause and resume rows of a run not in ``seen``, as ``(wave, kind)``."""
     try:
         db = _open(state)
     except ControlError:
         return []
     try:
         rows = db.execute(
-            "SELECT wave, kind FROM gates WHERE run_id=? AND kind IN (?, ?) AND passed=1",
-            (run_id, APPROVAL, CANCEL),
+            "SELECT wave, kind FROM gates WHERE run_id=? AND kind IN (?, ?, ?, ?) AND passed=1 ORDER BY wave, kind",
+            (run_id, APPROVAL, CANCEL, PAUSE, RESUME),
         ).fetchall()
     except sqlite3.Error:
         return []
     finally:
         db.close()
     return [(int(w), str(k)) for w, k in rows if (int(w), str(k)) not in seen]
+
+
+def _steering(gates: dict[tuple[int, str], tuple[bool | None, list[str]]]) -> list[tuple[int, str, str]]:
+    """Pause and resume rows in the order they were written: ``(n, kind, who)``."""
+    rows = [
+        (w, k, (r[0] if r else "").split(" by ", 1)[-1])
+        for (w, k), (_, r) in gates.items()
+        if k in (PAUSE, RESUME)
+    ]
+    return sorted(rows)
+
+
+def _paused_by(gates: dict[tuple[int, str], tuple[bool | None, list[str]]]) -> str | None:
+    """Who paused the run, when its latest pause or resume row is a pause."""
+    rows = _steering(gates)
+    return rows[-1][2] if rows and rows[-1][1] == PAUSE else None
+
+
+def _steer(state: Path, run_id: str, kind: str, who: str) -> None:
+    from sysflow.engine.store import RunStore
+
+    with RunStore(state) as store:
+        seq = len(_steering(store.gates(run_id)))
+        store.gate(run_id, seq, kind, True, [f"{kind}d by {who}"], at=_now())
+
+
+def pause_run(state: Path, run_id: str, who: str) -> str:
+    """Ask a live run to pause: nothing new starts, running operations finish."""
+    row, _ = _stored(state, run_id)
+    if row.status.finished:
+        raise ControlError(f"run {run_id} already {row.status.value}")
+    if not controller_alive(row):
+        raise ControlError(
+            f"run {run_id} has no live process to pause (sysflow resume {run_id} continues it)"
+        )
+    from sysflow.engine.store import RunStore
+
+    with RunStore(state) as store:
+        if _paused_by(store.gates(run_id)):
+            raise ControlError(f"run {run_id} is already paused (sysflow resume {run_id})")
+    _steer(state, run_id, PAUSE, who)
+    return f"run {run_id}: pause requested (running operations finish, nothing new starts)"
+
+
+def resume_run(state: Path, run_id: str, who: str) -> str:
+    """Ask a live run that an operator paused to continue."""
+    from sysflow.engine.store import RunStore
+
+    row, _ = _stored(state, run_id)
+    if row.status.finished:
+        raise ControlError(f"run {run_id} already {row.status.value}")
+    with RunStore(state) as store:
+        paused = _paused_by(store.gates(run_id))
+    if not paused:
+        raise ControlError(
+            f"run {run_id} is {row.status.value}, not paused by an operator: nothing to resume"
+        )
+    _steer(state, run_id, RESUME, who)
+    return f"run {run_id}: resume requested (paused by {paused})"
+
+
+def _who_of(state: Path, run_id: str, wave: int, kind: str) -> str:
+    from sysflow.engine.store import RunStore
+
+    try:
+        with RunStore(state) as store:
+            reasons = store.gates(run_id).get((wave, kind), (None, []))[1]
+    except (StoreError, sqlite3.Error):
+        return "unknown"
+    return reasons[0].split(" by ", 1)[-1] if reasons else "unknown"
+
+
+def apply_control(run: Run, state: Path, wave: int, kind: str) -> None:
+    """Apply one control row to the live ``run``; the operator's name goes into the run's events."""
+    if kind == APPROVAL:
+        run.approve(wave + 1)
+        return
+    who = _who_of(state, run.id, wave, kind)
+    if kind == CANCEL:
+        run.cancel(f"cancelled by operator ({who})")
+    elif kind == PAUSE:
+        run.pause(f"paused by operator ({who})")
+    elif kind == RESUME:
+        run.resume(f"resumed by operator ({who})")

@@ -147,14 +147,18 @@ class Run:
         control.resume.set()
         control.approved.set()
 
-    def pause(self) -> None:
+    def pause(self, reason: str = "paused by operator") -> None:
         """Nothing new starts until ``resume()``; running operations finish."""
         if not self.status.finished:
             self._ctx.control.resume.clear()
-            self._ctx.set_status(RunStatus.PAUSED, "paused by operator")
+            self._ctx.set_status(RunStatus.PAUSED, reason)
 
-    def resume(self) -> None:
+    def resume(self, reason: str = "resumed by operator") -> None:
+        """Undo ``pause()``: operations start again (the run shows running once more)."""
+        paused = not self._ctx.control.resume.is_set()
         self._ctx.control.resume.set()
+        if paused and self.status is RunStatus.PAUSED:
+            self._ctx.set_status(RunStatus.RUNNING, reason)
 
     def approve(self, wave: int | None = None) -> None:
         """Approve the gate before ``wave`` (1-based), or whatever gate is waiting."""
