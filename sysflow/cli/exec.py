@@ -180,6 +180,7 @@ def sysflow_exec(
         for line in exec_lines(result, inv, lines):
             echo(line)
         if result.failed_servers:
+            store = f" --store {shlex.quote(str(state))}" if state is not None else ""
             echo(f"  re-run the failed hosts: sysflow exec @failed:{result.run_id} -i "
-                 f"{shlex.quote(str(inventory))} -- {shlex.quote(text)}")  # fmt: skip
+                 f"{shlex.quote(str(inventory))}{store} -- {shlex.quote(text)}")  # fmt: skip
     raise typer.Exit(0 if result.ok else 1)

@@ -117,11 +117,34 @@ def narrow(
         )
         wf = selection.pinned_targets(wf, inv, hosts)
         inv = selection.limited_inventory(inv, hosts)
+        wf = _fit_rollout(wf, inv, targeting.warnings)
     if targeting.extra_vars:
         inv = selection.with_extra_vars(inv, parse_extra_vars(targeting.extra_vars))
     if targeting.forks is not None:
         wf = selection.lower_parallelism(wf, targeting.forks, force=targeting.force)
     return wf, inv
+
+
+def _fit_rollout(
+    workflow: MaintenanceWorkflow, inventory: Inventory, warnings: list[str]
+) -> MaintenanceWorkflow:
+    """Fit approvals and failure counts to the waves and hosts the limit leaves (compiled once
+    without them, to count the waves)."""
+    from sysflow.model.selection import fit_rollout
+    from sysflow.planner.compile import compile_workflow
+
+    rollout = workflow.rollout
+    loose: dict[str, Any] = {"approval": []} if isinstance(rollout.approval, list) else {}
+    loose |= {k: None if k == "failure_budget" else "100%" for k in ("max_failures", "failure_budget")
+              if isinstance(getattr(rollout, k), int)}  # fmt: skip
+    if not loose:
+        return workflow
+    graph = compile_workflow(
+        workflow.model_copy(update={"rollout": rollout.model_copy(update=loose)}), inventory
+    )
+    fitted, notes = fit_rollout(workflow, len(graph.waves), len(graph.hosts))
+    warnings.extend(notes)
+    return fitted
 
 
 def limit_terms(text: str, inventory: Inventory, store: Path | None, name: str = "--limit") -> list[str]:

@@ -27,6 +27,7 @@ __all__ = [
     "NEVER",
     "TagSelection",
     "dependency_order",
+    "fit_rollout",
     "limit_hosts",
     "limited_inventory",
     "lower_parallelism",
@@ -164,7 +165,10 @@ def select_tasks(workflow: MaintenanceWorkflow, selection: TagSelection) -> Main
         selection.warnings.append(f"warning: no task has tag(s) {', '.join(unknown)}; known tags: {listed}")
     skipped.update(t.id for t in workflow.tasks if not selection.wants(t))
     skipped -= _branches_of(workflow, skipped)
-    return _drop(workflow, skipped, "the tags / --start-at-task given leave no task to run")
+    empty = "the tags / --start-at-task given leave no task to run"
+    return _drop(
+        workflow, skipped, "; ".join([empty, *(w.removeprefix("warning: ") for w in selection.warnings)])
+    )
 
 
 def _branches_of(workflow: MaintenanceWorkflow, skipped: set[str]) -> set[str]:
@@ -192,6 +196,33 @@ def _drop(workflow: MaintenanceWorkflow, skipped: set[str], empty: str) -> Maint
     if not tasks:
         raise WorkflowError([Problem(empty)])
     return _with_tasks(workflow, tasks)
+
+
+def fit_rollout(
+    workflow: MaintenanceWorkflow, waves: int, hosts: int
+) -> tuple[MaintenanceWorkflow, list[str]]:
+    """The rollout fitted to a limited set of ``waves`` and ``hosts``: approvals of waves that no
+    longer exist dropped, failure counts above ``hosts`` lowered to it; what changed, as warnings."""
+    rollout, notes = workflow.rollout, []
+    update: dict[str, Any] = {}
+    if isinstance(rollout.approval, list) and any(n > waves for n in rollout.approval):
+        update["approval"] = [n for n in rollout.approval if n <= waves]
+        gone = ", ".join(str(n) for n in rollout.approval if n > waves)
+        notes.append(f"warning: the limit leaves {_count(waves, 'wave')}: no approval before wave {gone}")
+    for key in ("max_failures", "failure_budget"):
+        value = getattr(rollout, key)
+        if isinstance(value, int) and value > hosts > 0:
+            update[key] = hosts
+            notes.append(
+                f"warning: the limit leaves {_count(hosts, 'host')}: {key} {value} lowered to {hosts}"
+            )
+    if not update:
+        return workflow, notes
+    return workflow.model_copy(update={"rollout": rollout.model_copy(update=update)}), notes
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def lower_parallelism(

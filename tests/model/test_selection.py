@@ -144,3 +144,20 @@ def test_forks_lower_only_unless_forced() -> None:
     assert lower_parallelism(wf, 5, force=True).parallelism.max_parallel_servers == 5
     with pytest.raises(WorkflowError, match="at least 1"):
         lower_parallelism(wf, 0)
+
+
+def test_a_limit_fits_approvals_and_failure_counts_to_what_it_leaves() -> None:
+    inv = _inventory()
+    wf = MaintenanceWorkflow("wf")
+    wf.add_task("t", "true")
+    wf.set_progressive_execution({"strategy": "rolling", "serial": 1, "approval": [2, 3], "max_failures": 3})
+    aim = Targeting(limit="web1,web2")
+    narrowed, small = narrow(wf, inv, aim)
+    assert narrowed.rollout.approval == [2] and narrowed.rollout.max_failures == 2
+    assert aim.warnings == [
+        "warning: the limit leaves 2 waves: no approval before wave 3",
+        "warning: the limit leaves 2 hosts: max_failures 3 lowered to 2",
+    ]
+    assert len(compile_workflow(narrowed, small).waves) == 2  # compiles: no approval of a missing wave
+    with pytest.raises(WorkflowError, match="approval for wave 3"):
+        compile_workflow(wf, small)  # what the limit alone would have left
