@@ -338,7 +338,7 @@ def resume(
     owned by a live controller (named on the one line printed) or hosts leased by another run.
     """
     from sysflow.cli.become import ask_become_password
-    from sysflow.cli.control import ControlError, resume_run, run_views
+    from sysflow.cli.control import ControlError, controlled_elsewhere, resume_run, run_views
     from sysflow.cli.run import SSHOptions, resume_command
 
     state = store_path(state)
@@ -346,7 +346,7 @@ def resume(
         view = run_views(state, run_id)[0]  # a missing store or run is "not found" before anything starts
         if view.finished:
             raise ControlError(f"run {run_id} already {view.status}")
-        if view.alive:  # its own process runs it: ask that process to continue
+        if controlled_elsewhere(state, run_id):  # its own process runs it: ask that process to continue
             typer.echo(resume_run(state, run_id, _who()))
             raise typer.Exit(0)
         secret = ask_become_password(ask_become_pass)

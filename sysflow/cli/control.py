@@ -36,6 +36,7 @@ __all__ = [
     "apply_control",
     "approve_run",
     "cancel_run",
+    "controlled_elsewhere",
     "pause_run",
     "pending_controls",
     "resume_run",
@@ -278,6 +279,12 @@ def controller_alive(row: RunRow) -> bool:
     if row.owner is not None:
         return owner_alive(row.owner, row.heartbeat, now=time.time(), ttl=DEFAULT_OWNER_TTL)
     return pid_alive(row.pid)
+
+
+def controlled_elsewhere(state: Path, run_id: str) -> bool:
+    """Whether another live process (not this one) runs ``run_id``: it takes controls, not a takeover."""
+    _, pid = _live_row(state, run_id)
+    return pid is not None and pid != os.getpid()
 
 
 def _live_row(state: Path, run_id: str) -> tuple[RunStatus, int | None]:
