@@ -193,12 +193,14 @@ async def test_become_feeds_the_password_and_never_echoes_it(sshd: SSHD) -> None
         r = await t.run("h0014", "id -un")
         assert r.stdout == f"{sshd.become_user}\n"
     async with _transport(sshd, ["h0014"], user=sshd.become_user) as t:
-        with pytest.raises(TransportError, match=r"sudo: a password is required on h0014 \(user sfmaint\)"):
+        with pytest.raises(
+            TransportError, match=rf"sudo: a password is required on h0014 \(user {sshd.become_user}\)"
+        ):
             await t.run("h0014", "id -u", become="root")
     wrong = SSHAuth.from_keyfile(sshd.client_key).with_become(lambda: "not-" + sshd.become_password)
     async with _transport(sshd, ["h0014"], auth=wrong, user=sshd.become_user) as t:
         with pytest.raises(
-            TransportError, match=r"^become password rejected by sudo on h0014 \(user sfmaint\)$"
+            TransportError, match=rf"^become password rejected by sudo on h0014 \(user {sshd.become_user}\)$"
         ):
             await t.run("h0014", "id -u", become=True)
 
