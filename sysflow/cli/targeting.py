@@ -30,6 +30,7 @@ __all__ = [
     "StartAtOpt",
     "TagsOpt",
     "Targeting",
+    "checked_lines",
     "limit_terms",
     "narrow",
     "parse_extra_vars",
@@ -145,6 +146,15 @@ def _fit_rollout(
     fitted, notes = fit_rollout(workflow, len(graph.waves), len(graph.hosts))
     warnings.extend(notes)
     return fitted
+
+
+def checked_lines(source: Path, workflow: MaintenanceWorkflow, inventory: Inventory) -> list[str]:
+    """``sysflow validate``'s summary of the narrowed inputs (``run --dry-run`` with targeting)."""
+    from sysflow.cli.root import summary_lines
+    from sysflow.planner.compile import compile_workflow
+
+    graph = compile_workflow(workflow, inventory)
+    return [f"{source}: valid", *(f"  {line}" for line in summary_lines(workflow, graph, inventory))]
 
 
 def limit_terms(text: str, inventory: Inventory, store: Path | None, name: str = "--limit") -> list[str]:
