@@ -5,6 +5,7 @@ into :attr:`Operation.become` (see :mod:`sysflow.model.become` for the order). R
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from sysflow.model.become import BECOME_VARS, BecomeSetting, host_setting, resolve_become
@@ -17,11 +18,10 @@ __all__ = ["inventory_sets_become", "with_become"]
 
 def inventory_sets_become(inventory: Inventory) -> bool:
     """True when any level of the inventory sets an ``ansible_become*`` variable."""
-    scopes: list[dict[str, Any]] = [dict(inventory.vars), dict(inventory.ungrouped_vars)]
-    scopes += [dict(g.vars) for g in inventory.groups.values()]
-    scopes += [dict(h.vars) for h in inventory.hosts.values()]
-    scopes += [dict(v) for v in inventory.group_vars_dir.values()]
-    scopes += [dict(v) for v in inventory.host_vars_dir.values()]
+    scopes: list[Mapping[str, Any]] = [inventory.vars, inventory.ungrouped_vars]
+    scopes += [g.vars for g in inventory.groups.values()]
+    scopes += [h.vars for h in inventory.hosts.values()]
+    scopes += [*inventory.group_vars_dir.values(), *inventory.host_vars_dir.values()]
     return any(BECOME_VARS.intersection(scope) for scope in scopes)
 
 
