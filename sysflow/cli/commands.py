@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from sysflow.actors.hostkeys import HostKeyPolicy
 from sysflow.cli.inputs import (
     AskBecomePassOpt,
     BecomeOpt,
     BecomeUserOpt,
+    HostKeysOpt,
     KeyOpt,
     KnownHostsOpt,
     PassphraseEnvOpt,
@@ -196,6 +198,20 @@ def run(
     become_user: BecomeUserOpt = None,
     ask_become_pass: AskBecomePassOpt = False,
     tz: TzOpt = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Preview: per wave and window, each host's rendered command; run nothing."
+        ),
+    ] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="With --check: list every host (default: 10 per task).")
+    ] = False,
+    host_keys: HostKeysOpt = HostKeyPolicy.STRICT,
+    no_preflight: Annotated[
+        bool,
+        typer.Option("--no-preflight", help="Skip the pre-flight check of every host before the first wave."),
+    ] = False,
 ) -> None:
     """Run a workflow over SSH with live progress.
 
@@ -213,13 +229,19 @@ def run(
 
       sysflow run wf.yaml -i hosts.ini --become --ask-become-pass
 
+      sysflow run wf.yaml -i hosts.ini --check
+
+      sysflow run wf.yaml -i hosts.ini --host-keys accept-new --audit audit.db
+
     Exit codes: 0 every host succeeded, 1 the run failed or invalid input, 4 hosts leased by another run.
     """
     from sysflow.cli.become import ask_become_password, with_become_flags
+    from sysflow.cli.preflight import check_key_file
     from sysflow.cli.run import SSHOptions, run_command
     from sysflow.cli.targeting import Targeting, narrow
 
     with guard(f"{workflow}"):
+        check_key_file(key)
         wf, inv = _load_inputs(workflow, inventory, ssh_config)
         wf = with_become_flags(wf, become, become_user)
         aim = Targeting(
@@ -229,13 +251,21 @@ def run(
         for warning in aim.warnings:
             typer.echo(warning, err=True)
         if dry_run:
-            from sysflow.cli.root import validate
+            from sysflow.cli.targeting import checked_lines
 
-            validate(workflow, inventory, ssh_config)
+            for line in checked_lines(workflow, wf, inv):  # what validate says, of the narrowed inputs
+                typer.echo(line)
             typer.echo("dry run: nothing was run")
+            return
+        if check:
+            from sysflow.cli.preview import preview_lines
+
+            for line in preview_lines(wf, inv, show_all=show_all):
+                typer.echo(line)
             return
         secret = ask_become_password(ask_become_pass)
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend, secret)
+        ssh = replace(ssh, host_keys=host_keys.value, preflight=not no_preflight)
         setup = _setup(json_lines, audit, store_path(state), approve_all)
         setup = replace(setup, rerun=f"sysflow run {_quoted(workflow)} -i {_quoted(inventory)}", tz=_tz(tz))
         code = run_command(wf, inv, ssh, setup, _echo_for(json_lines))
@@ -370,6 +400,7 @@ def status(
         str | None, typer.Option("--address", help="Ray dashboard (http://HEAD:8265): list its jobs.")
     ] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file", help="Ray auth token file.")] = None,
+    tz: TzOpt = None,
 ) -> None:
     """Show runs in the run store; with RUN, its hosts per wave (outcome, failed task, reason).
 
@@ -405,6 +436,10 @@ def status(
             from sysflow.cli.control import run_status_lines
 
             lines = run_status_lines(store_path(state), run_id, failed=failed, host=host, as_json=as_json)
+            if not as_json:
+                from sysflow.cli.views import run_times_line
+
+                lines.insert(1, run_times_line(store_path(state), run_id, _tz(tz)))
         for line in lines:
             typer.echo(line)
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from sysflow.actors.hostkeys import HostKeyPolicy
+
 if TYPE_CHECKING:
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
@@ -19,6 +21,7 @@ __all__ = [
     "AskBecomePassOpt",
     "BecomeOpt",
     "BecomeUserOpt",
+    "HostKeysOpt",
     "KeyOpt",
     "KnownHostsOpt",
     "PassphraseEnvOpt",
@@ -36,6 +39,15 @@ PassphraseEnvOpt = Annotated[
     str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
 ]
 KnownHostsOpt = Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file.")]
+HostKeysOpt = Annotated[
+    HostKeyPolicy,
+    typer.Option(
+        "--host-keys",
+        help="Host key checking: strict (the key must be in known_hosts), accept-new (trust a host"
+        " not yet known: its key is appended to known_hosts and recorded in the audit log; a changed"
+        " key still fails), off (no checking; prints a warning).",
+    ),
+]
 BecomeOpt = Annotated[
     bool, typer.Option("--become", "-b", help="Run tasks through sudo (unless a task says become: false).")
 ]

@@ -42,6 +42,8 @@ def _connection_remedy(error: str) -> str | None:
         found = re.search(r"ssh-keygen -R \S+ -f \S+", error)
         fix = f"; if the host was reinstalled: {found.group(0)}" if found else ""
         return f"do not accept it blindly: the key changed (possible man-in-the-middle){fix}"
+    if "cannot load key" in text:
+        return "the key file is not a private key OpenSSH can read, or it is encrypted: give --passphrase-env VAR"
     if "authentication failed" in text or text.startswith("authenticationfailed"):
         tried = _KEYS_TRIED.search(error)
         what = f" ({tried.group(1)})" if tried else ""

@@ -27,6 +27,7 @@ from sysflow.cli.commands import DEBUG, register
 from sysflow.cli.exec import sysflow_exec
 from sysflow.cli.inputs import EXIT_INVALID, TzOpt, _fail, _problem_lines, load_inputs
 from sysflow.cli.lab import lab_app
+from sysflow.cli.ping import ping
 from sysflow.cli.schedule import schedule_app, scheduler_command
 
 if TYPE_CHECKING:
@@ -210,6 +211,7 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(lab_app, name="lab")
 app.command("scheduler")(scheduler_command)
 app.command("exec")(sysflow_exec)
+app.command("ping")(ping)
 
 
 def main() -> None:

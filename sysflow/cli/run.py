@@ -313,6 +313,8 @@ class SSHOptions:
     passphrase_env: str | None = None
     backend: str = "local"  # where the HostPools live: local, local=N, ray, ray=ADDRESS
     become_password: Secret | None = field(default=None, repr=False)  # --ask-become-pass, memory only
+    host_keys: str = "strict"  # --host-keys: strict, accept-new or off
+    preflight: bool = True  # check every host before the first wave (--no-preflight: don't)
 
 
 def make_auth(ssh: SSHOptions) -> SSHAuth:
@@ -332,6 +334,7 @@ def ssh_engine(
     runner: BackendRunner | None = None,
 ) -> Engine:
     from sysflow.cli.become import with_become_passwords
+    from sysflow.cli.preflight import known_hosts_for
     from sysflow.engine.engine import Engine
 
     engines: list[Engine] = []  # the engine's inventory is the stored one on resume: read it late
@@ -343,7 +346,7 @@ def ssh_engine(
         auth,
         observers=found,
         ssh_config=ssh.ssh_config,
-        known_hosts=ssh.known_hosts,
+        known_hosts=known_hosts_for(ssh),
         store=setup.state,
         runner=runner,
     )
@@ -403,7 +406,12 @@ def run_live(
 def run_command(
     workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup, echo: Echo
 ) -> int:
-    """``sysflow run`` over SSH: progress, audit, summary, exit code."""
+    """``sysflow run`` over SSH: pre-flight, progress, audit, summary, exit code."""
+    from sysflow.cli.preflight import refuse_unless_ready
+
+    refused = refuse_unless_ready(workflow, inventory, ssh, setup.audit, echo)
+    if refused is not None:
+        return refused
     result = run_live(workflow, inventory, ssh, setup)
     for line in result_lines(result, setup.state, setup.rerun, display_zone(setup.tz, workflow)):
         echo(line)

@@ -97,7 +97,12 @@ def test_run_unreachable_hosts_fail_the_run(tmp_path: Path) -> None:
     key.write_text("not a key")
     state = tmp_path / "state.db"
     argv = ["run", str(wf), "-i", str(inv), "--state", str(state), "--key", str(key)]
-    result = runner.invoke(app, [*argv, "--known-hosts", str(tmp_path / "kh")])
+    argv += ["--known-hosts", str(tmp_path / "kh")]
+    refused = runner.invoke(app, argv)  # pre-flight finds the host not ready: no run is started
+    assert refused.exit_code == 1 and "the run was not started" in refused.output, refused.output
+    assert "  web1  auth " in refused.output and "run probe-" not in refused.output
+    assert not state.exists()  # not even a run store row
+    result = runner.invoke(app, [*argv, "--no-preflight"])
     assert result.exit_code == 1, result.output
     assert (
         "run probe-" in result.output and "  1 failed host:\n    web1 (wave 1, failed): t: " in result.output
