@@ -93,6 +93,10 @@ def down(directory: DirOpt = DEFAULT_DIR) -> None:
 def status(directory: DirOpt = DEFAULT_DIR) -> None:
     """Say whether a lab is up in the directory, with its sshd PIDs.
 
+    Examples:
+
+      sysflow lab status --dir /tmp/lab
+
     Exit codes: 0 up, 3 no lab running there.
     """
     from sysflow.lab import running_pids
