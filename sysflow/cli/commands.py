@@ -436,10 +436,10 @@ def status(
             from sysflow.cli.control import run_status_lines
 
             lines = run_status_lines(store_path(state), run_id, failed=failed, host=host, as_json=as_json)
-            if not as_json:
+            if tz and not as_json:  # opt-in: the table's layout is what scripts and tests read
                 from sysflow.cli.views import run_times_line
 
-                lines.insert(1, run_times_line(store_path(state), run_id, _tz(tz)))
+                lines.append(run_times_line(store_path(state), run_id, _tz(tz)))
         for line in lines:
             typer.echo(line)
 

@@ -352,3 +352,23 @@ def failure_recap(
         more = f" and {len(hosts) - NAMES_PER_GROUP} more" if len(hosts) > NAMES_PER_GROUP else ""
         lines.append(f"    {plural(len(hosts), 'host')}: {key or 'failed'} \u2014 {names}{more}")
     return lines
+
+
+# -- times ----------------------------------------------------------------------------------------
+
+
+def run_times_line(state: Any, run_id: str, tz: str | None = None) -> str:
+    """``  times in ZONE: created ..., updated ...`` for a stored run, in ``tz`` or its windows' zone."""
+    from sysflow.cli.timefmt import display_zone
+    from sysflow.engine.store import RunStore
+    from sysflow.model.workflow import MaintenanceWorkflow
+
+    with RunStore(state) as store:
+        row = store.run(run_id)
+    try:
+        workflow: Any = MaintenanceWorkflow.model_validate_json(row.workflow_json)
+    except ValueError:  # a stored workflow this version no longer reads: its times still show
+        workflow = None
+    zone = display_zone(tz, workflow)
+    created, updated = datetime.fromisoformat(row.created), datetime.fromisoformat(row.updated)
+    return f"  {zone.header()}: created {zone.fmt(created)}, updated {zone.fmt(updated)}"
