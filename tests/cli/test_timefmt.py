@@ -113,3 +113,29 @@ def test_sim_tz_option_and_json_stays_utc(tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         "error: --tz: unknown time zone 'Mars/Base' (an IANA name such as Europe/Amsterdam or UTC)"
     ]
+
+
+def test_status_tz_shows_the_run_times_in_that_zone(tmp_path: Path) -> None:
+    done = _sim(tmp_path, "--store", "s.db")
+    assert done.returncode == 0, done.stderr
+    run_id = re.search(r"^run (\S+): completed", done.stdout, re.M)
+    assert run_id
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "sysflow", "status", run_id.group(1), "--store", "s.db"]
+    status = subprocess.run(
+        [*cmd, "--tz", "Europe/Amsterdam"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert status.returncode == 0, status.stderr
+    assert re.search(
+        r"times in Europe/Amsterdam: created 2026-12-05 13:00 CET, updated 2026-12-06 01:\d\d CET",
+        status.stdout,
+    )
+    utc = subprocess.run(
+        [*cmd, "--tz", "UTC"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert "times in UTC: created 2026-12-05 12:00 UTC" in utc.stdout
