@@ -181,3 +181,30 @@ def test_html_gantt_renders_in_headless_chromium(fleet: Path, n: int) -> None:
     assert len(seen) > 50  # text, bars, shading: not a blank page
     green = (0x59, 0xA1, 0x4F)  # upgrade_packages in the legend and the bars
     assert sum(count for count, c in colours if c == green) > 500
+
+
+def test_png_without_matplotlib_says_what_to_install(fleet: Path, tmp_path: Path) -> None:
+    """A trimmed install without matplotlib: one line naming the package, exit 1, no traceback."""
+    blocker = tmp_path / "block" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    env = {**os.environ, "PYTHONPATH": f"{blocker.parent}{os.pathsep}{ROOT}"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "sysflow",
+        "plan",
+        "wf.yaml",
+        "-i",
+        "inv10.yaml",
+        "--gantt",
+        str(tmp_path / "x.png"),
+    ]
+    done = subprocess.run(cmd, cwd=fleet, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert (
+        "error: a PNG chart needs matplotlib: pip install matplotlib (or write the chart as .html)"
+        in done.stderr
+    )
+    assert not (tmp_path / "x.png").exists()
