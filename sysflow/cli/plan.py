@@ -106,8 +106,11 @@ def plan_command(
     json_out: Path | None = None,
     gantt: Path | None = None,
     echo: Echo = print,
+    show: bool = False,
+    show_all: bool = False,
 ) -> Plan:
-    """Plan ``workflow`` over ``inventory``; print a summary, write JSON and a chart if asked."""
+    """Plan ``workflow`` over ``inventory``; print a summary, write JSON and a chart if asked;
+    ``show``: then the preview of ``run --check`` for this plan (``show_all``: every host)."""
     from sysflow.planner.build import plan
 
     wf, inv, kw = options.planning(workflow, inventory)
@@ -115,6 +118,11 @@ def plan_command(
     result = plan(wf, inv, **kw)
     for line in plan_summary(result, zone):
         echo(line)
+    if show:
+        from sysflow.cli.preview import preview_lines
+
+        for line in preview_lines(wf, inv, show_all=show_all, tz=options.tz, plan=result):
+            echo(line)
     if json_out is not None:
         json_out.write_text(result.to_json())
         echo(f"wrote       {json_out}")

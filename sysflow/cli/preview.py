@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
     from sysflow.planner.graph import Gate, Operation, OpGraph
-    from sysflow.planner.plan import PlannedOp
+    from sysflow.planner.plan import Plan, PlannedOp
 
 __all__ = ["HOSTS_PER_TASK", "preview_lines"]
 
@@ -32,14 +32,16 @@ def preview_lines(
     show_all: bool = False,
     start: datetime | None = None,
     tz: str | None = None,
+    plan: Plan | None = None,
 ) -> list[str]:
-    """The preview of a run of ``workflow`` on ``inventory`` starting at ``start`` (default now)."""
+    """The preview of a run of ``workflow`` on ``inventory`` starting at ``start`` (default now), or
+    of ``plan`` when given (``plan --show`` passes the one it printed)."""
     from sysflow.cli.run import forecast_plan
     from sysflow.cli.timefmt import display_zone
     from sysflow.planner.compile import compile_workflow
 
     graph = compile_workflow(workflow, inventory)
-    plan = forecast_plan(workflow, inventory, start or datetime.now(UTC))
+    plan = plan or forecast_plan(workflow, inventory, start or datetime.now(UTC))
     zone = display_zone(tz, workflow)
     planned = list(plan.ops())
     renderer = _Renderer(workflow, inventory)

@@ -173,6 +173,12 @@ def plan_cmd(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the plan as JSON.")] = None,
     gantt: Annotated[Path | None, typer.Option(help="Write a Gantt chart (.png or .html).")] = None,
     tz: TzOpt = None,
+    show: Annotated[
+        bool, typer.Option("--show", help="Also print each host's rendered command per wave and window.")
+    ] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="With --show: every host (default: 10 per task).")
+    ] = False,
 ) -> None:
     """Plan a workflow into its maintenance windows and print what fits."""
     from sysflow.cli.plan import plan_command
@@ -180,7 +186,16 @@ def plan_cmd(
 
     options = _plan_options(solver, time_limit, start, "plan", tz)
     try:
-        plan_command(workflow, inventory, options, json_out=json_out, gantt=gantt, echo=typer.echo)
+        plan_command(
+            workflow,
+            inventory,
+            options,
+            json_out=json_out,
+            gantt=gantt,
+            echo=typer.echo,
+            show=show,
+            show_all=show_all,
+        )
     except (SysflowError, OSError, ValueError) as exc:
         raise _fail(_problem_lines(exc), _cannot(exc, workflow, "plan")) from None
 
