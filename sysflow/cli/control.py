@@ -391,7 +391,10 @@ def resume_run(state: Path, run_id: str, who: str) -> str:
     if row.status.finished:
         raise ControlError(f"run {run_id} already {row.status.value}")
     with RunStore(state) as store:
-        paused = _paused_by(store.gates(run_id))
+        steering = _steering(store.gates(run_id))
+    paused = steering[-1][2] if steering and steering[-1][1] == PAUSE else None
+    if not paused and steering and row.status is RunStatus.PAUSED:
+        raise ControlError(f"run {run_id}: a resume is already requested (the run reads it within seconds)")
     if not paused:
         raise ControlError(
             f"run {run_id} is {row.status.value}, not paused by an operator: nothing to resume"

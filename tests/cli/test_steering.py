@@ -124,6 +124,8 @@ def test_pause_holds_new_operations_and_resume_completes_the_run(fleet: Path, tm
         resumed = _cli("resume", run_id, "--store", str(store))
         assert resumed.returncode == 0, resumed.stderr
         assert resumed.stdout.strip().startswith(f"run {run_id}: resume requested (paused by ")
+        twice = _cli("resume", run_id, "--store", str(store))
+        assert twice.returncode == 4  # already requested (or, if applied already, running and not paused)
         code, out = _finish(proc)
     finally:
         if proc.poll() is None:
