@@ -166,3 +166,5 @@ def test_forks_one_runs_hosts_one_after_another(sshd: SSHD, tmp_path: Path) -> N
     assert "--forks 3 is above the workflow's max_parallel_servers (2); add --force" in refused.stderr
     assert fleet.lines("h0001") == ["nap"]  # the refused run ran nothing
     assert fleet.run("--forks", "3", "--force", "--dry-run").returncode == 0
+    preview = fleet.run("--limit", "h0003", "--dry-run")  # the plan of the limited set
+    assert preview.returncode == 0 and "hosts       1 of 1 in the inventory" in preview.stdout, preview.stdout
