@@ -139,9 +139,9 @@ def _size(n: int) -> str:
     if n < 1024:
         return f"{n} B"
     value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         value /= 1024
-        if value < 1024 or unit == "GiB":
+        if value < 1024 or unit == "TiB":
             break
     return f"{value:.1f} {unit}"
 

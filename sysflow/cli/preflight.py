@@ -74,11 +74,13 @@ def host_key_store(choice: HostKeyChoice) -> HostKeyStore:
 
 
 def spec_for(workflow: MaintenanceWorkflow | None, become: bool = False) -> PreflightSpec:
-    """What to check for ``workflow``: sudo when it (or ``--become``) uses become."""
-    from sysflow.actors.preflight import PreflightSpec
+    """What to check for ``workflow``: sudo when it (or ``--become``) uses become, its free disk."""
+    from sysflow.actors.preflight import DiskNeed, PreflightSpec
 
     uses = become or (workflow is not None and (workflow.become or any(t.become for t in workflow.tasks)))
-    return PreflightSpec(become=bool(uses))
+    need = workflow.preflight.disk if workflow is not None else None
+    disk = DiskNeed(need.path, need.min_free) if need is not None else None
+    return PreflightSpec(become=bool(uses), disk=disk)
 
 
 def run_preflight(

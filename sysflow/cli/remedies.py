@@ -51,6 +51,8 @@ def _connection_remedy(error: str) -> str | None:
             f"the host refused every credential{what}: pass --key FILE, load the key into"
             " ssh-agent, or add its public key to the user's ~/.ssh/authorized_keys"
         )
+    if " free on " in text and ", needs " in text:
+        return "free space on that file system (old kernels, apt/yum caches, logs), or lower preflight.disk.min_free"
     if "sudo" in text and ("password" in text or "refused" in text):
         return "give sudo a password with --ask-become-pass (or ansible_become_password), or allow NOPASSWD"
     if "timed out" in text and "connect" in text:

@@ -35,6 +35,7 @@ from sysflow.model.base import FrozenModel, UserModel
 from sysflow.model.become import BecomeMethod, BecomeSetting, become_method_problem
 from sysflow.model.durations import Duration
 from sysflow.model.parallelism import ParallelismConfig, check_count
+from sysflow.model.preflight import PreflightConfig
 from sysflow.model.serial import SerialValue, serial_value
 from sysflow.model.state_checks import StateCheck
 from sysflow.model.verification import VerificationSpec
@@ -395,6 +396,9 @@ class MaintenanceWorkflow(UserModel):
     become: bool = Field(False, description="Run every task through sudo unless it or its host says not.")
     become_user: str | None = Field(None, pattern=r"^\S+$", description="User to become (default root).")
     become_method: BecomeMethod | None = Field(None, description="Only sudo runs (su/doas need a tty).")
+    preflight: PreflightConfig = Field(
+        default_factory=PreflightConfig, description="What every host needs before the first wave (free disk)."
+    )
 
     @field_validator("become_method")
     @classmethod

@@ -191,3 +191,37 @@ def test_a_failed_run_says_what_to_do_about_command_not_found(sshd: SSHD, tmp_pa
     assert run_id is not None
     status = fleet.cli("status", run_id.group(1), "--failed", "--store", str(fleet.store))
     assert "    remedy: command not found" in status.stdout, status.stdout
+
+
+@pytest.mark.ssh
+def test_preflight_refuses_hosts_without_the_free_disk_the_workflow_declares(
+    sshd: SSHD, tmp_path: Path
+) -> None:
+    needy = WORKFLOW.replace("tasks:\n", "preflight:\n  disk: {path: /tmp, min_free: 1000TiB}\ntasks:\n", 1)
+    fleet = Fleet(tmp_path, sshd, workflow=needy)
+    out = fleet.run()
+    assert out.returncode == 1
+    assert re.search(
+        r"^  h0001\s+disk\s+[\d.]+ [KMGT]?i?B free on /tmp, needs 1000\.0 TiB", out.stdout, re.M
+    ), out.stdout
+    assert fleet.marked() == []
+    assert "lower preflight.disk.min_free" in out.stdout  # the remedy column
+    (tmp_path / "ok").mkdir()
+    enough = Fleet(tmp_path / "ok", sshd, workflow=needy.replace("1000TiB", "1KiB"))
+    done = enough.run()
+    assert done.returncode == 0, done.stdout
+    assert enough.marked() == HOSTS
+
+
+def test_a_bad_disk_size_is_refused_by_validate_with_its_line(tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: x\npreflight:\n  disk: {path: /var, min_free: lots}\ntasks:\n  - id: t\n    run: 'true'\n"
+    )
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("web1\n")
+    out = subprocess.run(
+        [*SYSFLOW, "validate", str(wf), "-i", str(inv)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 1
+    assert f"{wf}:3:" in out.stderr and "'lots' is not a size" in out.stderr, out.stderr
