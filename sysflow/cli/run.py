@@ -407,8 +407,10 @@ def run_command(
     workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup, echo: Echo
 ) -> int:
     """``sysflow run`` over SSH: pre-flight, progress, audit, summary, exit code."""
+    from sysflow.cli.backend import parse_backend
     from sysflow.cli.preflight import refuse_unless_ready
 
+    parse_backend(ssh.backend)  # a bad --backend is one line before any host is contacted
     refused = refuse_unless_ready(workflow, inventory, ssh, setup.audit, echo)
     if refused is not None:
         return refused
