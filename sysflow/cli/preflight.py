@@ -189,6 +189,7 @@ def refuse_unless_ready(
 ) -> int | None:
     """Pre-flight before the first wave: None when every target host is ready (or pre-flight is
     off), else print the table of what is wrong and return exit code 1; nothing was started."""
+    from sysflow.cli.backend import parse_backend
     from sysflow.cli.become import with_become_passwords
     from sysflow.cli.run import make_auth
     from sysflow.planner.compile import compile_workflow
@@ -196,6 +197,11 @@ def refuse_unless_ready(
     if ssh.host_keys == "off":
         echo(OFF_WARNING)
     if not ssh.preflight:
+        return None
+    if not parse_backend(ssh.backend).in_process:  # hosts may be reachable only from their segment's node
+        echo(
+            f"pre-flight skipped: with --backend {ssh.backend} the hosts are reached from the cluster's nodes"
+        )
         return None
     hosts = [h for h in compile_workflow(workflow, inventory).hosts if h in inventory.hosts]
     store = host_key_store(HostKeyChoice(ssh.host_keys, ssh.known_hosts, audit))
