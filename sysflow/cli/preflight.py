@@ -198,7 +198,7 @@ def refuse_unless_ready(
         echo(OFF_WARNING)
     if not ssh.preflight:
         return None
-    if not parse_backend(ssh.backend).in_process:  # hosts may be reachable only from their segment's node
+    if parse_backend(ssh.backend).kind == "ray":  # hosts may be reachable only from their segment's node
         echo(
             f"pre-flight skipped: with --backend {ssh.backend} the hosts are reached from the cluster's nodes"
         )
