@@ -141,10 +141,15 @@ def _remedy(check: HostCheck) -> str:
     return remedy_for(error, check.exit_status, check.stderr) or "-"
 
 
+def _problem(check: HostCheck) -> str:
+    """The problem without the remedy a host key message carries (the remedy column has it)."""
+    return check.problem.split("; ")[0] if check.check == "host key" else check.problem
+
+
 def failure_table(checks: Sequence[HostCheck]) -> list[str]:
     """The failed hosts as columns host, check, problem, remedy (aligned)."""
     rows = [("HOST", "CHECK", "PROBLEM", "REMEDY")]
-    rows += [(c.host, c.check, c.problem, _remedy(c)) for c in checks if not c.ok]
+    rows += [(c.host, c.check, _problem(c), _remedy(c)) for c in checks if not c.ok]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return [
         "  " + "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
@@ -161,7 +166,7 @@ def ping_lines(checks: Sequence[HostCheck]) -> list[str]:
         if c.ok:
             lines.append(f"{c.host.ljust(width)}  ok      {c.millis:.0f} ms")
             continue
-        lines.append(f"{c.host.ljust(width)}  FAILED  {c.check}: {c.problem}")
+        lines.append(f"{c.host.ljust(width)}  FAILED  {c.check}: {_problem(c)}")
         remedy = _remedy(c)
         if remedy != "-":
             lines.append(f"{' ' * width}  remedy: {remedy}")
