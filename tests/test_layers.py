@@ -24,7 +24,18 @@ ALLOWED: dict[str, set[str]] = {
     "notify": {"engine", "model"},
     "schedule": {"model", "constraints", "planner", "engine", "audit"},
     "lab": {"engine"},
-    "cli": {"model", "constraints", "planner", "actors", "sim", "verify", "engine", "audit", "schedule", "lab"},
+    "cli": {
+        "model",
+        "constraints",
+        "planner",
+        "actors",
+        "sim",
+        "verify",
+        "engine",
+        "audit",
+        "schedule",
+        "lab",
+    },
     "testing": {"engine", "sim"},
 }
 BASE = {"clock", "errors", "transport"}

@@ -397,7 +397,8 @@ class MaintenanceWorkflow(UserModel):
     become_user: str | None = Field(None, pattern=r"^\S+$", description="User to become (default root).")
     become_method: BecomeMethod | None = Field(None, description="Only sudo runs (su/doas need a tty).")
     preflight: PreflightConfig = Field(
-        default_factory=PreflightConfig, description="What every host needs before the first wave (free disk)."
+        default_factory=PreflightConfig,
+        description="What every host needs before the first wave (free disk).",
     )
 
     @field_validator("become_method")
