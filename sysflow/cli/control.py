@@ -395,6 +395,11 @@ def resume_run(state: Path, run_id: str, who: str) -> str:
     paused = steering[-1][2] if steering and steering[-1][1] == PAUSE else None
     if not paused and steering and row.status is RunStatus.PAUSED:
         raise ControlError(f"run {run_id}: a resume is already requested (the run reads it within seconds)")
+    if not paused and row.owner is not None:  # name who runs it, as a crash-resume refusal does
+        from sysflow.engine.owners import owned_error
+
+        owned = owned_error(run_id, row.owner, row.heartbeat)
+        raise ControlError(f"{owned}; it is {row.status.value}, not paused by an operator: nothing to resume")
     if not paused:
         raise ControlError(
             f"run {run_id} is {row.status.value}, not paused by an operator: nothing to resume"

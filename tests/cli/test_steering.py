@@ -159,10 +159,10 @@ def test_resume_of_a_running_run_that_is_not_paused_exits_4_and_cancel_stops_it(
         run_id = _wait_for(store, "started an operation", lambda v: _started(v) >= 1)["id"]
         resumed = _cli("resume", run_id, "--store", str(store))
         assert resumed.returncode == 4
-        assert (
-            resumed.stderr.strip()
-            == f"error: run {run_id} is running, not paused by an operator: nothing to resume"
-        )
+        line = resumed.stderr.strip()
+        assert line.startswith(f"error: run {run_id} is owned by a live controller: host "), line
+        assert f"pid {proc.pid}" in line
+        assert line.endswith("; it is running, not paused by an operator: nothing to resume"), line
         cancelled = _cli("cancel", run_id, "--store", str(store))
         assert cancelled.returncode == 0 and "cancel requested" in cancelled.stdout
         code, out = _finish(proc)
