@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sysflow.cli.gantt_html import gantt_html, tick_times
 from sysflow.cli.timefmt import DisplayZone
+from sysflow.cli.views import plural
 from sysflow.errors import SysflowError
 from sysflow.planner.gantt import GanttChart, gantt_chart
 from sysflow.planner.plan import Plan
@@ -64,7 +65,7 @@ def gantt_png(plan: Plan, zone: DisplayZone) -> bytes:
     labels = (
         ch.lanes
         if ch.mode == "host"
-        else [f"{n} ({k} hosts)" for n, k in zip(ch.lanes, ch.hosts_per_lane, strict=True)]
+        else [f"{n} ({plural(k, 'host')})" for n, k in zip(ch.lanes, ch.hosts_per_lane, strict=True)]
     )
     ax.set_yticks([i + 0.5 for i in range(rows)], labels, fontsize=7 if rows > 25 else 9)
     if rows > 80:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from sysflow.cli.timefmt import DisplayZone
+from sysflow.cli.views import plural
 from sysflow.planner.gantt import GanttChart, gantt_chart
 from sysflow.planner.plan import Plan
 
@@ -75,7 +76,7 @@ def _page(plan: Plan, ch: GanttChart, zone: DisplayZone) -> Iterator[str]:
     yield "</div><div id='rows'>"
     yield f"<svg id='names' width='{LABEL_W}' height='{height}'>"
     for i, name in enumerate(ch.lanes):
-        extra = f" ({ch.hosts_per_lane[i]} hosts)" if ch.mode == "group" else ""
+        extra = f" ({plural(ch.hosts_per_lane[i], 'host')})" if ch.mode == "group" else ""
         y = i * lane_h + lane_h / 2 + 4
         yield f"<text class='lane' x='4' y='{y:.0f}'>{html.escape(name + extra)}</text>"
     yield "</svg>"

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from sysflow.cli.views import plural
+
 if TYPE_CHECKING:
     from sysflow.cli.timefmt import DisplayZone
     from sysflow.model.inventory import Inventory
@@ -58,13 +60,9 @@ def preview_lines(
     waves = len({p.wave for p in planned})
     end = zone.fmt(finish) if finish is not None else "nothing planned"
     lines.append(
-        f"{_n(hosts, 'host')}, {_n(len(planned), 'operation')}, {_n(waves, 'wave')}; predicted finish {end}"
+        f"{plural(hosts, 'host')}, {plural(len(planned), 'operation')}, {plural(waves, 'wave')}; predicted finish {end}"
     )
     return lines
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _span(zone: DisplayZone, start: datetime, end: datetime) -> str:
@@ -84,7 +82,7 @@ def _wave_lines(
     show_all: bool,
 ) -> list[str]:
     hosts = sorted({p.host for p in planned})
-    lines = [f"wave {wave + 1}: {_n(len(hosts), 'host')}"]
+    lines = [f"wave {wave + 1}: {plural(len(hosts), 'host')}"]
     windows: dict[tuple[datetime, datetime], list[PlannedOp]] = {}
     for p in planned:
         windows.setdefault((p.window_start, p.window_end), []).append(p)
@@ -94,7 +92,7 @@ def _wave_lines(
         for p in ops:
             tasks.setdefault(p.task, []).append(p)
         for task, rows in tasks.items():
-            lines.append(f"    task {task} ({_n(len(rows), 'host')})")
+            lines.append(f"    task {task} ({plural(len(rows), 'host')})")
             shown = rows if show_all else rows[:HOSTS_PER_TASK]
             width = max(len(r.host) for r in shown)
             for r in shown:
@@ -103,7 +101,7 @@ def _wave_lines(
                 lines.append(f"      {r.host.ljust(width)}  {when}  {command}")
             if len(rows) > len(shown):
                 lines.append(
-                    f"      ... and {_n(len(rows) - len(shown), 'more host')} (--all lists every host)"
+                    f"      ... and {plural(len(rows) - len(shown), 'more host')} (--all lists every host)"
                 )
     return lines
 
@@ -133,7 +131,7 @@ def _gate_lines(gate: Gate, workflow: MaintenanceWorkflow, renderer: _Renderer) 
 def _unplanned_lines(deferred: Mapping[str, str]) -> list[str]:
     if not deferred:
         return []
-    lines = [f"not planned: {_n(len(deferred), 'host')}"]
+    lines = [f"not planned: {plural(len(deferred), 'host')}"]
     for host, why in list(deferred.items())[:HOSTS_PER_TASK]:
         lines.append(f"  {host}: {why}")
     return lines
