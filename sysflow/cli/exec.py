@@ -153,6 +153,7 @@ def sysflow_exec(
     """
     from sysflow.cli.become import ask_become_password, with_become_flags
     from sysflow.cli.commands import guard, store_path
+    from sysflow.cli.preflight import with_config_known_hosts
     from sysflow.cli.progress import ProgressMode
     from sysflow.cli.run import RunSetup, SSHOptions, run_live
     from sysflow.cli.targeting import narrow
@@ -175,6 +176,7 @@ def sysflow_exec(
         setup = RunSetup(mode=mode, out=sys.stdout, audit=audit, state=store_path(state), approve_all=True)
         secret = ask_become_password(ask_become_pass)
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, become_password=secret)
+        ssh = with_config_known_hosts(ssh, inv, inv.hosts)
         result = run_live(wf, inv, ssh, setup)
         echo = _echo(json_lines)
         for line in exec_lines(result, inv, lines):

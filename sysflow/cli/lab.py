@@ -63,7 +63,7 @@ def up(
     typer.echo("next:")
     typer.echo(
         f"  sysflow run examples/lab-patching.yaml -i {rel}/inventory.ini --ssh-config {rel}/ssh_config"
-        f" --known-hosts {rel}/known_hosts --approve-all"
+        " --approve-all"
     )
     typer.echo(f"  ssh -F {rel}/ssh_config {lab.hosts[0].name} uname -r")
     typer.echo(f"  sysflow lab down{'' if directory == DEFAULT_DIR else f' --dir {rel}'}")

@@ -57,6 +57,7 @@ def ping(
         record_accepted,
         run_preflight,
         spec_for,
+        with_config_known_hosts,
     )
     from sysflow.cli.run import SSHOptions
     from sysflow.model.inventory import Inventory
@@ -70,8 +71,8 @@ def ping(
             raise typer.Exit(3)
         if host_keys is HostKeyPolicy.OFF:
             typer.echo(OFF_WARNING, err=True)
-        store = host_key_store(HostKeyChoice(host_keys.value, known_hosts, audit))
-        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env)
+        ssh = with_config_known_hosts(SSHOptions(ssh_config, key, known_hosts, passphrase_env), inv, hosts)
+        store = host_key_store(HostKeyChoice(host_keys.value, ssh.known_hosts, audit))
         checks = run_preflight(inv, hosts, ssh, store, spec_for(None, become))
         record_accepted(store, audit, typer.echo)
         for line in ping_lines(checks):

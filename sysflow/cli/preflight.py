@@ -6,13 +6,13 @@ in the audit log, and the tables ``sysflow run`` (refusal) and ``sysflow ping`` 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sysflow.errors import SysflowError
+from sysflow.errors import InventoryError, Problem, SysflowError
 
 if TYPE_CHECKING:
     from sysflow.actors.hostkeys import HostKeyStore
@@ -34,6 +34,7 @@ __all__ = [
     "refuse_unless_ready",
     "run_preflight",
     "spec_for",
+    "with_config_known_hosts",
 ]
 
 PREFLIGHT_RUN_ID = "preflight"  # the run id of audit records written before a run exists
@@ -175,6 +176,26 @@ def ping_lines(checks: Sequence[HostCheck]) -> list[str]:
         f"{len(checks) - failed} of {len(checks)} hosts ok" + (f", {failed} failed" if failed else "")
     )
     return lines
+
+
+def with_config_known_hosts(ssh: SSHOptions, inventory: Inventory, hosts: Iterable[str]) -> SSHOptions:
+    """``ssh`` with ``known_hosts`` taken from the ssh config's ``UserKnownHostsFile`` when
+    ``--known-hosts`` was not given, as ``ssh`` itself would read it (a lab's ssh_config names its
+    own file). Hosts naming different files are refused in one line: pass ``--known-hosts``."""
+    if ssh.known_hosts is not None:
+        return ssh
+    chosen: dict[str, str] = {}  # file -> first host naming it
+    for host in hosts:
+        files = inventory.connection(host, ssh_config=ssh.ssh_config).known_hosts_files
+        if files:
+            chosen.setdefault(files[0], host)
+    if len(chosen) > 1:
+        (a, ha), (b, hb) = list(chosen.items())[:2]
+        raise InventoryError(
+            [Problem(f"UserKnownHostsFile differs between hosts ({ha}: {a}, {hb}: {b}); pass --known-hosts FILE",
+                     str(ssh.ssh_config or "~/.ssh/config"))]
+        )  # fmt: skip
+    return replace(ssh, known_hosts=Path(next(iter(chosen)))) if chosen else ssh
 
 
 def known_hosts_for(ssh: SSHOptions) -> HostKeyStore | Path | None:

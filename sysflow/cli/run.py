@@ -408,9 +408,10 @@ def run_command(
 ) -> int:
     """``sysflow run`` over SSH: pre-flight, progress, audit, summary, exit code."""
     from sysflow.cli.backend import parse_backend
-    from sysflow.cli.preflight import refuse_unless_ready
+    from sysflow.cli.preflight import refuse_unless_ready, with_config_known_hosts
 
     parse_backend(ssh.backend)  # a bad --backend is one line before any host is contacted
+    ssh = with_config_known_hosts(ssh, inventory, inventory.hosts)
     refused = refuse_unless_ready(workflow, inventory, ssh, setup.audit, echo)
     if refused is not None:
         return refused

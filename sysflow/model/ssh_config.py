@@ -75,6 +75,7 @@ class ConnectionSettings:
     username: str
     identity_files: tuple[str, ...] = ()
     proxy_jump: str | None = None
+    known_hosts_files: tuple[str, ...] = ()  # the config's UserKnownHostsFile, "none" dropped
 
 
 def resolve_connection(
@@ -94,6 +95,7 @@ def resolve_connection(
             host_vars.get("ansible_ssh_private_key_file"), config.get("IdentityFile")
         ),
         proxy_jump=_proxy_jump(_args_proxy_jump(host_vars) or config.get("ProxyJump")),
+        known_hosts_files=_identity_files(None, config.get("UserKnownHostsFile")),
     )
 
 

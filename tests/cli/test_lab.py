@@ -101,7 +101,11 @@ def test_up_twice_refuses_and_status_reports(lab: Path) -> None:
 
 def test_lab_patching_example_runs_end_to_end_and_fails_the_marked_host(lab: Path) -> None:
     argv = ["run", str(EXAMPLE), "-i", "sysflow-lab/inventory.ini", "--ssh-config", "sysflow-lab/ssh_config"]
-    argv += ["--known-hosts", "sysflow-lab/known_hosts", "--approve-all", "--store", "state.db"]
+    argv += [
+        "--approve-all",
+        "--store",
+        "state.db",
+    ]  # keys checked against the ssh_config's UserKnownHostsFile
     run = _cli(*argv, cwd=lab.parent)
     assert run.returncode == 1, run.stderr
     assert "completed_with_failures (1 failed, 3 succeeded)" in run.stdout

@@ -225,3 +225,33 @@ def test_a_bad_disk_size_is_refused_by_validate_with_its_line(tmp_path: Path) ->
     )
     assert out.returncode == 1
     assert f"{wf}:3:" in out.stderr and "'lots' is not a size" in out.stderr, out.stderr
+
+
+@pytest.mark.ssh
+def test_the_ssh_configs_user_known_hosts_file_is_used_without_known_hosts(
+    sshd: SSHD, tmp_path: Path
+) -> None:
+    """As ``ssh -F CONFIG`` does: the config's UserKnownHostsFile, not ~/.ssh/known_hosts."""
+    fleet = Fleet(tmp_path, sshd)
+    config = fleet.config.read_text()
+    fleet.config.write_text(f"Host *\n  UserKnownHostsFile {fleet.known_hosts}\n\n{config}")
+    argv = ["ping", "all", "-i", str(fleet.inventory), "--ssh-config", str(fleet.config)]
+    out = fleet.cli(*argv)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines()[-1] == "2 of 2 hosts ok"
+    # an emptied file is the one checked: both hosts are now unknown, and it is named
+    fleet.known_hosts.write_text("")
+    out = fleet.cli(*argv)
+    assert out.returncode == 1
+    assert "host key unknown" in out.stdout and str(fleet.known_hosts) in out.stdout
+    # hosts naming different files: one line, pass --known-hosts
+    fleet.config.write_text(
+        f"Host h0001\n  UserKnownHostsFile {tmp_path / 'a'}\nHost h0002\n  UserKnownHostsFile {tmp_path / 'b'}\n"
+        f"\n{config}"
+    )
+    out = fleet.cli(*argv)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"{fleet.config}: UserKnownHostsFile differs between hosts"
+        f" (h0001: {tmp_path / 'a'}, h0002: {tmp_path / 'b'}); pass --known-hosts FILE"
+    ], out.stderr
