@@ -30,6 +30,7 @@ from sysflow.errors import (
     ConnectionFailed,
     ConnectTimeout,
     HostKeyMismatch,
+    HostKeyUnknown,
     HostUnreachable,
     TransportError,
 )
@@ -55,6 +56,7 @@ __all__ = [
 
 SCRIPTED_ERRORS: dict[str, Exception] = {
     "hostkey": HostKeyMismatch("key changed", host="h"),
+    "newkey": HostKeyUnknown("not in known_hosts", host="h"),
     "auth": AuthenticationFailed("rejected", host="h"),
     "ctimeout": ConnectTimeout("handshake slow", host="h"),
     "unreachable": HostUnreachable("refused", host="h"),

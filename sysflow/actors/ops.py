@@ -21,6 +21,7 @@ from sysflow.errors import (
     ConnectionFailed,
     ConnectTimeout,
     HostKeyMismatch,
+    HostKeyUnknown,
     HostUnreachable,
     TransportError,
 )
@@ -55,7 +56,8 @@ class ErrorKind(enum.Enum):
     CONNECT_TIMEOUT = "connect_timeout"
     HOST_UNREACHABLE = "host_unreachable"
     AUTHENTICATION_FAILED = "authentication_failed"
-    HOST_KEY_MISMATCH = "host_key_mismatch"
+    HOST_KEY_MISMATCH = "host_key_mismatch"  # the key changed: possible interception
+    HOST_KEY_UNKNOWN = "host_key_unknown"  # no key in known_hosts yet: trust it first
     CONNECTION_FAILED = "connection_failed"
     TRANSPORT_ERROR = "transport_error"
     CANCELLED = "cancelled"
@@ -83,6 +85,7 @@ _CONNECTION_KINDS = frozenset(
         ErrorKind.HOST_UNREACHABLE,
         ErrorKind.AUTHENTICATION_FAILED,
         ErrorKind.HOST_KEY_MISMATCH,
+        ErrorKind.HOST_KEY_UNKNOWN,
         ErrorKind.CONNECTION_FAILED,
     }
 )
@@ -90,6 +93,7 @@ _CONNECTION_KINDS = frozenset(
 # Most specific first: the first matching class names the kind.
 _KIND_OF_ERROR: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (HostKeyMismatch, ErrorKind.HOST_KEY_MISMATCH),
+    (HostKeyUnknown, ErrorKind.HOST_KEY_UNKNOWN),
     (AuthenticationFailed, ErrorKind.AUTHENTICATION_FAILED),
     (ConnectTimeout, ErrorKind.CONNECT_TIMEOUT),
     (HostUnreachable, ErrorKind.HOST_UNREACHABLE),
@@ -106,6 +110,7 @@ _LABELS: dict[ErrorKind, str] = {
     ErrorKind.HOST_UNREACHABLE: "HostUnreachable",
     ErrorKind.AUTHENTICATION_FAILED: "AuthenticationFailed",
     ErrorKind.HOST_KEY_MISMATCH: "HostKeyMismatch",
+    ErrorKind.HOST_KEY_UNKNOWN: "HostKeyUnknown",
     ErrorKind.CONNECTION_FAILED: "ConnectionFailed",
     ErrorKind.TRANSPORT_ERROR: "TransportError",
     ErrorKind.CANCELLED: "Cancelled",

@@ -103,6 +103,7 @@ async def test_command_failures_retried_only_when_asked() -> None:
     ("name", "kind"),
     [
         ("hostkey", ErrorKind.HOST_KEY_MISMATCH),
+        ("newkey", ErrorKind.HOST_KEY_UNKNOWN),
         ("auth", ErrorKind.AUTHENTICATION_FAILED),
         ("ctimeout", ErrorKind.CONNECT_TIMEOUT),
         ("unreachable", ErrorKind.HOST_UNREACHABLE),
@@ -121,7 +122,7 @@ async def test_connection_failures_are_values_never_retried(name: str, kind: Err
     assert result.attempts == 1
     assert result.exit_status is None
     assert str(SCRIPTED_ERRORS[name]) in result.error_message
-    assert kind.is_connection == (name in {"hostkey", "auth", "ctimeout", "unreachable", "conn"})
+    assert kind.is_connection == (name in {"hostkey", "newkey", "auth", "ctimeout", "unreachable", "conn"})
     assert after.ok  # a failure does not poison the host's lane
 
 
