@@ -146,10 +146,10 @@ def _tz(tz: str | None) -> str | None:
     return tz
 
 
-def _quoted(path: Path) -> str:
+def _quoted(value: Path | str) -> str:
     import shlex
 
-    return shlex.quote(str(path))
+    return shlex.quote(str(value))
 
 
 def store_path(state: Path | None) -> Path:
@@ -267,7 +267,17 @@ def run(
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend, secret)
         ssh = replace(ssh, host_keys=host_keys.value, preflight=not no_preflight)
         setup = _setup(json_lines, audit, store_path(state), approve_all)
-        setup = replace(setup, rerun=f"sysflow run {_quoted(workflow)} -i {_quoted(inventory)}", tz=_tz(tz))
+        again = [
+            ("--ssh-config", ssh_config), ("--key", key), ("--passphrase-env", passphrase_env),
+            ("--known-hosts", known_hosts), ("--audit", audit), ("--become-user", become_user),
+            *(("--tags", t) for t in tags or ()), *(("--skip-tags", t) for t in skip_tags or ()),
+            ("--backend", None if backend == "local" else backend),
+        ]  # fmt: skip
+        flags = [("--become", become), ("-K", ask_become_pass), ("--approve-all", approve_all)]
+        rerun = f"sysflow run {_quoted(workflow)} -i {_quoted(inventory)}" + "".join(
+            [f" {o} {_quoted(v)}" for o, v in again if v is not None] + [f" {o}" for o, on in flags if on]
+        )  # -e is left out: extra vars may carry what should not be echoed
+        setup = replace(setup, rerun=rerun, tz=_tz(tz))
         code = run_command(wf, inv, ssh, setup, _echo_for(json_lines))
     raise typer.Exit(code)
 

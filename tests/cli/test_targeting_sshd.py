@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -82,13 +83,20 @@ def test_limit_failed_run_reruns_only_the_failed_host_with_extra_vars(sshd: SSHD
     assert first.returncode == 1, first.stderr
     hint = re.search(r"re-run the failed hosts: (sysflow run .*) --limit @failed:(\S+)", first.stdout)
     assert hint is not None, first.stdout
-    assert hint.group(1) == f"sysflow run {fleet.workflow} -i {fleet.inventory}"
-    run_id = hint.group(2)
+    assert hint.group(1) == (
+        f"sysflow run {fleet.workflow} -i {fleet.inventory}"
+        f" --ssh-config {fleet.config} --known-hosts {fleet.known_hosts}"
+    )  # the way the hosts were reached comes along, so the line works as printed
+    printed = re.search(r"re-run the failed hosts: sysflow (.*)$", first.stdout, re.M)
+    assert printed is not None and f"--limit @failed:{hint.group(2)} --store {fleet.store}" in printed.group(
+        1
+    )
     assert fleet.lines("h0002") == ["prep", "patch-curl"]  # failed at patch: report never ran
     assert fleet.lines("h0001") == ["prep", "patch-curl", "report"]
     fleet.clear()
 
-    again = fleet.run("--limit", f"@failed:{run_id}", "-e", "broken=no", "-e", '{"pkg": "openssl"}')
+    argv = [*SYSFLOW, *shlex.split(printed.group(1)), "-e", "broken=no", "-e", '{"pkg": "openssl"}']
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=dict(os.environ))
     assert again.returncode == 0, again.stdout + again.stderr
     assert fleet.lines("h0002") == ["prep", "patch-openssl", "report"]  # -e beat the inventory vars
     assert fleet.lines("h0001") == [] and fleet.lines("h0003") == []
