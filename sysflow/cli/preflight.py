@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sysflow.cli.views import plural
 from sysflow.errors import InventoryError, Problem, SysflowError
 
 if TYPE_CHECKING:
@@ -236,6 +237,7 @@ def refuse_unless_ready(
     record_accepted(store, audit, echo)
     failed = [c for c in checks if not c.ok]
     if not failed:
+        echo(f"pre-flight: {len(checks)} of {plural(len(checks), 'host')} ready")
         return None
     echo(f"pre-flight: {len(failed)} of {len(checks)} hosts not ready; the run was not started:")
     for line in failure_table(checks):

@@ -117,6 +117,7 @@ def test_unknown_host_key_refuses_the_run_then_accept_new_trusts_and_audits_it(
     ok = fleet.run("--audit", str(fleet.audit), "--host-keys", "accept-new")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert re.search(r"accepted new host key: \[127\.77\.0\.\d+\]:\d+ SHA256:\S+ appended to ", ok.stdout)
+    assert "pre-flight: 2 of 2 hosts ready" in ok.stdout
     assert fleet.marked() == HOSTS
     written = fleet.known_hosts.read_text().splitlines()
     assert len(written) == len({sshd.address_of(h) for h in HOSTS})
