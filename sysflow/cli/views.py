@@ -223,8 +223,20 @@ def host_table(views: Sequence[HostView], every: Sequence[HostView] | None = Non
             members = [v for v in every if v.wave == view.wave]
             lines.append(f"wave {view.wave + 1}: {plural(len(members), 'host')} ({_counts(members)})")
         lines.append(body[i + 1])
-        lines.extend(remedy_lines(view, "    ") if remedies else [])
+        if remedies:  # status --failed: why, in the host's own words, and what to do
+            lines.extend(tail_lines_of(view, "    ", TAIL_LINES))
+            lines.extend(remedy_lines(view, "    "))
     return lines
+
+
+def tail_lines_of(view: HostView, indent: str, count: int) -> list[str]:
+    """The last ``count`` lines of a failed host's stderr (its stdout when stderr is empty)."""
+    op = view.failed_op
+    if op is None:
+        return []
+    name = "stderr" if op.stderr.strip() else "stdout"
+    found, _ = tail(op.stderr if name == "stderr" else op.stdout, count)
+    return [f"{indent}{name} | {line}" for line in found]
 
 
 def remedy_lines(view: HostView, indent: str) -> list[str]:
@@ -334,12 +346,7 @@ def failure_recap(
     for view in own[:detailed]:
         what = f"{view.task}: {view.reason}" if view.task else view.reason or view.outcome
         lines.append(f"    {view.host} (wave {view.wave + 1}, {view.outcome.replace('_', ' ')}): {what}")
-        op = view.failed_op
-        if op is not None:
-            text = op.stderr if op.stderr.strip() else op.stdout
-            name = "stderr" if op.stderr.strip() else "stdout"
-            found, _ = tail(text, tail_lines)
-            lines.extend(f"      {name} | {line}" for line in found)
+        lines.extend(tail_lines_of(view, "      ", tail_lines))
         lines.extend(remedy_lines(view, "      "))
     if len(own) > detailed:
         lines.append(f"    ... and {plural(len(own) - detailed, 'more host')}")

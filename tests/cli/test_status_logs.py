@@ -146,9 +146,10 @@ def test_status_run_is_a_per_wave_host_table(failed_run: Simulated) -> None:
 def test_status_failed_and_host(failed_run: Simulated) -> None:
     code, text = failed_run.cli("status", failed_run.run_id, "--failed")
     assert code == 0, text
-    assert [line.split()[0] for line in text.splitlines()[3:]] == [
-        "wave", "web01", "wave", "web02", "web03", "wave", "db01"
-    ]  # fmt: skip
+    rows = [line.split()[0] for line in text.splitlines()[3:] if "|" not in line]
+    assert rows == ["wave", "web01", "wave", "web02", "web03", "wave", "db01"]
+    assert "    stderr | health: 503 from nginx" in text.splitlines()  # why, under the host
+    assert text.splitlines()[-1] == "    stdout | replication lag 42s on db01"  # stdout when stderr is empty
     assert "wave 3: 2 hosts (1 failed, 1 succeeded)" in text  # the wave's counts, not only the shown
     code, text = failed_run.cli("status", failed_run.run_id, "--host", "web02")
     assert code == 0, text
