@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -21,8 +21,10 @@ __all__ = [
     "COMMAND_ID_VAR",
     "DEFAULT_OUTPUT_CAP",
     "DEFAULT_SETTLE_TIMEOUT",
+    "OUTPUT_LINE_CAP",
     "CapturedOutput",
     "CommandResult",
+    "OutputTap",
     "SettlePolicy",
     "Settled",
     "Settling",
@@ -33,6 +35,12 @@ __all__ = [
 ]
 
 DEFAULT_OUTPUT_CAP = 64 * 1024  # bytes of stdout/stderr kept per command (head and tail)
+OUTPUT_LINE_CAP = 4096  # bytes of one line an OutputTap is given; longer lines are cut there
+
+OutputTap = Callable[[str, str, str], None]
+"""Told ``(host, kind, text)`` while commands run: kind ``command`` as one starts (the command line,
+secrets and all: a tap masks what it shows), then ``stdout`` / ``stderr`` line by line as output
+arrives (``sysflow run -v``). Called on the event loop: it must not block."""
 COMMAND_ID_VAR = "SYSFLOW_CMD_ID"  # the marker every remote command carries in its environment
 DEFAULT_SETTLE_TIMEOUT = 600.0  # seconds a resume waits for an interrupted command without a timeout
 _COMMAND_ID = re.compile(r"[0-9a-f]{32}")  # fixed length: no marker is a prefix of another

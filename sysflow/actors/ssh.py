@@ -55,6 +55,7 @@ from sysflow.transport import (
     DEFAULT_OUTPUT_CAP,
     DEFAULT_SETTLE_TIMEOUT,
     CommandResult,
+    OutputTap,
     Settled,
     valid_command_id,
 )
@@ -86,6 +87,8 @@ class SSHTransport:
     resolver, or a mapping; unknown names connect to themselves). ``auth`` is asked for credentials
     at every connect. ``known_hosts`` is a shared :class:`HostKeyStore` or the file(s) to build one.
     ``shard_of`` names the shard of a host for ``SSHLimits.max_connections_per_shard``.
+    ``on_output`` is told each command as it starts and its output line by line (see
+    :data:`~sysflow.transport.OutputTap`).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class SSHTransport:
         output_cap: int = DEFAULT_OUTPUT_CAP,
         clock: Clock | None = None,
         seed: int | None = None,
+        on_output: OutputTap | None = None,
     ) -> None:
         self._resolve = settings_resolver(settings)
         provider: CredentialProvider = auth if auth is not None else SSHAuth.from_agent()
@@ -144,6 +148,7 @@ class SSHTransport:
             timeouts=self.timeouts,
             clock=self._clock,
             output_cap=output_cap,
+            tap=on_output,
         )
 
     # -- public surface -----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from sysflow.actors.ssh_remote import (
 )
 from sysflow.clock import Clock
 from sysflow.errors import CommandTimeout, ConnectionFailed, TransportError
-from sysflow.transport import CommandResult, valid_command_id
+from sysflow.transport import CommandResult, OutputTap, valid_command_id
 
 __all__ = ["CommandRunner", "Stopper", "command_marker"]
 
@@ -75,7 +75,9 @@ class CommandRunner:
         timeouts: SSHTimeouts,
         clock: Clock,
         output_cap: int,
+        tap: OutputTap | None = None,
     ) -> None:
+        self._tap = tap
         self._connection = connection
         self._lost = lost
         self._counters = counters
@@ -102,7 +104,10 @@ class CommandRunner:
             command, env=env, cwd=cwd, become=user, sudo_password=password is not None, marker=marker
         )
         start = self._clock.now()
-        session = new_session(self._cap)
+        tap, host = self._tap, entry.name
+        if tap is not None:
+            tap(host, "command", command)
+        session = new_session(self._cap, None if tap is None else lambda kind, text: tap(host, kind, text))
         chan = await self._open_channel(entry, conn, session, line)
         self._feed_stdin(chan, stdin, password)
         await self._wait(entry, conn, chan, session, timeout, Stopper(marker, user, password))

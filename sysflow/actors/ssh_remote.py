@@ -27,6 +27,7 @@ from sysflow.errors import (
     HostKeyMismatch,
     HostUnreachable,
 )
+from sysflow.transport import OUTPUT_LINE_CAP
 
 __all__ = [
     "BECOME_EXIT",
@@ -41,6 +42,8 @@ __all__ = [
     "settle_command",
     "wrap_command",
 ]
+
+LineTap = Callable[[str, str], None]  # (stdout|stderr, line) of one command's session
 
 
 def wrap_command(
@@ -196,18 +199,35 @@ class ConnectClient:
 class CommandSession:
     """asyncssh session callbacks for one command: streams output into capped collectors."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, tap: LineTap | None = None) -> None:
         self.stdout = OutputCollector(cap)
         self.stderr = OutputCollector(cap)
         self.exit_status: int | None = None
         self.exit_signal: str | None = None
         self.done: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        self._tap = tap
+        self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
 
     def connection_made(self, chan: Any) -> None:
         return None
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
         (self.stdout if datatype is None else self.stderr).feed(data)
+        if self._tap is not None:
+            self._lines("stdout" if datatype is None else "stderr", data)
+
+    def _lines(self, kind: str, data: bytes) -> None:
+        """Hand the tap each complete line; keep the rest (at most a line cap) for the next chunk."""
+        assert self._tap is not None
+        pending = self._partial[kind]
+        pending += data
+        *lines, rest = pending.split(b"\n")
+        for line in lines:
+            self._tap(kind, line[:OUTPUT_LINE_CAP].decode(errors="replace"))
+        if len(rest) > OUTPUT_LINE_CAP:  # a line without end: show its start, drop the rest
+            self._tap(kind, rest[:OUTPUT_LINE_CAP].decode(errors="replace"))
+            rest = bytearray()
+        self._partial[kind] = bytearray(rest)
 
     def exit_status_received(self, status: int) -> None:
         self.exit_status = status
@@ -216,6 +236,11 @@ class CommandSession:
         self.exit_signal = signal
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._tap is not None:  # the last line, when the output did not end with a newline
+            for kind, rest in self._partial.items():
+                if rest:
+                    self._tap(kind, rest.decode(errors="replace"))
+                    rest.clear()
         if not self.done.done():
             self.done.set_result(exc)
 
@@ -234,14 +259,15 @@ def new_client(store: HostKeyStore, on_lost: Callable[[Any, Exception | None], N
     return client
 
 
-def new_session(cap: int) -> CommandSession:
-    """A session object for one command over asyncssh's ``SSHClientSession`` defaults."""
+def new_session(cap: int, tap: LineTap | None = None) -> CommandSession:
+    """A session object for one command over asyncssh's ``SSHClientSession`` defaults; ``tap`` is
+    told each line of output as it arrives."""
     cls = _CLASSES.get("session")
     if cls is None:
         import asyncssh
 
         cls = _CLASSES["session"] = type("_Session", (CommandSession, asyncssh.SSHClientSession), {})
-    session: CommandSession = cls(cap)
+    session: CommandSession = cls(cap, tap)
     return session
 
 

@@ -29,6 +29,7 @@ from sysflow.cli.inputs import (
     SSHConfigOpt,
     StateOpt,
     TzOpt,
+    VerboseOpt,
     load_inputs,
 )
 from sysflow.cli.targeting import (
@@ -208,6 +209,7 @@ def run(
         bool, typer.Option("--all", help="With --check: list every host (default: 10 per task).")
     ] = False,
     host_keys: HostKeysOpt = HostKeyPolicy.STRICT,
+    verbose: VerboseOpt = 0,
     no_preflight: Annotated[
         bool,
         typer.Option("--no-preflight", help="Skip the pre-flight check of every host before the first wave."),
@@ -230,6 +232,8 @@ def run(
       sysflow run wf.yaml -i hosts.ini --become --ask-become-pass
 
       sysflow run wf.yaml -i hosts.ini --check
+
+      sysflow run wf.yaml -i hosts.ini --limit web01 -vv
 
       sysflow run wf.yaml -i hosts.ini --host-keys accept-new --audit audit.db
 
@@ -265,7 +269,7 @@ def run(
             return
         secret = ask_become_password(ask_become_pass)
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend, secret)
-        ssh = replace(ssh, host_keys=host_keys.value, preflight=not no_preflight)
+        ssh = replace(ssh, host_keys=host_keys.value, preflight=not no_preflight, verbose=verbose)
         setup = _setup(json_lines, audit, store_path(state), approve_all)
         again = [
             ("--ssh-config", ssh_config), ("--key", key), ("--passphrase-env", passphrase_env),

@@ -25,6 +25,7 @@ from sysflow.cli.inputs import (
     PassphraseEnvOpt,
     SSHConfigOpt,
     StateOpt,
+    VerboseOpt,
 )
 from sysflow.cli.targeting import ExtraVarsOpt, ForksOpt, Targeting
 
@@ -135,6 +136,7 @@ def sysflow_exec(
         typer.Option("--in-window", help="Start only inside these windows (a YAML windows: section)."),
     ] = None,
     lines: Annotated[int, typer.Option("--lines", help="Stdout lines shown per host.")] = DEFAULT_LINES,
+    verbose: VerboseOpt = 0,
     json_lines: Annotated[
         bool, typer.Option("--json", help="Stream events as JSON Lines on stdout.")
     ] = False,
@@ -175,7 +177,9 @@ def sysflow_exec(
         mode = ProgressMode.JSON if json_lines else ProgressMode.QUIET
         setup = RunSetup(mode=mode, out=sys.stdout, audit=audit, state=store_path(state), approve_all=True)
         secret = ask_become_password(ask_become_pass)
-        ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, become_password=secret)
+        ssh = SSHOptions(
+            ssh_config, key, known_hosts, passphrase_env, become_password=secret, verbose=verbose
+        )
         ssh = with_config_known_hosts(ssh, inv, inv.hosts)
         result = run_live(wf, inv, ssh, setup)
         echo = _echo(json_lines)

@@ -28,6 +28,7 @@ __all__ = [
     "SSHConfigOpt",
     "StateOpt",
     "TzOpt",
+    "VerboseOpt",
     "load_inputs",
 ]
 
@@ -56,6 +57,15 @@ BecomeUserOpt = Annotated[
 ]
 AskBecomePassOpt = Annotated[
     bool, typer.Option("--ask-become-pass", "-K", help="Prompt for the sudo password (hidden; never stored).")
+]
+VerboseOpt = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        help="-v: print each host's output as it arrives; -vv: each command as it starts too.",
+    ),
 ]
 TzOpt = Annotated[
     str | None,

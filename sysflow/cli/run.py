@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
     from sysflow.planner.plan import Plan
+    from sysflow.transport import OutputTap
 
 Echo = Callable[[str], None]
 
@@ -315,6 +316,7 @@ class SSHOptions:
     become_password: Secret | None = field(default=None, repr=False)  # --ask-become-pass, memory only
     host_keys: str = "strict"  # --host-keys: strict, accept-new or off
     preflight: bool = True  # check every host before the first wave (--no-preflight: don't)
+    verbose: int = 0  # -v: stream each host's output as it arrives; -vv: each command too
 
 
 def make_auth(ssh: SSHOptions) -> SSHAuth:
@@ -332,6 +334,7 @@ def ssh_engine(
     setup: RunSetup,
     found: Sequence[Observer],
     runner: BackendRunner | None = None,
+    on_output: OutputTap | None = None,
 ) -> Engine:
     from sysflow.cli.become import with_become_passwords
     from sysflow.cli.preflight import known_hosts_for
@@ -349,6 +352,7 @@ def ssh_engine(
         known_hosts=known_hosts_for(ssh),
         store=setup.state,
         runner=runner,
+        on_output=on_output,
     )
     engines.append(engine)
     return engine
@@ -372,6 +376,25 @@ async def started_runner(
     return runner
 
 
+def verbose_tap(
+    workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup, remote: bool
+) -> OutputTap | None:
+    """What ``-v``/``-vv`` print as output arrives (to stderr when stdout carries JSON Lines)."""
+    from sysflow.cli.progress import ProgressMode
+    from sysflow.cli.verbose import output_printer, run_masker
+
+    if ssh.verbose <= 0:
+        return None
+    out = sys.stderr if setup.mode is ProgressMode.JSON else setup.out
+    if remote:  # the HostPools' transports live in other processes: nothing streams back here
+        print(
+            f"-v: output is not streamed with --backend {ssh.backend} (sysflow logs RUN shows it)", file=out
+        )
+        return None
+    masker = run_masker(workflow, inventory, ssh.become_password)
+    return output_printer(ssh.verbose, masker, lambda line: print(line, file=out, flush=True))
+
+
 async def _run_live(
     workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup
 ) -> RunResult:
@@ -379,8 +402,10 @@ async def _run_live(
     plan = forecast_or_none(workflow, inventory, datetime.now(UTC))
     runner = await started_runner(workflow, inventory, ssh)
     context = progress_context(inventory, plan, zone=display_zone(setup.tz, workflow))
+    tap = verbose_tap(workflow, inventory, ssh, setup, runner is not None)
     with observers(setup, context) as (found, progress):
-        engine = ssh_engine(inventory, ssh, setup, [*found, *([approver] if approver else [])], runner)
+        watchers = [*found, *([approver] if approver else [])]
+        engine = ssh_engine(inventory, ssh, setup, watchers, runner, on_output=tap)
         run = prepare(engine, workflow, approver, progress)
         poller = asyncio.create_task(poll_controls(run, setup.state)) if setup.state else None
         try:

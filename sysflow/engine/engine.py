@@ -50,6 +50,7 @@ from sysflow.planner.graph import Operation, OpGraph
 from sysflow.planner.plan import Plan
 from sysflow.transport import (
     DEFAULT_SETTLE_TIMEOUT,
+    OutputTap,
     Settled,
     SettlePolicy,
     Settling,
@@ -82,6 +83,8 @@ class Engine:
     ``LocalTransport`` for local runs); ``runner`` replaces the whole execution path (a backend of
     HostPool actors, see :class:`sysflow.engine.dispatch.BackendRunner`). ``hooks`` builds the
     verification hooks of a run (default: the workflow's verifications through ``sysflow.verify``).
+    ``on_output`` is given to the SSH transport the engine builds: each command as it starts and its
+    output line by line, unmasked (the CLI's ``-v`` masks what it prints).
 
     Secrets are never at rest: the run store keeps the inventory with each secret value replaced by
     ``{"$secret": "<name>"}`` (:meth:`Inventory.redacted_json`), and records mask secret values.
@@ -109,8 +112,10 @@ class Engine:
         durations: DurationModel | None = None,
         plan: bool = True,
         settle: SettlePolicy | str = SettlePolicy.WAIT,
+        on_output: OutputTap | None = None,
     ) -> None:
         self.inventory = inventory
+        self._on_output = on_output  # given to the SSH transport the engine builds (run -v)
         self.auth = auth
         self.clock = clock or RealClock()
         self.bus = EventBus()
@@ -363,6 +368,7 @@ class Engine:
                 self.auth,
                 known_hosts=self._known_hosts,
                 clock=self.clock,
+                on_output=self._on_output,
             )
         return self._transport
 
