@@ -145,14 +145,9 @@ class _Renderer:
         self._secrets = frozenset(workflow.secrets) | frozenset(inventory.secret_names())
 
     def _context(self, op: Operation) -> dict[str, Any]:
-        host = {
-            "name": op.host,
-            "groups": list(op.groups),
-            "group": op.group,
-            "datacenter": op.datacenter,
-            "segment": op.segment,
-            "wave": op.wave + 1,
-        }
+        from sysflow.engine.conditional import template_host
+
+        host = template_host(op)
         values = {} if op.host.startswith("@") else self._inventory.host_vars(op.host)
         return {"host": host, "vars": values, "facts": {}, "results": {}}
 
