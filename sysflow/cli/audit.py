@@ -1,22 +1,40 @@
 """``sysflow audit verify | query | export``: check the keyed chain, read records, feed a SIEM.
 
-Thin functions over :class:`sysflow.audit.log.AuditLog`, always opened read-only; ``sysflow.cli``
-maps their outcomes to exit codes (0 intact / found, 1 tampered or not an audit log, 3 no such file).
+The typer commands (``audit_app``) over thin functions on :class:`sysflow.audit.log.AuditLog`,
+always opened read-only; exit codes 0 intact / found, 1 tampered or not an audit log, 2 no path,
+3 no such file.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Annotated
+
+import typer
 
 from sysflow.audit.log import AuditLog, AuditRecord
+from sysflow.cli.commands import EXIT_INVALID, EXIT_USAGE, exit_with, guard
 from sysflow.clock import utc
 
-__all__ = ["open_log", "parse_since", "query_lines", "verify_log"]
+__all__ = ["audit_app", "open_log", "parse_since", "query_lines", "verify_log"]
+
+audit_app = typer.Typer(
+    name="audit",
+    help="Check and read the tamper-evident audit log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DbArg = Annotated[
+    Path | None, typer.Argument(help="Audit log (SQLite); or give it as --db.", show_default=False)
+]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Audit log (SQLite), the same as PATH.")]
 
 Echo = Callable[[str], None]
 
@@ -77,3 +95,104 @@ def export(db: Path, out: IO[str], *, run: str | None, host: str | None, since: 
         if run is not None or host is not None or since is not None:
             selected = log.query(run=run, host=host, since=parse_since(since))
         return log.export_jsonl(out, selected)
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def _audit_db(what: str, path: Path | None, db: Path | None) -> Path:
+    """The audit log given positionally or as ``--db`` (once; a usage error otherwise)."""
+    if path is not None and db is not None and path != db:
+        exit_with(EXIT_USAGE, f"{what}: two audit logs given ({path} and --db {db}); give one")
+    chosen = path if path is not None else db
+    if chosen is None:
+        exit_with(EXIT_USAGE, f"{what}: which audit log? give its path: sysflow {what} audit.db")
+    return chosen
+
+
+@audit_app.command("verify")
+def audit_verify(
+    path: DbArg = None,
+    db: DbOpt = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="Audit key the log was written with (default: $SYSFLOW_AUDIT_KEY_FILE, else "
+            "/var/lib/sysflow/audit.key for root, ~/.local/state/sysflow/audit.key otherwise).",
+        ),
+    ] = None,
+) -> None:
+    """Check the keyed chain against its signed head (<db>.head); name the first bad record.
+
+    Detects edited, removed, reordered or re-hashed records, truncation, an older copy of the
+    database put back and a database swapped with another log's. Opens the file read-only.
+
+    Examples:
+
+      sysflow audit verify audit.db
+
+      sysflow audit verify /srv/audit.db --key-file /root/audit.key
+
+    Exit codes: 0 intact, 1 tampered, not an audit log or no key, 2 no path given, 3 no such file.
+    """
+    log = _audit_db("audit verify", path, db)
+    with guard("audit verify"):
+        intact, line = verify_log(log, key_file=key_file)
+    if not intact:
+        exit_with(EXIT_INVALID, line)
+    typer.echo(line)
+
+
+@audit_app.command("query")
+def audit_query(
+    path: DbArg = None,
+    db: DbOpt = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only from this ISO 8601 time.")] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="JSON Lines instead of text.")] = False,
+) -> None:
+    """Print audit records of a run, a host and/or since a time.
+
+    Examples:
+
+      sysflow audit query audit.db --run RUN --host web01.example.com
+
+      sysflow audit query audit.db --since 2026-11-29T01:00 --json
+
+    Exit codes: 0 ok, 1 bad --since or not an audit log, 2 no path given, 3 no such file.
+    """
+    log = _audit_db("audit query", path, db)
+    with guard("audit query"):
+        for line in query_lines(query(log, run=run_id, host=host, since=since), as_json=json_lines):
+            typer.echo(line)
+
+
+@audit_app.command("export")
+def audit_export(
+    path: DbArg = None,
+    db: DbOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only from this ISO 8601 time.")] = None,
+) -> None:
+    """Export audit records as JSON Lines (for a SIEM).
+
+    Examples:
+
+      sysflow audit export audit.db -o audit.jsonl
+
+    Exit codes: 0 ok, 1 bad --since or not an audit log, 2 no path given, 3 no such file.
+    """
+    log = _audit_db("audit export", path, db)
+    with guard("audit export"):
+        if out is None:
+            export(log, sys.stdout, run=run_id, host=host, since=since)
+            return
+        if out.is_dir():
+            exit_with(EXIT_INVALID, f"error: -o {out} is a directory; give a file to write")
+        with out.open("w", encoding="utf-8") as fh:
+            n = export(log, fh, run=run_id, host=host, since=since)
+        typer.echo(f"wrote {n} records to {out}", err=True)

@@ -1,4 +1,4 @@
-"""The operating commands: run, sim, demo, resume, status, logs, approve, pause, cancel, audit, submit.
+"""The operating commands: run, sim, demo, resume, status, logs, approve, pause, cancel, submit.
 
 Each is a thin typer wrapper: options in, one call into ``sysflow.cli.run``, ``.control``,
 ``.audit``, ``.demo`` or ``.jobs``, and an exit code out. Errors become one clear
@@ -45,7 +45,7 @@ from sysflow.cli.targeting import (
 if TYPE_CHECKING:
     from sysflow.cli.run import RunSetup
 
-__all__ = ["audit_app", "guard", "register"]
+__all__ = ["EXIT_USAGE", "exit_with", "guard", "register"]
 
 EXIT_INVALID = 1
 EXIT_NOT_FOUND = 3
@@ -54,27 +54,16 @@ EXIT_INTERRUPTED = 130
 DEBUG = {"on": False}  # set by the root ``--debug`` option (sysflow.cli), read by guard()
 DEFAULT_DEMO_OUT = Path("sysflow-demo")
 
-audit_app = typer.Typer(
-    name="audit",
-    help="Check and read the tamper-evident audit log.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
 WorkflowArg = Annotated[Path, typer.Argument(help="Workflow file (YAML or JSON).")]
 InventoryOpt = Annotated[Path, typer.Option("--inventory", "-i", help="Inventory (Ansible INI/YAML).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON Lines on stdout.")]
 AuditOpt = Annotated[Path | None, typer.Option("--audit", help="Append to this audit log (SQLite).")]
 RunArg = Annotated[str, typer.Argument(help="Run id (see `sysflow status`).")]
-DbArg = Annotated[
-    Path | None, typer.Argument(help="Audit log (SQLite); or give it as --db.", show_default=False)
-]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="Audit log (SQLite), the same as PATH.")]
 EXIT_USAGE = 2
 
 
-def _exit(code: int, line: str | None = None) -> NoReturn:
+def exit_with(code: int, line: str | None = None) -> NoReturn:
+    """Print ``line`` (if any) on stderr and leave with ``code``."""
     if line:
         typer.echo(line, err=True)
     raise typer.Exit(code)
@@ -112,7 +101,7 @@ def guard(what: str) -> Iterator[None]:
     except (typer.Exit, typer.Abort):
         raise
     except KeyboardInterrupt:
-        _exit(EXIT_INTERRUPTED, f"{what}: interrupted")
+        exit_with(EXIT_INTERRUPTED, f"{what}: interrupted")
     except (SysflowError, OSError, ValueError) as exc:
         if DEBUG["on"]:
             raise
@@ -120,7 +109,7 @@ def guard(what: str) -> Iterator[None]:
         lines = [str(p) for p in problems] if problems else [_message(exc)]
         for line in lines[:-1]:
             typer.echo(line, err=True)
-        _exit(_code_of(exc), lines[-1] if len(lines) == 1 else f"{lines[-1]}\n{what}: failed")
+        exit_with(_code_of(exc), lines[-1] if len(lines) == 1 else f"{lines[-1]}\n{what}: failed")
 
 
 def _load_inputs(workflow: Path, inventory: Path, ssh_config: Path | None) -> tuple[Any, Any]:
@@ -143,7 +132,7 @@ def _tz(tz: str | None) -> str | None:
         try:
             parse_tz(tz)
         except ValueError as exc:
-            _exit(EXIT_INVALID, f"error: {exc}")
+            exit_with(EXIT_INVALID, f"error: {exc}")
     return tz
 
 
@@ -435,7 +424,7 @@ def status(
     Exit codes: 0 ok, 2 --failed or --host without RUN, 3 no such run, host, store or job.
     """
     if run_id is None and (failed or host is not None):
-        _exit(EXIT_USAGE, "status: --failed and --host need a RUN: sysflow status RUN --failed")
+        exit_with(EXIT_USAGE, "status: --failed and --host need a RUN: sysflow status RUN --failed")
     with guard("status"):
         if address is not None:
             from sysflow.cli.jobs import RayTarget, job_lines
@@ -590,115 +579,10 @@ def submit(
     raise typer.Exit(0 if ok else EXIT_INVALID)
 
 
-# -- audit ----------------------------------------------------------------------------------------
-
-
-def _audit_db(what: str, path: Path | None, db: Path | None) -> Path:
-    """The audit log given positionally or as ``--db`` (once; a usage error otherwise)."""
-    if path is not None and db is not None and path != db:
-        _exit(EXIT_USAGE, f"{what}: two audit logs given ({path} and --db {db}); give one")
-    chosen = path if path is not None else db
-    if chosen is None:
-        _exit(EXIT_USAGE, f"{what}: which audit log? give its path: sysflow {what} audit.db")
-    return chosen
-
-
-@audit_app.command("verify")
-def audit_verify(
-    path: DbArg = None,
-    db: DbOpt = None,
-    key_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--key-file",
-            help="Audit key the log was written with (default: $SYSFLOW_AUDIT_KEY_FILE, else "
-            "/var/lib/sysflow/audit.key for root, ~/.local/state/sysflow/audit.key otherwise).",
-        ),
-    ] = None,
-) -> None:
-    """Check the keyed chain against its signed head (<db>.head); name the first bad record.
-
-    Detects edited, removed, reordered or re-hashed records, truncation, an older copy of the
-    database put back and a database swapped with another log's. Opens the file read-only.
-
-    Examples:
-
-      sysflow audit verify audit.db
-
-      sysflow audit verify /srv/audit.db --key-file /root/audit.key
-
-    Exit codes: 0 intact, 1 tampered, not an audit log or no key, 2 no path given, 3 no such file.
-    """
-    from sysflow.cli.audit import verify_log
-
-    log = _audit_db("audit verify", path, db)
-    with guard("audit verify"):
-        intact, line = verify_log(log, key_file=key_file)
-    if not intact:
-        _exit(EXIT_INVALID, line)
-    typer.echo(line)
-
-
-@audit_app.command("query")
-def audit_query(
-    path: DbArg = None,
-    db: DbOpt = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only from this ISO 8601 time.")] = None,
-    json_lines: Annotated[bool, typer.Option("--json", help="JSON Lines instead of text.")] = False,
-) -> None:
-    """Print audit records of a run, a host and/or since a time.
-
-    Examples:
-
-      sysflow audit query audit.db --run RUN --host web01.example.com
-
-      sysflow audit query audit.db --since 2026-11-29T01:00 --json
-
-    Exit codes: 0 ok, 1 bad --since or not an audit log, 2 no path given, 3 no such file.
-    """
-    from sysflow.cli.audit import query, query_lines
-
-    log = _audit_db("audit query", path, db)
-    with guard("audit query"):
-        for line in query_lines(query(log, run=run_id, host=host, since=since), as_json=json_lines):
-            typer.echo(line)
-
-
-@audit_app.command("export")
-def audit_export(
-    path: DbArg = None,
-    db: DbOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: stdout).")] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Only this host.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only from this ISO 8601 time.")] = None,
-) -> None:
-    """Export audit records as JSON Lines (for a SIEM).
-
-    Examples:
-
-      sysflow audit export audit.db -o audit.jsonl
-
-    Exit codes: 0 ok, 1 bad --since or not an audit log, 2 no path given, 3 no such file.
-    """
-    from sysflow.cli.audit import export
-
-    log = _audit_db("audit export", path, db)
-    with guard("audit export"):
-        if out is None:
-            export(log, sys.stdout, run=run_id, host=host, since=since)
-            return
-        if out.is_dir():
-            _exit(EXIT_INVALID, f"error: -o {out} is a directory; give a file to write")
-        with out.open("w", encoding="utf-8") as fh:
-            n = export(log, fh, run=run_id, host=host, since=since)
-        typer.echo(f"wrote {n} records to {out}", err=True)
-
-
 def register(app: typer.Typer) -> None:
     """Add the operating commands to the root ``sysflow`` app."""
     for command in (run, sim, demo, resume, status, logs, approve, pause, cancel, submit):
         app.command(command.__name__)(command)
+    from sysflow.cli.audit import audit_app
+
     app.add_typer(audit_app, name="audit")
