@@ -27,7 +27,8 @@ import yaml
 from pydantic import ValidationError
 
 from sysflow.errors import Problem, WorkflowError
-from sysflow.model.workflow import MaintenanceWorkflow, problems_from_validation
+from sysflow.model.base import problems_from_validation
+from sysflow.model.workflow import MaintenanceWorkflow
 
 __all__ = [
     "MAX_DEPTH",

@@ -31,7 +31,7 @@ from pydantic import (
 
 from sysflow.errors import Problem, WorkflowError
 from sysflow.model.analysis import MetricCheck
-from sysflow.model.base import FrozenModel, UserModel
+from sysflow.model.base import FrozenModel, UserModel, problems_from_validation
 from sysflow.model.become import BecomeMethod, BecomeSetting, become_method_problem
 from sysflow.model.durations import Duration
 from sysflow.model.parallelism import ParallelismConfig, check_count
@@ -333,43 +333,6 @@ class NotificationRoute(FrozenModel):
     only_failures: bool = Field(False, description="Only events that report a failure.")
     groups: list[str] | None = Field(None, description="Only events about hosts of these groups.")
     name: str | None = None
-
-
-_TYPE_TAGS = frozenset({"bool", "int", "str", "float", "none", "list[int]", "list[str]", "dict[str,float]"})
-
-
-def _error_path(loc: Iterable[int | str], prefix: str = "") -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, str) and (part in _TYPE_TAGS or part.startswith(("function-", "tagged-union["))):
-            continue  # a union branch or validator wrapper, not a key the user wrote
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path = f"{path}.{part}" if path else str(part)
-    return path
-
-
-def problems_from_validation(exc: ValidationError, prefix: str = "") -> list[Problem]:
-    """Pydantic errors as Problems located by field path (``tasks[3].timeout``).
-
-    The several errors of one union field (``approval: maybe``) become one problem.
-    """
-    by_path: dict[str, list[str]] = {}
-    for err in exc.errors():
-        messages = by_path.setdefault(_error_path(err["loc"], prefix), [])
-        if _message(err) not in messages:
-            messages.append(_message(err))
-    return [Problem(" or ".join(msgs), path) for path, msgs in by_path.items()]
-
-
-def _message(err: Mapping[str, Any]) -> str:
-    msg = str(err["msg"])
-    if err["type"] == "extra_forbidden":
-        return f"unknown key {err['loc'][-1]!r}"
-    if err["type"] == "missing":
-        return f"missing required key {err['loc'][-1]!r}"
-    return msg.removeprefix("Value error, ")
 
 
 class MaintenanceWorkflow(UserModel):
