@@ -109,8 +109,11 @@ def run_preflight(
     return asyncio.run(go())
 
 
-def record_accepted(store: HostKeyStore, audit: Path | None, echo: Callable[[str], None]) -> None:
-    """Say which host keys were accepted on first use and append each to the audit log."""
+def record_accepted(
+    store: HostKeyStore, audit: Path | None, echo: Callable[[str], None], *, run_id: str = PREFLIGHT_RUN_ID
+) -> None:
+    """Say which host keys were accepted on first use and append each to the audit log (under the
+    run that accepted them, or ``preflight`` before a run exists)."""
     accepted = store.accepted()
     if not accepted:
         return
@@ -124,7 +127,7 @@ def record_accepted(store: HostKeyStore, audit: Path | None, echo: Callable[[str
             echo(f"accepted new host key: {detail}")
             if log is not None:
                 log.append(
-                    PREFLIGHT_RUN_ID,
+                    run_id,
                     "host_key_accepted",
                     at=datetime.now(UTC),
                     host=pattern,

@@ -26,6 +26,7 @@ from sysflow.engine.events import Event, EventKind, Observer
 
 if TYPE_CHECKING:
     from sysflow.actors.auth import Secret, SSHAuth
+    from sysflow.actors.hostkeys import HostKeyStore
     from sysflow.cli.progress import Progress, ProgressContext, ProgressMode
     from sysflow.engine.dispatch import BackendRunner
     from sysflow.engine.engine import Engine
@@ -335,6 +336,7 @@ def ssh_engine(
     found: Sequence[Observer],
     runner: BackendRunner | None = None,
     on_output: OutputTap | None = None,
+    keys: HostKeyStore | Path | None = None,
 ) -> Engine:
     from sysflow.cli.become import with_become_passwords
     from sysflow.cli.preflight import known_hosts_for
@@ -349,7 +351,7 @@ def ssh_engine(
         auth,
         observers=found,
         ssh_config=ssh.ssh_config,
-        known_hosts=known_hosts_for(ssh),
+        known_hosts=keys if keys is not None else known_hosts_for(ssh),
         store=setup.state,
         runner=runner,
         on_output=on_output,
@@ -376,40 +378,48 @@ async def started_runner(
     return runner
 
 
+def _side_echo(setup: RunSetup) -> Callable[[str], None]:
+    """Lines beside the progress: on its stream, or on stderr when stdout carries JSON Lines."""
+    from sysflow.cli.progress import ProgressMode
+
+    out = sys.stderr if setup.mode is ProgressMode.JSON else setup.out
+    return lambda line: print(line, file=out, flush=True)
+
+
 def verbose_tap(
     workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup, remote: bool
 ) -> OutputTap | None:
     """What ``-v``/``-vv`` print as output arrives (to stderr when stdout carries JSON Lines)."""
-    from sysflow.cli.progress import ProgressMode
     from sysflow.cli.verbose import output_printer, run_masker
 
     if ssh.verbose <= 0:
         return None
-    out = sys.stderr if setup.mode is ProgressMode.JSON else setup.out
+    echo = _side_echo(setup)
     if remote:  # the HostPools' transports live in other processes: nothing streams back here
-        print(
-            f"-v: output is not streamed with --backend {ssh.backend} (sysflow logs RUN shows it)", file=out
-        )
+        echo(f"-v: output is not streamed with --backend {ssh.backend} (sysflow logs RUN shows it)")
         return None
-    masker = run_masker(workflow, inventory, ssh.become_password)
-    return output_printer(ssh.verbose, masker, lambda line: print(line, file=out, flush=True))
+    return output_printer(ssh.verbose, run_masker(workflow, inventory, ssh.become_password), echo)
 
 
 async def _run_live(
     workflow: MaintenanceWorkflow, inventory: Inventory, ssh: SSHOptions, setup: RunSetup
 ) -> RunResult:
+    from sysflow.actors.hostkeys import HostKeyStore
+    from sysflow.cli.preflight import known_hosts_for, record_accepted
+
     approver = AutoApprover() if setup.approve_all else None
     plan = forecast_or_none(workflow, inventory, datetime.now(UTC))
     runner = await started_runner(workflow, inventory, ssh)
     context = progress_context(inventory, plan, zone=display_zone(setup.tz, workflow))
     tap = verbose_tap(workflow, inventory, ssh, setup, runner is not None)
+    keys = known_hosts_for(ssh)
     with observers(setup, context) as (found, progress):
         watchers = [*found, *([approver] if approver else [])]
-        engine = ssh_engine(inventory, ssh, setup, watchers, runner, on_output=tap)
+        engine = ssh_engine(inventory, ssh, setup, watchers, runner, on_output=tap, keys=keys)
         run = prepare(engine, workflow, approver, progress)
         poller = asyncio.create_task(poll_controls(run, setup.state)) if setup.state else None
         try:
-            return await engine.drive(run)
+            result = await engine.drive(run)
         finally:
             if runner is not None:
                 await runner.stop()
@@ -419,6 +429,9 @@ async def _run_live(
                     await poller
             if engine.store is not None:
                 engine.store.close()
+    if isinstance(keys, HostKeyStore):  # keys accepted during the run (no pre-flight took them first)
+        record_accepted(keys, setup.audit, _side_echo(setup), run_id=result.run_id)
+    return result
 
 
 def run_live(

@@ -5,6 +5,7 @@ subprocess; assertions are on the text a person reads."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -256,3 +257,22 @@ def test_the_ssh_configs_user_known_hosts_file_is_used_without_known_hosts(
         f"{fleet.config}: UserKnownHostsFile differs between hosts"
         f" (h0001: {tmp_path / 'a'}, h0002: {tmp_path / 'b'}); pass --known-hosts FILE"
     ], out.stderr
+
+
+@pytest.mark.ssh
+def test_keys_accepted_during_a_run_without_preflight_are_audited_under_the_run(
+    sshd: SSHD, tmp_path: Path
+) -> None:
+    fleet = Fleet(tmp_path, sshd)
+    fleet.known_hosts.write_text("")
+    ok = fleet.run("--audit", str(fleet.audit), "--host-keys", "accept-new", "--no-preflight")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    run_id = re.search(r"^run (\S+): completed", ok.stdout, re.M)
+    assert run_id is not None, ok.stdout
+    assert re.search(
+        r"^accepted new host key: \[127\.77\.0\.\d+\]:\d+ SHA256:\S+ appended to ", ok.stdout, re.M
+    )
+    audit = fleet.cli("audit", "query", str(fleet.audit), "--run", run_id.group(1), "--json")
+    accepted = [r for r in map(json.loads, audit.stdout.splitlines()) if r["action"] == "host_key_accepted"]
+    assert len(accepted) == len({sshd.address_of(h) for h in HOSTS}), audit.stdout
+    assert fleet.cli("audit", "verify", str(fleet.audit)).returncode == 0  # appended on the same chain
