@@ -155,14 +155,13 @@ def _new_violations(check: Callable[..., list[Violation]], plan: Plan, started: 
     """Violations the re-planned hosts cause; what the started hosts alone already break is fact."""
     from sysflow.planner.solution import Assignment
 
+    found = check(plan.problem, plan)
+    if not found:  # the common case: nothing to tell apart, so no second check of the started hosts
+        return []
     a = plan.assignment
     fixed_only = Assignment(
         {h: st for h, st in a.starts.items() if h in started},
         {**dict(a.deferred), **{h: "re-planned" for h in a.starts if h not in started}},
     )
     baseline = {str(v) for v in check(plan.problem, fixed_only)}
-    return [
-        v
-        for v in check(plan.problem, plan)
-        if str(v) not in baseline and (v.host is None or v.host not in started)
-    ]
+    return [v for v in found if str(v) not in baseline and (v.host is None or v.host not in started)]
