@@ -463,6 +463,14 @@ def resume_command(run_id: str, ssh: SSHOptions, setup: RunSetup, echo: Echo) ->
     """``sysflow resume RUN``: continue an interrupted run from the store over SSH."""
     from sysflow.model.inventory import Inventory
 
+    if ssh.known_hosts is None and setup.state is not None:  # the ssh config's UserKnownHostsFile, as run
+        from sysflow.cli.preflight import with_config_known_hosts
+        from sysflow.engine.store import RunStore
+
+        with RunStore(setup.state) as store:
+            stored = Inventory.model_validate_json(store.run(run_id).inventory_json)
+        ssh = with_config_known_hosts(ssh, stored, stored.hosts)
+
     async def resume() -> RunResult:
         with observers(setup, progress_context(Inventory())) as (found, _):
             engine = ssh_engine(Inventory(), ssh, setup, found)

@@ -276,3 +276,25 @@ def test_keys_accepted_during_a_run_without_preflight_are_audited_under_the_run(
     accepted = [r for r in map(json.loads, audit.stdout.splitlines()) if r["action"] == "host_key_accepted"]
     assert len(accepted) == len({sshd.address_of(h) for h in HOSTS}), audit.stdout
     assert fleet.cli("audit", "verify", str(fleet.audit)).returncode == 0  # appended on the same chain
+
+
+@pytest.mark.ssh
+def test_resume_checks_keys_against_the_ssh_configs_user_known_hosts_file(sshd: SSHD, tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path, sshd)
+    config = fleet.config.read_text()
+    fleet.config.write_text(f"Host *\n  UserKnownHostsFile {fleet.known_hosts}\n\n{config}")
+    prepare = (  # a run recorded by a process that then died before driving it
+        "import sys; from sysflow import Engine, Inventory, MaintenanceWorkflow as W; "
+        "e = Engine(Inventory.load(sys.argv[1]), store=sys.argv[2]); "
+        "e.prepare(W.from_file(sys.argv[3]), run_id='touchy-1'); e.store.close()"
+    )
+    argv = [sys.executable, "-c", prepare, str(fleet.inventory), str(fleet.store), str(fleet.workflow)]
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    env = {**os.environ, "SYSFLOW_SECRET_API_TOKEN": "s3cr3t-T0K"}
+    done = subprocess.run(
+        [*SYSFLOW, "resume", "touchy-1", "--store", str(fleet.store), "--ssh-config", str(fleet.config)],
+        capture_output=True, text=True, timeout=180, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "run touchy-1: completed" in done.stdout
+    assert fleet.marked() == HOSTS
