@@ -111,7 +111,9 @@ def _gate_lines(gate: Gate, workflow: MaintenanceWorkflow, renderer: _Renderer) 
     lines = [f"  gate after wave {gate.wave + 1}:"]
     for task_id in gate.verification_tasks:
         task = tasks.get(task_id)
-        lines.append(f"    verification task {task_id}: {task.run if task is not None else '?'}")
+        lines.append(
+            f"    verification task {task_id}: {renderer.plain(task.run) if task is not None else '?'}"
+        )
     for name in gate.verifications:
         spec = workflow.verifications.get(name)
         for probe, p in spec.commands.items() if spec is not None else ():
