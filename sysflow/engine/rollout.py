@@ -151,7 +151,8 @@ class Rollout:
             return False
         ctx.tracker.emit(EventKind.APPROVAL_GIVEN, f"wave {wave + 1} approved", wave=wave)
         ctx.recorder.gate(wave, "approval", True, [])
-        ctx.set_status(RunStatus.RUNNING, "approved")
+        if control.resume.is_set():  # else an operator paused it meanwhile: it stays paused until resumed
+            ctx.set_status(RunStatus.RUNNING, "approved")
         return True
 
     # -- gates ------------------------------------------------------------------------------------

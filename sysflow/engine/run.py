@@ -151,7 +151,8 @@ class Run:
         """Nothing new starts until ``resume()``; running operations finish."""
         if not self.status.finished:
             self._ctx.control.resume.clear()
-            self._ctx.set_status(RunStatus.PAUSED, reason)
+            # announced even when already paused (waiting for an approval or a window): who paused it
+            self._ctx.set_status(RunStatus.PAUSED, reason, kind=EventKind.RUN_PAUSED)
 
     def resume(self, reason: str = "resumed by operator") -> None:
         """Undo ``pause()``: operations start again (the run shows running once more)."""

@@ -191,6 +191,39 @@ async def test_an_approval_gate_pauses_until_approved(inventory: Inventory) -> N
     assert db_start >= web_end + timedelta(hours=1)
 
 
+async def test_a_pause_during_an_approval_wait_holds_after_the_approval(inventory: Inventory) -> None:
+    """Approved while an operator paused it: the run stays paused (and shows it) until resumed."""
+    wf = brief_workflow()
+    wf.set_progressive_execution(
+        {"groups": [["web_servers"], ["db_servers", "cache_servers"]], "approval": True}
+    )
+    seen: list[RunStatus] = []
+
+    def waits_for_approval(run: Run) -> bool:  # wave 1 (web) is done and the run paused for wave 2
+        web = [r for r in run.tracker.records.values() if r.host.startswith("web")]
+        return run.status is RunStatus.PAUSED and all(r.state.done for r in web)
+
+    async def operator(run: Run) -> None:
+        while not waits_for_approval(run):
+            await asyncio.sleep(60)
+        run.pause("paused by operator (alice)")
+        run.approve(2)
+        await asyncio.sleep(600)
+        seen.append(run.status)
+        run.resume("resumed by operator (alice)")
+        seen.append(run.status)
+
+    sim = await simulate(wf, inventory, during=operator)
+    assert seen == [RunStatus.PAUSED, RunStatus.RUNNING]
+    assert sim.result.status is RunStatus.COMPLETED
+    db_start = starts(sim)["db01.example.com"]
+    approved = next(e.at for e in sim.events.of(EventKind.APPROVAL_GIVEN))
+    assert db_start >= approved + timedelta(seconds=600)  # nothing started before the resume
+    after = [(e.kind, e.message) for e in sim.events.events if e.at >= approved - timedelta(seconds=1)]
+    steering = [m for k, m in after if k in (EventKind.RUN_PAUSED, EventKind.RUN_RESUMED)]
+    assert steering[:2] == ["paused by operator (alice)", "resumed by operator (alice)"], steering
+
+
 async def test_cancel_lets_running_work_finish_and_starts_nothing_new() -> None:
     inv = _fleet(10)
     wf = _simple([[f"app{i:02d}" for i in range(10)]])
