@@ -158,6 +158,7 @@ def result_lines(
 
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.summary()["hosts"].items()))
     lines = [f"run {result.run_id}: {result.status.value} ({counts})"]
+    lines.extend(_module_line(result))
     if result.reason:
         lines.append(f"  reason: {tidy(result.reason)}")
     report = result.verification_results
@@ -187,6 +188,21 @@ def result_lines(
                 f"  re-run the failed hosts: {rerun} --limit @failed:{result.run_id}{_store_option(store)}"
             )
     return lines
+
+
+def _module_line(result: RunResult) -> list[str]:
+    """How many module operations changed their host, and how many found it as asked (Ansible's
+    changed/ok); nothing when no module ran."""
+    from sysflow.cli.views import plural
+    from sysflow.engine.states import OpState
+
+    verdicts = [(r.host, r.changed) for r in result.ops.values() if r.state is OpState.SUCCEEDED]
+    changed = [host for host, verdict in verdicts if verdict]
+    unchanged = sum(1 for _, verdict in verdicts if verdict is False)
+    if not changed and not unchanged:
+        return []
+    hosts = plural(len(set(changed)), "host")
+    return [f"  modules: {plural(len(changed), 'operation')} changed on {hosts}, {unchanged} ok"]
 
 
 def _store_option(store: Path) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sysflow.engine.states import OpState, RunStatus
 from sysflow.errors import RunFailed
+from sysflow.model.modules.base import changed_of
 
 __all__ = ["HostOutcome", "OpRecord", "RunResult"]
 
@@ -52,6 +53,12 @@ class OpRecord:
         if self.start is None or self.end is None:
             return None
         return (self.end - self.start).total_seconds()
+
+    @property
+    def changed(self) -> bool | None:
+        """A module's verdict, from the first line it printed: True when it changed the host, False
+        when the host already was as asked; None for a shell command."""
+        return changed_of(self.stdout)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import (
     BeforeValidator,
     Field,
+    ModelWrapValidatorHandler,
     PlainValidator,
     PrivateAttr,
     ValidationError,
@@ -34,6 +35,7 @@ from sysflow.model.analysis import MetricCheck
 from sysflow.model.base import FrozenModel, UserModel, problems_from_validation
 from sysflow.model.become import BecomeMethod, BecomeSetting, become_method_problem
 from sysflow.model.durations import Duration
+from sysflow.model.modules import MODULES, FileModule, LineInFileModule, WaitForModule
 from sysflow.model.parallelism import ParallelismConfig, check_count
 from sysflow.model.preflight import PreflightConfig
 from sysflow.model.serial import SerialValue, serial_value
@@ -143,7 +145,14 @@ class Task(FrozenModel):
     """One command run on each target host (or once per wave, or on the controller)."""
 
     id: str = Field(pattern=TASK_ID_PATTERN, description="Unique task name.")
-    run: str = Field(min_length=1, description="Shell command run on the host.")
+    run: str = Field("", description="Shell command run on the host (or give one module instead).")
+    file: FileModule | None = Field(None, description="Module: a path's kind, mode, owner and group.")
+    lineinfile: LineInFileModule | None = Field(
+        None, description="Module: one line present or absent in a file."
+    )
+    wait_for: WaitForModule | None = Field(
+        None, description="Module: wait until a path, a TCP port or a command answers on the host."
+    )
     targets: StrList = Field(default_factory=lambda: ["all"], description="Host patterns (Ansible syntax).")
     depends_on: StrList = Field(default_factory=list, description="Tasks that must finish first, per host.")
     tags: StrList = Field(
@@ -201,6 +210,35 @@ class Task(FrozenModel):
     )
     become_user: str | None = Field(None, pattern=r"^\S+$", description="User to become (default root).")
     become_method: BecomeMethod | None = Field(None, description="Only sudo runs (su/doas need a tty).")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _module_commands(cls, data: Any, handler: ModelWrapValidatorHandler[Task]) -> Task:
+        """A module task's run, check and rollback are the module's (see sysflow.model.modules)."""
+        task = handler(data)
+        given = [name for name in MODULES if getattr(task, name) is not None]
+        if not given:
+            if not task.run:
+                raise ValueError(f"a task needs run: (a shell command) or one module: {', '.join(MODULES)}")
+            return task
+        if len(given) > 1:
+            raise ValueError(f"one module per task, not {' and '.join(given)}")
+        actions = getattr(task, given[0]).actions()
+        if task.run and task.run != actions.run:  # equal: a stored workflow read back
+            raise ValueError(f"give run: or the {given[0]} module, not both")
+        return task.model_copy(
+            update={
+                "run": actions.run,
+                "check": task.check or actions.check,
+                "rollback": task.rollback or actions.rollback,
+                "idempotent": True,
+            }
+        )
+
+    @property
+    def module(self) -> str | None:
+        """The module this task runs (None: a shell command)."""
+        return next((name for name in MODULES if getattr(self, name) is not None), None)
 
     @model_validator(mode="after")
     def _become_usable(self) -> Task:
@@ -400,13 +438,14 @@ class MaintenanceWorkflow(UserModel):
     def add_task(
         self,
         id: str,
-        run: str,
+        run: str = "",
         *,
         targets: str | Iterable[str] = ("all",),
         depends_on: str | Iterable[str] = (),
         **kw: Any,
     ) -> Task:
-        """Append a task; ``kw`` are the other :class:`Task` fields (timeout, retries, rollback, ...)."""
+        """Append a task; ``kw`` are the other :class:`Task` fields (timeout, retries, rollback, ...),
+        or a module instead of ``run`` (``lineinfile={"path": ..., "line": ...}``)."""
         fields = {"id": id, "run": run, "targets": _listify(targets), "depends_on": _listify(depends_on)}
         task = _build(Task, {**fields, **kw}, f"tasks[{len(self.tasks)}]")
         self.tasks.append(task)

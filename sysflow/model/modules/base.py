@@ -1,0 +1,49 @@
+"""What every shell module shares: the commands it renders, the marker its run prints, quoting."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+__all__ = ["CHANGED_MARK", "OK_MARK", "ModuleActions", "assign", "changed_of", "script"]
+
+CHANGED_MARK = "::sysflow changed"  # the first line of a module's output when it changed the host
+OK_MARK = "::sysflow ok"  # ... when the host already was as asked
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleActions:
+    """The commands a module renders: run (idempotent), check (0: nothing to change), rollback."""
+
+    run: str
+    check: str
+    rollback: str | None = None
+
+
+def changed_of(stdout: str) -> bool | None:
+    """True when a module changed the host, False when it found nothing to change, None otherwise."""
+    first = stdout.split("\n", 1)[0].rstrip("\r")
+    if first == CHANGED_MARK:
+        return True
+    if first == OK_MARK:
+        return False
+    return None
+
+
+def assign(**values: str | int) -> str:
+    """``name='value'`` lines (shell-quoted): every argument enters the script once, as a variable."""
+    return "".join(f"{name}={shlex.quote(str(value))}\n" for name, value in values.items())
+
+
+def script(prelude: str, detect: str, apply: str, *, check_only: bool, on_ok: str = "") -> str:
+    """A module script: ``detect`` sets ``c=1`` when the host differs; then either exit with the
+    verdict (``check_only``), or print the marker and run ``apply`` (changed) or ``on_ok`` (not)."""
+    head = f"{prelude}c=0\n{detect}"
+    if check_only:
+        return head + '[ "$c" = 0 ]\n'
+    ok = "".join(f"  {line}\n" for line in on_ok.splitlines())
+    return (
+        head
+        + f'if [ "$c" = 0 ]; then\n{ok}  echo {shlex.quote(OK_MARK)}\n  exit 0\nfi\n'
+        + f"echo {shlex.quote(CHANGED_MARK)}\n{apply}"
+    )

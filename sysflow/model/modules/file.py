@@ -1,0 +1,92 @@
+"""``file``: a path's kind (file, directory, touched, absent) and its mode, owner and group."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from sysflow.model.base import FrozenModel
+from sysflow.model.modules.base import ModuleActions, assign, script
+
+__all__ = ["FileModule"]
+
+_NAME = r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$"
+
+
+class FileModule(FrozenModel):
+    """Ensure ``path`` is a file (it must exist), a directory, an existing or new (``touch``) file,
+    or ``absent``; with ``mode``/``owner``/``group`` set where given. Reports what it changed."""
+
+    path: str = Field(min_length=1, description="Absolute path on the host.")
+    state: Literal["file", "directory", "touch", "absent"] = Field(
+        "file", description="file (must exist), directory (created with parents), touch, absent."
+    )
+    mode: str | None = Field(None, pattern=r"^0?[0-7]{3,4}$", description="Octal mode, e.g. '0644'.")
+    owner: str | None = Field(None, pattern=_NAME, description="User that owns the path.")
+    group: str | None = Field(None, pattern=_NAME, description="Group that owns the path.")
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith(("/", "{{")):
+            raise ValueError(f"path must be absolute: {value!r}")
+        return value
+
+    def actions(self) -> ModuleActions:
+        """Run and check scripts (no rollback: what was removed or replaced is not kept)."""
+        return ModuleActions(run=self._script(check_only=False), check=self._script(check_only=True))
+
+    def _script(self, *, check_only: bool) -> str:
+        prelude = assign(p=self.path)
+        detect, apply = self._kind()
+        if self.state != "absent":
+            more_detect, more_apply = self._attributes()
+            detect, apply = detect + more_detect, apply + more_apply
+        return script(prelude, detect, apply, check_only=check_only)
+
+    def _kind(self) -> tuple[str, str]:
+        if self.state == "absent":
+            return (
+                'if [ -e "$p" ] || [ -L "$p" ]; then c=1; fi\n',
+                'rm -rf -- "$p" || exit 1\necho "removed $p"\n',
+            )
+        if self.state == "directory":
+            return (
+                '[ -d "$p" ] || c=1\n',
+                'if [ ! -d "$p" ]; then mkdir -p -- "$p" || exit 1; echo "created directory $p"; fi\n',
+            )
+        if self.state == "touch":
+            return (
+                '[ -e "$p" ] || c=1\n',
+                'if [ ! -e "$p" ]; then touch -- "$p" || exit 1; echo "created file $p"; fi\n',
+            )
+        return (
+            '[ -f "$p" ] || { echo "file: $p does not exist or is not a file (state: touch creates it)" >&2;'
+            " exit 1; }\n",
+            "",
+        )
+
+    def _attributes(self) -> tuple[str, str]:
+        """Detection reads each attribute once (``stat``); apply sets the ones that differ."""
+        wanted = [
+            (flag, value, tool)
+            for flag, value, tool in (
+                ("%a", None if self.mode is None else format(int(self.mode, 8), "o"), "chmod"),
+                ("%U", self.owner, "chown"),
+                ("%G", self.group, "chgrp"),
+            )
+            if value is not None
+        ]
+        detect, apply = "", ""
+        for i, (flag, value, tool) in enumerate(wanted):
+            detect += assign(**{f"want{i}": value})
+            detect += (
+                f'now{i}=$(stat -c {flag} -- "$p" 2>/dev/null || true)\n[ "$now{i}" = "$want{i}" ] || c=1\n'
+            )
+            what = {"chmod": "mode", "chown": "owner", "chgrp": "group"}[tool]
+            apply += (
+                f'if [ "$now{i}" != "$want{i}" ]; then {tool} -- "$want{i}" "$p" || exit 1;'
+                f' echo "{what}: ${{now{i}:-(new)}} -> $want{i}"; fi\n'
+            )
+        return detect, apply
