@@ -20,7 +20,6 @@ from typing import Annotated, Any, TypeVar
 from pydantic import (
     BeforeValidator,
     Field,
-    ModelWrapValidatorHandler,
     PlainValidator,
     PrivateAttr,
     ValidationError,
@@ -211,29 +210,28 @@ class Task(FrozenModel):
     become_user: str | None = Field(None, pattern=r"^\S+$", description="User to become (default root).")
     become_method: BecomeMethod | None = Field(None, description="Only sudo runs (su/doas need a tty).")
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _module_commands(cls, data: Any, handler: ModelWrapValidatorHandler[Task]) -> Task:
+    @model_validator(mode="after")
+    def _module_commands(self) -> Task:
         """A module task's run, check and rollback are the module's (see sysflow.model.modules)."""
-        task = handler(data)
-        given = [name for name in MODULES if getattr(task, name) is not None]
+        given = [name for name in MODULES if getattr(self, name) is not None]
         if not given:
-            if not task.run:
+            if not self.run:
                 raise ValueError(f"a task needs run: (a shell command) or one module: {', '.join(MODULES)}")
-            return task
+            return self
         if len(given) > 1:
             raise ValueError(f"one module per task, not {' and '.join(given)}")
-        actions = getattr(task, given[0]).actions()
-        if task.run and task.run != actions.run:  # equal: a stored workflow read back
+        actions = getattr(self, given[0]).actions()
+        if self.run and self.run != actions.run:  # equal: a stored workflow read back
             raise ValueError(f"give run: or the {given[0]} module, not both")
-        return task.model_copy(
-            update={
-                "run": actions.run,
-                "check": task.check or actions.check,
-                "rollback": task.rollback or actions.rollback,
-                "idempotent": True,
-            }
-        )
+        filled = {
+            "run": actions.run,
+            "check": self.check or actions.check,
+            "rollback": self.rollback or actions.rollback,
+            "idempotent": True,
+        }
+        for name, value in filled.items():  # still validating: the frozen model is not yet handed out
+            object.__setattr__(self, name, value)
+        return self
 
     @property
     def module(self) -> str | None:

@@ -1,0 +1,145 @@
+"""Task modules as a user writes them: validation with file:line, and the rendered scripts run by a
+real /bin/sh on real files (changed, unchanged, check mode, diff, rollback, failure)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sysflow.errors import WorkflowError
+from sysflow.model.modules import CHANGED_MARK, OK_MARK, changed_of
+from sysflow.model.workflow import MaintenanceWorkflow, Task
+
+
+def _load(tmp_path: Path, tasks: str) -> MaintenanceWorkflow:
+    path = tmp_path / "wf.yaml"
+    path.write_text(f"name: m\ntasks:\n{tasks}")
+    return MaintenanceWorkflow.from_file(path)
+
+
+def _problems(tmp_path: Path, tasks: str) -> str:
+    with pytest.raises(WorkflowError) as err:
+        _load(tmp_path, tasks)
+    return str(err.value)
+
+
+def sh(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "where", "message"),
+    [
+        ("  - id: a\n    copy: {src: x, dest: /y}\n", "wf.yaml:4", "unknown key 'copy'"),
+        ("  - id: a\n    lineinfile: {path: /etc/x}\n", "wf.yaml:4", "state: present needs line"),
+        ("  - id: a\n    lineinfile: {path: etc/x, line: y}\n", "wf.yaml:4", "path must be absolute"),
+        ("  - id: a\n    run: 'true'\n    file: {path: /x}\n", "wf.yaml:3", "give run: or the file module, not both"),
+        ("  - id: a\n    tags: [x]\n", "wf.yaml:3", "a task needs run: (a shell command) or one module"),
+        ("  - id: a\n    file: {path: /x, mode: '999'}\n", "wf.yaml:4", "String should match pattern"),
+        ("  - id: a\n    wait_for: {path: /x, port: 22}\n", "wf.yaml:4", "give exactly one of path, port or command (got path, port)"),
+        ("  - id: a\n    file: {path: /x}\n    wait_for: {path: /x}\n", "wf.yaml:3", "one module per task, not file and wait_for"),
+    ],
+)  # fmt: skip
+def test_bad_module_tasks_are_refused_with_file_and_line(
+    tmp_path: Path, tasks: str, where: str, message: str
+) -> None:
+    text = _problems(tmp_path, tasks)
+    line = next(x for x in text.splitlines() if message in x)
+    assert line.startswith(f"{tmp_path / where}"), text
+
+
+def test_a_module_task_renders_run_check_rollback_and_reads_back_the_same(tmp_path: Path) -> None:
+    wf = _load(tmp_path, "  - id: ntp\n    lineinfile: {path: /etc/ntp.conf, line: server a}\n")
+    task = wf.tasks[0]
+    assert task.module == "lineinfile" and task.idempotent
+    assert task.run and task.check and task.rollback
+    again = Task.model_validate(task.model_dump(by_alias=True))  # a stored workflow, resumed
+    assert again == task
+    api = MaintenanceWorkflow("m")
+    made = api.add_task("ntp", lineinfile={"path": "/etc/ntp.conf", "line": "server a"})
+    assert made.run == task.run
+
+
+def test_lineinfile_changes_then_reports_ok_with_a_diff_check_and_rollback(tmp_path: Path) -> None:
+    conf = tmp_path / "ntp.conf"
+    conf.write_text("# ntp\nserver old iburst\ndriftfile /var/lib/ntp/drift\n")
+    conf.chmod(0o640)
+    task = Task(id="ntp", lineinfile={"path": str(conf), "regexp": "^server ", "line": "server new iburst"})
+    assert sh(task.check or "").returncode == 1  # check mode: it would change, nothing changed
+    assert conf.read_text().count("server old") == 1
+    first = sh(task.run)
+    assert first.returncode == 0, first.stderr
+    assert changed_of(first.stdout) is True and first.stdout.startswith(CHANGED_MARK)
+    assert "-server old iburst\n+server new iburst" in first.stdout  # the diff
+    assert conf.read_text() == "# ntp\nserver new iburst\ndriftfile /var/lib/ntp/drift\n"
+    assert oct(conf.stat().st_mode & 0o777) == "0o640"  # mode kept across the atomic replace
+    assert sh(task.check or "").returncode == 0
+    second = sh(task.run)
+    assert second.stdout.splitlines() == [OK_MARK] and changed_of(second.stdout) is False
+    assert not (tmp_path / "ntp.conf.sysflow-bak").exists()  # an unchanged run leaves no backup
+    third = sh(task.run.replace("server new iburst", "server newer"))
+    assert changed_of(third.stdout) is True
+    assert sh(task.rollback or "").returncode == 0  # restores what the last change replaced
+    assert "server new iburst" in conf.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ntp.conf"]
+
+
+def test_lineinfile_absent_create_and_a_missing_file(tmp_path: Path) -> None:
+    conf = tmp_path / "hosts.allow"
+    missing = sh(Task(id="a", lineinfile={"path": str(conf), "line": "x"}).run)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"lineinfile: {conf} does not exist (create: true creates it)"
+    create = Task(id="a", lineinfile={"path": str(conf), "line": "sshd: 10.0.0.0/8", "create": True})
+    assert changed_of(sh(create.run).stdout) is True and conf.read_text() == "sshd: 10.0.0.0/8\n"
+    assert sh(create.rollback or "").returncode == 0 and not conf.exists()  # it created it: gone
+    conf.write_text("a\nsshd: ALL\nb\nsshd: ALL\n")
+    gone = Task(id="a", lineinfile={"path": str(conf), "line": "sshd: ALL", "state": "absent"})
+    assert changed_of(sh(gone.run).stdout) is True and conf.read_text() == "a\nb\n"
+    assert changed_of(sh(gone.run).stdout) is False
+
+
+def test_a_hostile_line_is_written_as_is(tmp_path: Path) -> None:
+    conf = tmp_path / "f"
+    conf.write_text("")
+    line = "x'; touch " + str(tmp_path / "pwned") + "; echo '\\n $HOME `id` \\\\ & |"
+    task = Task(id="a", lineinfile={"path": str(conf), "line": line})
+    assert changed_of(sh(task.run).stdout) is True
+    assert conf.read_text() == line + "\n" and not (tmp_path / "pwned").exists()
+
+
+def test_file_directory_mode_and_absent(tmp_path: Path) -> None:
+    d = tmp_path / "a" / "b"
+    task = Task(id="d", file={"path": str(d), "state": "directory", "mode": "0750"})
+    first = sh(task.run)
+    assert first.stdout.splitlines() == [CHANGED_MARK, f"created directory {d}", "mode: (new) -> 750"]
+    assert oct(d.stat().st_mode & 0o777) == "0o750"
+    assert sh(task.run).stdout.splitlines() == [OK_MARK]
+    d.chmod(0o700)
+    assert sh(task.check or "").returncode == 1
+    assert sh(task.run).stdout.splitlines() == [CHANGED_MARK, "mode: 700 -> 750"]
+    plain = sh(Task(id="f", file={"path": str(tmp_path / "nope")}).run)
+    assert (
+        plain.returncode == 1 and "does not exist or is not a file (state: touch creates it)" in plain.stderr
+    )
+    gone = Task(id="g", file={"path": str(tmp_path / "a"), "state": "absent"})
+    assert sh(gone.run).stdout.splitlines() == [CHANGED_MARK, f"removed {tmp_path / 'a'}"]
+    assert not (tmp_path / "a").exists() and sh(gone.run).stdout.splitlines() == [OK_MARK]
+
+
+def test_wait_for_a_path_and_a_timeout(tmp_path: Path) -> None:
+    flag = tmp_path / "ready"
+    task = Task(id="w", wait_for={"path": str(flag), "timeout": "5s", "interval": 0.2})
+    late = subprocess.Popen(["/bin/sh", "-c", f"sleep 0.5; touch {flag}"])
+    try:
+        waited = sh(task.run)
+    finally:
+        late.wait(timeout=10)
+    assert waited.returncode == 0 and waited.stdout.splitlines() == [OK_MARK, f"path {flag} is present"]
+    never = Task(id="n", wait_for={"path": str(tmp_path / "never"), "timeout": 1, "interval": 0.2})
+    failed = sh(never.run)
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == f"wait_for: path {tmp_path / 'never'} not present after 1 s"
+    closed = Task(id="p", wait_for={"port": 9, "state": "absent", "timeout": 2})
+    assert sh(closed.run).returncode == 0  # nothing listens on 127.0.0.1:9
