@@ -21,7 +21,7 @@ BAD = Path(__file__).parent / "data" / "bad"
 CASES: dict[str, list[tuple[int, str]]] = {
     "yaml_syntax.yaml": [(6, "invalid YAML")],
     "unknown_top_key.yaml": [(5, "unknown key 'paralelism'")],
-    "unknown_task_key.yaml": [(6, "unknown key 'command'")],  # run: or a module is checked once the keys are known
+    "unknown_task_key.yaml": [(6, "unknown key 'command'")],  # run: is checked once keys are known
     "bad_duration.yaml": [(5, "not a duration: '5 minutes'")],
     "negative_retries.yaml": [(5, "greater than or equal to 0")],
     "cycle.yaml": [(5, "dependency cycle: upgrade -> restart -> upgrade")],
