@@ -145,7 +145,9 @@ def run_sim(hosts: int, seed: int, profile: bool) -> Row:
         return run_virtual(_sim_run(hosts, seed))
     prof = cProfile.Profile()
     row: Row = prof.runcall(run_virtual, _sim_run(hosts, seed))
-    pstats.Stats(prof).sort_stats(os.environ.get("SF_PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("SF_PROFILE_TOP", "25")))
+    pstats.Stats(prof).sort_stats(os.environ.get("SF_PROFILE_SORT", "tottime")).print_stats(
+        int(os.environ.get("SF_PROFILE_TOP", "25"))
+    )
     return row
 
 
