@@ -201,6 +201,8 @@ def _module_line(result: RunResult) -> list[str]:
     unchanged = sum(1 for _, verdict in verdicts if verdict is False)
     if not changed and not unchanged:
         return []
+    if not changed:
+        return [f"  modules: nothing changed, {unchanged} ok"]
     hosts = plural(len(set(changed)), "host")
     return [f"  modules: {plural(len(changed), 'operation')} changed on {hosts}, {unchanged} ok"]
 
