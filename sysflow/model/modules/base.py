@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Annotated
 
-__all__ = ["CHANGED_MARK", "OK_MARK", "ModuleActions", "assign", "changed_of", "script"]
+from pydantic import AfterValidator, Field
+
+__all__ = ["CHANGED_MARK", "OK_MARK", "HostPath", "ModuleActions", "assign", "changed_of", "script"]
 
 CHANGED_MARK = "::sysflow changed"  # the first line of a module's output when it changed the host
 OK_MARK = "::sysflow ok"  # ... when the host already was as asked
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith(("/", "{{")):  # a template may render the leading slash
+        raise ValueError(f"path must be absolute: {value!r}")
+    return value
+
+
+HostPath = Annotated[str, Field(min_length=1), AfterValidator(_absolute)]
+"""An absolute path on the host (or a template that renders one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from sysflow.model.base import FrozenModel
-from sysflow.model.modules.base import ModuleActions, assign, script
+from sysflow.model.modules.base import HostPath, ModuleActions, assign, script
 
 __all__ = ["FileModule"]
 
@@ -18,20 +18,13 @@ class FileModule(FrozenModel):
     """Ensure ``path`` is a file (it must exist), a directory, an existing or new (``touch``) file,
     or ``absent``; with ``mode``/``owner``/``group`` set where given. Reports what it changed."""
 
-    path: str = Field(min_length=1, description="Absolute path on the host.")
+    path: HostPath = Field(description="Absolute path on the host.")
     state: Literal["file", "directory", "touch", "absent"] = Field(
         "file", description="file (must exist), directory (created with parents), touch, absent."
     )
     mode: str | None = Field(None, pattern=r"^0?[0-7]{3,4}$", description="Octal mode, e.g. '0644'.")
     owner: str | None = Field(None, pattern=_NAME, description="User that owns the path.")
     group: str | None = Field(None, pattern=_NAME, description="Group that owns the path.")
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith(("/", "{{")):
-            raise ValueError(f"path must be absolute: {value!r}")
-        return value
 
     def actions(self) -> ModuleActions:
         """Run and check scripts (no rollback: what was removed or replaced is not kept)."""

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from sysflow.model.base import FrozenModel
-from sysflow.model.modules.base import ModuleActions, assign, script
+from sysflow.model.modules.base import HostPath, ModuleActions, assign, script
 
 __all__ = ["BACKUP_SUFFIX", "CREATED_SUFFIX", "LineInFileModule"]
 
@@ -37,7 +37,7 @@ class LineInFileModule(FrozenModel):
     """Ensure ``line`` is in ``path`` (replacing the last line matching ``regexp``, else appended),
     or that no line equal to ``line`` (or matching ``regexp``) is, with ``state: absent``."""
 
-    path: str = Field(min_length=1, description="Absolute path of a text file on the host.")
+    path: HostPath = Field(description="Absolute path of a text file on the host.")
     line: str | None = Field(None, description="The whole line (without newline).")
     regexp: str | None = Field(
         None, min_length=1, description="POSIX extended regexp (awk) of the line to replace or remove."
@@ -45,13 +45,6 @@ class LineInFileModule(FrozenModel):
     state: Literal["present", "absent"] = "present"
     create: bool = Field(False, description="Create the file when it does not exist (state: present).")
     backup: bool = Field(True, description="Keep the replaced file for the task's rollback.")
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith(("/", "{{")):
-            raise ValueError(f"path must be absolute: {value!r}")
-        return value
 
     @field_validator("line")
     @classmethod
