@@ -55,13 +55,13 @@ if TYPE_CHECKING:
         WorkflowError,
     )
     from sysflow.model.inventory import Group, Host, Inventory
+    from sysflow.model.task import Task
     from sysflow.model.verification import ComparisonSpec, ProbeSpec, VerificationSpec
     from sysflow.model.workflow import (
         ExpiryPolicy,
         MaintenanceWorkflow,
         RolloutSpec,
         RolloutStrategy,
-        Task,
         Workflow,
     )
     from sysflow.notify.notifier import Notifier
@@ -126,7 +126,7 @@ _LAZY: dict[str, str] = {
     "Scheduler": "sysflow.schedule.scheduler",
     "StoreError": "sysflow.errors",
     "SysflowError": "sysflow.errors",
-    "Task": "sysflow.model.workflow",
+    "Task": "sysflow.model.task",
     "Transport": "sysflow.transport",
     "TransportError": "sysflow.errors",
     "Verdict": "sysflow.verify.compare",

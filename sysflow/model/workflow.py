@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
-    BeforeValidator,
     Field,
     PlainValidator,
     PrivateAttr,
@@ -32,13 +31,13 @@ from pydantic import (
 from sysflow.errors import Problem, WorkflowError
 from sysflow.model.analysis import MetricCheck
 from sysflow.model.base import FrozenModel, UserModel, problems_from_validation
-from sysflow.model.become import BecomeMethod, BecomeSetting, become_method_problem
+from sysflow.model.become import BecomeMethod, become_method_problem
 from sysflow.model.durations import Duration
-from sysflow.model.modules import MODULES, FileModule, LineInFileModule, WaitForModule
 from sysflow.model.parallelism import ParallelismConfig, check_count
 from sysflow.model.preflight import PreflightConfig
 from sysflow.model.serial import SerialValue, serial_value
 from sysflow.model.state_checks import StateCheck
+from sysflow.model.task import DEFAULT_EXPECTED_DURATION, StrList, Task
 from sysflow.model.verification import VerificationSpec
 from sysflow.model.windows import WindowsConfig
 
@@ -59,8 +58,6 @@ __all__ = [
     "resolve_count",
 ]
 
-DEFAULT_EXPECTED_DURATION = 60.0  # seconds: the prior of a task that gives no expected_duration
-TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 _M = TypeVar("_M", bound=FrozenModel)
 
 
@@ -120,13 +117,6 @@ def resolve_count(value: int | str, total: int, *, minimum: int = 0) -> int:
     return max(minimum, int(total * float(value.rstrip("%")) / 100.0))
 
 
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
-StrList = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
-
-
 def _serial_spec(value: Any, handler: ValidatorFunctionWrapHandler) -> list[SerialValue]:
     if isinstance(value, list | tuple):
         return handler(value)  # type: ignore[no-any-return]  # each item checked at its own index
@@ -138,159 +128,6 @@ SerialSpec = Annotated[
     WrapValidator(_serial_spec, json_schema_input_type=int | str | list[int | str]),
 ]
 """Ansible's ``serial``: one batch size or a list of them (see :mod:`sysflow.model.serial`)."""
-
-
-class Task(FrozenModel):
-    """One command run on each target host (or once per wave, or on the controller)."""
-
-    id: str = Field(pattern=TASK_ID_PATTERN, description="Unique task name.")
-    run: str = Field("", description="Shell command run on the host (or give one module instead).")
-    file: FileModule | None = Field(None, description="Module: a path's kind, mode, owner and group.")
-    lineinfile: LineInFileModule | None = Field(
-        None, description="Module: one line present or absent in a file."
-    )
-    wait_for: WaitForModule | None = Field(
-        None, description="Module: wait until a path, a TCP port or a command answers on the host."
-    )
-    targets: StrList = Field(default_factory=lambda: ["all"], description="Host patterns (Ansible syntax).")
-    depends_on: StrList = Field(default_factory=list, description="Tasks that must finish first, per host.")
-    tags: StrList = Field(
-        default_factory=list, description="Names for --tags/--skip-tags ('always' and 'never' as in Ansible)."
-    )
-    timeout: Duration | None = Field(None, description="Stop the command after this long.")
-    retries: int = Field(0, ge=0, le=100, description="Extra attempts after a failed command.")
-    retry_delay: Duration | None = Field(
-        None,
-        description="Seconds before the first retry; doubles per retry up to 60 s, jittered x0.5-1.5 "
-        "(default 1 s: the one retry policy of the HostPool).",
-    )
-    expected_duration: Duration | None = Field(
-        None, description=f"Prior duration estimate (default {DEFAULT_EXPECTED_DURATION:g}s)."
-    )
-    resources: dict[str, float] = Field(
-        default_factory=dict, description="Pool name -> demand while running."
-    )
-    rollback: str | None = Field(None, description="Command that undoes this task on the host.")
-    run_once: bool = Field(False, description="One operation per wave (a wave hook), not one per host.")
-    local: bool = Field(False, description="Run on the controller instead of over SSH.")
-    idempotent: bool = Field(
-        False, description="Safe to repeat; resume may re-run it instead of re-checking."
-    )
-    check: str | None = Field(
-        None,
-        description="Command that exits 0 when this task already took effect; resume runs it for an "
-        "operation interrupted by a crash instead of repeating the task.",
-    )
-    description: str | None = None
-    when: str | None = Field(
-        None,
-        description="Run only where this condition holds (over vars, facts, results, host); "
-        "else the operation is skipped with the reason.",
-    )
-    register_as: str | None = Field(
-        None,
-        alias="register",
-        pattern=TASK_ID_PATTERN,
-        description="Keep this task's result (stdout, stderr, rc, ok) as results.<name> for later tasks.",
-    )
-    on_failure: StrList = Field(
-        default_factory=list,
-        description="Tasks run instead when this task fails on a host (diagnostics, a restart); then "
-        "this task runs once more and its result decides. Tasks named here run only as branches.",
-    )
-    until: str | None = Field(
-        None,
-        description="Repeat the command (up to `retries` more times, `delay` apart) until this "
-        "condition holds; `result` is the latest attempt.",
-    )
-    delay: Duration = Field(5.0, description="Seconds between `until` attempts.")
-    become: bool | None = Field(
-        None, description="Run through sudo (default: the host's ansible_become, else the workflow's)."
-    )
-    become_user: str | None = Field(None, pattern=r"^\S+$", description="User to become (default root).")
-    become_method: BecomeMethod | None = Field(None, description="Only sudo runs (su/doas need a tty).")
-
-    @model_validator(mode="after")
-    def _module_commands(self) -> Task:
-        """A module task's run, check and rollback are the module's (see sysflow.model.modules)."""
-        given = [name for name in MODULES if getattr(self, name) is not None]
-        if not given:
-            if not self.run:
-                raise ValueError(f"a task needs run: (a shell command) or one module: {', '.join(MODULES)}")
-            return self
-        if len(given) > 1:
-            raise ValueError(f"one module per task, not {' and '.join(given)}")
-        actions = getattr(self, given[0]).actions()
-        if self.run and self.run != actions.run:  # equal: a stored workflow read back
-            raise ValueError(f"give run: or the {given[0]} module, not both")
-        filled = {
-            "run": actions.run,
-            "check": self.check or actions.check,
-            "rollback": self.rollback or actions.rollback,
-            "idempotent": True,
-        }
-        for name, value in filled.items():  # still validating: the frozen model is not yet handed out
-            object.__setattr__(self, name, value)
-        return self
-
-    @property
-    def module(self) -> str | None:
-        """The module this task runs (None: a shell command)."""
-        return next((name for name in MODULES if getattr(self, name) is not None), None)
-
-    @model_validator(mode="after")
-    def _become_usable(self) -> Task:
-        problem = become_method_problem(self.become_method)
-        if problem is None and self.local and (self.become or self.become_user or self.become_method):
-            problem = "become cannot be used on a local task (it runs on the controller as you)"
-        if problem is not None:
-            raise ValueError(problem)
-        return self
-
-    @property
-    def become_setting(self) -> BecomeSetting:
-        """This task's become fields (see :mod:`sysflow.model.become`)."""
-        return BecomeSetting(self.become, self.become_user, self.become_method)
-
-    @field_validator("run", "rollback", "check")
-    @classmethod
-    def _template_parses(cls, value: str | None) -> str | None:
-        from sysflow.model.templates import template_references
-
-        if value is not None:
-            template_references(value)
-        return value
-
-    @field_validator("when")
-    @classmethod
-    def _when_parses(cls, value: str | None) -> str | None:
-        from sysflow.model.conditions import parse_condition
-
-        if value is not None:
-            parse_condition(value)
-        return value
-
-    @field_validator("until")
-    @classmethod
-    def _until_parses(cls, value: str | None) -> str | None:
-        from sysflow.model.conditions import CONTEXT_ROOTS, parse_condition
-
-        if value is not None:
-            parse_condition(value, CONTEXT_ROOTS | {"result"})
-        return value
-
-    @field_validator("resources")
-    @classmethod
-    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = [k for k, v in value.items() if v < 0]
-        if bad:
-            raise ValueError(f"resource demands must be >= 0: {', '.join(bad)}")
-        return value
-
-    @property
-    def estimate(self) -> float:
-        """Expected duration in seconds, with the default applied."""
-        return DEFAULT_EXPECTED_DURATION if self.expected_duration is None else self.expected_duration
 
 
 class RolloutSpec(FrozenModel):

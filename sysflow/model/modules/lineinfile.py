@@ -9,6 +9,7 @@ those, so a rollback never restores what an earlier run replaced.
 
 from __future__ import annotations
 
+import shlex
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -88,7 +89,7 @@ class LineInFileModule(FrozenModel):
         detect = (
             'src="$p"\nexit_ok=0\nif [ ! -e "$p" ]; then\n' + missing + "fi\n"
             'if [ "$exit_ok" = 0 ]; then\n'
-            f'  awk {_quote(awk)} "$src" > "$cand" || exit 1\n'
+            f'  awk {shlex.quote(awk)} "$src" > "$cand" || exit 1\n'
             '  cmp -s "$src" "$cand" || c=1\n'
             "fi\n"
         )
@@ -109,9 +110,3 @@ class LineInFileModule(FrozenModel):
             'mv -f -- "$tmp" "$p" || { rm -f -- "$tmp"; exit 1; }\n'
         )
         return script(prelude, detect, apply, check_only=check_only, on_ok=on_ok)
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
