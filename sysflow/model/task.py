@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from sysflow.model.base import FrozenModel
 from sysflow.model.become import BecomeMethod, BecomeSetting, become_method_problem
 from sysflow.model.durations import Duration
-from sysflow.model.modules import MODULES, FileModule, LineInFileModule, WaitForModule
+from sysflow.model.modules import MODULES, BlockInFileModule, FileModule, LineInFileModule, WaitForModule
 
 __all__ = ["DEFAULT_EXPECTED_DURATION", "TASK_ID_PATTERN", "StrList", "Task"]
 
@@ -33,6 +33,9 @@ class Task(FrozenModel):
     file: FileModule | None = Field(None, description="Module: a path's kind, mode, owner and group.")
     lineinfile: LineInFileModule | None = Field(
         None, description="Module: one line present or absent in a file."
+    )
+    blockinfile: BlockInFileModule | None = Field(
+        None, description="Module: a block of lines between marker lines present or absent in a file."
     )
     wait_for: WaitForModule | None = Field(
         None, description="Module: wait until a path, a TCP port or a command answers on the host."

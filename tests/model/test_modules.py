@@ -40,6 +40,10 @@ def sh(command: str) -> subprocess.CompletedProcess[str]:
         ("  - id: a\n    file: {path: /x, mode: '999'}\n", "wf.yaml:4", "String should match pattern"),
         ("  - id: a\n    wait_for: {path: /x, port: 22}\n", "wf.yaml:4", "give exactly one of path, port or command (got path, port)"),
         ("  - id: a\n    file: {path: /x}\n    wait_for: {path: /x}\n", "wf.yaml:3", "one module per task, not file and wait_for"),
+        ("  - id: a\n    blockinfile: {path: /x}\n", "wf.yaml:4", "state: present needs block"),
+        ("  - id: a\n    blockinfile: {path: /x, block: y, marker: '# managed'}\n", "wf.yaml:4", "marker must contain {mark}"),
+        ("  - id: a\n    blockinfile:\n      path: /x\n      block: y\n      marker_end: \"a\\nb\"\n", "wf.yaml:7", "must be one line"),
+        ("  - id: a\n    blockinfile: {path: /x, block: y, insertafter: a, insertbefore: b}\n", "wf.yaml:4", "give insertafter or insertbefore, not both"),
     ],
 )  # fmt: skip
 def test_bad_module_tasks_are_refused_with_file_and_line(
@@ -143,3 +147,74 @@ def test_wait_for_a_path_and_a_timeout(tmp_path: Path) -> None:
     assert failed.stderr.strip() == f"wait_for: path {tmp_path / 'never'} not present after 1 s"
     closed = Task(id="p", wait_for={"port": 9, "state": "absent", "timeout": 2})
     assert sh(closed.run).returncode == 0  # nothing listens on 127.0.0.1:9
+
+
+BEGIN, END = "# BEGIN SYSFLOW MANAGED BLOCK", "# END SYSFLOW MANAGED BLOCK"
+
+
+def test_blockinfile_inserts_replaces_in_place_and_removes_with_diff_check_and_rollback(
+    tmp_path: Path,
+) -> None:
+    conf = tmp_path / "sshd_config"
+    conf.write_text("Port 22\nMatch User backup\n  X11Forwarding no\n")
+    conf.chmod(0o600)
+    block = {"path": str(conf), "block": "PermitRootLogin no\nMaxAuthTries 3\n", "insertbefore": "^Match "}
+    task = Task(id="b", blockinfile=block)
+    assert sh(task.check or "").returncode == 1 and "PermitRootLogin" not in conf.read_text()
+    first = sh(task.run)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(CHANGED_MARK + "\n")
+    assert f"+{BEGIN}\n+PermitRootLogin no\n+MaxAuthTries 3\n+{END}\n Match User backup" in first.stdout
+    placed = f"Port 22\n{BEGIN}\nPermitRootLogin no\nMaxAuthTries 3\n{END}\nMatch User backup\n  X11Forwarding no\n"
+    assert conf.read_text() == placed and oct(conf.stat().st_mode & 0o777) == "0o600"
+    assert sh(task.check or "").returncode == 0
+    assert sh(task.run).stdout.splitlines() == [OK_MARK]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sshd_config"]  # no backup after an ok run
+    conf.write_text(placed + "Port 2222\n")  # the regexp now matches elsewhere: the block stays put
+    moved = Task(id="b", blockinfile={**block, "block": "PermitRootLogin no"})
+    second = sh(moved.run)
+    assert "-MaxAuthTries 3\n" in second.stdout and changed_of(second.stdout) is True
+    assert conf.read_text() == placed.replace("MaxAuthTries 3\n", "") + "Port 2222\n"
+    assert sh(moved.rollback or "").returncode == 0 and conf.read_text() == placed + "Port 2222\n"
+    gone = Task(id="b", blockinfile={"path": str(conf), "state": "absent"})
+    assert changed_of(sh(gone.run).stdout) is True
+    assert conf.read_text() == "Port 22\nMatch User backup\n  X11Forwarding no\nPort 2222\n"
+    assert sh(gone.run).stdout.splitlines() == [OK_MARK]
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({}, "a\nb\na\n{block}"),
+        ({"insertafter": "EOF"}, "a\nb\na\n{block}"),
+        ({"insertbefore": "BOF"}, "{block}a\nb\na\n"),
+        ({"insertafter": "^a$"}, "a\nb\na\n{block}"),  # after the *last* match
+        ({"insertafter": "^b"}, "a\nb\n{block}a\n"),
+        ({"insertbefore": "^b"}, "a\n{block}b\na\n"),
+        ({"insertafter": "^nowhere"}, "a\nb\na\n{block}"),  # no match: the end
+        ({"insertbefore": "^nowhere"}, "a\nb\na\n{block}"),
+    ],
+)
+def test_blockinfile_places_a_new_block(tmp_path: Path, where: dict[str, str], expected: str) -> None:
+    conf = tmp_path / "f"
+    conf.write_text("a\nb\na\n")
+    task = Task(id="b", blockinfile={"path": str(conf), "block": "x", "marker": ";; {mark} app", **where})
+    assert changed_of(sh(task.run).stdout) is True
+    assert conf.read_text() == expected.format(block=";; BEGIN app\nx\n;; END app\n")
+
+
+def test_blockinfile_create_a_missing_file_and_an_unterminated_block(tmp_path: Path) -> None:
+    conf = tmp_path / "new.conf"
+    missing = sh(Task(id="b", blockinfile={"path": str(conf), "block": "x"}).run)
+    assert missing.returncode == 1 and not conf.exists()
+    assert missing.stderr.strip() == f"blockinfile: {conf} does not exist (create: true creates it)"
+    create = Task(id="b", blockinfile={"path": str(conf), "block": "x", "create": True})
+    assert changed_of(sh(create.run).stdout) is True and conf.read_text() == f"{BEGIN}\nx\n{END}\n"
+    assert sh(create.rollback or "").returncode == 0 and not conf.exists()
+    conf.write_text(f"keep\n{BEGIN}\nhalf\n")
+    broken = sh(Task(id="b", blockinfile={"path": str(conf), "block": "x"}).run)
+    assert broken.returncode == 1 and broken.stdout == ""
+    assert broken.stderr.strip() == (
+        f"blockinfile: {conf}: line 2 begins a block ({BEGIN}) but no line ends it ({END})"
+    )
+    assert conf.read_text() == f"keep\n{BEGIN}\nhalf\n"

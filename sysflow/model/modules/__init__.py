@@ -1,4 +1,5 @@
-"""Task modules whose whole effect is one shell script: ``file``, ``lineinfile``, ``wait_for``.
+"""Task modules whose whole effect is one shell script: ``file``, ``lineinfile``, ``blockinfile``,
+``wait_for``.
 
 A task names one module instead of ``run:`` (``lineinfile: {path: /etc/ntp.conf, line: ...}``). The
 module's arguments are validated like every field a user writes (file:line errors), and the module
@@ -17,6 +18,7 @@ here: they belong with the engine (``sysflow/modules/``), since a command cannot
 from __future__ import annotations
 
 from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, ModuleActions, changed_of
+from sysflow.model.modules.blockinfile import BlockInFileModule
 from sysflow.model.modules.file import FileModule
 from sysflow.model.modules.lineinfile import LineInFileModule
 from sysflow.model.modules.wait_for import WaitForModule
@@ -25,6 +27,7 @@ __all__ = [
     "CHANGED_MARK",
     "MODULES",
     "OK_MARK",
+    "BlockInFileModule",
     "FileModule",
     "LineInFileModule",
     "ModuleActions",
@@ -32,4 +35,4 @@ __all__ = [
     "changed_of",
 ]
 
-MODULES = ("file", "lineinfile", "wait_for")  # the Task fields that name a module
+MODULES = ("file", "lineinfile", "blockinfile", "wait_for")  # the Task fields that name a module

@@ -8,7 +8,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-__all__ = ["CHANGED_MARK", "OK_MARK", "HostPath", "ModuleActions", "assign", "changed_of", "script"]
+__all__ = [
+    "CHANGED_MARK",
+    "OK_MARK",
+    "HostPath",
+    "ModuleActions",
+    "OneLine",
+    "assign",
+    "changed_of",
+    "script",
+]
 
 CHANGED_MARK = "::sysflow changed"  # the first line of a module's output when it changed the host
 OK_MARK = "::sysflow ok"  # ... when the host already was as asked
@@ -22,6 +31,16 @@ def _absolute(value: str) -> str:
 
 HostPath = Annotated[str, Field(min_length=1), AfterValidator(_absolute)]
 """An absolute path on the host (or a template that renders one)."""
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be one line (no newline)")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+"""Text that must fit on one line of a file (no newline)."""
 
 
 @dataclass(frozen=True, slots=True)
