@@ -10,7 +10,14 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from sysflow.model.base import FrozenModel
 from sysflow.model.become import BecomeMethod, BecomeSetting, become_method_problem
 from sysflow.model.durations import Duration
-from sysflow.model.modules import MODULES, BlockInFileModule, FileModule, LineInFileModule, WaitForModule
+from sysflow.model.modules import (
+    MODULES,
+    BlockInFileModule,
+    FileModule,
+    LineInFileModule,
+    PackageModule,
+    WaitForModule,
+)
 
 __all__ = ["DEFAULT_EXPECTED_DURATION", "TASK_ID_PATTERN", "StrList", "Task"]
 
@@ -36,6 +43,9 @@ class Task(FrozenModel):
     )
     blockinfile: BlockInFileModule | None = Field(
         None, description="Module: a block of lines between marker lines present or absent in a file."
+    )
+    package: PackageModule | None = Field(
+        None, description="Module: packages present, latest or absent (apt-get, dnf, yum or zypper)."
     )
     wait_for: WaitForModule | None = Field(
         None, description="Module: wait until a path, a TCP port or a command answers on the host."

@@ -41,6 +41,10 @@ def sh(command: str) -> subprocess.CompletedProcess[str]:
         ("  - id: a\n    wait_for: {path: /x, port: 22}\n", "wf.yaml:4", "give exactly one of path, port or command (got path, port)"),
         ("  - id: a\n    file: {path: /x}\n    wait_for: {path: /x}\n", "wf.yaml:3", "one module per task, not file and wait_for"),
         ("  - id: a\n    blockinfile: {path: /x}\n", "wf.yaml:4", "state: present needs block"),
+        ("  - id: a\n    package: {name: 'nginx; rm -rf /'}\n", "wf.yaml:4", "not a package name, NAME=VERSION or absolute path"),
+        ("  - id: a\n    package: {name: []}\n", "wf.yaml:4", "List should have at least 1 item"),
+        ("  - id: a\n    package: {name: [curl, x.deb]}\n", "wf.yaml:4", "a package file is named by its absolute path on the host: 'x.deb'"),
+        ("  - id: a\n    package: {name: nginx, state: installed}\n", "wf.yaml:4", "Input should be 'present', 'latest' or 'absent'"),
         ("  - id: a\n    blockinfile: {path: /x, block: y, marker: '# managed'}\n", "wf.yaml:4", "marker must contain {mark}"),
         ("  - id: a\n    blockinfile:\n      path: /x\n      block: y\n      marker_end: \"a\\nb\"\n", "wf.yaml:7", "must be one line"),
         ("  - id: a\n    blockinfile: {path: /x, block: y, insertafter: a, insertbefore: b}\n", "wf.yaml:4", "give insertafter or insertbefore, not both"),
@@ -218,3 +222,35 @@ def test_blockinfile_create_a_missing_file_and_an_unterminated_block(tmp_path: P
         f"blockinfile: {conf}: line 2 begins a block ({BEGIN}) but no line ends it ({END})"
     )
     assert conf.read_text() == f"keep\n{BEGIN}\nhalf\n"
+
+
+def test_package_check_and_run_against_this_hosts_dpkg(tmp_path: Path) -> None:
+    """Read-only against the machine's real package database: nothing is installed or removed."""
+    there = Task(id="p", package={"name": "coreutils"})
+    assert there.package is not None and there.package.name == ["coreutils"]  # one name, as a list
+    assert sh(there.check or "").returncode == 0 and sh(there.run).stdout.splitlines() == [OK_MARK]
+    gone = Task(id="p", package={"name": ["sysflow-no-such-package", "another-one"], "state": "absent"})
+    assert sh(gone.run).stdout.splitlines() == [OK_MARK]
+    unknown = sh(Task(id="p", package={"name": ["coreutils", "sysflow-no-such-package"]}).run)
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert (
+        unknown.stderr.strip()
+        == "package: sysflow-no-such-package is not installed and apt-get knows no version of it"
+    )
+    file = sh(Task(id="p", package={"name": str(tmp_path / "x.deb")}).check or "")
+    assert file.stderr.strip() == f"package: {tmp_path / 'x.deb'} does not exist or cannot be read"
+    (tmp_path / "x.deb").write_text("not a package")
+    file = sh(Task(id="p", package={"name": str(tmp_path / "x.deb")}).check or "")
+    assert file.stderr.strip() == f"package: {tmp_path / 'x.deb'} is not a package file apt-get can install"
+
+
+def test_package_without_a_package_manager_says_so() -> None:
+    task = Task(id="p", package={"name": "nginx=1.22.1-9"})
+    bare = subprocess.run(
+        ["/bin/sh", "-c", task.run], capture_output=True, text=True, env={"PATH": "/nonexistent"}
+    )
+    assert (
+        bare.returncode == 1 and bare.stderr.strip() == "package: no apt-get, dnf, yum or zypper on this host"
+    )
+    dnf = sh(Task(id="p", package={"name": "nginx", "manager": "dnf"}).run)
+    assert dnf.returncode == 1 and dnf.stderr.strip() == "package: dnf is not on this host"

@@ -1,5 +1,5 @@
 """Task modules whose whole effect is one shell script: ``file``, ``lineinfile``, ``blockinfile``,
-``wait_for``.
+``package``, ``wait_for``.
 
 A task names one module instead of ``run:`` (``lineinfile: {path: /etc/ntp.conf, line: ...}``). The
 module's arguments are validated like every field a user writes (file:line errors), and the module
@@ -21,6 +21,7 @@ from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, ModuleActions, cha
 from sysflow.model.modules.blockinfile import BlockInFileModule
 from sysflow.model.modules.file import FileModule
 from sysflow.model.modules.lineinfile import LineInFileModule
+from sysflow.model.modules.package import PackageModule
 from sysflow.model.modules.wait_for import WaitForModule
 
 __all__ = [
@@ -31,8 +32,9 @@ __all__ = [
     "FileModule",
     "LineInFileModule",
     "ModuleActions",
+    "PackageModule",
     "WaitForModule",
     "changed_of",
 ]
 
-MODULES = ("file", "lineinfile", "blockinfile", "wait_for")  # the Task fields that name a module
+MODULES = ("file", "lineinfile", "blockinfile", "package", "wait_for")  # the Task fields that name a module
