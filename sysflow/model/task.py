@@ -14,6 +14,7 @@ from sysflow.model.modules import (
     MODULES,
     BlockInFileModule,
     FileModule,
+    GitModule,
     LineInFileModule,
     PackageModule,
     WaitForModule,
@@ -46,6 +47,9 @@ class Task(FrozenModel):
     )
     package: PackageModule | None = Field(
         None, description="Module: packages present, latest or absent (apt-get, dnf, yum or zypper)."
+    )
+    git: GitModule | None = Field(
+        None, description="Module: a checkout of a git repository at a branch, tag or commit."
     )
     wait_for: WaitForModule | None = Field(
         None, description="Module: wait until a path, a TCP port or a command answers on the host."

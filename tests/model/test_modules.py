@@ -3,13 +3,15 @@ real /bin/sh on real files (changed, unchanged, check mode, diff, rollback, fail
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from sysflow.errors import WorkflowError
-from sysflow.model.modules import CHANGED_MARK, OK_MARK, changed_of
+from sysflow.model.modules import CHANGED_MARK, MODULES, OK_MARK, changed_of
+from sysflow.model.templates import template_references
 from sysflow.model.workflow import MaintenanceWorkflow, Task
 
 
@@ -41,6 +43,8 @@ def sh(command: str) -> subprocess.CompletedProcess[str]:
         ("  - id: a\n    wait_for: {path: /x, port: 22}\n", "wf.yaml:4", "give exactly one of path, port or command (got path, port)"),
         ("  - id: a\n    file: {path: /x}\n    wait_for: {path: /x}\n", "wf.yaml:3", "one module per task, not file and wait_for"),
         ("  - id: a\n    blockinfile: {path: /x}\n", "wf.yaml:4", "state: present needs block"),
+        ("  - id: a\n    git: {repo: /r, dest: srv/app}\n", "wf.yaml:4", "path must be absolute"),
+        ("  - id: a\n    git: {repo: /r, dest: /srv/app, version: '-x; id'}\n", "wf.yaml:4", "String should match pattern"),
         ("  - id: a\n    package: {name: 'nginx; rm -rf /'}\n", "wf.yaml:4", "not a package name, NAME=VERSION or absolute path"),
         ("  - id: a\n    package: {name: []}\n", "wf.yaml:4", "List should have at least 1 item"),
         ("  - id: a\n    package: {name: [curl, x.deb]}\n", "wf.yaml:4", "a package file is named by its absolute path on the host: 'x.deb'"),
@@ -254,3 +258,66 @@ def test_package_without_a_package_manager_says_so() -> None:
     )
     dnf = sh(Task(id="p", package={"name": "nginx", "manager": "dnf"}).run)
     assert dnf.returncode == 1 and dnf.stderr.strip() == "package: dnf is not on this host"
+
+
+EVERY_MODULE = {
+    "file": {"path": "/x"},
+    "lineinfile": {"path": "/x", "line": "y"},
+    "blockinfile": {"path": "/x", "block": "y"},
+    "package": {"name": ["a", "/b.deb"]},
+    "git": {"repo": "file:///r", "dest": "/d", "version": "0123abc"},
+    "wait_for": {"port": 22},
+}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_rendered_script_is_a_command_template_that_renders_as_is(module: str) -> None:
+    """Commands are Jinja templates: a script must hold no ``{{``, ``{%`` or ``{#`` of its own."""
+    task = Task(id="m", **{module: EVERY_MODULE[module]})
+    for command in (task.run, task.check, task.rollback):
+        assert command is None or template_references(command) == []
+
+
+def _git(*argv: str) -> str:
+    ident = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
+    done = subprocess.run(["git", *ident, *argv], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def test_git_clone_ok_move_rollback_and_refusals(tmp_path: Path) -> None:
+    work, bare, dest = tmp_path / "work", tmp_path / "app.git", tmp_path / "app"
+    _git("init", "-q", "--bare", "-b", "main", str(bare))
+    _git("clone", "-q", str(bare), str(work))
+    (work / "f").write_text("1\n")
+    _git("-C", str(work), "add", "f")
+    _git("-C", str(work), "commit", "-qm", "one")
+    (work / "f").write_text("2\n")
+    _git("-C", str(work), "commit", "-qam", "two")
+    _git("-C", str(work), "push", "-q", "origin", "main")
+    one, two = _git("-C", str(work), "rev-parse", "HEAD~1"), _git("-C", str(work), "rev-parse", "HEAD")
+    at_one = Task(id="g", git={"repo": f"file://{bare}", "dest": str(dest), "version": one[:10]})
+    assert (
+        sh(at_one.check or "").stdout == f"{dest}: (none) -> {one[:7]} ({one[:10]})\n" and not dest.exists()
+    )
+    assert sh(at_one.run).stdout.splitlines() == [CHANGED_MARK, f"{dest}: (none) -> {one[:7]} ({one[:10]})"]
+    assert sh(at_one.run).stdout.splitlines() == [OK_MARK] and sh(at_one.check or "").returncode == 0
+    main = Task(id="g", git={"repo": f"file://{bare}", "dest": str(dest)})  # HEAD: the default branch
+    moved = sh(main.run).stdout.splitlines()
+    assert moved == [CHANGED_MARK, f"{dest}: {one[:7]} -> {two[:7]} (HEAD)", f"{two[:7]} two"]
+    assert (dest / "f").read_text() == "2\n"
+    assert (
+        sh(main.rollback or "").stdout == f"{dest}: back to {one[:7]}\n" and (dest / "f").read_text() == "1\n"
+    )
+    assert sh(main.rollback or "").stdout == ""  # once: the file that said where to go back is gone
+    shutil.rmtree(dest)
+    assert changed_of(sh(main.run).stdout) is True
+    assert sh(main.rollback or "").stdout == f"removed {dest}\n" and not dest.exists()  # it cloned it
+    nowhere = sh(Task(id="g", git={"repo": f"file://{tmp_path / 'nope'}", "dest": str(dest)}).run)
+    assert (
+        nowhere.returncode == 1
+        and nowhere.stderr.splitlines()[-1] == f"git: cannot read file://{tmp_path / 'nope'}"
+    )
+    dest.mkdir()
+    (dest / "x").write_text("")
+    taken = sh(main.run)
+    assert taken.returncode == 1 and taken.stderr == f"git: {dest} exists and is not a git checkout\n"

@@ -1,5 +1,5 @@
 """Task modules whose whole effect is one shell script: ``file``, ``lineinfile``, ``blockinfile``,
-``package``, ``wait_for``.
+``package``, ``git``, ``wait_for``.
 
 A task names one module instead of ``run:`` (``lineinfile: {path: /etc/ntp.conf, line: ...}``). The
 module's arguments are validated like every field a user writes (file:line errors), and the module
@@ -20,6 +20,7 @@ from __future__ import annotations
 from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, ModuleActions, changed_of
 from sysflow.model.modules.blockinfile import BlockInFileModule
 from sysflow.model.modules.file import FileModule
+from sysflow.model.modules.git import GitModule
 from sysflow.model.modules.lineinfile import LineInFileModule
 from sysflow.model.modules.package import PackageModule
 from sysflow.model.modules.wait_for import WaitForModule
@@ -30,6 +31,7 @@ __all__ = [
     "OK_MARK",
     "BlockInFileModule",
     "FileModule",
+    "GitModule",
     "LineInFileModule",
     "ModuleActions",
     "PackageModule",
@@ -37,4 +39,11 @@ __all__ = [
     "changed_of",
 ]
 
-MODULES = ("file", "lineinfile", "blockinfile", "package", "wait_for")  # the Task fields that name a module
+MODULES = (
+    "file",
+    "lineinfile",
+    "blockinfile",
+    "package",
+    "git",
+    "wait_for",
+)  # the Task fields that name a module
