@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DEVIATION = 0.25  # re-plan when measured/planned durations drift by more than 25 %
 DEFAULT_EVERY = 500  # finished operations between two checks inside a wave
 MIN_SAMPLES = 5  # finished operations needed before a drift means anything
+LOG_SPREAD = 0.5  # a task's typical spread of log(seconds) across hosts: the noise a small sample carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,21 @@ class Replanner:
     @property
     def drift(self) -> float:
         """The largest drift of a group: measured over planned seconds since the last plan (1.0 = on plan)."""
-        worst = 1.0
+        return self._worst()[0]
+
+    def _worst(self) -> tuple[float, float]:
+        """The drift of the group that parts most from the plan beyond what its sample's own noise
+        explains (two standard errors of a mean of ``count`` log-normal durations), and by how much
+        (in log space): five quick hosts are not a trend, five hundred are."""
+        worst, worst_excess = 1.0, 0.0
         for planned, measured, count in self._sums.values():
-            if count >= MIN_SAMPLES and planned > 0 and abs(measured / planned - 1.0) > abs(worst - 1.0):
-                worst = measured / planned
-        return worst
+            if count < MIN_SAMPLES or planned <= 0 or measured <= 0:
+                continue
+            ratio = measured / planned
+            excess = abs(math.log(ratio)) - 2 * LOG_SPREAD / math.sqrt(count)
+            if excess > worst_excess:
+                worst, worst_excess = ratio, excess
+        return worst, worst_excess
 
     @property
     def _count(self) -> int:
@@ -95,7 +106,7 @@ class Replanner:
         """Whether to re-plan now; called after every operation, so the cheap test comes first."""
         if not boundary and self._observed < self.every:
             return False
-        return abs(self.drift - 1.0) > self.deviation
+        return self._worst()[1] > math.log1p(self.deviation)
 
     def _backoff(self, accepted: bool) -> None:
         """Each re-plan inside a wave waits twice as many operations as the last (a rejected one, four

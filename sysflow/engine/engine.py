@@ -355,7 +355,7 @@ class Engine:
             saved = self.store.load_durations(workflow.name)
             model = DurationModel.from_json(saved) if saved else None
         priors = {t.id: t.estimate for t in workflow.tasks}
-        return (model or DurationModel()).with_priors(priors)
+        return (model or DurationModel()).with_priors(priors).for_run()
 
     @property
     def transport(self) -> Transport:

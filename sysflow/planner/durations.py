@@ -1,11 +1,16 @@
 """How long a task takes on a group's hosts: priors, history and the running run, with quantiles.
 
-Estimates are kept per task × group as a log-normal: an exponentially weighted mean and variance of
-``log(seconds)``. Log space makes one 10× outlier move the estimate by a bounded factor, and each
-observation is also clipped to ``±CLIP_SIGMAS`` standard deviations of the current estimate before it
-is folded in, so a hung command does not wreck the forecast. A prior (``expected_duration`` from the
-workflow, or ``DEFAULT_SECONDS``) counts as ``PRIOR_WEIGHT`` observations. The model serialises to
-JSON so history survives between runs.
+Estimates are kept per task × group as a log-normal: the mean and variance of ``log(seconds)``. Log
+space makes one 10× outlier move the estimate by a bounded factor, and each observation is also
+clipped to ``±CLIP_SIGMAS`` standard deviations of the current estimate before it is folded in, so a
+hung command does not wreck the forecast. A prior (``expected_duration`` from the workflow, or
+``DEFAULT_SECONDS``) counts as ``PRIOR_WEIGHT`` observations.
+
+Within a run every observation weighs the same (a running mean, not a recency-weighted one): short
+operations finish first and a wave's long tail last, so weighting the latest finishers more would
+read every wave boundary as "slower than planned". History (the model saved after earlier runs,
+:meth:`DurationModel.for_run`) counts as at most ``HISTORY_WEIGHT`` observations when a run starts,
+so a fleet that changed since is learned within the run. The model serialises to JSON.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -21,8 +26,9 @@ __all__ = ["DEFAULT_SECONDS", "DurationModel", "Estimate"]
 
 DEFAULT_SECONDS = 60.0  # a task with neither prior nor history: one minute
 PRIOR_SIGMA = 0.35  # spread of a prior in log space (p90 ≈ 1.56 × p50)
-PRIOR_WEIGHT = 3.0  # a prior counts as this many observations
-ALPHA = 0.2  # EWMA weight of a new observation once past the warm-up
+PRIOR_WEIGHT = 1.0  # a prior counts as one observation: the first measurement outweighs a guess
+HISTORY_WEIGHT = 20.0  # at the start of a run, what earlier runs learned counts as this many observations
+MEMORY = 100_000  # an estimate averages over at most about this many of the latest observations
 CLIP_SIGMAS = 3.0  # observations further than this from the estimate are clipped
 MIN_SIGMA = 0.05
 _ANY = "*"
@@ -51,11 +57,11 @@ class Estimate:
         return self.quantile(0.9)
 
     def update(self, seconds: float) -> Estimate:
-        """The estimate after one more observation (clipped, then folded into the EWMA)."""
+        """The estimate after one more observation (clipped, then folded into the running mean)."""
         x = math.log(max(seconds, 1e-3))
         x = min(max(x, self.mu - CLIP_SIGMAS * self.sigma), self.mu + CLIP_SIGMAS * self.sigma)
         n = self.n + 1
-        a = max(ALPHA, 1.0 / n)
+        a = max(1.0 / MEMORY, 1.0 / n)
         mu = self.mu + a * (x - self.mu)
         var = (1 - a) * (self.sigma**2 + a * (x - self.mu) ** 2)
         return Estimate(mu, max(MIN_SIGMA, math.sqrt(var)), n)
@@ -87,6 +93,12 @@ class DurationModel:
         copy._est = dict(self._est)
         return copy
 
+    def for_run(self) -> DurationModel:
+        """A copy to learn one run with: history weighs at most ``HISTORY_WEIGHT`` observations."""
+        copy = DurationModel(self._priors)
+        copy._est = {k: replace(e, n=min(e.n, HISTORY_WEIGHT)) for k, e in self._est.items()}
+        return copy
+
     def set_prior(self, task: str, seconds: float) -> None:
         """The expected duration of ``task`` before anything was observed."""
         self._priors[task] = seconds
@@ -94,24 +106,29 @@ class DurationModel:
     def observe(self, task: str, group: str, seconds: float) -> None:
         """Fold in one measured duration (from history or from the running run)."""
         for key in ((task, group), (task, _ANY)):
-            self._est[key] = self._get(key).update(seconds)
+            current = self._est.get(key)
+            if current is None:  # a group's first measurement: what the others learned is its prior
+                start = self._get(key)
+                current = replace(start, n=min(start.n, PRIOR_WEIGHT))
+            self._est[key] = current.update(seconds)
 
     def learn(self, records: Iterable[tuple[str, str, float]]) -> None:
         """Fold in ``(task, group, seconds)`` records, e.g. from earlier runs."""
         for task, group, seconds in records:
             self.observe(task, group, seconds)
 
-    def _get(self, key: tuple[str, str]) -> Estimate:
+    def _get(self, key: tuple[str, str], prior: float | None = None) -> Estimate:
         got = self._est.get(key) or self._est.get((key[0], _ANY))
-        return got or _prior(self._priors.get(key[0]))
+        return got or _prior(self._priors.get(key[0], prior))
 
     def estimate(self, task: str, group: str) -> Estimate:
         """The current estimate for ``task`` on ``group``."""
         return self._get((task, group))
 
-    def seconds(self, task: str, group: str, quantile: float = 0.5) -> float:
-        """Predicted seconds at ``quantile`` (0.5 = p50, 0.9 = p90)."""
-        return self.estimate(task, group).quantile(quantile)
+    def seconds(self, task: str, group: str, quantile: float = 0.5, *, prior: float | None = None) -> float:
+        """Predicted seconds at ``quantile`` (0.5 = p50, 0.9 = p90); ``prior``: the expected seconds
+        when neither this model nor its priors know ``task``."""
+        return self._get((task, group), prior).quantile(quantile)
 
     def to_json(self) -> str:
         """Everything needed to continue later, as JSON."""

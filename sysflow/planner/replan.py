@@ -69,7 +69,8 @@ def _fixed_chain(
     running: Mapping[str, datetime],
     now: int,
 ) -> tuple[Chain, tuple[int, ...]]:
-    """A started host's chain with measured times where known and the rest back to back from now."""
+    """A started host's chain with measured times where known and the rest (at ``c``'s durations,
+    the current estimates) back to back from now."""
     starts: list[int] = []
     durations: list[int] = []
     t = 0
@@ -104,19 +105,20 @@ def replan(
 ) -> Plan:
     """Re-plan what has not started at ``now``; never move finished (``done``: op id -> start, end)
     or running (``running``: op id -> start) operations. Durations of the hosts still to place are
-    re-estimated from ``durations`` (at the plan's quantile) when given."""
+    re-estimated from ``durations`` (at the plan's quantile) when given, and so are the operations
+    of started hosts that have not started yet."""
     from sysflow.planner.plan import Plan
 
     t0 = time.perf_counter()
     now_s = math.ceil((now - plan.origin).total_seconds())
     chains: list[Chain] = []
     fixed: dict[str, tuple[int, ...]] = {}
+    estimate = _Estimates(durations, plan.quantile)
     for c in plan.problem.chains:
+        chain = estimate(c)
         if any(op in done or op in running for op in c.ops):
-            chain, starts = _fixed_chain(plan, c, done, running, now_s)
+            chain, starts = _fixed_chain(plan, chain, done, running, now_s)
             fixed[c.host] = starts
-        else:
-            chain = _reestimate(c, durations, plan.quantile)
         chains.append(chain)
     problem = replace(plan.problem, chains=tuple(chains))
     limit = time_limit if solver == "cpsat" else 0.0
@@ -132,9 +134,25 @@ def replan(
     return Plan(problem, a, f"replan-{solver}", "FEASIBLE", time.perf_counter() - t0, plan.quantile)
 
 
-def _reestimate(c: Chain, durations: DurationModel | None, quantile: float) -> Chain:
-    if durations is None:
-        return c
-    model = durations.with_priors(dict(zip(c.tasks, map(float, c.durations), strict=True)))
-    new = tuple(math.ceil(model.seconds(t, c.group, quantile) - 1e-9) for t in c.tasks)
-    return replace(c, durations=new)
+class _Estimates:
+    """Chains with their durations re-estimated from the model (a chain's own as the priors);
+    thousands of chains share a few task lists and groups, so each combination is computed once."""
+
+    def __init__(self, durations: DurationModel | None, quantile: float) -> None:
+        self._durations = durations
+        self._quantile = quantile
+        self._seen: dict[tuple[tuple[str, ...], str, tuple[int, ...]], tuple[int, ...]] = {}
+
+    def __call__(self, c: Chain) -> Chain:
+        model = self._durations
+        if model is None:
+            return c
+        key = (c.tasks, c.group, c.durations)
+        new = self._seen.get(key)
+        if new is None:
+            new = tuple(
+                math.ceil(model.seconds(t, c.group, self._quantile, prior=float(d)) - 1e-9)
+                for t, d in zip(c.tasks, c.durations, strict=True)
+            )
+            self._seen[key] = new
+        return c if new == c.durations else replace(c, durations=new)

@@ -25,7 +25,38 @@ def test_learns_per_group_and_pools_for_unseen_groups() -> None:
     m.learn(("upgrade", "web", 120.0) for _ in range(30))
     assert m.seconds("upgrade", "web") == pytest.approx(120.0, rel=0.05)
     assert m.seconds("upgrade", "db") == pytest.approx(120.0, rel=0.05)  # pooled over groups
-    assert m.estimate("upgrade", "web").p90 < 140.0  # the spread shrinks with consistent data
+    # the spread shrinks with consistent data: below the prior's (p90 = 1.56 x p50), then toward none
+    assert m.estimate("upgrade", "web").p90 < 1.3 * 120.0
+    m.learn(("upgrade", "web", 120.0) for _ in range(300))
+    assert m.estimate("upgrade", "web").p90 < 1.1 * 120.0
+
+
+def test_every_measurement_of_a_run_weighs_the_same_whatever_order_they_finish_in() -> None:
+    """Short operations finish first and a wave's long tail last: the estimate is the same either way
+    (a recency-weighted one would read every wave's tail as the new normal)."""
+    durations = [30.0 + 2.0 * i for i in range(100)]
+    short_first, long_first = DurationModel(), DurationModel()
+    short_first.learn(("t", "g", d) for d in durations)
+    long_first.learn(("t", "g", d) for d in reversed(durations))
+    assert short_first.seconds("t", "g") == pytest.approx(long_first.seconds("t", "g"), rel=0.02)
+    geometric = math.exp(sum(map(math.log, durations)) / len(durations))
+    assert short_first.seconds("t", "g") == pytest.approx(geometric, rel=0.05)
+
+
+def test_a_new_group_starts_from_the_pooled_estimate_as_a_prior_only() -> None:
+    m = DurationModel({"t": 100.0})
+    m.learn(("t", "fast", 100.0) for _ in range(1000))
+    m.learn(("t", "slow", 200.0) for _ in range(50))
+    assert m.seconds("t", "slow") == pytest.approx(200.0, rel=0.05)  # not dragged by 1,000 fast ones
+
+
+def test_history_weighs_little_against_the_run_at_hand() -> None:
+    history = DurationModel({"t": 60.0})
+    history.learn(("t", "g", 60.0) for _ in range(5000))
+    run = history.for_run()
+    run.learn(("t", "g", 120.0) for _ in range(100))  # the fleet got slower since
+    assert run.seconds("t", "g") > 100.0
+    assert history.seconds("t", "g") == pytest.approx(60.0, rel=0.01)  # the saved model is untouched
 
 
 def test_one_outlier_moves_the_estimate_by_a_bounded_factor() -> None:
