@@ -17,6 +17,7 @@ from sysflow.model.modules import (
     GitModule,
     LineInFileModule,
     PackageModule,
+    ServiceModule,
     WaitForModule,
 )
 
@@ -50,6 +51,9 @@ class Task(FrozenModel):
     )
     git: GitModule | None = Field(
         None, description="Module: a checkout of a git repository at a branch, tag or commit."
+    )
+    service: ServiceModule | None = Field(
+        None, description="Module: a systemd unit started, stopped, restarted or reloaded; enabled or not."
     )
     wait_for: WaitForModule | None = Field(
         None, description="Module: wait until a path, a TCP port or a command answers on the host."

@@ -3,6 +3,7 @@ real /bin/sh on real files (changed, unchanged, check mode, diff, rollback, fail
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,6 +35,7 @@ def sh(command: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("tasks", "where", "message"),
     [
+        ("  - id: a\n    template: {src: x, dest: /y}\n", "wf.yaml:4", "unknown key 'template'"),
         ("  - id: a\n    copy: {src: x, dest: /y}\n", "wf.yaml:4", "unknown key 'copy'"),
         ("  - id: a\n    lineinfile: {path: /etc/x}\n", "wf.yaml:4", "state: present needs line"),
         ("  - id: a\n    lineinfile: {path: etc/x, line: y}\n", "wf.yaml:4", "path must be absolute"),
@@ -43,6 +45,9 @@ def sh(command: str) -> subprocess.CompletedProcess[str]:
         ("  - id: a\n    wait_for: {path: /x, port: 22}\n", "wf.yaml:4", "give exactly one of path, port or command (got path, port)"),
         ("  - id: a\n    file: {path: /x}\n    wait_for: {path: /x}\n", "wf.yaml:3", "one module per task, not file and wait_for"),
         ("  - id: a\n    blockinfile: {path: /x}\n", "wf.yaml:4", "state: present needs block"),
+        ("  - id: a\n    service: {name: nginx}\n", "wf.yaml:4", "give state or enabled (or both)"),
+        ("  - id: a\n    service: {name: 'nginx; reboot', state: started}\n", "wf.yaml:4", "String should match pattern"),
+        ("  - id: a\n    service: {name: nginx, state: running}\n", "wf.yaml:4", "Input should be 'started', 'stopped', 'restarted' or 'reloaded'"),
         ("  - id: a\n    git: {repo: /r, dest: srv/app}\n", "wf.yaml:4", "path must be absolute"),
         ("  - id: a\n    git: {repo: /r, dest: /srv/app, version: '-x; id'}\n", "wf.yaml:4", "String should match pattern"),
         ("  - id: a\n    package: {name: 'nginx; rm -rf /'}\n", "wf.yaml:4", "not a package name, NAME=VERSION or absolute path"),
@@ -266,6 +271,7 @@ EVERY_MODULE = {
     "blockinfile": {"path": "/x", "block": "y"},
     "package": {"name": ["a", "/b.deb"]},
     "git": {"repo": "file:///r", "dest": "/d", "version": "0123abc"},
+    "service": {"name": "nginx", "state": "started", "enabled": True, "daemon_reload": True},
     "wait_for": {"port": 22},
 }
 
@@ -321,3 +327,44 @@ def test_git_clone_ok_move_rollback_and_refusals(tmp_path: Path) -> None:
     (dest / "x").write_text("")
     taken = sh(main.run)
     assert taken.returncode == 1 and taken.stderr == f"git: {dest} exists and is not a git checkout\n"
+
+
+@pytest.mark.parametrize("state", ["started", "stopped", "restarted", "reloaded", None])
+@pytest.mark.parametrize("enabled", [True, False, None])
+def test_service_scripts_parse_and_name_their_systemctl_verbs(
+    state: str | None, enabled: bool | None
+) -> None:
+    """No systemd runs in this container (``systemctl is-system-running``: offline), so the unit is
+    never really started here: the scripts are parsed by sh and bash, and read for their verbs."""
+    if state is None and enabled is None:
+        return
+    task = Task(id="s", service={"name": "nginx.service", "state": state, "enabled": enabled})
+    for command in (task.run, task.check or "", task.rollback or ""):
+        for shell in ("/bin/sh", "bash"):
+            assert subprocess.run([shell, "-n", "-c", command], capture_output=True).returncode == 0
+    verbs = {
+        "started": "ctl start",
+        "stopped": "ctl stop",
+        "restarted": "ctl restart",
+        "reloaded": "ctl reload",
+    }
+    assert state is None or verbs[state] in task.run
+    assert ("ctl enable" in task.run) is (enabled is True) and ("ctl disable" in task.run) is (
+        enabled is False
+    )
+    assert not re.search(
+        r"\bctl (start|stop|restart|reload|enable|disable)\b", task.check or ""
+    )  # checks only
+
+
+def test_service_without_a_running_systemd_says_so() -> None:
+    task = Task(id="s", service={"name": "ssh", "state": "started", "enabled": True})
+    for command in (task.run, task.check or ""):
+        here = sh(command)  # this container runs no systemd: the real answer of this host
+        assert here.returncode == 1 and here.stdout == ""
+        assert here.stderr == "service: systemd is not running on this host (no /run/systemd/system)\n"
+    bare = subprocess.run(
+        ["/bin/sh", "-c", task.run], capture_output=True, text=True, env={"PATH": "/nonexistent"}
+    )
+    assert bare.returncode == 1 and bare.stderr == "service: systemctl is not on this host\n"
+    assert sh(task.rollback or "").returncode == 0  # nothing recorded: nothing to undo

@@ -1,5 +1,5 @@
 """Task modules whose whole effect is one shell script: ``file``, ``lineinfile``, ``blockinfile``,
-``package``, ``git``, ``wait_for``.
+``package``, ``git``, ``service``, ``wait_for``.
 
 A task names one module instead of ``run:`` (``lineinfile: {path: /etc/ntp.conf, line: ...}``). The
 module's arguments are validated like every field a user writes (file:line errors), and the module
@@ -23,6 +23,7 @@ from sysflow.model.modules.file import FileModule
 from sysflow.model.modules.git import GitModule
 from sysflow.model.modules.lineinfile import LineInFileModule
 from sysflow.model.modules.package import PackageModule
+from sysflow.model.modules.service import ServiceModule
 from sysflow.model.modules.wait_for import WaitForModule
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "LineInFileModule",
     "ModuleActions",
     "PackageModule",
+    "ServiceModule",
     "WaitForModule",
     "changed_of",
 ]
@@ -45,5 +47,6 @@ MODULES = (
     "blockinfile",
     "package",
     "git",
+    "service",
     "wait_for",
 )  # the Task fields that name a module
