@@ -22,6 +22,9 @@ __all__ = [
     "DEFAULT_OUTPUT_CAP",
     "DEFAULT_SETTLE_TIMEOUT",
     "OUTPUT_LINE_CAP",
+    "STAGE_VAR",
+    "UPLOAD_MARK",
+    "UPLOAD_NEEDED",
     "CapturedOutput",
     "CommandResult",
     "OutputTap",
@@ -29,6 +32,8 @@ __all__ = [
     "Settled",
     "Settling",
     "Transport",
+    "Upload",
+    "Uploading",
     "cap_output",
     "command_id",
     "valid_command_id",
@@ -43,6 +48,9 @@ secrets and all: a tap masks what it shows), then ``stdout`` / ``stderr`` line b
 arrives (``sysflow run -v``). Called on the event loop: it must not block."""
 COMMAND_ID_VAR = "SYSFLOW_CMD_ID"  # the marker every remote command carries in its environment
 DEFAULT_SETTLE_TIMEOUT = 600.0  # seconds a resume waits for an interrupted command without a timeout
+STAGE_VAR = "SYSFLOW_STAGE"  # where a command that needs a local file (``copy``) finds it on the host
+UPLOAD_MARK = "::sysflow upload"  # ... printed (exit UPLOAD_NEEDED) when it is not there yet
+UPLOAD_NEEDED = 75  # EX_TEMPFAIL: "send the file, then run me again"
 _COMMAND_ID = re.compile(r"[0-9a-f]{32}")  # fixed length: no marker is a prefix of another
 
 
@@ -165,6 +173,25 @@ class Transport(Protocol):
     ) -> CommandResult: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A local file an operation needs on its host (``copy``). Sent only when its command asks
+    (first it compares checksums on the host): to the path in ``STAGE_VAR``, then the command runs
+    again and installs it from there."""
+
+    src: str  # absolute path on the controller
+    sha256: str
+    size: int
+
+
+@runtime_checkable
+class Uploading(Protocol):
+    """A transport that can send a file to a host (SFTP over the pooled connection, for SSH): to a
+    new file ``dest`` (never over an existing one) readable by the login user only; the bytes sent."""
+
+    async def put(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int: ...
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,7 @@ from sysflow.actors.ops import (
     result_of,
     retry_delay,
 )
+from sysflow.actors.uploads import run_with_upload
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import ExecutionError
 from sysflow.transport import CommandResult, Transport
@@ -358,14 +359,21 @@ class HostPool:
         if self._transport is None:
             assert self._factory is not None
             self._transport = self._factory()
-        if req.become is not None and takes_become(self._transport):
-            run: Any = self._transport.run  # the SSH transport's run, beyond the Transport protocol
-            result: CommandResult = await run(
-                req.host, req.command, timeout=req.timeout, env=req.env_map, cwd=req.cwd, become=req.become
-            )
-            return result
-        return await self._transport.run(
-            req.host, req.command, timeout=req.timeout, env=req.env_map, cwd=req.cwd
+        transport = self._transport
+
+        async def once(env: Mapping[str, str] | None) -> CommandResult:
+            if req.become is not None and takes_become(transport):
+                run: Any = transport.run  # the SSH transport's run, beyond the Transport protocol
+                result: CommandResult = await run(
+                    req.host, req.command, timeout=req.timeout, env=env, cwd=req.cwd, become=req.become
+                )
+                return result
+            return await transport.run(req.host, req.command, timeout=req.timeout, env=env, cwd=req.cwd)
+
+        if req.upload is None:
+            return await once(req.env_map)
+        return await run_with_upload(
+            transport, req.host, req.op_id, req.upload, req.env_map, req.timeout, once
         )
 
     def _result(

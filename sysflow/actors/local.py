@@ -109,11 +109,31 @@ class LocalTransport:
             raise TransportError(f"cannot tell whether command {command_id} still runs", host=host)
         return Settled.from_fields(host, command_id, fields, self._clock.monotonic() - t0)
 
+    async def put(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int:
+        """Copy ``src`` to a new file ``dest`` (mode 0600) on this machine, as SFTP would; bytes sent."""
+        return await asyncio.wait_for(asyncio.to_thread(_copy_new, src, dest, host), timeout)
+
     async def close(self) -> None:
         return None
 
 
 _PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
+
+
+def _copy_new(src: str, dest: str, host: str) -> int:
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.isfile(dest) and not os.path.islink(dest):
+            os.unlink(dest)  # a stale copy of an earlier attempt
+    sent = 0
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(src, "rb") as local, os.fdopen(fd, "wb") as out:
+            while chunk := local.read(256 * 1024):
+                out.write(chunk)
+                sent += len(chunk)
+    except OSError as exc:
+        raise TransportError(f"cannot copy {src} to {dest}: {exc.strerror or exc}", host=host) from exc
+    return sent
 
 
 def _die_with_parent() -> None:

@@ -31,6 +31,7 @@ from sysflow.actors.hostkeys import HostKeyPolicy, HostKeyStore
 from sysflow.actors.ssh_capacity import ConnectionSlots, HandshakePacing
 from sysflow.actors.ssh_channel import CommandRunner
 from sysflow.actors.ssh_connect import Connector
+from sysflow.actors.ssh_files import put_file
 from sysflow.actors.ssh_options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -211,6 +212,24 @@ class SSHTransport:
         finally:
             entry.in_flight -= 1
             self._counters.channels -= 1
+            entry.last_used = self._clock.monotonic()
+            entry.release_session()
+
+    async def put(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int:
+        """Send the local file ``src`` to a new file ``dest`` on ``host`` over SFTP on its pooled
+        connection (see :mod:`sysflow.actors.ssh_files`); the bytes sent."""
+        self._check_open()
+        entry = self._entry(host)
+        await entry.sessions.acquire()  # an SFTP subsystem is a channel like a command's
+        entry.in_flight += 1
+        try:
+            conn = await self._connector.connection(entry)
+            async with asyncio.timeout(timeout if timeout is not None else self.timeouts.command):
+                return await put_file(conn, host, src, dest)
+        except TimeoutError:
+            raise TransportError(f"sending {src} to {dest} timed out", host=host) from None
+        finally:
+            entry.in_flight -= 1
             entry.last_used = self._clock.monotonic()
             entry.release_session()
 

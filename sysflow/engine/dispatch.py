@@ -56,6 +56,7 @@ def request_of(op: Operation, command: str, env: Mapping[str, str] | None = None
         env=tuple(sorted((env or {}).items())),
         retry_delay=op.retry_delay,
         become=op.become,
+        upload=op.upload,
     )
 
 

@@ -51,6 +51,7 @@ UseDNS no
 LogLevel ERROR
 MaxStartups 200:30:400
 MaxSessions 64
+Subsystem sftp internal-sftp
 PrintMotd no
 PrintLastLog no
 SetEnv HOME={dir}/home PATH=/usr/local/bin:/usr/bin:/bin SYSFLOW_LAB_DIR={dir}

@@ -13,13 +13,16 @@ from sysflow.model.durations import Duration
 from sysflow.model.modules import (
     MODULES,
     BlockInFileModule,
+    CopyModule,
     FileModule,
     GitModule,
     LineInFileModule,
+    ModuleActions,
     PackageModule,
     ServiceModule,
     WaitForModule,
 )
+from sysflow.transport import Upload
 
 __all__ = ["DEFAULT_EXPECTED_DURATION", "TASK_ID_PATTERN", "StrList", "Task"]
 
@@ -39,6 +42,11 @@ class Task(FrozenModel):
 
     id: str = Field(pattern=TASK_ID_PATTERN, description="Unique task name.")
     run: str = Field("", description="Shell command run on the host (or give one module instead).")
+    copy_file: CopyModule | None = Field(
+        None,
+        alias="copy",  # ``copy`` would shadow BaseModel.copy
+        description="Module: a local file installed on the host (sent over SFTP only when it differs).",
+    )
     file: FileModule | None = Field(None, description="Module: a path's kind, mode, owner and group.")
     lineinfile: LineInFileModule | None = Field(
         None, description="Module: one line present or absent in a file."
@@ -119,14 +127,14 @@ class Task(FrozenModel):
     @model_validator(mode="after")
     def _module_commands(self) -> Task:
         """A module task's run, check and rollback are the module's (see sysflow.model.modules)."""
-        given = [name for name in MODULES if getattr(self, name) is not None]
+        given = [name for name in MODULES if self.module_args(name) is not None]
         if not given:
             if not self.run:
                 raise ValueError(f"a task needs run: (a shell command) or one module: {', '.join(MODULES)}")
             return self
         if len(given) > 1:
             raise ValueError(f"one module per task, not {' and '.join(given)}")
-        actions = getattr(self, given[0]).actions()
+        actions = self._module_actions(given[0])
         if self.run and self.run != actions.run:  # equal: a stored workflow read back
             raise ValueError(f"give run: or the {given[0]} module, not both")
         filled = {
@@ -139,10 +147,23 @@ class Task(FrozenModel):
             object.__setattr__(self, name, value)
         return self
 
+    def module_args(self, name: str) -> Any:
+        """The arguments of module ``name`` (as written in YAML), None when this task does not use it."""
+        return getattr(self, "copy_file" if name == "copy" else name)
+
+    def _module_actions(self, name: str) -> ModuleActions:
+        actions: ModuleActions = self.module_args(name).actions()
+        return actions
+
+    @property
+    def upload(self) -> Upload | None:
+        """The local file this task's command may ask to be sent first (``copy``)."""
+        return self.copy_file.upload() if self.copy_file is not None else None
+
     @property
     def module(self) -> str | None:
         """The module this task runs (None: a shell command)."""
-        return next((name for name in MODULES if getattr(self, name) is not None), None)
+        return next((name for name in MODULES if self.module_args(name) is not None), None)
 
     @model_validator(mode="after")
     def _become_usable(self) -> Task:

@@ -510,7 +510,7 @@ def _operation(
     return Operation(
         oid, host, task.id, wave, step.index, facts.group, facts.groups, facts.datacenter, facts.segment,
         task.run, task.estimate, task.timeout, task.retries, task.rollback, step.demands, run_once, task.local,
-        task.idempotent, task.check, task.retry_delay,
+        task.idempotent, task.check, task.retry_delay, None, task.upload,
     )  # fmt: skip
 
 

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sysflow.transport import Upload
+
 __all__ = ["Gate", "OpGraph", "Operation", "op_id"]
 
 
@@ -43,6 +45,7 @@ class Operation:
     check: str | None = None  # exits 0 when the task already took effect (re-check after a crash)
     retry_delay: float | None = None  # seconds before the first command retry (None: the pool's)
     become: str | None = None  # run through sudo as this user (None: as the login user)
+    upload: Upload | None = None  # a local file the command may ask to be sent first (``copy``)
 
     def demand(self, pool: str) -> float:
         for name, amount in self.demands:

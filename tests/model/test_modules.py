@@ -36,7 +36,7 @@ def sh(command: str) -> subprocess.CompletedProcess[str]:
     ("tasks", "where", "message"),
     [
         ("  - id: a\n    template: {src: x, dest: /y}\n", "wf.yaml:4", "unknown key 'template'"),
-        ("  - id: a\n    copy: {src: x, dest: /y}\n", "wf.yaml:4", "unknown key 'copy'"),
+        ("  - id: a\n    copy: {src: no-such-file, dest: /y}\n", "wf.yaml:4", "src no-such-file: no such file on the controller"),
         ("  - id: a\n    lineinfile: {path: /etc/x}\n", "wf.yaml:4", "state: present needs line"),
         ("  - id: a\n    lineinfile: {path: etc/x, line: y}\n", "wf.yaml:4", "path must be absolute"),
         ("  - id: a\n    run: 'true'\n    file: {path: /x}\n", "wf.yaml:3", "give run: or the file module, not both"),
@@ -266,6 +266,7 @@ def test_package_without_a_package_manager_says_so() -> None:
 
 
 EVERY_MODULE = {
+    "copy": {"src": __file__, "dest": "/x", "mode": "0640", "owner": "root"},
     "file": {"path": "/x"},
     "lineinfile": {"path": "/x", "line": "y"},
     "blockinfile": {"path": "/x", "block": "y"},

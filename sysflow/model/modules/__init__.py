@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, ModuleActions, changed_of
 from sysflow.model.modules.blockinfile import BlockInFileModule
+from sysflow.model.modules.copy import CopyModule
 from sysflow.model.modules.file import FileModule
 from sysflow.model.modules.git import GitModule
 from sysflow.model.modules.lineinfile import LineInFileModule
@@ -31,6 +32,7 @@ __all__ = [
     "MODULES",
     "OK_MARK",
     "BlockInFileModule",
+    "CopyModule",
     "FileModule",
     "GitModule",
     "LineInFileModule",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 MODULES = (
+    "copy",
     "file",
     "lineinfile",
     "blockinfile",

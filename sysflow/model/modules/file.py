@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from sysflow.model.base import FrozenModel
 from sysflow.model.modules.base import HostPath, ModuleActions, assign, script
 
-__all__ = ["FileModule"]
+__all__ = ["FileModule", "Mode", "Name", "attributes"]
 
-_NAME = r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$"
+Mode = Annotated[str, Field(pattern=r"^0?[0-7]{3,4}$")]
+"""An octal mode, e.g. ``'0644'``."""
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")]
+"""A user or group name."""
 
 
 class FileModule(FrozenModel):
@@ -22,9 +25,9 @@ class FileModule(FrozenModel):
     state: Literal["file", "directory", "touch", "absent"] = Field(
         "file", description="file (must exist), directory (created with parents), touch, absent."
     )
-    mode: str | None = Field(None, pattern=r"^0?[0-7]{3,4}$", description="Octal mode, e.g. '0644'.")
-    owner: str | None = Field(None, pattern=_NAME, description="User that owns the path.")
-    group: str | None = Field(None, pattern=_NAME, description="Group that owns the path.")
+    mode: Mode | None = Field(None, description="Octal mode, e.g. '0644'.")
+    owner: Name | None = Field(None, description="User that owns the path.")
+    group: Name | None = Field(None, description="Group that owns the path.")
 
     def actions(self) -> ModuleActions:
         """Run and check scripts (no rollback: what was removed or replaced is not kept)."""
@@ -61,25 +64,28 @@ class FileModule(FrozenModel):
         )
 
     def _attributes(self) -> tuple[str, str]:
-        """Detection reads each attribute once (``stat``); apply sets the ones that differ."""
-        wanted = [
-            (flag, value, tool)
-            for flag, value, tool in (
-                ("%a", None if self.mode is None else format(int(self.mode, 8), "o"), "chmod"),
-                ("%U", self.owner, "chown"),
-                ("%G", self.group, "chgrp"),
-            )
-            if value is not None
-        ]
-        detect, apply = "", ""
-        for i, (flag, value, tool) in enumerate(wanted):
-            detect += assign(**{f"want{i}": value})
-            detect += (
-                f'now{i}=$(stat -c {flag} -- "$p" 2>/dev/null || true)\n[ "$now{i}" = "$want{i}" ] || c=1\n'
-            )
-            what = {"chmod": "mode", "chown": "owner", "chgrp": "group"}[tool]
-            apply += (
-                f'if [ "$now{i}" != "$want{i}" ]; then {tool} -- "$want{i}" "$p" || exit 1;'
-                f' echo "{what}: ${{now{i}:-(new)}} -> $want{i}"; fi\n'
-            )
-        return detect, apply
+        return attributes(self.mode, self.owner, self.group)
+
+
+def attributes(mode: str | None, owner: str | None, group: str | None) -> tuple[str, str]:
+    """Scripts for ``$p``'s mode, owner and group (where given): detection reads each attribute once
+    (``stat``) and sets ``c=1`` when one differs; apply sets the ones that differ and says so."""
+    wanted = [
+        (flag, value, tool)
+        for flag, value, tool in (
+            ("%a", None if mode is None else format(int(mode, 8), "o"), "chmod"),
+            ("%U", owner, "chown"),
+            ("%G", group, "chgrp"),
+        )
+        if value is not None
+    ]
+    detect, apply = "", ""
+    for i, (flag, value, tool) in enumerate(wanted):
+        detect += assign(**{f"want{i}": value})
+        detect += f'now{i}=$(stat -c {flag} -- "$p" 2>/dev/null || true)\n[ "$now{i}" = "$want{i}" ] || c=1\n'
+        what = {"chmod": "mode", "chown": "owner", "chgrp": "group"}[tool]
+        apply += (
+            f'if [ "$now{i}" != "$want{i}" ]; then {tool} -- "$want{i}" "$p" || exit 1;'
+            f' echo "{what}: ${{now{i}:-(new)}} -> $want{i}"; fi\n'
+        )
+    return detect, apply

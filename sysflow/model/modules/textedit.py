@@ -20,10 +20,31 @@ from pydantic import Field
 from sysflow.model.base import FrozenModel
 from sysflow.model.modules.base import HostPath, ModuleActions, assign, script
 
-__all__ = ["BACKUP_SUFFIX", "CREATED_SUFFIX", "TextEdit"]
+__all__ = ["BACKUP_SUFFIX", "CREATED_SUFFIX", "TextEdit", "drop_backup", "keep_backup", "restore_backup"]
 
 BACKUP_SUFFIX = ".sysflow-bak"
 CREATED_SUFFIX = ".sysflow-new"
+
+
+def restore_backup(path: str) -> str:
+    """The rollback of a module that replaced or created the file ``path`` (kept by :func:`keep_backup`)."""
+    return assign(p=path) + (
+        f'if [ -e "$p{BACKUP_SUFFIX}" ]; then mv -f -- "$p{BACKUP_SUFFIX}" "$p" && echo "restored $p";\n'
+        f'elif [ -e "$p{CREATED_SUFFIX}" ]; then rm -f -- "$p" "$p{CREATED_SUFFIX}" && echo "removed $p"; fi\n'
+    )
+
+
+def keep_backup() -> str:
+    """Before ``$p`` is replaced: keep it as ``$p.sysflow-bak``, or mark that the module creates it."""
+    return (
+        f'if [ -e "$p" ]; then cp -p -- "$p" "$p{BACKUP_SUFFIX}" || exit 1; rm -f -- "$p{CREATED_SUFFIX}";\n'
+        f'else : > "$p{CREATED_SUFFIX}" || exit 1; rm -f -- "$p{BACKUP_SUFFIX}"; fi\n'
+    )
+
+
+def drop_backup() -> str:
+    """When ``$p`` already was as asked: an older backup must not be what a rollback restores."""
+    return f'rm -f -- "$p{BACKUP_SUFFIX}" "$p{CREATED_SUFFIX}" || exit 1\n'
 
 
 class TextEdit(FrozenModel):
@@ -41,12 +62,7 @@ class TextEdit(FrozenModel):
         raise NotImplementedError
 
     def actions(self) -> ModuleActions:
-        rollback = None
-        if self.backup:
-            rollback = assign(p=self.path) + (
-                f'if [ -e "$p{BACKUP_SUFFIX}" ]; then mv -f -- "$p{BACKUP_SUFFIX}" "$p" && echo "restored $p";\n'
-                f'elif [ -e "$p{CREATED_SUFFIX}" ]; then rm -f -- "$p" "$p{CREATED_SUFFIX}" && echo "removed $p"; fi\n'
-            )
+        rollback = restore_backup(self.path) if self.backup else None
         return ModuleActions(
             run=self._script(check_only=False), check=self._script(check_only=True), rollback=rollback
         )
@@ -72,13 +88,8 @@ class TextEdit(FrozenModel):
             '  cmp -s "$src" "$cand" || c=1\n'
             "fi\n"
         )
-        on_ok = f'rm -f -- "$p{BACKUP_SUFFIX}" "$p{CREATED_SUFFIX}" || exit 1\n' if self.backup else ""
-        keep = (
-            f'if [ -e "$p" ]; then cp -p -- "$p" "$p{BACKUP_SUFFIX}" || exit 1; rm -f -- "$p{CREATED_SUFFIX}";\n'
-            f'else : > "$p{CREATED_SUFFIX}" || exit 1; rm -f -- "$p{BACKUP_SUFFIX}"; fi\n'
-            if self.backup
-            else ""
-        )
+        on_ok = drop_backup() if self.backup else ""
+        keep = keep_backup() if self.backup else ""
         apply = (
             'diff -u --label "$p (before)" --label "$p (after)" "$src" "$cand"\n'
             + keep
