@@ -184,14 +184,18 @@ class Upload:
     src: str  # absolute path on the controller
     sha256: str
     size: int
+    rate: float | None = None  # bytes per second the transfer may use (its task's bandwidth demand)
 
 
 @runtime_checkable
 class Uploading(Protocol):
     """A transport that can send a file to a host (SFTP over the pooled connection, for SSH): to a
-    new file ``dest`` (never over an existing one) readable by the login user only; the bytes sent."""
+    new file ``dest`` (never over an existing one) readable by the login user only; the bytes sent.
+    ``rate`` (bytes per second) bounds the transfer's average rate; None: as fast as it goes."""
 
-    async def put(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int: ...
+    async def put(
+        self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
+    ) -> int: ...
 
 
 @runtime_checkable

@@ -109,8 +109,11 @@ class LocalTransport:
             raise TransportError(f"cannot tell whether command {command_id} still runs", host=host)
         return Settled.from_fields(host, command_id, fields, self._clock.monotonic() - t0)
 
-    async def put(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int:
-        """Copy ``src`` to a new file ``dest`` (mode 0600) on this machine, as SFTP would; bytes sent."""
+    async def put(
+        self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
+    ) -> int:
+        """Copy ``src`` to a new file ``dest`` (mode 0600) on this machine, as SFTP would; bytes sent.
+        ``rate`` is not applied: a copy on the controller uses no network bandwidth."""
         return await asyncio.wait_for(asyncio.to_thread(_copy_new, src, dest, host), timeout)
 
     async def close(self) -> None:

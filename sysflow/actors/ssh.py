@@ -215,9 +215,12 @@ class SSHTransport:
             entry.last_used = self._clock.monotonic()
             entry.release_session()
 
-    async def put(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int:
+    async def put(
+        self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
+    ) -> int:
         """Send the local file ``src`` to a new file ``dest`` on ``host`` over SFTP on its pooled
-        connection (see :mod:`sysflow.actors.ssh_files`); the bytes sent."""
+        connection, at most ``rate`` bytes per second (see :mod:`sysflow.actors.ssh_files`); the
+        bytes sent."""
         self._check_open()
         entry = self._entry(host)
         await entry.sessions.acquire()  # an SFTP subsystem is a channel like a command's
@@ -225,7 +228,7 @@ class SSHTransport:
         try:
             conn = await self._connector.connection(entry)
             async with asyncio.timeout(timeout if timeout is not None else self.timeouts.command):
-                return await put_file(conn, host, src, dest)
+                return await put_file(conn, host, src, dest, rate=rate, clock=self._clock)
         except TimeoutError:
             raise TransportError(f"sending {src} to {dest} timed out", host=host) from None
         finally:

@@ -50,5 +50,5 @@ async def run_with_upload(
         return first
     if not isinstance(transport, Uploading):
         raise TransportError(f"{type(transport).__name__} cannot send files ({upload.src})", host=host)
-    sent = await transport.put(host, upload.src, stage[STAGE_VAR], timeout=timeout)
+    sent = await transport.put(host, upload.src, stage[STAGE_VAR], timeout=timeout, rate=upload.rate)
     return await run({**stage, SENT_VAR: str(sent)})

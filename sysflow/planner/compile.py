@@ -36,6 +36,7 @@ from sysflow.model.inventory import Inventory
 from sysflow.model.serial import serial_batches
 from sysflow.model.workflow import MaintenanceWorkflow, Ordering, RolloutStrategy, Task, resolve_count
 from sysflow.model.workflow_checks import task_order
+from sysflow.planner.bandwidth import with_bandwidth
 from sysflow.planner.become import with_become
 from sysflow.planner.graph import Gate, Operation, OpGraph, op_id
 
@@ -66,7 +67,7 @@ def compile_workflow(workflow: MaintenanceWorkflow, inventory: Inventory) -> OpG
     problems.extend(_inventory_problems(ctx, waves))
     if problems:
         raise WorkflowError(problems)
-    return with_become(_Builder(ctx, waves).build(), workflow, inventory)
+    return with_bandwidth(with_become(_Builder(ctx, waves).build(), workflow, inventory), workflow)
 
 
 # -- context: targets and the order of hosts ------------------------------------------------------------

@@ -26,9 +26,11 @@ class CountingLocal(LocalTransport):
         super().__init__()
         self.sent: list[str] = []
 
-    async def put(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int:
+    async def put(
+        self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
+    ) -> int:
         self.sent.append(dest)
-        return await super().put(host, src, dest, timeout=timeout)
+        return await super().put(host, src, dest, timeout=timeout, rate=rate)
 
 
 class CommandsOnly:

@@ -6,11 +6,16 @@ asks for the file (:data:`sysflow.transport.UPLOAD_MARK`), the host pool sends i
 of the login user's (mode 0600), and the command runs again: it checks the stage's checksum,
 prints a diff (text) or the checksums (binary), keeps the replaced file for the task's rollback, and
 renames a copy into place in the file's own directory (atomic: readers see the old or the new file).
+
+The transfer's rate is the bandwidth the task demands from the workflow's bandwidth pools (a pool
+whose ``unit`` is a rate such as ``Mbit/s``): see :mod:`sysflow.planner.bandwidth`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import shlex
 from pathlib import Path
 
@@ -57,14 +62,9 @@ class CopyModule(FrozenModel):
         return str(path)
 
     def upload(self) -> Upload:
-        """The file as the host pool sends it (checksum and size read now)."""
-        digest = hashlib.sha256()
-        size = 0
-        with open(self.src, "rb") as f:
-            while chunk := f.read(1024 * 1024):
-                digest.update(chunk)
-                size += len(chunk)
-        return Upload(self.src, digest.hexdigest(), size)
+        """The file as the host pool sends it (checksum and size: read again only when it changed)."""
+        st = os.stat(self.src)
+        return _read_upload(self.src, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def actions(self) -> ModuleActions:
         up = self.upload()
@@ -121,3 +121,15 @@ class CopyModule(FrozenModel):
                 '  rm -f -- "$s"\nfi\n' + more_apply
             )
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _read_upload(src: str, inode: int, size: int, mtime_ns: int, ctime_ns: int) -> Upload:
+    """``src`` checksummed, once per version of the file (a workflow's every operation asks)."""
+    digest = hashlib.sha256()
+    read = 0
+    with open(src, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+            read += len(chunk)
+    return Upload(src, digest.hexdigest(), read)
