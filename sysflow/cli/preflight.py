@@ -233,7 +233,8 @@ def refuse_unless_ready(
             f"pre-flight skipped: with --backend {ssh.backend} the hosts are reached from the cluster's nodes"
         )
         return None
-    hosts = [h for h in compile_workflow(workflow, inventory).hosts if h in inventory.hosts]
+    graph = compile_workflow(workflow, inventory)
+    hosts = [h for h in [*graph.hosts, *graph.delegates] if h in inventory.hosts]
     store = host_key_store(HostKeyChoice(ssh.host_keys, ssh.known_hosts, audit))
     auth = with_become_passwords(make_auth(ssh), ssh.become_password, lambda: inventory)
     checks = run_preflight(inventory, hosts, ssh, store, spec_for(workflow), auth=auth)

@@ -389,7 +389,8 @@ async def started_runner(
     choice = parse_backend(ssh.backend)
     if choice.in_process:
         return None
-    hosts = [h for h in compile_workflow(workflow, inventory).hosts if h in inventory.hosts]
+    graph = compile_workflow(workflow, inventory)
+    hosts = [h for h in [*graph.hosts, *graph.delegates] if h in inventory.hosts]
     factory = SSHShardFactory(inventory, ssh.ssh_config, ssh.key, ssh.known_hosts, ssh.passphrase_env)
     runner = runner_for(choice, inventory, hosts, factory)
     await runner.start()

@@ -56,6 +56,9 @@ class HostChains:
         try:
             await self._chain(host, wave, wave_size)
         finally:  # whatever happened, operations others wait for are settled now
+            # and its disruption-budget slot is free: a host admitted only to find the run stopped
+            # must not keep the slot that hosts still waiting need to see the stop
+            ctx.admission.host_done(host)
             ctx.in_chain.discard(host)
             for op_id in ctx.graph.chains.get(host, ()):
                 event = self._done.get(op_id)
@@ -122,7 +125,6 @@ class HostChains:
                 ctx.tracker.set_host(host, HostOutcome.SUCCEEDED)
             else:
                 self._stopping.host_failed(host, wave, wave_size)
-        ctx.admission.host_done(host)
 
     def _must_not_start(self, host_started: bool) -> bool:
         """After a stop, hosts not yet started stay untouched; a cancel also ends started chains."""

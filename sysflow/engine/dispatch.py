@@ -48,7 +48,7 @@ def request_of(op: Operation, command: str, env: Mapping[str, str] | None = None
     """The request that runs ``op`` with its rendered ``command``."""
     return OpRequest(
         op_id=op.id,
-        host=op.host,
+        host=op.where,
         task=op.task,
         command=command,
         timeout=op.timeout,

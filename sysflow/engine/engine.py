@@ -21,6 +21,7 @@ from sysflow.engine.conditional import Conditional
 from sysflow.engine.dispatch import BackendRunner
 from sysflow.engine.events import EventBus, EventKind, Observer
 from sysflow.engine.executor import OpRunner
+from sysflow.engine.heap import collector_for_runs, freeze_prepared
 from sysflow.engine.leases import DEFAULT_LEASE_TTL, HostLeases
 from sysflow.engine.recorder import RunRecorder
 from sysflow.engine.result import RunResult
@@ -151,7 +152,8 @@ class Engine:
         With a store, the run is recorded first and its hosts are leased for its lifetime; a host
         held by another live run makes it wait up to ``lease_wait`` seconds, then ``LeaseConflict``.
         """
-        return await self.drive(self.prepare(workflow, run_id=run_id))
+        with collector_for_runs():  # preparing 10,000 hosts allocates in bulk: see sysflow.engine.heap
+            return await self.drive(self.prepare(workflow, run_id=run_id))
 
     def resume(self, run_id: str) -> RunResult:
         """Continue an interrupted run from the store (blocking); see :meth:`resume_async`."""
@@ -185,7 +187,8 @@ class Engine:
                 self.store.gates(run_id),
                 settle=_settler(run_id, self.settle_policy is SettlePolicy.WAIT, self._transport_of),
             )
-            run = self.prepare(workflow, run_id=run_id, restored=restored, recorder=recorder)
+            with collector_for_runs():
+                run = self.prepare(workflow, run_id=run_id, restored=restored, recorder=recorder)
         except BaseException:
             recorder.disown()  # it never started here: free for the next resume at once
             raise
@@ -195,9 +198,11 @@ class Engine:
         """Execute a prepared run: lease its hosts (with a store), run it, keep learned durations."""
         self._driving += 1
         try:
-            if self.store is None:
-                return await run.execute()
-            return await self._drive_owned(run)
+            with collector_for_runs():
+                freeze_prepared()
+                if self.store is None:
+                    return await run.execute()
+                return await self._drive_owned(run)
         finally:
             await self._ended(run)
 
@@ -393,7 +398,7 @@ def _settler(
         if not isinstance(transport, Settling):
             return None
         bound = op.timeout if op.timeout is not None else DEFAULT_SETTLE_TIMEOUT
-        return await transport.settle(op.host, command_id(run_id, op.id), wait=wait, timeout=bound)
+        return await transport.settle(op.where, command_id(run_id, op.id), wait=wait, timeout=bound)
 
     return settle
 

@@ -146,11 +146,13 @@ def default_hooks(
 def default_runner(rid: str, graph: OpGraph, transport: Transport, clock: Clock) -> BackendRunner:
     """HostPools in this process, one per network segment, over the engine's transport."""
     members: dict[str, list[str]] = {}
+    placed: set[str] = set()
     for op in graph.ops.values():
-        if not op.local:
-            members.setdefault(op.segment or DEFAULT_SHARD, []).append(op.host)
+        if not op.local and op.where not in placed:  # a delegate: in the pool of its first user
+            members.setdefault(op.segment or DEFAULT_SHARD, []).append(op.where)
+            placed.add(op.where)
     shards = [
-        ShardSpec(name, tuple(dict.fromkeys(hosts)), _no_factory, max_in_flight=UNCAPPED, shared=transport)
+        ShardSpec(name, tuple(hosts), _no_factory, max_in_flight=UNCAPPED, shared=transport)
         for name, hosts in members.items()
     ]
     return BackendRunner(

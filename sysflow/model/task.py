@@ -26,6 +26,7 @@ from sysflow.transport import Upload
 
 __all__ = ["DEFAULT_EXPECTED_DURATION", "TASK_ID_PATTERN", "StrList", "Task"]
 
+LOCALHOST = ("localhost", "127.0.0.1")  # delegate_to values that mean the controller itself
 DEFAULT_EXPECTED_DURATION = 60.0  # seconds: the prior of a task that gives no expected_duration
 TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 
@@ -87,6 +88,13 @@ class Task(FrozenModel):
     rollback: str | None = Field(None, description="Command that undoes this task on the host.")
     run_once: bool = Field(False, description="One operation per wave (a wave hook), not one per host.")
     local: bool = Field(False, description="Run on the controller instead of over SSH.")
+    delegate_to: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$",
+        description="Run each host's step on this inventory host instead (a load balancer draining "
+        "it), over that host's connection and as its become settings say, with the host's own variables "
+        "in the command; `localhost` runs it on the controller.",
+    )
     idempotent: bool = Field(
         False, description="Safe to repeat; resume may re-run it instead of re-checking."
     )
@@ -164,6 +172,21 @@ class Task(FrozenModel):
     def module(self) -> str | None:
         """The module this task runs (None: a shell command)."""
         return next((name for name in MODULES if self.module_args(name) is not None), None)
+
+    @model_validator(mode="after")
+    def _delegation(self) -> Task:
+        if self.delegate_to in LOCALHOST:
+            if self.local:
+                raise ValueError("give delegate_to: localhost or local: true, not both")
+            object.__setattr__(self, "local", True)  # still validating: the model is not yet handed out
+        elif self.delegate_to is not None and self.local:
+            raise ValueError(f"a local task cannot be delegated to {self.delegate_to}")
+        return self
+
+    @property
+    def delegate_host(self) -> str | None:
+        """The inventory host this task's steps run on instead of their own (None: their own)."""
+        return None if self.delegate_to is None or self.delegate_to in LOCALHOST else self.delegate_to
 
     @model_validator(mode="after")
     def _become_usable(self) -> Task:

@@ -34,7 +34,7 @@ def with_become(graph: OpGraph, workflow: MaintenanceWorkflow, inventory: Invent
         return graph
     hosts: dict[str, BecomeSetting] = {}
     if from_hosts:
-        names = {op.host for op in graph.ops.values() if op.host in inventory.hosts}
+        names = {op.where for op in graph.ops.values() if op.where in inventory.hosts}
         hosts = {n: host_setting(v) for n, v in inventory.all_host_vars(names).items()}
     ops = {oid: _resolved(op, tasks, hosts, play) for oid, op in graph.ops.items()}
     return dataclasses.replace(graph, ops=ops)
@@ -45,5 +45,6 @@ def _resolved(
 ) -> Operation:
     if op.local or op.run_once:
         return op
-    user = resolve_become(tasks.get(op.task, BecomeSetting()), hosts.get(op.host, BecomeSetting()), play)
+    # a delegated step runs on the delegate's connection: the delegate's become settings apply
+    user = resolve_become(tasks.get(op.task, BecomeSetting()), hosts.get(op.where, BecomeSetting()), play)
     return op if user is None else dataclasses.replace(op, become=user)

@@ -115,6 +115,13 @@ class _Context:
             hosts = self.targets.get(task.id, self.branch_targets.get(task.id))
             if not hosts and not self.inventory.unmatched(task.targets):
                 yield self.problem(f"task {task.id!r} targets no host", f"tasks[{i}].targets")
+            delegate = task.delegate_host
+            if delegate is not None and delegate not in self.inventory.hosts:
+                yield self.problem(
+                    f"task {task.id!r}: delegate_to {delegate!r} is not a host of the inventory "
+                    "(localhost: the controller)",
+                    f"tasks[{i}].delegate_to",
+                )
 
     def ordered(self, hosts: Iterable[str]) -> list[str]:
         rollout = self.workflow.rollout
@@ -511,7 +518,8 @@ def _operation(
     return Operation(
         oid, host, task.id, wave, step.index, facts.group, facts.groups, facts.datacenter, facts.segment,
         task.run, task.estimate, task.timeout, task.retries, task.rollback, step.demands, run_once, task.local,
-        task.idempotent, task.check, task.retry_delay, None, task.upload,
+        task.idempotent, task.check, task.retry_delay, None,
+        task.upload, task.delegate_host,
     )  # fmt: skip
 
 

@@ -46,6 +46,12 @@ class Operation:
     retry_delay: float | None = None  # seconds before the first command retry (None: the pool's)
     become: str | None = None  # run through sudo as this user (None: as the login user)
     upload: Upload | None = None  # a local file the command may ask to be sent first (``copy``)
+    delegate: str | None = None  # the host the command runs on instead of ``host`` (delegate_to)
+
+    @property
+    def where(self) -> str:
+        """The host whose connection runs the command: the delegate, else the operation's host."""
+        return self.delegate or self.host
 
     def demand(self, pool: str) -> float:
         for name, amount in self.demands:
@@ -91,6 +97,11 @@ class OpGraph:
     @property
     def hosts(self) -> list[str]:
         return [h for wave in self.waves for h in wave]
+
+    @property
+    def delegates(self) -> list[str]:
+        """Hosts outside the rollout that run delegated steps (a load balancer), in name order."""
+        return sorted({op.delegate for op in self.ops.values() if op.delegate is not None})
 
     def chain(self, host: str) -> list[Operation]:
         """The host's operations in execution order."""

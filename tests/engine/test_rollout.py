@@ -414,3 +414,31 @@ async def test_a_metric_within_bounds_or_tolerated_lets_the_rollout_go_on() -> N
         "gate after wave 1 was inconclusive: error_rate: 3 measurements gave no number"
         in inconclusive.result.reason
     )
+
+
+async def test_a_failure_under_a_disruption_budget_ends_the_run_and_frees_every_slot() -> None:
+    """Hosts waiting for a budget slot when the rollout stops must see the stop: each host that was
+    granted a slot gives it back when its chain ends, even when it ends without starting anything
+    (this run hung before: a host admitted only to find the rollout stopped kept its slot)."""
+    inv = Inventory()
+    inv.add_group("web", [f"web{i:02d}" for i in range(1, 21)])
+    wf = MaintenanceWorkflow("budget")
+    wf.add_task("drain", "lb-drain", targets=["web"], rollback="lb-enable")
+    wf.add_task("upgrade", "apt-get -y upgrade {{ host.name }}", targets=["web"], depends_on=["drain"])
+    wf.add_task("enable", "lb-enable", targets=["web"], depends_on=["upgrade"])
+    wf.set_progressive_execution({"strategy": "rolling", "serial": ["100%"], "auto_rollback": True})
+    wf.set_parallelization({"max_parallel_servers": 10, "disruption_budget": {"max_unavailable": 3}})
+    profile = SimProfile(
+        rules=[
+            Rule(name="upgrade", match="apt-get -y upgrade web05", duration="30s", exit_status=1),
+            Rule(name="upgrade", match="apt-get", duration="30s"),
+            Rule(name="lb", match="lb-", duration="1s"),
+        ]
+    )
+    sim = await simulate(wf, inv, profile)
+    result = sim.result
+    assert result.status is RunStatus.ROLLED_BACK
+    assert "web05" in result.failed_servers
+    untouched = [h for h in inv.hosts if not any(r.start for r in result.ops_of(h))]
+    assert untouched  # the stop kept later hosts from starting
+    assert all(r.state is OpState.SKIPPED for h in untouched for r in result.ops_of(h))
