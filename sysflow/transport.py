@@ -22,12 +22,16 @@ __all__ = [
     "DEFAULT_OUTPUT_CAP",
     "DEFAULT_SETTLE_TIMEOUT",
     "OUTPUT_LINE_CAP",
+    "REBOOT_MARK",
+    "REBOOT_NEEDED",
     "STAGE_VAR",
     "UPLOAD_MARK",
     "UPLOAD_NEEDED",
     "CapturedOutput",
     "CommandResult",
     "OutputTap",
+    "Reboot",
+    "Reconnecting",
     "SettlePolicy",
     "Settled",
     "Settling",
@@ -51,6 +55,8 @@ DEFAULT_SETTLE_TIMEOUT = 600.0  # seconds a resume waits for an interrupted comm
 STAGE_VAR = "SYSFLOW_STAGE"  # where a command that needs a local file (``copy``) finds it on the host
 UPLOAD_MARK = "::sysflow upload"  # ... printed (exit UPLOAD_NEEDED) when it is not there yet
 UPLOAD_NEEDED = 75  # EX_TEMPFAIL: "send the file, then run me again"
+REBOOT_MARK = "::sysflow reboot"  # ``reboot``'s first command prints this and the boot id ...
+REBOOT_NEEDED = 75  # ... and exits so: "reboot the host now" (see sysflow.actors.reboot)
 _COMMAND_ID = re.compile(r"[0-9a-f]{32}")  # fixed length: no marker is a prefix of another
 
 
@@ -196,6 +202,29 @@ class Uploading(Protocol):
     async def put(
         self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
     ) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reboot:
+    """How an operation reboots its host (``reboot``) once its command asks (``REBOOT_MARK`` and the
+    boot id): issue ``command``, then reconnect and run ``boot_id_command`` with a bounded backoff
+    until a boot id other than the recorded one answers, for at most ``timeout`` seconds."""
+
+    boot_id_command: str  # prints the host's boot id (one line)
+    command: str  # issues the reboot (it may never answer: the connection dies under it)
+    timeout: float  # seconds from the reboot command until the new boot id must have answered
+    probe_timeout: float = 10.0  # seconds one reconnect and read (or the reboot command) may take
+    interval: float = 1.0  # seconds before the first poll; doubles up to ``max_interval``
+    max_interval: float = 10.0
+
+
+@runtime_checkable
+class Reconnecting(Protocol):
+    """A transport that keeps connections between commands (SSH) and can drop one host's, so that its
+    next command connects anew: after a reboot the pooled connection is dead, or worse, still the old
+    boot's. Transports that connect per command need not implement it."""
+
+    async def disconnect(self, host: str) -> None: ...
 
 
 @runtime_checkable

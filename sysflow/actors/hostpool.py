@@ -44,6 +44,7 @@ from sysflow.actors.ops import (
     result_of,
     retry_delay,
 )
+from sysflow.actors.reboot import run_with_reboot
 from sysflow.actors.uploads import run_with_upload
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import ExecutionError
@@ -361,15 +362,22 @@ class HostPool:
             self._transport = self._factory()
         transport = self._transport
 
-        async def once(env: Mapping[str, str] | None) -> CommandResult:
+        async def on(env: Mapping[str, str] | None, command: str, timeout: float | None) -> CommandResult:
             if req.become is not None and takes_become(transport):
                 run: Any = transport.run  # the SSH transport's run, beyond the Transport protocol
                 result: CommandResult = await run(
-                    req.host, req.command, timeout=req.timeout, env=env, cwd=req.cwd, become=req.become
+                    req.host, command, timeout=timeout, env=env, cwd=req.cwd, become=req.become
                 )
                 return result
-            return await transport.run(req.host, req.command, timeout=req.timeout, env=env, cwd=req.cwd)
+            return await transport.run(req.host, command, timeout=timeout, env=env, cwd=req.cwd)
 
+        async def once(env: Mapping[str, str] | None) -> CommandResult:
+            return await on(env, req.command, req.timeout)
+
+        if req.reboot is not None:  # reboot and wait for a new boot id, when the command asks
+            return await run_with_reboot(
+                transport, req.host, req.reboot, req.env_map, self._clock, lambda: once(req.env_map), on
+            )
         if req.upload is None:
             return await once(req.env_map)
         return await run_with_upload(

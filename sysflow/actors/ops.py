@@ -25,7 +25,7 @@ from sysflow.errors import (
     HostUnreachable,
     TransportError,
 )
-from sysflow.transport import CommandResult, Upload, cap_output
+from sysflow.transport import CommandResult, Reboot, Upload, cap_output
 
 __all__ = [
     "DEFAULT_RESULT_OUTPUT_CAP",
@@ -154,6 +154,7 @@ class OpRequest:
     retry_delay: float | None = None  # seconds before the first retry (None: the pool's default)
     become: str | None = None  # run through sudo as this user (None: as the login user)
     upload: Upload | None = None  # a local file the command may ask for (``copy``)
+    reboot: Reboot | None = None  # how to reboot the host when the command asks (``reboot``)
 
     @property
     def env_map(self) -> dict[str, str] | None:

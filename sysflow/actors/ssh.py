@@ -215,6 +215,13 @@ class SSHTransport:
             entry.last_used = self._clock.monotonic()
             entry.release_session()
 
+    async def disconnect(self, host: str) -> None:
+        """Close ``host``'s pooled connection, if open, so that its next command connects anew (after
+        a reboot the old one is dead, or still the old boot's). Commands running on it are lost."""
+        entry = self._entries.get(host)
+        if entry is not None and entry.conn is not None:
+            self._lost(entry, entry.conn)
+
     async def put(
         self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
     ) -> int:

@@ -57,6 +57,7 @@ def request_of(op: Operation, command: str, env: Mapping[str, str] | None = None
         retry_delay=op.retry_delay,
         become=op.become,
         upload=op.upload,
+        reboot=op.reboot,
     )
 
 

@@ -19,10 +19,12 @@ from sysflow.model.modules import (
     LineInFileModule,
     ModuleActions,
     PackageModule,
+    RebootModule,
     ServiceModule,
     WaitForModule,
 )
-from sysflow.transport import Upload
+from sysflow.model.modules.reboot import DEFAULT_REBOOT_ESTIMATE
+from sysflow.transport import Reboot, Upload
 
 __all__ = ["DEFAULT_EXPECTED_DURATION", "TASK_ID_PATTERN", "StrList", "Task"]
 
@@ -66,6 +68,9 @@ class Task(FrozenModel):
     )
     wait_for: WaitForModule | None = Field(
         None, description="Module: wait until a path, a TCP port or a command answers on the host."
+    )
+    reboot: RebootModule | None = Field(
+        None, description="Module: reboot the host and wait until a new boot id answers (within its timeout)."
     )
     targets: StrList = Field(default_factory=lambda: ["all"], description="Host patterns (Ansible syntax).")
     depends_on: StrList = Field(default_factory=list, description="Tasks that must finish first, per host.")
@@ -145,12 +150,19 @@ class Task(FrozenModel):
         actions = self._module_actions(given[0])
         if self.run and self.run != actions.run:  # equal: a stored workflow read back
             raise ValueError(f"give run: or the {given[0]} module, not both")
-        filled = {
+        filled: dict[str, object] = {
             "run": actions.run,
             "check": self.check or actions.check,
             "rollback": self.rollback or actions.rollback,
             "idempotent": True,
         }
+        if self.reboot is not None:  # the reboot's bound is the operation's, and counts in its chain
+            filled["timeout"] = self.timeout or self.reboot.timeout
+            filled["expected_duration"] = self.expected_duration or min(
+                DEFAULT_REBOOT_ESTIMATE, self.reboot.timeout
+            )
+            if self.local or self.run_once or self.delegate_to is not None:
+                raise ValueError("reboot runs on each target host itself: not local, run_once or delegated")
         for name, value in filled.items():  # still validating: the frozen model is not yet handed out
             object.__setattr__(self, name, value)
         return self
@@ -167,6 +179,11 @@ class Task(FrozenModel):
     def upload(self) -> Upload | None:
         """The local file this task's command may ask to be sent first (``copy``)."""
         return self.copy_file.upload() if self.copy_file is not None else None
+
+    @property
+    def reboot_spec(self) -> Reboot | None:
+        """How this task's operations reboot their host once the command asks (``reboot``)."""
+        return self.reboot.spec() if self.reboot is not None else None
 
     @property
     def module(self) -> str | None:

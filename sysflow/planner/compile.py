@@ -519,7 +519,7 @@ def _operation(
         oid, host, task.id, wave, step.index, facts.group, facts.groups, facts.datacenter, facts.segment,
         task.run, task.estimate, task.timeout, task.retries, task.rollback, step.demands, run_once, task.local,
         task.idempotent, task.check, task.retry_delay, None,
-        task.upload, task.delegate_host,
+        task.upload, task.delegate_host, reboot=task.reboot_spec,
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sysflow.transport import Upload
+from sysflow.transport import Reboot, Upload
 
 __all__ = ["Gate", "OpGraph", "Operation", "op_id"]
 
@@ -47,6 +47,7 @@ class Operation:
     become: str | None = None  # run through sudo as this user (None: as the login user)
     upload: Upload | None = None  # a local file the command may ask to be sent first (``copy``)
     delegate: str | None = None  # the host the command runs on instead of ``host`` (delegate_to)
+    reboot: Reboot | None = None  # how the host is rebooted when the command asks (``reboot``)
 
     @property
     def where(self) -> str:

@@ -14,8 +14,12 @@ Connection faults, and when they surface:
 * ``unreachable: refused`` → ``HostUnreachable`` at once; ``unreachable: timeout`` and a partition
   at connect time → ``ConnectTimeout`` after ``connect_timeout``;
 * a host down (flap down period, rebooting) at connect time → ``HostUnreachable`` at once;
-* a host going down (partition start, flap, ...) while a command runs → ``ConnectionFailed`` at
-  that instant, without the command's effect.
+* a host going down (partition start, flap, a reboot's late drop) while a command runs →
+  ``ConnectionFailed`` at that instant, without the command's effect.
+
+A reboot (the ``reboot`` rule's effect) takes the host down ``drop_after`` seconds after its command
+ended (0 unless the host's ``reboot`` fault says), for the rule's down time or the fault's (``never``:
+for good); the first connect after that boots it (a new boot id, the pending kernel).
 """
 
 from __future__ import annotations
@@ -31,7 +35,17 @@ from typing import Any
 from sysflow.clock import utc
 from sysflow.model.inventory import Inventory
 from sysflow.sim.loop import DEFAULT_START
-from sysflow.sim.profile import Distribution, Effect, Fixed, Flap, Partition, Rule, SimProfile
+from sysflow.sim.profile import (
+    Distribution,
+    Effect,
+    Fixed,
+    Flap,
+    Partition,
+    RebootFault,
+    Rule,
+    SimProfile,
+)
+from sysflow.sim.reboots import REBOOT_RULES
 from sysflow.sim.rng import HostRandom
 from sysflow.sim.rules import DEFAULT_RULES, Reply, grep_filter, respond
 from sysflow.sim.state import HostState
@@ -97,6 +111,7 @@ class _HostFaults:
     flaps: list[Flap] = field(default_factory=list)
     hang: list[re.Pattern[str]] = field(default_factory=list)
     partitions: list[tuple[float, float, str]] = field(default_factory=list)
+    reboot: RebootFault | None = None
 
 
 _NO_FAULTS = _HostFaults()
@@ -119,14 +134,14 @@ class SimFleet:
         self.seed = seed
         self.start = utc(start) if start is not None else DEFAULT_START
         self.rules: tuple[Rule, ...] = tuple(self.profile.rules) + (
-            DEFAULT_RULES if self.profile.default_rules else ()
+            REBOOT_RULES + DEFAULT_RULES if self.profile.default_rules else ()
         )
         self._compiled = [(re.compile(r.match), r) for r in self.rules]
         self._match_cache: dict[str, tuple[Rule, dict[str, str]]] = {}
         self._states: dict[str, HostState] = {}
         self._rngs: dict[str, HostRandom] = {}
         self._durations: dict[tuple[str, str], Distribution] = {}
-        self._down_until: dict[str, float] = {}
+        self._rebooting: dict[str, tuple[float, float]] = {}  # host -> (goes down, comes back)
         self._faults = self._build_faults()
         self._replay: dict[tuple[str, str], list[Recorded]] = {}
         for host, command, rec in replay:
@@ -183,11 +198,11 @@ class SimFleet:
         for start, end, label in f.partitions:
             if start <= t < end:
                 return ConnectFault(Fault.PARTITIONED, self.profile.connect_timeout, f"partitioned ({label})")
-        until = self._down_until.get(host)
-        if until is not None:
-            if t < until:
+        span = self._rebooting.get(host)
+        if span is not None and t >= span[0]:
+            if t < span[1]:
                 return ConnectFault(Fault.DOWN, 0.0, "host is down (rebooting)")
-            del self._down_until[host]
+            del self._rebooting[host]
             self.state(host).boot()
         for flap in f.flaps:
             if _flap_down(flap, t):
@@ -198,6 +213,9 @@ class SimFleet:
         """The first instant in ``(t0, t1)`` at which ``host`` becomes unreachable."""
         f = self._faults.get(host, _NO_FAULTS)
         best: tuple[float, str] | None = None
+        span = self._rebooting.get(host)
+        if span is not None and t0 < span[0] < t1:
+            best = (span[0], "connection lost: host went down (rebooting)")
         for start, _end, label in f.partitions:
             if t0 < start < t1 and (best is None or start < best[0]):
                 best = (start, f"connection lost: partitioned ({label})")
@@ -239,6 +257,8 @@ class SimFleet:
         if f is not None:  # the common case, a healthy host, stops here
             out.duration = self._faulty_duration(f, command, duration)
             self._check_loss(out, min(t + out.duration, t + self.profile.hang_limit))
+        elif host in self._rebooting:  # up, but going down at a reboot's late drop
+            self._check_loss(out, t + out.duration)
         return out
 
     @staticmethod
@@ -272,11 +292,17 @@ class SimFleet:
         if effect is not None:
             reboot = st.apply(effect, out.groups)
             if reboot is not None:
-                self._down_until[out.host] = t + reboot
+                self._reboot(out.host, t, reboot)
         rec = out.recorded
         if rec is not None:
             return Reply(rec.exit_status, rec.stdout, rec.stderr)
         return grep_filter(out.command, reply)
+
+    def _reboot(self, host: str, t: float, down: float) -> None:
+        """A reboot issued at ``t``: down ``down`` seconds (or as the host's fault says), maybe late."""
+        fault = self._faults.get(host, _NO_FAULTS).reboot or RebootFault()
+        down = math.inf if fault.never else fault.down if fault.down is not None else down
+        self._rebooting[host] = (t + fault.drop_after, t + fault.drop_after + down)
 
     def _reply(self, out: Outcome, st: HostState) -> tuple[Reply, Effect | None]:
         """What the command prints (answered from the state before its effect), and its effect."""
@@ -349,6 +375,7 @@ class SimFleet:
                     f.flaps.append(hf.flap)
                 if hf.hang is not None:
                     f.hang.append(re.compile(hf.hang))
+                f.reboot = hf.reboot or f.reboot
         for part in self.profile.partitions:
             span = (self._instant(part.start), self._instant(part.end), _label(part))
             for host in self._partition_hosts(part):

@@ -27,6 +27,7 @@ An example (``SimProfile.load("profile.yaml")``)::
       - {hosts: web7, unreachable: timeout}
       - {hosts: "web1*", flap: {up: 20m, down: 2m}}
       - {hosts: lb2, hang: "apt-get"}
+      - {hosts: db3, reboot: {never: true}}          # {down: 5m}, {drop_after: 20s}
     partitions:
       - {datacenter: fra, start: 1h, end: 1h30m}
     rules:
@@ -60,6 +61,7 @@ __all__ = [
     "Instant",
     "LogNormal",
     "Partition",
+    "RebootFault",
     "Rule",
     "SimProfile",
 ]
@@ -183,14 +185,19 @@ class Failure(FrozenModel):
     effect: Effect | None = Field(None, description="State change of a failed run (e.g. service left down).")
 
 
+Responder = Literal[
+    "dpkg_list", "dpkg_query", "is_active", "systemctl", "uname", "cat", "health", "boot_id", "reboot_probe"
+]
+
+
 class Rule(FrozenModel):
     """A command rule: the first rule whose ``match`` regex is found in the command applies.
 
     ``stdout``/``stderr`` are ``str.format`` templates over ``host``, the regex's named groups,
     ``packages``, ``services``, ``files``, ``kernel`` and ``vars``; ``respond`` names a built-in
     responder that answers read-only commands from state instead (``dpkg_list``, ``dpkg_query``,
-    ``is_active``, ``systemctl``, ``uname``, ``cat``, ``health``). A trailing ``| grep [-E] 'pattern'`` filters the
-    output as grep would (exit 1 when nothing matches).
+    ``is_active``, ``systemctl``, ``uname``, ``cat``, ``health``, ``boot_id``, ``reboot_probe``). A
+    trailing ``| grep [-E] 'pattern'`` filters the output as grep would (exit 1 when nothing matches).
     """
 
     name: str = Field(description="Task name the rule stands for (key of durations and failures).")
@@ -199,9 +206,7 @@ class Rule(FrozenModel):
     exit_status: int = 0
     stdout: str = ""
     stderr: str = ""
-    respond: Literal["dpkg_list", "dpkg_query", "is_active", "systemctl", "uname", "cat", "health"] | None = (
-        None
-    )
+    respond: Responder | None = None
     effect: Effect | None = None
     failure: Failure | None = None
 
@@ -225,6 +230,15 @@ class Flap(FrozenModel):
     offset: Duration = Field(0.0, description="Start of the first up period, from the simulation start.")
 
 
+class RebootFault(FrozenModel):
+    """How the matching hosts reboot: how long they stay down, or never come back, and how long
+    their connections keep answering (from the old boot) after the reboot command returned."""
+
+    down: Duration | None = Field(None, description="Seconds unreachable (default: the reboot rule's, 90 s).")
+    never: bool = Field(False, description="The host goes down and never comes back.")
+    drop_after: Duration = Field(0.0, description="Seconds the host still answers before it goes down.")
+
+
 class HostFault(FrozenModel):
     """Faults of the hosts matching ``hosts`` (an Ansible pattern)."""
 
@@ -237,6 +251,7 @@ class HostFault(FrozenModel):
     hang: str | None = Field(
         None, description="Regex of commands that hang until their timeout ('.' for every command)."
     )
+    reboot: RebootFault | None = None
 
 
 class Partition(FrozenModel):

@@ -22,6 +22,8 @@ nproc, df          ``nproc``, ``df``                                      4 CPUs
 reboot             ``reboot``, ``shutdown -r``                            host down for 90 s, new kernel
 =================  =====================================================  ==============================
 
+Ahead of them, the ``reboot`` module's own two (``reboot_probe``, ``boot_id``: sysflow/sim/reboots.py).
+
 A trailing ``| grep [-E|-i|-v|-c|-q] PATTERN`` filters any rule's output as grep does.
 """
 
@@ -33,6 +35,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from sysflow.sim import reboots
 from sysflow.sim.profile import DEFAULT_REBOOT_DOWNTIME, Effect, Failure, LogNormal, Rule
 from sysflow.sim.state import HostState
 
@@ -250,6 +253,8 @@ RESPONDERS: Mapping[str, Responder] = {
     "is_active": _is_active,
     "systemctl": _systemctl,
     "uname": _uname,
+    "boot_id": lambda *a: Reply(*reboots.boot_id(*a)),
+    "reboot_probe": lambda *a: Reply(*reboots.reboot_probe(*a)),
 }
 
 

@@ -39,6 +39,7 @@ DEFAULT_AVAILABLE: Mapping[str, str] = {
 DEFAULT_SERVICES: Mapping[str, str] = {"nginx": "active", "ssh": "active"}
 DEFAULT_KERNEL = "6.1.0-18-amd64"
 KERNEL_PACKAGE = "linux-image-amd64"
+REBOOT_REQUIRED_FILE = "/var/run/reboot-required"
 OS_RELEASE = (
     'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
     'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
@@ -122,9 +123,20 @@ class HostState:
             self._set_file(_fill(path, groups), content)
         return effect.reboot
 
+    @property
+    def boot_id(self) -> str:
+        """The id of the running boot (``/proc/sys/kernel/random/boot_id``): new at every reboot."""
+        return f"5eb00700-0000-4000-8000-{self.reboots:012x}"
+
+    @property
+    def reboot_required(self) -> bool:
+        """Whether the host asks for a reboot: a new kernel is installed, or the Debian marker file."""
+        return self.pending_kernel is not None or REBOOT_REQUIRED_FILE in self.files
+
     def boot(self) -> None:
-        """The host came back from a reboot: new kernel, enabled services started."""
+        """The host came back from a reboot: new kernel, enabled services started, /run emptied."""
         self.reboots += 1
+        self.files.pop(REBOOT_REQUIRED_FILE, None)
         if self.pending_kernel is not None:
             self.kernel, self.pending_kernel = self.pending_kernel, None
         for name in self.services:

@@ -125,6 +125,9 @@ class SimTransport:
         nothing of it runs, so there is nothing to wait for or stop."""
         return Settled(host, command_id, found=False, running=False)
 
+    async def disconnect(self, host: str) -> None:
+        """Nothing to drop: every simulated command connects anew (and meets the host's faults)."""
+
     async def close(self) -> None:
         self.state = TransportState.CLOSED
 

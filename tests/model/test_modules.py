@@ -274,6 +274,7 @@ EVERY_MODULE = {
     "git": {"repo": "file:///r", "dest": "/d", "version": "0123abc"},
     "service": {"name": "nginx", "state": "started", "enabled": True, "daemon_reload": True},
     "wait_for": {"port": 22},
+    "reboot": {"only_if_required": True},
 }
 
 

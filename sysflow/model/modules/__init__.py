@@ -1,5 +1,6 @@
 """Task modules whose whole effect is one shell script: ``file``, ``lineinfile``, ``blockinfile``,
-``package``, ``git``, ``service``, ``wait_for``.
+``package``, ``git``, ``service``, ``wait_for``; and ``copy`` and ``reboot``, whose command asks the
+host pool for more (a file sent, a reboot awaited).
 
 A task names one module instead of ``run:`` (``lineinfile: {path: /etc/ntp.conf, line: ...}``). The
 module's arguments are validated like every field a user writes (file:line errors), and the module
@@ -24,6 +25,7 @@ from sysflow.model.modules.file import FileModule
 from sysflow.model.modules.git import GitModule
 from sysflow.model.modules.lineinfile import LineInFileModule
 from sysflow.model.modules.package import PackageModule
+from sysflow.model.modules.reboot import RebootModule
 from sysflow.model.modules.service import ServiceModule
 from sysflow.model.modules.wait_for import WaitForModule
 
@@ -38,6 +40,7 @@ __all__ = [
     "LineInFileModule",
     "ModuleActions",
     "PackageModule",
+    "RebootModule",
     "ServiceModule",
     "WaitForModule",
     "changed_of",
@@ -52,4 +55,5 @@ MODULES = (
     "git",
     "service",
     "wait_for",
+    "reboot",
 )  # the Task fields that name a module
