@@ -197,6 +197,9 @@ def run(
     show_all: Annotated[
         bool, typer.Option("--all", help="With --check: list every host (default: 10 per task).")
     ] = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="With --check: ask each host what would change (read-only).")
+    ] = False,
     host_keys: HostKeysOpt = HostKeyPolicy.STRICT,
     verbose: VerboseOpt = 0,
     no_preflight: Annotated[
@@ -221,6 +224,8 @@ def run(
       sysflow run wf.yaml -i hosts.ini --become --ask-become-pass
 
       sysflow run wf.yaml -i hosts.ini --check
+
+      sysflow run wf.yaml -i hosts.ini --check --diff -K
 
       sysflow run wf.yaml -i hosts.ini --limit web01 -vv
 
@@ -250,7 +255,7 @@ def run(
                 typer.echo(line)
             typer.echo("dry run: nothing was run")
             return
-        if check:
+        if check and not diff:
             from sysflow.cli.preview import preview_lines
 
             for line in preview_lines(wf, inv, show_all=show_all):
@@ -260,6 +265,10 @@ def run(
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, backend, secret)
         ssh = replace(ssh, host_keys=host_keys.value, preflight=not no_preflight, verbose=verbose)
         setup = _setup(json_lines, audit, store_path(state), approve_all)
+        if check:  # with --diff: ask the hosts
+            from sysflow.cli.checkmode import check_command
+
+            raise typer.Exit(check_command(wf, inv, ssh, setup, typer.echo))
         again = [
             ("--ssh-config", ssh_config), ("--key", key), ("--passphrase-env", passphrase_env),
             ("--known-hosts", known_hosts), ("--audit", audit), ("--become-user", become_user),

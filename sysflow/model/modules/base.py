@@ -67,12 +67,16 @@ def assign(**values: str | int) -> str:
     return "".join(f"{name}={shlex.quote(str(value))}\n" for name, value in values.items())
 
 
-def script(prelude: str, detect: str, apply: str, *, check_only: bool, on_ok: str = "") -> str:
-    """A module script: ``detect`` sets ``c=1`` when the host differs; then either exit with the
-    verdict (``check_only``), or print the marker and run ``apply`` (changed) or ``on_ok`` (not)."""
+def script(
+    prelude: str, detect: str, apply: str, *, check_only: bool, on_ok: str = "", preview: str = ""
+) -> str:
+    """A module script: ``detect`` sets ``c=1`` when the host differs; then either say what would
+    change (``preview``) and exit with the verdict (``check_only``), or print the marker and run
+    ``apply`` (changed) or ``on_ok`` (not)."""
     head = f"{prelude}c=0\n{detect}"
     if check_only:
-        return head + '[ "$c" = 0 ]\n'
+        said = "".join(f"  {line}\n" for line in preview.splitlines())
+        return head + (f'if [ "$c" = 1 ]; then\n{said}fi\n' if said else "") + '[ "$c" = 0 ]\n'
     ok = "".join(f"  {line}\n" for line in on_ok.splitlines())
     return (
         head

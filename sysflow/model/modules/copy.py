@@ -75,7 +75,7 @@ class CopyModule(FrozenModel):
         )
 
     def _script(self, up: Upload, *, check_only: bool) -> str:
-        more_detect, more_apply = attributes(self.mode, self.owner, self.group)
+        more_detect, more_apply, more_preview = attributes(self.mode, self.owner, self.group)
         head = (
             assign(p=self.dest, want=up.sha256, size=up.size, label=Path(self.src).name)
             + 's="${SYSFLOW_STAGE:-}"\nc=0\n'
@@ -87,7 +87,8 @@ class CopyModule(FrozenModel):
             '[ "$now" = "$want" ] || c=1\n' + more_detect
         )
         if check_only:
-            return head + '[ "$c" = 0 ]\n'
+            said = 'if [ "$now" != "$want" ]; then echo "content: sha256 ${now:-(new)} -> $want"; fi\n'
+            return head + f'if [ "$c" = 1 ]; then\n{said}{more_preview}fi\n[ "$c" = 0 ]\n'
         on_ok = drop_backup() if self.backup else ""
         mode = "" if self.mode else 'else chmod 644 "$tmp" || { rm -f -- "$tmp"; exit 1; }; '
         return (

@@ -36,10 +36,11 @@ class FileModule(FrozenModel):
     def _script(self, *, check_only: bool) -> str:
         prelude = assign(p=self.path)
         detect, apply = self._kind()
+        preview = f'echo "would make $p {self.state}"\n' if self.state != "file" else ""
         if self.state != "absent":
-            more_detect, more_apply = self._attributes()
-            detect, apply = detect + more_detect, apply + more_apply
-        return script(prelude, detect, apply, check_only=check_only)
+            more_detect, more_apply, more_preview = attributes(self.mode, self.owner, self.group)
+            detect, apply, preview = detect + more_detect, apply + more_apply, preview + more_preview
+        return script(prelude, detect, apply, check_only=check_only, preview=preview)
 
     def _kind(self) -> tuple[str, str]:
         if self.state == "absent":
@@ -63,13 +64,11 @@ class FileModule(FrozenModel):
             "",
         )
 
-    def _attributes(self) -> tuple[str, str]:
-        return attributes(self.mode, self.owner, self.group)
 
-
-def attributes(mode: str | None, owner: str | None, group: str | None) -> tuple[str, str]:
+def attributes(mode: str | None, owner: str | None, group: str | None) -> tuple[str, str, str]:
     """Scripts for ``$p``'s mode, owner and group (where given): detection reads each attribute once
-    (``stat``) and sets ``c=1`` when one differs; apply sets the ones that differ and says so."""
+    (``stat``) and sets ``c=1`` when one differs; apply sets the ones that differ and says so;
+    preview only says what would change."""
     wanted = [
         (flag, value, tool)
         for flag, value, tool in (
@@ -79,13 +78,12 @@ def attributes(mode: str | None, owner: str | None, group: str | None) -> tuple[
         )
         if value is not None
     ]
-    detect, apply = "", ""
+    detect, apply, preview = "", "", ""
     for i, (flag, value, tool) in enumerate(wanted):
         detect += assign(**{f"want{i}": value})
         detect += f'now{i}=$(stat -c {flag} -- "$p" 2>/dev/null || true)\n[ "$now{i}" = "$want{i}" ] || c=1\n'
         what = {"chmod": "mode", "chown": "owner", "chgrp": "group"}[tool]
-        apply += (
-            f'if [ "$now{i}" != "$want{i}" ]; then {tool} -- "$want{i}" "$p" || exit 1;'
-            f' echo "{what}: ${{now{i}:-(new)}} -> $want{i}"; fi\n'
-        )
-    return detect, apply
+        said = f'echo "{what}: ${{now{i}:-(new)}} -> $want{i}"'
+        apply += f'if [ "$now{i}" != "$want{i}" ]; then {tool} -- "$want{i}" "$p" || exit 1; {said}; fi\n'
+        preview += f'if [ "$now{i}" != "$want{i}" ]; then {said}; fi\n'
+    return detect, apply, preview

@@ -99,4 +99,5 @@ class TextEdit(FrozenModel):
             'chmod --reference="$p" "$tmp" && chown --reference="$p" "$tmp" || { rm -f -- "$tmp"; exit 1; }\n'
             'mv -f -- "$tmp" "$p" || { rm -f -- "$tmp"; exit 1; }\n'
         )
-        return script(prelude, detect, apply, check_only=check_only, on_ok=on_ok)
+        preview = 'diff -u --label "$p (before)" --label "$p (after)" "$src" "$cand"\n'
+        return script(prelude, detect, apply, check_only=check_only, on_ok=on_ok, preview=preview)
