@@ -148,6 +148,11 @@ class Task(FrozenModel):
         if len(given) > 1:
             raise ValueError(f"one module per task, not {' and '.join(given)}")
         actions = self._module_actions(given[0])
+        from sysflow.model.templates import template_references
+
+        for command in (actions.run, actions.check, actions.rollback):
+            if command is not None:  # the module's arguments are templates too: they must parse
+                template_references(command)
         if self.run and self.run != actions.run:  # equal: a stored workflow read back
             raise ValueError(f"give run: or the {given[0]} module, not both")
         filled: dict[str, object] = {

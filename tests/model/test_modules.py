@@ -36,6 +36,7 @@ def sh(command: str) -> subprocess.CompletedProcess[str]:
     ("tasks", "where", "message"),
     [
         ("  - id: a\n    template: {src: x, dest: /y}\n", "wf.yaml:4", "unknown key 'template'"),
+        ("  - id: a\n    lineinfile: {path: /x, line: '{{ vars.x'}\n", "wf.yaml:3", "invalid template: "),
         ("  - id: a\n    copy: {src: no-such-file, dest: /y}\n", "wf.yaml:4", "src no-such-file: no such file on the controller"),
         ("  - id: a\n    lineinfile: {path: /etc/x}\n", "wf.yaml:4", "state: present needs line"),
         ("  - id: a\n    lineinfile: {path: etc/x, line: y}\n", "wf.yaml:4", "path must be absolute"),
