@@ -21,6 +21,7 @@ __all__ = [
     "COMMAND_ID_VAR",
     "DEFAULT_OUTPUT_CAP",
     "DEFAULT_SETTLE_TIMEOUT",
+    "OP_STARTED_VAR",
     "OUTPUT_LINE_CAP",
     "REBOOT_MARK",
     "REBOOT_NEEDED",
@@ -52,6 +53,7 @@ secrets and all: a tap masks what it shows), then ``stdout`` / ``stderr`` line b
 arrives (``sysflow run -v``). Called on the event loop: it must not block."""
 COMMAND_ID_VAR = "SYSFLOW_CMD_ID"  # the marker every remote command carries in its environment
 DEFAULT_SETTLE_TIMEOUT = 600.0  # seconds a resume waits for an interrupted command without a timeout
+OP_STARTED_VAR = "SYSFLOW_OP_STARTED"  # a resumed operation's check: when it first started (Unix s)
 STAGE_VAR = "SYSFLOW_STAGE"  # where a command that needs a local file (``copy``) finds it on the host
 UPLOAD_MARK = "::sysflow upload"  # ... printed (exit UPLOAD_NEEDED) when it is not there yet
 UPLOAD_NEEDED = 75  # EX_TEMPFAIL: "send the file, then run me again"

@@ -15,6 +15,7 @@ from sysflow.engine.context import RunContext
 from sysflow.engine.events import EventKind
 from sysflow.engine.states import OpState
 from sysflow.planner.graph import Operation
+from sysflow.transport import OP_STARTED_VAR
 
 __all__ = ["RECHECK_PARALLELISM", "Recheck"]
 
@@ -54,8 +55,14 @@ class Recheck:
             return failed
         ctx = self._ctx
         if op.check:
-            probe = replace(op, id=f"check:{op.id}", task=f"check:{op.task}", command=op.check, retries=0)
-            record = await ctx.runner.run_op(ctx.target(probe), op.check, lambda attempt: None)
+            # the check may ask when the operation started (a reboot: booted since?)
+            started = ctx.tracker.records[op.id].start
+            since = (
+                f"{OP_STARTED_VAR}={int(started.timestamp())}; export {OP_STARTED_VAR}\n" if started else ""
+            )
+            command = since + op.check
+            probe = replace(op, id=f"check:{op.id}", task=f"check:{op.task}", command=command, retries=0)
+            record = await ctx.runner.run_op(ctx.target(probe), command, lambda attempt: None)
             if record.state is OpState.SUCCEEDED:
                 ctx.tracker.mark(op.id, OpState.SUCCEEDED, "interrupted; its check shows it took effect")
                 return "re-checked: done"

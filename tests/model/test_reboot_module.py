@@ -103,3 +103,24 @@ def test_only_if_required_asks_only_a_host_that_needs_it(tmp_path: Path) -> None
     rhel = _sh(task.run, tmp_path, needs_restarting=1)
     assert asked_boot_id(rhel) == "1f0e-old" and "needs-restarting -r: a reboot is required" in rhel.stdout
     assert _sh(task.run, tmp_path, needs_restarting=0).stdout.startswith("::sysflow ok\n")
+
+
+def _btime() -> int:
+    """When this machine booted (Unix seconds), as the check reads it."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return int(line.split()[1])
+    raise AssertionError("no btime in /proc/stat")
+
+
+def test_an_interrupted_reboot_is_not_done_twice_when_the_host_booted_since_it_began(tmp_path: Path) -> None:
+    """Resume gives the check the instant the interrupted operation started: a host booted after it
+    was rebooted by it (done); one that did not boot since still needs it."""
+    task = _task(boot_id_path=str(tmp_path / "boot_id"))
+    booted = f"SYSFLOW_OP_STARTED={_btime() - 30}; export SYSFLOW_OP_STARTED\n"
+    done = _sh(booted + task.check, tmp_path)
+    assert (done.exit_status, done.stdout) == (0, "booted since the reboot began\n")
+    not_yet = f"SYSFLOW_OP_STARTED={_btime() + 30}; export SYSFLOW_OP_STARTED\n"
+    assert _sh(not_yet + task.check, tmp_path).exit_status == 1
+    required = _task(only_if_required=True, boot_id_path=str(tmp_path / "boot_id"))
+    assert _sh(booted + required.check, tmp_path, required=True).exit_status == 0

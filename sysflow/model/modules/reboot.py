@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from sysflow.model.base import FrozenModel
 from sysflow.model.durations import Duration
 from sysflow.model.modules.base import OK_MARK, HostPath, ModuleActions, assign
-from sysflow.transport import REBOOT_MARK, REBOOT_NEEDED, Reboot
+from sysflow.transport import OP_STARTED_VAR, REBOOT_MARK, REBOOT_NEEDED, Reboot
 
 __all__ = ["BOOT_ID_PATH", "DEFAULT_REBOOT_ESTIMATE", "REQUIRED_FILE", "RebootModule"]
 
@@ -31,6 +31,14 @@ _REQUIRED = (  # sets why= when the host asks for a reboot, else reports ok and 
     "elif command -v needs-restarting >/dev/null 2>&1 && ! needs-restarting -r >/dev/null 2>&1; then\n"
     "  why='needs-restarting -r: a reboot is required'\n"
     f"else echo {shlex.quote(OK_MARK)}; echo 'no reboot required'; exit 0; fi\n"
+)
+
+
+_BOOTED_SINCE = (
+    f'if [ -n "${{{OP_STARTED_VAR}:-}}" ]; then\n'
+    "  bt=$(awk '$1 == \"btime\" {print $2}' /proc/stat 2>/dev/null)\n"
+    f'  if [ -n "$bt" ] && [ "$bt" -gt "${OP_STARTED_VAR}" ]; then echo "booted since the reboot began"; exit 0; fi\n'
+    "fi\n"
 )
 
 
@@ -78,10 +86,15 @@ class RebootModule(FrozenModel):
             + read
             + f'echo "{REBOOT_MARK} $b"\necho "$why"\nexit {REBOOT_NEEDED}\n'
         )
-        # check (exit 0: nothing to do): only a host that needs no reboot; an unconditional reboot
-        # always has something to do, so an interrupted one is done again on resume.
-        check = _REQUIRED.replace(f"echo {shlex.quote(OK_MARK)}; echo 'no reboot required'; ", "")
-        return ModuleActions(run=run, check=check + "exit 1\n" if self.only_if_required else "exit 1\n")
+        # check (exit 0: nothing to do): a host booted since the interrupted operation started (resume
+        # gives that instant as OP_STARTED_VAR), or, with only_if_required, one that needs no reboot;
+        # so a reboot interrupted by a controller crash is not done a second time.
+        check = _BOOTED_SINCE + (
+            _REQUIRED.replace(f"echo {shlex.quote(OK_MARK)}; echo 'no reboot required'; ", "")
+            if self.only_if_required
+            else ""
+        )
+        return ModuleActions(run=run, check=check + "exit 1\n")
 
     def spec(self) -> Reboot:
         """What the host pool runs once the command asks for the reboot."""
