@@ -25,6 +25,8 @@ __all__ = [
     "OUTPUT_LINE_CAP",
     "REBOOT_MARK",
     "REBOOT_NEEDED",
+    "STAGE_SHA_VAR",
+    "STAGE_SIZE_VAR",
     "STAGE_VAR",
     "UPLOAD_MARK",
     "UPLOAD_NEEDED",
@@ -54,7 +56,9 @@ arrives (``sysflow run -v``). Called on the event loop: it must not block."""
 COMMAND_ID_VAR = "SYSFLOW_CMD_ID"  # the marker every remote command carries in its environment
 DEFAULT_SETTLE_TIMEOUT = 600.0  # seconds a resume waits for an interrupted command without a timeout
 OP_STARTED_VAR = "SYSFLOW_OP_STARTED"  # a resumed operation's check: when it first started (Unix s)
-STAGE_VAR = "SYSFLOW_STAGE"  # where a command that needs a local file (``copy``) finds it on the host
+STAGE_VAR = "SYSFLOW_STAGE"
+STAGE_SHA_VAR = "SYSFLOW_STAGE_SHA256"  # ... and the checksum and size it must have (a template's
+STAGE_SIZE_VAR = "SYSFLOW_STAGE_SIZE"  # differ per host, so the host pool passes them)  # where a command that needs a local file (``copy``) finds it on the host
 UPLOAD_MARK = "::sysflow upload"  # ... printed (exit UPLOAD_NEEDED) when it is not there yet
 UPLOAD_NEEDED = 75  # EX_TEMPFAIL: "send the file, then run me again"
 REBOOT_MARK = "::sysflow reboot"  # ``reboot``'s first command prints this and the boot id ...
@@ -189,20 +193,29 @@ class Upload:
     (first it compares checksums on the host): to the path in ``STAGE_VAR``, then the command runs
     again and installs it from there."""
 
-    src: str  # absolute path on the controller
+    src: str  # absolute path on the controller (``template``: the template's, for messages)
     sha256: str
     size: int
     rate: float | None = None  # bytes per second the transfer may use (its task's bandwidth demand)
+    content: bytes | None = None  # what to send instead of ``src``'s bytes (a rendered template)
 
 
 @runtime_checkable
 class Uploading(Protocol):
     """A transport that can send a file to a host (SFTP over the pooled connection, for SSH): to a
     new file ``dest`` (never over an existing one) readable by the login user only; the bytes sent.
-    ``rate`` (bytes per second) bounds the transfer's average rate; None: as fast as it goes."""
+    ``rate`` (bytes per second) bounds the transfer's average rate; None: as fast as it goes.
+    ``content``: these bytes instead of ``src``'s (``src`` then only names them in messages)."""
 
     async def put(
-        self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
+        self,
+        host: str,
+        src: str,
+        dest: str,
+        *,
+        timeout: float | None = None,
+        rate: float | None = None,
+        content: bytes | None = None,
     ) -> int: ...
 
 

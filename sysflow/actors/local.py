@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -110,11 +111,18 @@ class LocalTransport:
         return Settled.from_fields(host, command_id, fields, self._clock.monotonic() - t0)
 
     async def put(
-        self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
+        self,
+        host: str,
+        src: str,
+        dest: str,
+        *,
+        timeout: float | None = None,
+        rate: float | None = None,
+        content: bytes | None = None,
     ) -> int:
         """Copy ``src`` to a new file ``dest`` (mode 0600) on this machine, as SFTP would; bytes sent.
         ``rate`` is not applied: a copy on the controller uses no network bandwidth."""
-        return await asyncio.wait_for(asyncio.to_thread(_copy_new, src, dest, host), timeout)
+        return await asyncio.wait_for(asyncio.to_thread(_copy_new, src, dest, host, content), timeout)
 
     async def close(self) -> None:
         return None
@@ -123,14 +131,17 @@ class LocalTransport:
 _PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
 
 
-def _copy_new(src: str, dest: str, host: str) -> int:
+def _copy_new(src: str, dest: str, host: str, content: bytes | None = None) -> int:
     with contextlib.suppress(FileNotFoundError):
         if os.path.isfile(dest) and not os.path.islink(dest):
             os.unlink(dest)  # a stale copy of an earlier attempt
     sent = 0
     try:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with open(src, "rb") as local, os.fdopen(fd, "wb") as out:
+        with (
+            io.BytesIO(content) if content is not None else open(src, "rb") as local,
+            os.fdopen(fd, "wb") as out,
+        ):
             while chunk := local.read(256 * 1024):
                 out.write(chunk)
                 sent += len(chunk)

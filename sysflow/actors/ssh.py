@@ -223,7 +223,14 @@ class SSHTransport:
             self._lost(entry, entry.conn)
 
     async def put(
-        self, host: str, src: str, dest: str, *, timeout: float | None = None, rate: float | None = None
+        self,
+        host: str,
+        src: str,
+        dest: str,
+        *,
+        timeout: float | None = None,
+        rate: float | None = None,
+        content: bytes | None = None,
     ) -> int:
         """Send the local file ``src`` to a new file ``dest`` on ``host`` over SFTP on its pooled
         connection, at most ``rate`` bytes per second (see :mod:`sysflow.actors.ssh_files`); the
@@ -235,7 +242,7 @@ class SSHTransport:
         try:
             conn = await self._connector.connection(entry)
             async with asyncio.timeout(timeout if timeout is not None else self.timeouts.command):
-                return await put_file(conn, host, src, dest, rate=rate, clock=self._clock)
+                return await put_file(conn, host, src, dest, rate=rate, clock=self._clock, content=content)
         except TimeoutError:
             raise TransportError(f"sending {src} to {dest} timed out", host=host) from None
         finally:

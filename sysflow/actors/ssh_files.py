@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from typing import Any, BinaryIO
 
 from sysflow.clock import Clock, RealClock
@@ -80,6 +81,7 @@ async def put_file(
     rate: float | None = None,
     clock: Clock | None = None,
     in_flight: int = IN_FLIGHT,
+    content: bytes | None = None,
 ) -> int:
     """Send ``src`` (local) to ``dest`` on ``host`` over ``conn``'s SFTP subsystem, at most ``rate``
     bytes per second on average (None: unlimited); the bytes sent."""
@@ -94,6 +96,8 @@ async def put_file(
             attrs = asyncssh.SFTPAttrs(permissions=0o600)
             flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_EXCL
             async with sftp.open(dest, flags, attrs, encoding=None) as remote:
+                if content is not None:  # a rendered template: already in memory
+                    return await _stream(io.BytesIO(content), remote, bucket, max(1, in_flight))
                 with open(src, "rb") as local:  # noqa: ASYNC230 -- one chunk at a time, local disk
                     return await _stream(local, remote, bucket, max(1, in_flight))
     except asyncssh.SFTPError as exc:

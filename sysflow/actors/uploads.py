@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from sysflow.errors import TransportError
 from sysflow.transport import (
+    STAGE_SHA_VAR,
+    STAGE_SIZE_VAR,
     STAGE_VAR,
     UPLOAD_MARK,
     UPLOAD_NEEDED,
@@ -44,11 +46,22 @@ async def run_with_upload(
     run: Callable[[Mapping[str, str]], Awaitable[CommandResult]],
 ) -> CommandResult:
     """Run (``run(env)``) with the stage path in the environment; send the file when asked, run again."""
-    stage = {**(env or {}), STAGE_VAR: stage_path(op_id)}
+    stage = {
+        **(env or {}),
+        STAGE_VAR: stage_path(op_id),
+        STAGE_SHA_VAR: upload.sha256,
+        STAGE_SIZE_VAR: str(upload.size),
+    }
     first = await run(stage)
     if not asks_for_upload(first):
         return first
     if not isinstance(transport, Uploading):
         raise TransportError(f"{type(transport).__name__} cannot send files ({upload.src})", host=host)
-    sent = await transport.put(host, upload.src, stage[STAGE_VAR], timeout=timeout, rate=upload.rate)
+    dest = stage[STAGE_VAR]
+    if upload.content is None:
+        sent = await transport.put(host, upload.src, dest, timeout=timeout, rate=upload.rate)
+    else:
+        sent = await transport.put(
+            host, upload.src, dest, timeout=timeout, rate=upload.rate, content=upload.content
+        )
     return await run({**stage, SENT_VAR: str(sent)})

@@ -147,7 +147,7 @@ class _Renderer:
         self._secrets = frozenset(workflow.secrets) | frozenset(inventory.secret_names())
 
     def _context(self, op: Operation) -> dict[str, Any]:
-        from sysflow.engine.conditional import template_host
+        from sysflow.planner.graph import template_host
 
         host = template_host(op)
         values = {} if op.host.startswith("@") else self._inventory.host_vars(op.host)

@@ -39,10 +39,10 @@ from sysflow.model.templates import (
     secret_value,
 )
 from sysflow.model.workflow import MaintenanceWorkflow, Task
-from sysflow.planner.graph import Operation, op_id
+from sysflow.planner.graph import Operation, op_id, template_host
 from sysflow.transport import CommandResult, Transport
 
-__all__ = ["CONDITION_FALSE", "Conditional", "Prepared", "RenderingTransport", "template_host"]
+__all__ = ["CONDITION_FALSE", "Conditional", "Prepared", "RenderingTransport"]
 
 CONDITION_FALSE = "condition false: "  # the reason of an operation skipped by its `when`
 _DIAGNOSTIC_CHARS = 300  # characters of each branch task's output kept in a failed record's reason
@@ -349,15 +349,3 @@ def _summary(record: OpRecord) -> str:
     state = "ok" if record.state is OpState.SUCCEEDED else (record.error or "failed")
     output = (record.stdout or record.stderr).strip()[:_DIAGNOSTIC_CHARS]
     return f"{state}" + (f" — {output}" if output else "")
-
-
-def template_host(op: Operation) -> dict[str, Any]:
-    """What templates read as ``host``: the operation's host, its groups, datacenter and wave."""
-    return {
-        "name": op.host,
-        "groups": list(op.groups),
-        "group": op.group,
-        "datacenter": op.datacenter,
-        "segment": op.segment,
-        "wave": op.wave + 1,
-    }

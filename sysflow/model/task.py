@@ -21,6 +21,7 @@ from sysflow.model.modules import (
     PackageModule,
     RebootModule,
     ServiceModule,
+    TemplateModule,
     WaitForModule,
 )
 from sysflow.model.modules.reboot import DEFAULT_REBOOT_ESTIMATE
@@ -65,6 +66,9 @@ class Task(FrozenModel):
     )
     service: ServiceModule | None = Field(
         None, description="Module: a systemd unit started, stopped, restarted or reloaded; enabled or not."
+    )
+    template: TemplateModule | None = Field(
+        None, description="Module: a Jinja2 file rendered for each host (host, vars) and installed like copy."
     )
     wait_for: WaitForModule | None = Field(
         None, description="Module: wait until a path, a TCP port or a command answers on the host."

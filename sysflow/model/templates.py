@@ -46,6 +46,8 @@ from sysflow.errors import SysflowError
 from sysflow.model.conditions import CONTEXT_ROOTS, Reference
 from sysflow.model.shellquote import MARK, classify, escape, marker
 
+FILE_CONTEXT_ROOTS = frozenset({"host", "vars"})  # what a file template (the template module) reads
+
 __all__ = [
     "MIN_SECRET_LENGTH",
     "REDACTED",
@@ -54,10 +56,12 @@ __all__ = [
     "Rendered",
     "SecretMasker",
     "TemplateError",
+    "file_template_references",
     "is_secret_name",
     "is_template",
     "redact_text",
     "render",
+    "render_file",
     "secret_value",
     "template_references",
 ]
@@ -260,6 +264,47 @@ def template_references(source: str) -> list[Reference]:
         raise TemplateError(f"unknown name(s) {', '.join(unknown)} in template (known: {known})")
     _check_quoting(source, ast, nodes)
     return list(_jinja_references(ast, nodes))
+
+
+def file_template_references(source: str) -> list[Reference]:
+    """What a file template (``template`` module) reads; TemplateError if it does not parse or names
+    something outside ``host`` and ``vars`` (a file is rendered before the run, where no facts or
+    results exist yet). Nothing is shell-quoted in a file, so no quoting rule applies."""
+    from jinja2 import meta, nodes
+
+    try:
+        ast = _file_environment().parse(source)
+    except Exception as exc:  # jinja2.TemplateSyntaxError
+        raise TemplateError(f"invalid template: {exc}") from None
+    unknown = sorted(meta.find_undeclared_variables(ast) - FILE_CONTEXT_ROOTS)
+    if unknown:
+        raise TemplateError(
+            f"unknown name(s) {', '.join(unknown)} in template (a file template reads host and vars)"
+        )
+    return list(_jinja_references(ast, nodes))
+
+
+def render_file(source: str, context: Mapping[str, Any]) -> str:
+    """``source`` rendered over ``context`` (``host``, ``vars``) as file content: the same sandbox and
+    strict undefined as commands, values as they are (no shell quoting)."""
+    import jinja2
+
+    try:
+        return str(_file_environment().from_string(source).render(context))
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"undefined variable: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template error: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def _file_environment() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
 
 
 def _check_quoting(source: str, ast: Any, nodes: Any) -> None:

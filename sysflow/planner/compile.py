@@ -39,6 +39,7 @@ from sysflow.model.workflow_checks import task_order
 from sysflow.planner.bandwidth import with_bandwidth
 from sysflow.planner.become import with_become
 from sysflow.planner.graph import Gate, Operation, OpGraph, op_id
+from sysflow.planner.rendered import with_rendered_templates
 
 __all__ = ["UNGROUPED", "compile_workflow", "hook_host", "primary_group"]
 
@@ -67,7 +68,8 @@ def compile_workflow(workflow: MaintenanceWorkflow, inventory: Inventory) -> OpG
     problems.extend(_inventory_problems(ctx, waves))
     if problems:
         raise WorkflowError(problems)
-    return with_bandwidth(with_become(_Builder(ctx, waves).build(), workflow, inventory), workflow)
+    graph = with_become(_Builder(ctx, waves).build(), workflow, inventory)
+    return with_bandwidth(with_rendered_templates(graph, workflow, inventory), workflow)
 
 
 # -- context: targets and the order of hosts ------------------------------------------------------------

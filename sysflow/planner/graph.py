@@ -12,7 +12,7 @@ from typing import Any
 
 from sysflow.transport import Reboot, Upload
 
-__all__ = ["Gate", "OpGraph", "Operation", "op_id"]
+__all__ = ["Gate", "OpGraph", "Operation", "op_id", "template_host"]
 
 
 def op_id(host: str, task: str) -> str:
@@ -107,3 +107,15 @@ class OpGraph:
     def chain(self, host: str) -> list[Operation]:
         """The host's operations in execution order."""
         return [self.ops[i] for i in self.chains.get(host, ())]
+
+
+def template_host(op: Operation) -> dict[str, Any]:
+    """What templates read as ``host``: the operation's host, its groups, datacenter and wave."""
+    return {
+        "name": op.host,
+        "groups": list(op.groups),
+        "group": op.group,
+        "datacenter": op.datacenter,
+        "segment": op.segment,
+        "wave": op.wave + 1,
+    }

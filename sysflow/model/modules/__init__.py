@@ -27,6 +27,7 @@ from sysflow.model.modules.lineinfile import LineInFileModule
 from sysflow.model.modules.package import PackageModule
 from sysflow.model.modules.reboot import RebootModule
 from sysflow.model.modules.service import ServiceModule
+from sysflow.model.modules.template import TemplateModule
 from sysflow.model.modules.wait_for import WaitForModule
 
 __all__ = [
@@ -42,12 +43,14 @@ __all__ = [
     "PackageModule",
     "RebootModule",
     "ServiceModule",
+    "TemplateModule",
     "WaitForModule",
     "changed_of",
 ]
 
 MODULES = (
     "copy",
+    "template",
     "file",
     "lineinfile",
     "blockinfile",

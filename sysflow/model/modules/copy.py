@@ -25,7 +25,7 @@ from sysflow.model.base import FrozenModel
 from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, HostPath, ModuleActions, assign
 from sysflow.model.modules.file import Mode, Name, attributes
 from sysflow.model.modules.textedit import drop_backup, keep_backup, restore_backup
-from sysflow.transport import UPLOAD_MARK, UPLOAD_NEEDED, Upload
+from sysflow.transport import STAGE_SHA_VAR, STAGE_SIZE_VAR, UPLOAD_MARK, UPLOAD_NEEDED, Upload
 
 __all__ = ["DIFF_LIMIT", "CopyModule"]
 
@@ -74,11 +74,17 @@ class CopyModule(FrozenModel):
             rollback=restore_backup(self.dest) if self.backup else None,
         )
 
-    def _script(self, up: Upload, *, check_only: bool) -> str:
+    def _script(self, up: Upload | None, *, check_only: bool) -> str:
+        """The install script; ``up`` None: the checksum and size come from the host pool's
+        environment (``STAGE_SHA_VAR``, ``STAGE_SIZE_VAR``): a template's differ per host."""
         more_detect, more_apply, more_preview = attributes(self.mode, self.owner, self.group)
+        known = (
+            assign(want=up.sha256, size=up.size)
+            if up is not None
+            else f'want="${{{STAGE_SHA_VAR}:-}}"\nsize="${{{STAGE_SIZE_VAR}:-0}}"\n'
+        )
         head = (
-            assign(p=self.dest, want=up.sha256, size=up.size, label=Path(self.src).name)
-            + 's="${SYSFLOW_STAGE:-}"\nc=0\n'
+            assign(p=self.dest, label=Path(self.src).name) + known + 's="${SYSFLOW_STAGE:-}"\nc=0\n'
             'if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then\n'
             '  echo "copy: $p exists and is not a regular file" >&2\n  exit 1\nfi\n'
             'd=$(dirname -- "$p")\n'
