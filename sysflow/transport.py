@@ -21,6 +21,10 @@ __all__ = [
     "COMMAND_ID_VAR",
     "DEFAULT_OUTPUT_CAP",
     "DEFAULT_SETTLE_TIMEOUT",
+    "FETCHED_VAR",
+    "FETCH_MARK",
+    "FETCH_NEEDED",
+    "HAVE_SHA_VAR",
     "OP_STARTED_VAR",
     "OUTPUT_LINE_CAP",
     "REBOOT_MARK",
@@ -32,6 +36,8 @@ __all__ = [
     "UPLOAD_NEEDED",
     "CapturedOutput",
     "CommandResult",
+    "Download",
+    "Fetching",
     "OutputTap",
     "Reboot",
     "Reconnecting",
@@ -61,6 +67,10 @@ STAGE_SHA_VAR = "SYSFLOW_STAGE_SHA256"  # ... and the checksum and size it must 
 STAGE_SIZE_VAR = "SYSFLOW_STAGE_SIZE"  # differ per host, so the host pool passes them)  # where a command that needs a local file (``copy``) finds it on the host
 UPLOAD_MARK = "::sysflow upload"  # ... printed (exit UPLOAD_NEEDED) when it is not there yet
 UPLOAD_NEEDED = 75  # EX_TEMPFAIL: "send the file, then run me again"
+FETCH_MARK = "::sysflow fetch"  # a fetch's first line (then its checksum and size) when the controller
+FETCH_NEEDED = 77  # should take the staged file, then run the command again (to remove the stage)
+HAVE_SHA_VAR = "SYSFLOW_HAVE_SHA256"  # the controller's copy's checksum (empty: none yet)
+FETCHED_VAR = "SYSFLOW_FETCHED"  # set on the second run: the controller has the file
 REBOOT_MARK = "::sysflow reboot"  # ``reboot``'s first command prints this and the boot id ...
 REBOOT_NEEDED = 75  # ... and exits so: "reboot the host now" (see sysflow.actors.reboot)
 _COMMAND_ID = re.compile(r"[0-9a-f]{32}")  # fixed length: no marker is a prefix of another
@@ -198,6 +208,24 @@ class Upload:
     size: int
     rate: float | None = None  # bytes per second the transfer may use (its task's bandwidth demand)
     content: bytes | None = None  # what to send instead of ``src``'s bytes (a rendered template)
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """Where an operation's file from its host goes on the controller (``fetch``): the command copies
+    it to the stage path (readable by the login user) and asks (``FETCH_MARK`` checksum size); the
+    host pool gets it over the transport, checks the checksum, renames it into ``dest``, and runs
+    the command again to remove the stage."""
+
+    dest: str  # absolute path on the controller
+
+
+@runtime_checkable
+class Fetching(Protocol):
+    """A transport that can bring a file from a host (SFTP over the pooled connection, for SSH) into a
+    local file ``dest``; the bytes received."""
+
+    async def get(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int: ...
 
 
 @runtime_checkable

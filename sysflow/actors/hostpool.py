@@ -45,7 +45,7 @@ from sysflow.actors.ops import (
     retry_delay,
 )
 from sysflow.actors.reboot import run_with_reboot
-from sysflow.actors.uploads import run_with_upload
+from sysflow.actors.uploads import run_with_download, run_with_upload
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import ExecutionError
 from sysflow.transport import CommandResult, Transport
@@ -377,6 +377,10 @@ class HostPool:
         if req.reboot is not None:  # reboot and wait for a new boot id, when the command asks
             return await run_with_reboot(
                 transport, req.host, req.reboot, req.env_map, self._clock, lambda: once(req.env_map), on
+            )
+        if req.download is not None:  # bring a file back, when the command staged it
+            return await run_with_download(
+                transport, req.host, req.op_id, req.download, req.env_map, req.timeout, once
             )
         if req.upload is None:
             return await once(req.env_map)

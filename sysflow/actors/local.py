@@ -124,6 +124,10 @@ class LocalTransport:
         ``rate`` is not applied: a copy on the controller uses no network bandwidth."""
         return await asyncio.wait_for(asyncio.to_thread(_copy_new, src, dest, host, content), timeout)
 
+    async def get(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int:
+        """Copy ``src`` to ``dest`` on this machine, as SFTP would bring it; the bytes copied."""
+        return await asyncio.wait_for(asyncio.to_thread(_copy_new, src, dest, host), timeout)
+
     async def close(self) -> None:
         return None
 

@@ -25,7 +25,7 @@ from sysflow.errors import (
     HostUnreachable,
     TransportError,
 )
-from sysflow.transport import CommandResult, Reboot, Upload, cap_output
+from sysflow.transport import CommandResult, Download, Reboot, Upload, cap_output
 
 __all__ = [
     "DEFAULT_RESULT_OUTPUT_CAP",
@@ -155,6 +155,7 @@ class OpRequest:
     become: str | None = None  # run through sudo as this user (None: as the login user)
     upload: Upload | None = None  # a local file the command may ask for (``copy``)
     reboot: Reboot | None = None  # how to reboot the host when the command asks (``reboot``)
+    download: Download | None = None  # where a file the command stages goes (``fetch``)
 
     @property
     def env_map(self) -> dict[str, str] | None:

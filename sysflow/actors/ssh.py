@@ -31,7 +31,7 @@ from sysflow.actors.hostkeys import HostKeyPolicy, HostKeyStore
 from sysflow.actors.ssh_capacity import ConnectionSlots, HandshakePacing
 from sysflow.actors.ssh_channel import CommandRunner
 from sysflow.actors.ssh_connect import Connector
-from sysflow.actors.ssh_files import put_file
+from sysflow.actors.ssh_files import get_file, put_file
 from sysflow.actors.ssh_options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -245,6 +245,23 @@ class SSHTransport:
                 return await put_file(conn, host, src, dest, rate=rate, clock=self._clock, content=content)
         except TimeoutError:
             raise TransportError(f"sending {src} to {dest} timed out", host=host) from None
+        finally:
+            entry.in_flight -= 1
+            entry.last_used = self._clock.monotonic()
+            entry.release_session()
+
+    async def get(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int:
+        """Bring ``src`` from ``host`` into the local file ``dest`` over SFTP on its pooled connection."""
+        self._check_open()
+        entry = self._entry(host)
+        await entry.sessions.acquire()
+        entry.in_flight += 1
+        try:
+            conn = await self._connector.connection(entry)
+            async with asyncio.timeout(timeout if timeout is not None else self.timeouts.command):
+                return await get_file(conn, host, src, dest)
+        except TimeoutError:
+            raise TransportError(f"fetching {src} timed out", host=host) from None
         finally:
             entry.in_flight -= 1
             entry.last_used = self._clock.monotonic()

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import TransportError
 
-__all__ = ["CHUNK", "IN_FLIGHT", "TokenBucket", "put_file"]
+__all__ = ["CHUNK", "IN_FLIGHT", "TokenBucket", "get_file", "put_file"]
 
 CHUNK = 256 * 1024  # bytes read and written at a time
 IN_FLIGHT = 8  # chunks written at once (2 MiB): enough to fill a link, bounded memory
@@ -137,3 +137,23 @@ async def _stream(local: BinaryIO, remote: Any, bucket: TokenBucket | None, in_f
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
     return sent
+
+
+async def get_file(conn: Any, host: str, src: str, dest: str) -> int:
+    """Bring ``src`` from ``host`` into the local file ``dest`` over SFTP (streamed by asyncssh);
+    the bytes received."""
+    import asyncssh
+
+    try:
+        async with conn.start_sftp_client() as sftp:
+            size = int((await sftp.stat(src)).size or 0)
+            await sftp.get(src, dest)
+    except asyncssh.SFTPError as exc:
+        raise TransportError(f"cannot fetch {src}: {exc.reason}", host=host) from exc
+    except asyncssh.ChannelOpenError as exc:
+        raise TransportError(
+            f"cannot fetch {src}: the host offers no SFTP ({exc.reason})", host=host
+        ) from exc
+    except OSError as exc:
+        raise TransportError(f"cannot write {dest}: {exc.strerror or exc}", host=host) from exc
+    return size

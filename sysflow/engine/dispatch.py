@@ -58,6 +58,7 @@ def request_of(op: Operation, command: str, env: Mapping[str, str] | None = None
         become=op.become,
         upload=op.upload,
         reboot=op.reboot,
+        download=op.download,
     )
 
 

@@ -14,6 +14,7 @@ from sysflow.model.modules import (
     MODULES,
     BlockInFileModule,
     CopyModule,
+    FetchModule,
     FileModule,
     GitModule,
     LineInFileModule,
@@ -25,7 +26,7 @@ from sysflow.model.modules import (
     WaitForModule,
 )
 from sysflow.model.modules.reboot import DEFAULT_REBOOT_ESTIMATE
-from sysflow.transport import Reboot, Upload
+from sysflow.transport import Download, Reboot, Upload
 
 __all__ = ["DEFAULT_EXPECTED_DURATION", "TASK_ID_PATTERN", "StrList", "Task"]
 
@@ -66,6 +67,9 @@ class Task(FrozenModel):
     )
     service: ServiceModule | None = Field(
         None, description="Module: a systemd unit started, stopped, restarted or reloaded; enabled or not."
+    )
+    fetch: FetchModule | None = Field(
+        None, description="Module: a file brought from each host to DEST/HOST/PATH on the controller."
     )
     template: TemplateModule | None = Field(
         None, description="Module: a Jinja2 file rendered for each host (host, vars) and installed like copy."
@@ -193,6 +197,10 @@ class Task(FrozenModel):
     def reboot_spec(self) -> Reboot | None:
         """How this task's operations reboot their host once the command asks (``reboot``)."""
         return self.reboot.spec() if self.reboot is not None else None
+
+    def download_for(self, host: str) -> Download | None:
+        """Where ``host``'s file goes on the controller (``fetch``)."""
+        return self.fetch.download(host) if self.fetch is not None else None
 
     @property
     def module(self) -> str | None:

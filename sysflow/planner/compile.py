@@ -521,7 +521,7 @@ def _operation(
         oid, host, task.id, wave, step.index, facts.group, facts.groups, facts.datacenter, facts.segment,
         task.run, task.estimate, task.timeout, task.retries, task.rollback, step.demands, run_once, task.local,
         task.idempotent, task.check, task.retry_delay, None,
-        task.upload, task.delegate_host, reboot=task.reboot_spec,
+        task.upload, task.delegate_host, reboot=task.reboot_spec, download=task.download_for(host),
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sysflow.transport import Reboot, Upload
+from sysflow.transport import Download, Reboot, Upload
 
 __all__ = ["Gate", "OpGraph", "Operation", "op_id", "template_host"]
 
@@ -48,6 +48,7 @@ class Operation:
     upload: Upload | None = None  # a local file the command may ask to be sent first (``copy``)
     delegate: str | None = None  # the host the command runs on instead of ``host`` (delegate_to)
     reboot: Reboot | None = None  # how the host is rebooted when the command asks (``reboot``)
+    download: Download | None = None  # where a file the command stages goes (``fetch``)
 
     @property
     def where(self) -> str:

@@ -35,7 +35,8 @@ def sh(command: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("tasks", "where", "message"),
     [
-        ("  - id: a\n    fetch: {src: /x, dest: y}\n", "wf.yaml:4", "unknown key 'fetch'"),
+        ("  - id: a\n    fetch: {src: x, dest: y}\n", "wf.yaml:4", "path must be absolute"),
+        ("  - id: a\n    fetch: {src: '/{{ host.name }}', dest: y}\n", "wf.yaml:4", "src names the file on every host: it cannot be a template"),
         ("  - id: a\n    template: {src: no-such.j2, dest: /y}\n", "wf.yaml:4", "src no-such.j2: no such file on the controller"),
         ("  - id: a\n    lineinfile: {path: /x, line: '{{ vars.x'}\n", "wf.yaml:3", "invalid template: "),
         ("  - id: a\n    copy: {src: no-such-file, dest: /y}\n", "wf.yaml:4", "src no-such-file: no such file on the controller"),
@@ -270,6 +271,7 @@ def test_package_without_a_package_manager_says_so() -> None:
 EVERY_MODULE = {
     "copy": {"src": __file__, "dest": "/x", "mode": "0640", "owner": "root"},
     "template": {"src": str(Path(__file__).parent / "data" / "motd.j2"), "dest": "/x"},
+    "fetch": {"src": "/etc/hostname", "dest": "/tmp/fetched"},
     "file": {"path": "/x"},
     "lineinfile": {"path": "/x", "line": "y"},
     "blockinfile": {"path": "/x", "block": "y"},

@@ -21,6 +21,7 @@ from __future__ import annotations
 from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, ModuleActions, changed_of
 from sysflow.model.modules.blockinfile import BlockInFileModule
 from sysflow.model.modules.copy import CopyModule
+from sysflow.model.modules.fetch import FetchModule
 from sysflow.model.modules.file import FileModule
 from sysflow.model.modules.git import GitModule
 from sysflow.model.modules.lineinfile import LineInFileModule
@@ -36,6 +37,7 @@ __all__ = [
     "OK_MARK",
     "BlockInFileModule",
     "CopyModule",
+    "FetchModule",
     "FileModule",
     "GitModule",
     "LineInFileModule",
@@ -51,6 +53,7 @@ __all__ = [
 MODULES = (
     "copy",
     "template",
+    "fetch",
     "file",
     "lineinfile",
     "blockinfile",
