@@ -17,10 +17,12 @@ from sysflow.model.modules import (
     FetchModule,
     FileModule,
     GitModule,
+    HttpModule,
     LineInFileModule,
     ModuleActions,
     PackageModule,
     RebootModule,
+    ScriptModule,
     ServiceModule,
     TemplateModule,
     WaitForModule,
@@ -79,6 +81,12 @@ class Task(FrozenModel):
     )
     reboot: RebootModule | None = Field(
         None, description="Module: reboot the host and wait until a new boot id answers (within its timeout)."
+    )
+    script: ScriptModule | None = Field(
+        None, description="Module: a local script sent to the host, run with an interpreter, then removed."
+    )
+    http: HttpModule | None = Field(
+        None, description="Module: an HTTP request from the host (or the controller), its answer checked."
     )
     targets: StrList = Field(default_factory=lambda: ["all"], description="Host patterns (Ansible syntax).")
     depends_on: StrList = Field(default_factory=list, description="Tasks that must finish first, per host.")
@@ -167,8 +175,12 @@ class Task(FrozenModel):
             "run": actions.run,
             "check": self.check or actions.check,
             "rollback": self.rollback or actions.rollback,
-            "idempotent": True,
+            "idempotent": self.idempotent or actions.idempotent,
         }
+        if actions.local:  # http from: controller: the controller makes the request, as for localhost
+            if self.delegate_to is not None:
+                raise ValueError(f"{given[0]} from: controller runs on the controller: no delegate_to")
+            filled["local"] = True
         if self.reboot is not None:  # the reboot's bound is the operation's, and counts in its chain
             filled["timeout"] = self.timeout or self.reboot.timeout
             filled["expected_duration"] = self.expected_duration or min(
@@ -190,8 +202,9 @@ class Task(FrozenModel):
 
     @property
     def upload(self) -> Upload | None:
-        """The local file this task's command may ask to be sent first (``copy``)."""
-        return self.copy_file.upload() if self.copy_file is not None else None
+        """The local file this task's command may ask to be sent first (``copy``, ``script``)."""
+        sends = self.copy_file or self.script
+        return sends.upload() if sends is not None else None
 
     @property
     def reboot_spec(self) -> Reboot | None:

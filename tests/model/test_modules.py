@@ -280,6 +280,8 @@ EVERY_MODULE = {
     "service": {"name": "nginx", "state": "started", "enabled": True, "daemon_reload": True},
     "wait_for": {"port": 22},
     "reboot": {"only_if_required": True},
+    "script": {"src": __file__, "args": ["a"], "chdir": "/t", "creates": "/x", "env": {"A": "b"}},
+    "http": {"url": "http://x/", "method": "PUT", "body": {"a": {"b": [{}]}}, "json": {"a.b": {"c": 1}}},
 }
 
 

@@ -1,6 +1,6 @@
 """Task modules whose whole effect is one shell script: ``file``, ``lineinfile``, ``blockinfile``,
-``package``, ``git``, ``service``, ``wait_for``; and ``copy`` and ``reboot``, whose command asks the
-host pool for more (a file sent, a reboot awaited).
+``package``, ``git``, ``service``, ``wait_for``, ``http``; and ``copy``, ``script`` and ``reboot``, whose
+command asks the host pool for more (a file sent, a reboot awaited).
 
 A task names one module instead of ``run:`` (``lineinfile: {path: /etc/ntp.conf, line: ...}``). The
 module's arguments are validated like every field a user writes (file:line errors), and the module
@@ -24,9 +24,11 @@ from sysflow.model.modules.copy import CopyModule
 from sysflow.model.modules.fetch import FetchModule
 from sysflow.model.modules.file import FileModule
 from sysflow.model.modules.git import GitModule
+from sysflow.model.modules.http import HttpModule
 from sysflow.model.modules.lineinfile import LineInFileModule
 from sysflow.model.modules.package import PackageModule
 from sysflow.model.modules.reboot import RebootModule
+from sysflow.model.modules.script import ScriptModule
 from sysflow.model.modules.service import ServiceModule
 from sysflow.model.modules.template import TemplateModule
 from sysflow.model.modules.wait_for import WaitForModule
@@ -40,10 +42,12 @@ __all__ = [
     "FetchModule",
     "FileModule",
     "GitModule",
+    "HttpModule",
     "LineInFileModule",
     "ModuleActions",
     "PackageModule",
     "RebootModule",
+    "ScriptModule",
     "ServiceModule",
     "TemplateModule",
     "WaitForModule",
@@ -62,4 +66,6 @@ MODULES = (
     "service",
     "wait_for",
     "reboot",
+    "script",
+    "http",
 )  # the Task fields that name a module

@@ -45,11 +45,14 @@ OneLine = Annotated[str, AfterValidator(_one_line)]
 
 @dataclass(frozen=True, slots=True)
 class ModuleActions:
-    """The commands a module renders: run (idempotent), check (0: nothing to change), rollback."""
+    """The commands a module renders: run (idempotent), check (0: nothing to change), rollback;
+    whether running it again is safe, and whether it runs on the controller (``local``)."""
 
     run: str
     check: str
     rollback: str | None = None
+    idempotent: bool = True
+    local: bool = False
 
 
 def changed_of(stdout: str) -> bool | None:
