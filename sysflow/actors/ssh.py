@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -235,23 +235,18 @@ class SSHTransport:
         """Send the local file ``src`` to a new file ``dest`` on ``host`` over SFTP on its pooled
         connection, at most ``rate`` bytes per second (see :mod:`sysflow.actors.ssh_files`); the
         bytes sent."""
-        self._check_open()
-        entry = self._entry(host)
-        await entry.sessions.acquire()  # an SFTP subsystem is a channel like a command's
-        entry.in_flight += 1
-        try:
-            conn = await self._connector.connection(entry)
-            async with asyncio.timeout(timeout if timeout is not None else self.timeouts.command):
-                return await put_file(conn, host, src, dest, rate=rate, clock=self._clock, content=content)
-        except TimeoutError:
-            raise TransportError(f"sending {src} to {dest} timed out", host=host) from None
-        finally:
-            entry.in_flight -= 1
-            entry.last_used = self._clock.monotonic()
-            entry.release_session()
+        async with self._sftp_session(host, timeout, f"sending {src} to {dest}") as conn:
+            return await put_file(conn, host, src, dest, rate=rate, clock=self._clock, content=content)
 
     async def get(self, host: str, src: str, dest: str, *, timeout: float | None = None) -> int:
         """Bring ``src`` from ``host`` into the local file ``dest`` over SFTP on its pooled connection."""
+        async with self._sftp_session(host, timeout, f"fetching {src}") as conn:
+            return await get_file(conn, host, src, dest)
+
+    @contextlib.asynccontextmanager
+    async def _sftp_session(self, host: str, timeout: float | None, what: str) -> AsyncIterator[Any]:
+        """The pooled connection of ``host`` for one SFTP transfer (a channel like a command's),
+        within ``timeout`` (default: the command timeout)."""
         self._check_open()
         entry = self._entry(host)
         await entry.sessions.acquire()
@@ -259,9 +254,9 @@ class SSHTransport:
         try:
             conn = await self._connector.connection(entry)
             async with asyncio.timeout(timeout if timeout is not None else self.timeouts.command):
-                return await get_file(conn, host, src, dest)
+                yield conn
         except TimeoutError:
-            raise TransportError(f"fetching {src} timed out", host=host) from None
+            raise TransportError(f"{what} timed out", host=host) from None
         finally:
             entry.in_flight -= 1
             entry.last_used = self._clock.monotonic()

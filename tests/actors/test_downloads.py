@@ -5,15 +5,12 @@ cannot bring files back says so, and a file that changed in transit is refused, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from sysflow.actors.hostpool import HostPool
 from sysflow.actors.local import LocalTransport
-from sysflow.actors.ops import ErrorKind, OpRequest, OpResult
+from sysflow.actors.ops import ErrorKind, OpRequest
 from sysflow.model.task import Task
-from sysflow.transport import CommandResult
+from tests.actors.pools import CommandsOnly, run_requests
 
 
 class Tampering(LocalTransport):
@@ -24,48 +21,15 @@ class Tampering(LocalTransport):
         return 9
 
 
-class CommandsOnly:
-    """Runs commands (locally) but cannot bring files back."""
-
-    def __init__(self) -> None:
-        self._local = LocalTransport()
-
-    async def run(
-        self,
-        host: str,
-        command: str,
-        *,
-        timeout: float | None = None,
-        env: Mapping[str, str] | None = None,
-        stdin: str | bytes | None = None,
-        cwd: str | None = None,
-    ) -> CommandResult:
-        return await self._local.run(host, command, timeout=timeout, env=env, stdin=stdin, cwd=cwd)
-
-    async def close(self) -> None:
-        await self._local.close()
-
-
 def _request(task: Task, host: str = "web1") -> OpRequest:
     return OpRequest(f"fetch@{host}", host, task.id, task.run, timeout=30, download=task.download_for(host))
-
-
-def _run(transport: Any, *requests: OpRequest) -> list[OpResult]:
-    async def go() -> list[OpResult]:
-        pool = HostPool("local", transport)
-        try:
-            return [await pool.run_op(r) for r in requests]
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
 
 
 def test_brought_back_once_and_not_again_while_equal(tmp_path: Path) -> None:
     src = tmp_path / "app.log"
     src.write_text("line 1\n")
     task = Task(id="fetch", fetch={"src": str(src), "dest": str(tmp_path / "got")})
-    first, second = _run(LocalTransport(), _request(task), _request(task))
+    first, second = run_requests(LocalTransport(), _request(task), _request(task))
     copy = tmp_path / "got" / "web1" / str(src).lstrip("/")
     assert first.error_kind is ErrorKind.NONE, first
     assert copy.read_text() == "line 1\n" and first.stdout.startswith("::sysflow changed\nfetched ")
@@ -76,7 +40,7 @@ def test_a_transport_that_cannot_bring_files_back_says_so(tmp_path: Path) -> Non
     src = tmp_path / "a"
     src.write_text("x\n")
     task = Task(id="fetch", fetch={"src": str(src), "dest": str(tmp_path / "got")})
-    (result,) = _run(CommandsOnly(), _request(task))
+    (result,) = run_requests(CommandsOnly(), _request(task))
     assert result.error_kind is ErrorKind.TRANSPORT_ERROR
     assert "CommandsOnly cannot bring files back" in result.error_message
 
@@ -85,7 +49,7 @@ def test_a_file_changed_in_transit_is_refused_and_not_kept(tmp_path: Path) -> No
     src = tmp_path / "a"
     src.write_text("original\n")
     task = Task(id="fetch", fetch={"src": str(src), "dest": str(tmp_path / "got")})
-    (result,) = _run(Tampering(), _request(task))
+    (result,) = run_requests(Tampering(), _request(task))
     assert result.error_kind is ErrorKind.TRANSPORT_ERROR
     assert "does not match its checksum on the host" in result.error_message
     assert not (tmp_path / "got" / "web1" / str(src).lstrip("/")).exists()

@@ -5,18 +5,14 @@ tests/cli/test_copy_sshd.py runs the same over SFTP on the real sshd)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from sysflow.actors.hostpool import HostPool
 from sysflow.actors.local import LocalTransport
-from sysflow.actors.ops import ErrorKind, OpRequest, OpResult
+from sysflow.actors.ops import ErrorKind, OpRequest
 from sysflow.actors.uploads import stage_path
 from sysflow.model.task import Task
-from sysflow.transport import CommandResult
+from tests.actors.pools import CommandsOnly, run_requests
 
 
 class CountingLocal(LocalTransport):
@@ -33,43 +29,8 @@ class CountingLocal(LocalTransport):
         return await super().put(host, src, dest, timeout=timeout, rate=rate)
 
 
-class CommandsOnly:
-    """A transport that runs commands (locally) but cannot send files."""
-
-    def __init__(self) -> None:
-        self._local = LocalTransport()
-
-    async def run(
-        self,
-        host: str,
-        command: str,
-        *,
-        timeout: float | None = None,
-        env: Mapping[str, str] | None = None,
-        stdin: str | bytes | None = None,
-        cwd: str | None = None,
-    ) -> CommandResult:
-        return await self._local.run(host, command, timeout=timeout, env=env, stdin=stdin, cwd=cwd)
-
-    async def close(self) -> None:
-        await self._local.close()
-
-
 def _request(task: Task, op_id: str = "cfg@local") -> OpRequest:
     return OpRequest(op_id, "local", task.id, task.run, timeout=30, upload=task.upload)
-
-
-def _run(transport: Any, *requests: OpRequest) -> list[OpResult]:
-    """Run ``requests`` one after another through one host pool over ``transport``."""
-
-    async def go() -> list[OpResult]:
-        pool = HostPool("local", transport)
-        try:
-            return [await pool.run_op(r) for r in requests]
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
 
 
 def test_sent_when_it_differs_and_not_again_when_equal(tmp_path: Path) -> None:
@@ -78,7 +39,7 @@ def test_sent_when_it_differs_and_not_again_when_equal(tmp_path: Path) -> None:
     dest.write_text("port = 80\n")
     task = Task(id="cfg", copy={"src": str(src), "dest": str(dest)})
     transport = CountingLocal()
-    first, second = _run(transport, _request(task), _request(task))
+    first, second = run_requests(transport, _request(task), _request(task))
     assert first.error_kind is ErrorKind.NONE, first
     assert dest.read_text() == "port = 8080\n" and len(transport.sent) == 1  # sent once only
     assert "-port = 80\n+port = 8080" in first.stdout and "sent app.conf: 12 bytes" in first.stdout
@@ -92,7 +53,7 @@ def test_a_stale_stage_is_sent_again(tmp_path: Path) -> None:
     task = Task(id="cfg", copy={"src": str(src), "dest": str(dest)})
     Path(stage_path("cfg@stale")).write_text("")  # an interrupted transfer left an empty file
     transport = CountingLocal()
-    (result,) = _run(transport, _request(task, "cfg@stale"))
+    (result,) = run_requests(transport, _request(task, "cfg@stale"))
     assert result.error_kind is ErrorKind.NONE, result
     assert dest.read_text() == "new\n" and len(transport.sent) == 1
 
@@ -102,7 +63,7 @@ def test_a_file_that_changed_since_validation_is_refused_not_installed(tmp_path:
     src.write_text("validated\n")
     task = Task(id="cfg", copy={"src": str(src), "dest": str(dest)})
     src.write_text("edited after the run was planned\n")
-    (result,) = _run(CountingLocal(), _request(task, "cfg@edited"))
+    (result,) = run_requests(CountingLocal(), _request(task, "cfg@edited"))
     assert result.error_kind is ErrorKind.COMMAND_FAILED
     assert "copy: the file sent to" in result.stderr and "is not a (sha256 " in result.stderr
     assert not dest.exists() and not os.path.exists(stage_path("cfg@edited"))
@@ -112,7 +73,7 @@ def test_a_transport_that_cannot_send_files_says_so(tmp_path: Path) -> None:
     src, dest = tmp_path / "a", tmp_path / "b"
     src.write_text("x\n")
     task = Task(id="cfg", copy={"src": str(src), "dest": str(dest)})
-    (result,) = _run(CommandsOnly(), _request(task, "cfg@nofiles"))
+    (result,) = run_requests(CommandsOnly(), _request(task, "cfg@nofiles"))
     assert result.error_kind is ErrorKind.TRANSPORT_ERROR
     assert result.error_message == f"local: CommandsOnly cannot send files ({src})"
     assert not dest.exists()

@@ -4,9 +4,6 @@ diff of a file, a new file's checksum, a mode), nothing on the hosts changes, sh
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,24 +32,17 @@ tasks:
 """
 
 
-@pytest.fixture
-def etc() -> Iterator[Path]:
-    """A root-owned directory the non-root login can read but not write (like /etc)."""
-    path = Path(tempfile.mkdtemp(prefix="sysflow-etc-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        for host in HOSTS:
-            (path / f"{host}.conf").write_text("# managed\nserver old.example.com\n")
-        yield path
-    finally:
-        shutil.rmtree(path)
-
-
 def _snapshot(etc: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(etc.iterdir())}
 
 
+def _confs(etc: Path) -> None:
+    for host in HOSTS:
+        (etc / f"{host}.conf").write_text("# managed\nserver old.example.com\n")
+
+
 def test_check_diff_says_what_would_change_and_changes_nothing(sshd: SSHD, tmp_path: Path, etc: Path) -> None:
+    _confs(etc)
     src = tmp_path / "motd.txt"
     src.write_text("Welcome\n")
     (tmp_path / "wf.yaml").write_text(WORKFLOW.format(src=src))

@@ -4,14 +4,12 @@ shows its diff; a failed later task rolls the file back; a missing directory is 
 
 from __future__ import annotations
 
-import glob
-import shutil
-import tempfile
-from collections.abc import Iterator
+import os
 from pathlib import Path
 
 import pytest
 
+from sysflow.actors.uploads import stage_path
 from tests.cli.test_modules_sshd import logs, run_workflow
 from tests.fixtures.sshd import SSHD
 
@@ -36,24 +34,14 @@ tasks:
 """
 
 
-@pytest.fixture
-def etc() -> Iterator[Path]:
-    """A root-owned directory the non-root login can read but not write (like /etc)."""
-    path = Path(tempfile.mkdtemp(prefix="sysflow-etc-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
-
-
 def _run(sshd: SSHD, tmp: Path, etc: Path, src: Path, *, broken: str = "none", where: Path | None = None):  # type: ignore[no-untyped-def]
     wf = WORKFLOW.format(src=src, broken=broken)
     return run_workflow(sshd, tmp, wf, HOSTS, etc=str(where or etc))
 
 
-def _stages() -> set[str]:
-    return set(glob.glob("/tmp/.sysflow-stage-*"))
+def _stages() -> list[str]:
+    """This test's stage files still on the hosts (other tests' may come and go meanwhile)."""
+    return [p for h in HOSTS if os.path.exists(p := stage_path(f"motd@{h}"))]
 
 
 def test_sent_once_then_ok_without_a_transfer_then_the_diff_of_a_change(
@@ -61,7 +49,6 @@ def test_sent_once_then_ok_without_a_transfer_then_the_diff_of_a_change(
 ) -> None:
     src = tmp_path / "motd.txt"
     src.write_text("Welcome\nmaintenance: Sundays 02:00\n")
-    before = _stages()
     first = _run(sshd, tmp_path, etc, src)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "  modules: 2 operations changed on 2 hosts, 0 ok" in first.stdout
@@ -71,7 +58,7 @@ def test_sent_once_then_ok_without_a_transfer_then_the_diff_of_a_change(
         assert (motd.stat().st_uid, oct(motd.stat().st_mode & 0o777)) == (0, "0o640")  # sudo installed it
     shown = logs(tmp_path, first, HOSTS[0], "motd")
     assert f"sent motd.txt: {src.stat().st_size} bytes" in shown and "content: sha256 (new) -> " in shown
-    assert _stages() == before  # nothing left in /tmp
+    assert _stages() == []  # nothing left in /tmp
 
     second = _run(sshd, tmp_path, etc, src)
     assert second.returncode == 0, second.stdout + second.stderr

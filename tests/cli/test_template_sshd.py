@@ -5,9 +5,6 @@ before anything runs, naming the task, the host and the file."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,16 +30,6 @@ tasks:
   - id: conf
     template: {{src: {src}, dest: "{{{{ vars.etc }}}}/{{{{ host.name }}}}.conf", mode: "0644"}}
 """
-
-
-@pytest.fixture
-def etc() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="sysflow-etc-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def _run(sshd: SSHD, tmp: Path, etc: Path, template: str = TEMPLATE, **more: str):  # type: ignore[no-untyped-def]
