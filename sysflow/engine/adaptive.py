@@ -167,6 +167,8 @@ def _new_violations(check: Callable[..., list[Violation]], plan: Plan, started: 
     from sysflow.planner.solution import Assignment
 
     found = check(plan.problem, plan)
+    # a started host's violations are what it did (measured gaps, overruns): never the re-plan's
+    found = [v for v in found if v.host is None or v.host not in started]
     if not found:  # the common case: nothing to tell apart, so no second check of the started hosts
         return []
     a = plan.assignment
