@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,8 +44,7 @@ from sysflow.actors.ops import (
     result_of,
     retry_delay,
 )
-from sysflow.actors.reboot import run_with_reboot
-from sysflow.actors.uploads import run_with_download, run_with_upload
+from sysflow.actors.requests import run_request
 from sysflow.clock import Clock, RealClock
 from sysflow.errors import ExecutionError
 from sysflow.transport import CommandResult, Transport
@@ -360,33 +359,7 @@ class HostPool:
         if self._transport is None:
             assert self._factory is not None
             self._transport = self._factory()
-        transport = self._transport
-
-        async def on(env: Mapping[str, str] | None, command: str, timeout: float | None) -> CommandResult:
-            if req.become is not None and takes_become(transport):
-                run: Any = transport.run  # the SSH transport's run, beyond the Transport protocol
-                result: CommandResult = await run(
-                    req.host, command, timeout=timeout, env=env, cwd=req.cwd, become=req.become
-                )
-                return result
-            return await transport.run(req.host, command, timeout=timeout, env=env, cwd=req.cwd)
-
-        async def once(env: Mapping[str, str] | None) -> CommandResult:
-            return await on(env, req.command, req.timeout)
-
-        if req.reboot is not None:  # reboot and wait for a new boot id, when the command asks
-            return await run_with_reboot(
-                transport, req.host, req.reboot, req.env_map, self._clock, lambda: once(req.env_map), on
-            )
-        if req.download is not None:  # bring a file back, when the command staged it
-            return await run_with_download(
-                transport, req.host, req.op_id, req.download, req.env_map, req.timeout, once
-            )
-        if req.upload is None:
-            return await once(req.env_map)
-        return await run_with_upload(
-            transport, req.host, req.op_id, req.upload, req.env_map, req.timeout, once
-        )
+        return await run_request(self._transport, req, self._clock)
 
     def _result(
         self,
@@ -422,11 +395,3 @@ def _open_connections(transport: Transport | None) -> int:
         value = getattr(transport, "open_connections", 0)
         value = value() if callable(value) else value
     return int(value) if isinstance(value, int) else 0
-
-
-def takes_become(transport: Transport) -> bool:
-    """Whether ``transport.run`` runs commands as another user (``become=``; the SSH transport does).
-    Simulated and scripted transports do not: they run the command as written."""
-    import inspect
-
-    return "become" in inspect.signature(transport.run).parameters

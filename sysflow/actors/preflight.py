@@ -117,7 +117,7 @@ async def _check_host(transport: Transport, host: str, spec: PreflightSpec) -> H
 
 
 async def _check_sudo(transport: Transport, host: str, spec: PreflightSpec, millis: float) -> HostCheck:
-    from sysflow.actors.hostpool import takes_become
+    from sysflow.actors.requests import takes_become
 
     try:
         if takes_become(transport):
