@@ -54,6 +54,13 @@ class OpRecord:
             return None
         return (self.end - self.start).total_seconds()
 
+    def running(self, start: datetime, command: str, attempts: int) -> OpRecord:
+        """This record as running from ``start`` (``dataclasses.replace``, without its cost per op)."""
+        return OpRecord(
+            self.op_id, self.host, self.task, self.wave, OpState.RUNNING, command, start, self.end,
+            self.exit_status, self.error, self.stdout, self.stderr, attempts, self.reason, self.executor,
+        )  # fmt: skip
+
     @property
     def changed(self) -> bool | None:
         """A module's verdict, from the first line it printed: True when it changed the host, False

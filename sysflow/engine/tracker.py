@@ -95,7 +95,7 @@ class RunTracker:
         """Write-ahead: record the operation as running; commit (``RunRecorder.durable``) before sending."""
         rec = self.records[op_id]
         now = self._now()
-        self.records[op_id] = replace(rec, state=OpState.RUNNING, start=now, command=command, attempts=1)
+        self.records[op_id] = rec.running(now, command, 1)
         if self.recorder is not None:
             self.recorder.op_started(op_id, at=now, attempt=1, command=command)
 
@@ -105,9 +105,7 @@ class RunTracker:
             now = self._now()
             if self.recorder is not None:
                 self.recorder.op_started(op_id, at=now, attempt=attempt, command=command)
-            self.records[op_id] = replace(
-                rec, state=OpState.RUNNING, start=now, command=command, attempts=attempt
-            )
+            self.records[op_id] = rec.running(now, command, attempt)
         if rec.host not in self.changed_hosts and not rec.host.startswith("@"):
             self.changed_hosts[rec.host] = None
         self.emit(EventKind.OP_STARTED, command, host=rec.host, task=rec.task, wave=rec.wave, attempt=attempt)
