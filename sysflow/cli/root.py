@@ -25,6 +25,7 @@ import typer
 
 from sysflow.cli.commands import DEBUG, register
 from sysflow.cli.exec import sysflow_exec
+from sysflow.cli.init import init_command
 from sysflow.cli.inputs import EXIT_INVALID, TzOpt, _fail, _problem_lines, load_inputs
 from sysflow.cli.lab import lab_app
 from sysflow.cli.ping import ping
@@ -227,6 +228,7 @@ app.add_typer(lab_app, name="lab")
 app.command("scheduler")(scheduler_command)
 app.command("exec")(sysflow_exec)
 app.command("ping")(ping)
+app.command("init")(init_command)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Tests of the workflow library (sysflow/library/): each workflow run end to end."""
