@@ -232,8 +232,9 @@ class Calendar:
     # -- per host (intersection of its windowed groups) ----------------------------------------
 
     def host_key(self, groups: Iterable[str]) -> tuple[str, ...]:
-        """The windowed groups among ``groups``, sorted: hosts with equal keys share windows."""
-        return tuple(sorted({g for g in groups if g in self._groups}))
+        """The windowed groups among ``groups`` and ``all`` (every host is in it, as in Ansible),
+        sorted: hosts with equal keys share windows (the intersection of their groups' windows)."""
+        return tuple(sorted({g for g in (*groups, "all") if g in self._groups}))
 
     def _host(self, groups: Iterable[str]) -> _Lists:
         key = self.host_key(groups)

@@ -23,7 +23,7 @@ from sysflow.engine.dispatch import BackendRunner
 from sysflow.engine.state import StateMonitor
 from sysflow.engine.windows import WindowGuard, WindowLike
 from sysflow.errors import SysflowError
-from sysflow.model.inventory import Inventory
+from sysflow.model.inventory import UNGROUPED, Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import Operation, OpGraph
@@ -58,7 +58,10 @@ def build_calendar(
 ) -> Calendar:
     """The workflow's windows as concrete intervals, from a day back to ``horizon`` ahead."""
     return Calendar.build(
-        workflow.windows, start=now - timedelta(days=1), end=now + horizon, known_groups=inventory.groups
+        workflow.windows,
+        start=now - timedelta(days=1),
+        end=now + horizon,
+        known_groups={*inventory.groups, "all", UNGROUPED},  # as compile knows them
     )
 
 

@@ -182,3 +182,13 @@ def test_progress_failed_hosts_follow_the_run_account() -> None:
     done = {"status": "completed_with_failures", "failed_hosts": ["b"], "hosts": {"failed": 1}}
     state.apply(Event(EventKind.RUN_FINISHED, "r", at, data=done))
     assert state.failed_hosts == {"b"} and state.status == "completed_with_failures"
+
+
+async def test_a_window_on_the_group_all_applies_to_every_host() -> None:
+    """``windows: {groups: {all: ...}}`` validates, and the run honours it (it refused to start)."""
+    wf = MaintenanceWorkflow.from_yaml(WORKFLOW)
+    wf.set_maintenance_window({"groups": {"all": "Sunday 01:00-02:00"}})
+    sim = await simulate(wf, _inventory())
+    assert sim.result.status is RunStatus.COMPLETED
+    for record in sim.result.ops.values():
+        assert record.start is not None and record.start.weekday() == 6 and record.start.hour == 1
