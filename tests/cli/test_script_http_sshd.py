@@ -9,8 +9,6 @@ from __future__ import annotations
 import glob
 import http.server
 import json
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,17 +94,6 @@ def server() -> Iterator[str]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
-
-
-@pytest.fixture
-def etc() -> Iterator[Path]:
-    """A root-owned directory the non-root login can read but not write (like /etc)."""
-    path = Path(tempfile.mkdtemp(prefix="sysflow-etc-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def _stages() -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -12,10 +13,12 @@ __all__ = [
     "CHANGED_MARK",
     "OK_MARK",
     "HostPath",
+    "LocalFile",
     "ModuleActions",
     "OneLine",
     "assign",
     "changed_of",
+    "local_file",
     "script",
 ]
 
@@ -53,6 +56,25 @@ class ModuleActions:
     rollback: str | None = None
     idempotent: bool = True
     local: bool = False
+
+
+def local_file(value: str) -> str:
+    """A file on the controller, read once when the workflow loads: absolute, existing, readable."""
+    if "{{" in value:
+        raise ValueError("src is read on the controller once, before the run: it cannot be a template")
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise ValueError(f"src {value}: no such file on the controller")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"src {value}: {exc.strerror}") from None
+    return str(path)
+
+
+LocalFile = Annotated[str, Field(min_length=1), AfterValidator(local_file)]
+"""A file on the controller (relative: to the current directory), checked when the workflow loads."""
 
 
 def changed_of(stdout: str) -> bool | None:

@@ -19,10 +19,10 @@ import os
 import shlex
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from sysflow.model.base import FrozenModel
-from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, HostPath, ModuleActions, assign
+from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, HostPath, LocalFile, ModuleActions, assign
 from sysflow.model.modules.file import Mode, Name, attributes
 from sysflow.model.modules.textedit import drop_backup, keep_backup, restore_backup
 from sysflow.transport import STAGE_SHA_VAR, STAGE_SIZE_VAR, UPLOAD_MARK, UPLOAD_NEEDED, Upload
@@ -35,9 +35,7 @@ DIFF_LIMIT = 256 * 1024  # bytes: larger (or binary) files report checksums inst
 class CopyModule(FrozenModel):
     """Install the local file ``src`` as ``dest`` on the host, with ``mode``/``owner``/``group``."""
 
-    src: str = Field(
-        min_length=1, description="Local file on the controller (relative: to the current directory)."
-    )
+    src: LocalFile = Field(description="Local file on the controller (relative: to the current directory).")
     dest: HostPath = Field(description="Absolute path on the host; its directory must exist.")
     mode: Mode | None = Field(
         None, description="Octal mode, e.g. '0644' (default: the replaced file's, or 0644)."
@@ -45,21 +43,6 @@ class CopyModule(FrozenModel):
     owner: Name | None = Field(None, description="User that owns the file.")
     group: Name | None = Field(None, description="Group that owns the file.")
     backup: bool = Field(True, description="Keep the replaced file for the task's rollback.")
-
-    @field_validator("src")
-    @classmethod
-    def _readable(cls, value: str) -> str:
-        if "{{" in value:
-            raise ValueError("src is read on the controller once, before the run: it cannot be a template")
-        path = Path(value).expanduser().resolve()
-        if not path.is_file():
-            raise ValueError(f"src {value}: no such file on the controller")
-        try:
-            with path.open("rb"):
-                pass
-        except OSError as exc:
-            raise ValueError(f"src {value}: {exc.strerror}") from None
-        return str(path)
 
     def upload(self) -> Upload:
         """The file as the host pool sends it (checksum and size: read again only when it changed)."""

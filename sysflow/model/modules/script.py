@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from sysflow.model.base import FrozenModel
-from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, HostPath, ModuleActions, assign
+from sysflow.model.modules.base import CHANGED_MARK, OK_MARK, HostPath, LocalFile, ModuleActions, assign
 from sysflow.model.modules.copy import _read_upload
 from sysflow.transport import UPLOAD_MARK, UPLOAD_NEEDED, Upload
 
@@ -36,9 +36,7 @@ _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 class ScriptModule(FrozenModel):
     """Send the local script ``src``, run it on the host with ``args``, remove it."""
 
-    src: str = Field(
-        min_length=1, description="Local script on the controller (relative: to the current directory)."
-    )
+    src: LocalFile = Field(description="Local script on the controller (relative: to the current directory).")
     args: list[str] = Field(default_factory=list, description="Arguments, each passed as one word.")
     interpreter: str | None = Field(
         None,
@@ -54,21 +52,6 @@ class ScriptModule(FrozenModel):
         None, description="Skip (ok) when this path does not exist on the host: nothing to remove."
     )
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables for the script.")
-
-    @field_validator("src")
-    @classmethod
-    def _readable(cls, value: str) -> str:
-        if "{{" in value:
-            raise ValueError("src is read on the controller once, before the run: it cannot be a template")
-        path = Path(value).expanduser().resolve()
-        if not path.is_file():
-            raise ValueError(f"src {value}: no such file on the controller")
-        try:
-            with path.open("rb"):
-                pass
-        except OSError as exc:
-            raise ValueError(f"src {value}: {exc.strerror}") from None
-        return str(path)
 
     @field_validator("interpreter")
     @classmethod
