@@ -7,16 +7,14 @@ a POST from the controller); check mode says what would change and changes nothi
 from __future__ import annotations
 
 import glob
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from tests.cli.test_modules_sshd import connect, logs, run_workflow, sysflow
+from tests.fixtures.http_server import RecordingHandler, serve
 from tests.fixtures.sshd import SSHD
 
 pytestmark = pytest.mark.ssh
@@ -47,53 +45,23 @@ tasks:
 """
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    flaky = 0  # requests to /flaky that answer 503 before it answers 200
-    seen: ClassVar[list[tuple[str, str, dict[str, str], bytes]]] = []  # every request, in order
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        Handler.seen.append((self.command, self.path, dict(self.headers.items()), body))
+class Handler(RecordingHandler):
+    def page(self, body: bytes) -> None:
         if self.path == "/health":
-            self._send(200, json.dumps({"status": "ok", "checks": {"db": "up"}}))
+            self.send_text(200, json.dumps({"status": "ok", "checks": {"db": "up"}}))
         elif self.path == "/down":
-            self._send(503, "database unavailable")
-        elif self.path == "/flaky":
-            Handler.flaky -= 1
-            self._send(503 if Handler.flaky >= 0 else 200, "not yet" if Handler.flaky >= 0 else "ready")
+            self.send_text(503, "database unavailable")
         elif self.path == "/deploys":
-            self._send(201, json.dumps({"got": json.loads(body or b"null")}))
+            self.send_text(201, json.dumps({"got": json.loads(body or b"null")}))
         else:
-            self._send(404, "no such page")
-
-    def _send(self, code: int, text: str) -> None:
-        data = text.encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            super().page(body)
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 (a free port), in a thread of this test."""
-    Handler.seen.clear()
-    Handler.flaky = 0
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve(Handler) as url:
+        yield url
 
 
 def _stages() -> set[str]:

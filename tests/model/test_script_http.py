@@ -5,21 +5,19 @@ host may have (curl, GNU wget, python3; jq for JSON when python3 is missing)."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from sysflow.model.modules import CHANGED_MARK, OK_MARK, changed_of
 from sysflow.model.workflow import MaintenanceWorkflow, Task
 from sysflow.transport import UPLOAD_MARK, UPLOAD_NEEDED
+from tests.fixtures.http_server import RecordingHandler, serve
 from tests.model.test_modules import _problems
 
 
@@ -194,62 +192,30 @@ def test_script_failures_are_named(tmp_path: Path) -> None:
 # -- http: a real server on 127.0.0.1 -------------------------------------------------------------
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    flaky = 0  # requests to /flaky that answer 503 before it answers 200
-    seen: ClassVar[list[tuple[str, str, dict[str, str], bytes]]] = []  # every request, in order
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        Handler.seen.append((self.command, self.path, dict(self.headers.items()), body))
+class Handler(RecordingHandler):
+    def page(self, body: bytes) -> None:
         if self.path == "/health":
-            self._send(
+            self.send_text(
                 200, json.dumps({"status": "ok", "checks": {"db": "up"}, "items": [{"n": 1}], "live": True})
             )
         elif self.path == "/down":
-            self._send(503, "database unavailable\n" + "x" * 500)
+            self.send_text(503, "database unavailable\n" + "x" * 500)
         elif self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "/health")
             self.send_header("Content-Length", "0")
             self.end_headers()
-        elif self.path == "/flaky":
-            Handler.flaky -= 1
-            self._send(503 if Handler.flaky >= 0 else 200, "not yet" if Handler.flaky >= 0 else "ready")
         elif self.path == "/items":
-            self._send(201, json.dumps({"id": 7, "got": json.loads(body or b"null")}))
+            self.send_text(201, json.dumps({"id": 7, "got": json.loads(body or b"null")}))
         else:
-            self._send(404, "no such page")
-
-    def _send(self, code: int, text: str) -> None:
-        data = text.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json" if text.startswith("{") else "text/plain")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            super().page(body)
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 (a free port), in a thread of this test."""
-    Handler.seen.clear()
-    Handler.flaky = 0
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve(Handler) as url:
+        yield url
 
 
 def path_without(tmp: Path, *names: str) -> str:
