@@ -290,11 +290,17 @@ def render_file(source: str, context: Mapping[str, Any]) -> str:
     import jinja2
 
     try:
-        return str(_file_environment().from_string(source).render(context))
+        return str(_compile_file(source).render(context))
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined variable: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise TemplateError(f"template error: {exc}") from None
+
+
+@lru_cache(maxsize=64)
+def _compile_file(source: str) -> Any:
+    """A file template compiled once, however many hosts it is rendered for."""
+    return _file_environment().from_string(source)
 
 
 @lru_cache(maxsize=1)

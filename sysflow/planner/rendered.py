@@ -20,7 +20,12 @@ __all__ = ["with_rendered_templates"]
 
 def with_rendered_templates(graph: OpGraph, workflow: MaintenanceWorkflow, inventory: Inventory) -> OpGraph:
     """``graph`` with each ``template`` operation's upload rendered for its host."""
-    templates = {t.id: (i, t.template) for i, t in enumerate(workflow.tasks) if t.template is not None}
+    # each template is read once, however many hosts it is rendered for
+    templates = {
+        t.id: (i, t.template, t.template.source())
+        for i, t in enumerate(workflow.tasks)
+        if t.template is not None
+    }
     if not templates:
         return graph
     ops = dict(graph.ops)
@@ -30,11 +35,11 @@ def with_rendered_templates(graph: OpGraph, workflow: MaintenanceWorkflow, inven
         found = templates.get(op.task)
         if found is None:
             continue
-        index, module = found
+        index, module, source = found
         if op.host not in host_vars:
             host_vars[op.host] = inventory.host_vars(op.host) if op.host in inventory.hosts else {}
         try:
-            upload = module.rendered({"host": template_host(op), "vars": host_vars[op.host]})
+            upload = module.rendered({"host": template_host(op), "vars": host_vars[op.host]}, source)
         except TemplateError as exc:
             where = workflow.locate(f"tasks[{index}].template")
             problems.append(

@@ -52,11 +52,12 @@ class TemplateModule(CopyModule):
     def source(self) -> str:
         return Path(self.src).read_text(encoding="utf-8")
 
-    def rendered(self, context: Mapping[str, Any]) -> Upload:
-        """This host's content (``context``: its ``host`` and ``vars``), ready to send."""
+    def rendered(self, context: Mapping[str, Any], source: str | None = None) -> Upload:
+        """This host's content (``context``: its ``host`` and ``vars``; ``source``: the template's
+        text when the caller read it already), ready to send."""
         from sysflow.model.templates import render_file
 
-        data = render_file(self.source(), context).encode()
+        data = render_file(self.source() if source is None else source, context).encode()
         return Upload(self.src, hashlib.sha256(data).hexdigest(), len(data), content=data)
 
     def upload(self) -> Upload:  # the content is per host: see rendered()
