@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "actors": {"model"},
     "sim": {"model"},
     "verify": {"model"},
+    "sources": {"model"},
     "engine": {"model", "constraints", "planner", "actors", "verify"},
     "audit": {"engine"},
     "notify": {"engine", "model"},
@@ -35,6 +36,7 @@ ALLOWED: dict[str, set[str]] = {
         "audit",
         "schedule",
         "lab",
+        "sources",
     },
     "testing": {"engine", "sim"},
 }

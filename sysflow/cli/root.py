@@ -27,9 +27,11 @@ from sysflow.cli.commands import DEBUG, register
 from sysflow.cli.exec import sysflow_exec
 from sysflow.cli.init import init_command
 from sysflow.cli.inputs import EXIT_INVALID, TzOpt, _fail, _problem_lines, load_inputs
+from sysflow.cli.inventory import inventory_app
 from sysflow.cli.lab import lab_app
 from sysflow.cli.ping import ping
 from sysflow.cli.schedule import schedule_app, scheduler_command
+from sysflow.cli.serve import register_service
 
 if TYPE_CHECKING:
     from sysflow.cli.plan import PlanOptions
@@ -225,10 +227,12 @@ def forecast_cmd(
 register(app)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(lab_app, name="lab")
+app.add_typer(inventory_app, name="inventory")
 app.command("scheduler")(scheduler_command)
 app.command("exec")(sysflow_exec)
 app.command("ping")(ping)
 app.command("init")(init_command)
+register_service(app)
 
 
 def main() -> None:

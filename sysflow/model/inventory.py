@@ -55,6 +55,7 @@ from sysflow.model.secrets import (
 from sysflow.model.variables import GroupLayers, merged_vars, update_vars
 
 if TYPE_CHECKING:
+    from sysflow.model.inventory_files import DynamicSources
     from sysflow.model.ssh_config import ConnectionSettings, SSHConfigSource
 
 __all__ = [
@@ -239,11 +240,12 @@ class Inventory(BaseModel):
     # -- loading ---------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path) -> Inventory:
-        """Load an Ansible inventory file (INI, YAML or JSON, by extension or content)."""
+    def load(cls, path: str | Path, dynamic: DynamicSources | None = None) -> Inventory:
+        """Load an Ansible inventory file (INI, YAML or JSON, by extension or content) or directory;
+        ``dynamic`` reads its dynamic sources (``sysflow.sources.DynamicReader``)."""
         from sysflow.model.inventory_files import load_inventory
 
-        return load_inventory(path)
+        return load_inventory(path, dynamic)
 
     @classmethod
     def from_yaml_text(cls, text: str, source: str = "<yaml>") -> Inventory:

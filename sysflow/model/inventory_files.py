@@ -6,8 +6,10 @@ both mirroring ansible-core's plugins (2.16-2.19); host names may hold ranges
 (:mod:`sysflow.model.host_ranges`). A directory is read file by file into one inventory, then
 ``group_vars/`` and ``host_vars/`` beside the inventory (:func:`apply_vars_dirs`).
 
-Not supported: dynamic inventory scripts and inventory plugins (a file is never executed),
-Ansible Vault (secrets come from a credential provider), the TOML format.
+Dynamic sources (inventory scripts, inventory plugins, HTTP CMDBs) are read by a
+:class:`DynamicSources` the caller passes in (:mod:`sysflow.sources` provides it): a file it claims
+is read by it and merged into the inventory like any other file; without it a file is never
+executed. Not supported: Ansible Vault (secrets come from a credential provider), the TOML format.
 
 Where Ansible only warns, these parsers refuse, because a silently dropped host is worse than a
 loud error in a maintenance tool: an unknown key in a YAML group (``host:`` for ``hosts:``), a group
@@ -23,11 +25,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from sysflow.errors import Problem
+from sysflow.errors import InventoryError, Problem
+from sysflow.model.groups import ALL, UNGROUPED
 from sysflow.model.host_ranges import RangeError, expand_host_range, split_port
 from sysflow.model.inventory import Inventory
 from sysflow.model.inventory_builder import InventoryBuilder, inventory_error
@@ -42,14 +45,17 @@ from sysflow.model.inventory_yaml import (
     yaml_problem,
 )
 from sysflow.model.loader import InputRefused, check_yaml_events, read_bounded
+from sysflow.model.variables import update_vars
 
 __all__ = [
+    "DynamicSources",
     "RangeError",
     "apply_vars_dirs",
     "expand_host_range",
     "ini_value",
     "inventory_error",
     "load_inventory",
+    "merge_inventory",
     "parse_host_list",
     "parse_ini",
     "parse_json",
@@ -83,7 +89,19 @@ _YAML_KEY_LINE = re.compile(r"^[^\s\[#;=][^=]*:\s*(?:#.*)?$")
 _Reader = Callable[[InventoryBuilder, str], None]
 
 
-def load_inventory(path: str | Path) -> Inventory:
+class DynamicSources(Protocol):
+    """Reads the files of an inventory that are not static: scripts, plugin configs, CMDB configs."""
+
+    def claims(self, file: Path) -> bool:
+        """Whether ``file`` is a dynamic source this reader reads (instead of a static parser)."""
+        ...
+
+    def read(self, file: Path) -> Inventory:
+        """The inventory the source describes; raises InventoryError naming ``file``."""
+        ...
+
+
+def load_inventory(path: str | Path, dynamic: DynamicSources | None = None) -> Inventory:
     """Read an inventory file or directory, then its ``group_vars/`` and ``host_vars/``.
 
     A file's parser is chosen by extension, else by content. A directory is read as Ansible reads
@@ -93,7 +111,8 @@ def load_inventory(path: str | Path) -> Inventory:
     ``host_group_vars`` plugin reads them; :meth:`Inventory.host_vars` layers them.
 
     Like ``ansible -i``, a string with a comma that names no file is a host list
-    (``"web1,web2:2222,"``): its hosts are ungrouped.
+    (``"web1,web2:2222,"``): its hosts are ungrouped. Files ``dynamic`` claims are read by it and
+    merged in (:func:`merge_inventory`), in the same sorted order as the static files.
     """
     if isinstance(path, str) and "," in path and not Path(path).expanduser().exists():
         return parse_host_list(path)
@@ -101,7 +120,10 @@ def load_inventory(path: str | Path) -> Inventory:
     inventory = Inventory(source=str(root))
     problems: list[Problem] = []
     for file in _inventory_files(root) if root.is_dir() else [root]:
-        problems += _read_file(file, inventory)
+        if dynamic is not None and dynamic.claims(file):
+            problems += _read_dynamic(dynamic, file, inventory)
+        else:
+            problems += _read_file(file, inventory)
     if not problems:
         problems += apply_vars_dirs(inventory, root if root.is_dir() else root.parent)
     if problems:
@@ -132,6 +154,28 @@ def _read_file(file: Path, inventory: Inventory) -> list[Problem]:
         return builder.problems
     _reader_for(file, text)(builder, text)
     return builder.problems
+
+
+def _read_dynamic(dynamic: DynamicSources, file: Path, inventory: Inventory) -> list[Problem]:
+    try:
+        merge_inventory(inventory, dynamic.read(file))
+    except InventoryError as exc:
+        return list(exc.problems)
+    return []
+
+
+def merge_inventory(target: Inventory, other: Inventory) -> None:
+    """Add ``other``'s hosts, groups, children and variables to ``target``, as Ansible merges the
+    sources of one inventory: later sources add members and override variables of the same name."""
+    for name, host in other.hosts.items():
+        update_vars(target.add_host(name).vars, host.vars)  # not as keywords: 'name' is a fine variable
+    target.add_group(ALL, vars=other.vars)
+    target.add_group(UNGROUPED, vars=other.ungrouped_vars)
+    for name, group in other.groups.items():
+        target.add_group(name, group.hosts, vars=group.vars)
+    for name, group in other.groups.items():
+        for child in group.children:
+            target.add_child(name, child)
 
 
 def _inventory_files(directory: Path) -> list[Path]:
