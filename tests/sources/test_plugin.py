@@ -93,9 +93,7 @@ def _normalised(listing: dict[str, Any]) -> tuple[dict[str, Any], dict[str, set[
         for name, body in listing.items()
         if name != "_meta" and body.get("hosts")
     }
-    children = {
-        name: set(body.get("children", [])) for name, body in listing.items() if body.get("children")
-    }
+    children = {name: set(body.get("children", [])) for name, body in listing.items() if body.get("children")}
     return hostvars, groups, children
 
 
@@ -110,5 +108,11 @@ def test_sysflow_inventory_list_agrees_with_ansible_inventory(site: Path, ansibl
     assert hostvars == a_hostvars
     assert groups == a_groups
     assert children == a_children
-    assert hostvars["cache1"] == {"mem": 64, "tier": "cache", "stage": "prod", "backup": "nightly", "ntp": "127.0.0.1"}
+    assert hostvars["cache1"] == {
+        "mem": 64,
+        "tier": "cache",
+        "stage": "prod",
+        "backup": "nightly",
+        "ntp": "127.0.0.1",
+    }
     assert len(hostvars) == 7
