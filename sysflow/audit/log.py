@@ -16,7 +16,8 @@ returns the first :class:`Breach` (the first bad record, and why) or None.
 Triggers refuse UPDATE and DELETE through SQLite (:mod:`sysflow.audit.storage`); the chain and the
 head catch the rest. Commands are redacted before they are written: a secret never reaches the file.
 
-Limits: one writer per log at a time. Somebody who keeps old copies of *both* the database and its
+Every appended record is handed, in order, to the log's forwarders (syslog, JSON Lines:
+:mod:`sysflow.audit.forward`). Limits: one writer per log at a time. Somebody who keeps old copies of *both* the database and its
 head (and the key is not needed for that) can put both back; keep a copy of the head elsewhere (or
 export records to a SIEM) to notice that. After a power loss (not a process crash) the head may name
 records SQLite had not yet made durable; verification then reports the log as truncated.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sysflow.audit import storage
+from sysflow.audit.forward import AuditForwarder, forwarders_from_env
 from sysflow.audit.head import Head, head_path, write_head
 from sysflow.audit.keys import (
     AuditKeyError,
@@ -90,6 +92,7 @@ class AuditLog:
         key: bytes | None = None,
         key_file: str | Path | None = None,
         read_only: bool = False,
+        forward: Sequence[AuditForwarder] | None = None,
     ) -> None:
         self.path = Path(path)
         self.head_path = head_path(self.path)
@@ -103,6 +106,8 @@ class AuditLog:
         self._key_file = Path(key_file).expanduser() if key_file is not None else default_key_file()
         self._chain: Chain | None = None  # a read-only log reads its key only to verify
         self._immutable = False
+        # every appended record, redacted, in order (default: $SYSFLOW_AUDIT_FORWARD; see forward.py)
+        self._forward = [] if read_only else list(forwarders_from_env() if forward is None else forward)
         state = storage.probe(self.path)
         if read_only:
             self._open_read_only(state)
@@ -201,6 +206,8 @@ class AuditLog:
     def close(self) -> None:
         if not self.read_only:
             self.flush()
+        for forwarder in self._forward:
+            forwarder.close()
         self._db.close()
 
     def __enter__(self) -> AuditLog:
@@ -236,7 +243,10 @@ class AuditLog:
             self._last_id, self._last_mac = fields[0], mac
             if self._pending >= self._batch:
                 self._commit()
-            return AuditRecord(*fields, mac)
+            record = AuditRecord(*fields, mac)
+            for forwarder in self._forward:
+                forwarder.forward(record)
+            return record
 
     # -- reading ----------------------------------------------------------------------------------
 

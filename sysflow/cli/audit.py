@@ -122,6 +122,9 @@ def audit_verify(
             "/var/lib/sysflow/audit.key for root, ~/.local/state/sysflow/audit.key otherwise).",
         ),
     ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="Check this signed bundle offline instead of a log.")
+    ] = None,
 ) -> None:
     """Check the keyed chain against its signed head (<db>.head); name the first bad record.
 
@@ -136,9 +139,13 @@ def audit_verify(
 
     Exit codes: 0 intact, 1 tampered, not an audit log or no key, 2 no path given, 3 no such file.
     """
-    log = _audit_db("audit verify", path, db)
     with guard("audit verify"):
-        intact, line = verify_log(log, key_file=key_file)
+        if bundle is not None:
+            from sysflow.cli.audit_bundle import verify_bundle_file
+
+            intact, line = verify_bundle_file(bundle, key_file=key_file)
+        else:
+            intact, line = verify_log(_audit_db("audit verify", path, db), key_file=key_file)
     if not intact:
         exit_with(EXIT_INVALID, line)
     typer.echo(line)
@@ -196,3 +203,23 @@ def audit_export(
         with out.open("w", encoding="utf-8") as fh:
             n = export(log, fh, run=run_id, host=host, since=since)
         typer.echo(f"wrote {n} records to {out}", err=True)
+
+
+@audit_app.command("bundle")
+def audit_bundle(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write (JSON).")],
+    path: DbArg = None,
+    db: DbOpt = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="Audit key (as for verify).")] = None,
+) -> None:
+    """Export a run's records and the chain head as a signed bundle (sysflow audit verify --bundle).
+
+    Exit codes: 0 ok, 1 tampered log or no key, 2 no path given, 3 no such file.
+    """
+    from sysflow.cli.audit_bundle import write_bundle
+
+    log = _audit_db("audit bundle", path, db)
+    with guard("audit bundle"):
+        n = write_bundle(log, out, run=run_id, key_file=key_file)
+    typer.echo(f"wrote {n} records to {out}", err=True)
