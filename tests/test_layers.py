@@ -37,8 +37,11 @@ ALLOWED: dict[str, set[str]] = {
         "schedule",
         "lab",
         "sources",
+        "service",  # sysflow serve and sysflow service token (lazily: the service is an optional extra)
     },
     "testing": {"engine", "sim"},
+    # the service reuses the CLI's controls, inputs and run building blocks (one way to do each)
+    "service": {"model", "planner", "engine", "audit", "schedule", "sim", "cli"},
 }
 BASE = {"clock", "errors", "transport"}
 

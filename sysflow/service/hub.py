@@ -1,0 +1,139 @@
+"""The live event stream: every event gets an id, is kept for replay, and fans out to clients.
+
+Publishing never waits: each client has a bounded queue, and a client that falls more than its
+limit behind is dropped with a reason (it reconnects with its last event id and is replayed what it
+missed), so a slow browser can never slow the engine, whose events arrive from a worker's pipe.
+Each event is serialized once (with its id) and the same text goes to every client.
+
+A client that reconnects with ``after`` (its last event id) gets every kept event after it, then
+the live ones: nothing is missed as long as the events it lacks are still kept (``history`` of
+them); when they are not, the first thing it receives says so (``kind: "gap"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Dropped", "EventHub", "Published", "Subscriber"]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """An event as the hub keeps it: id, run, the event's fields, and its JSON text (id included)."""
+
+    id: int
+    run_id: str
+    event: Mapping[str, Any]
+    text: str
+
+
+class Dropped(Exception):
+    """The client was dropped: too slow (names how far behind) or the service is stopping."""
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One client: a backlog to replay, then live events in a bounded queue."""
+
+    run_id: str | None
+    limit: int
+    backlog: deque[Published] = field(default_factory=deque)
+    queue: deque[Published] = field(default_factory=deque)
+    dropped: str | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wants(self, run_id: str) -> bool:
+        return self.run_id is None or self.run_id == run_id
+
+    def push(self, item: Published) -> bool:
+        """Queue a live event; False (and dropped) when the client is ``limit`` events behind."""
+        if len(self.queue) >= self.limit:
+            self.drop(f"slow client: more than {self.limit} events behind (reconnect with the last event id)")
+            return False
+        self.queue.append(item)
+        self._wake.set()
+        return True
+
+    def drop(self, reason: str) -> None:
+        if self.dropped is None:
+            self.dropped = reason
+        self._wake.set()
+
+    async def next(self, most: int = 500) -> list[Published]:
+        """The next events (backlog first), waiting for one; ``Dropped`` once the client is dropped."""
+        while True:
+            source = self.backlog or self.queue
+            if source:
+                return [source.popleft() for _ in range(min(most, len(source)))]
+            if self.dropped is not None:
+                raise Dropped(self.dropped)
+            self._wake.clear()
+            await self._wake.wait()
+
+
+class EventHub:
+    """Ids, the kept history, the clients, and observers of every event (metrics, audit, live state)."""
+
+    def __init__(self, *, history: int, client_queue: int) -> None:
+        self._history: deque[Published] = deque(maxlen=history)
+        self._subscribers: list[Subscriber] = []
+        self._observers: list[Callable[[Published], None]] = []
+        self._client_queue = client_queue
+        self.last_id = 0
+        self.dropped = 0  # clients dropped for being slow, since the start
+
+    def observe(self, observer: Callable[[Published], None]) -> None:
+        self._observers.append(observer)
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, event: Mapping[str, Any]) -> Published:
+        """Give ``event`` the next id, keep it, hand it to observers and clients (never waits)."""
+        self.last_id += 1
+        text = json.dumps({"id": self.last_id, **event}, default=str, sort_keys=True)
+        item = Published(self.last_id, str(event.get("run_id", "")), event, text)
+        self._history.append(item)
+        for observer in self._observers:
+            observer(item)
+        for sub in list(self._subscribers):
+            if sub.wants(item.run_id) and not sub.push(item):
+                self._subscribers.remove(sub)
+                self.dropped += 1
+        return item
+
+    def subscribe(self, run_id: str | None = None, after: int | None = None) -> Subscriber:
+        """A new client of one run (or all); with ``after``, kept events after that id come first."""
+        sub = Subscriber(run_id, self._client_queue)
+        if after is not None:
+            oldest = self._history[0].id if self._history else self.last_id + 1
+            if after + 1 < oldest:
+                gap = {
+                    "kind": "gap",
+                    "run_id": run_id or "",
+                    "message": f"events {after + 1}-{oldest - 1} are no longer kept",
+                }
+                sub.backlog.append(Published(0, run_id or "", gap, json.dumps({"id": 0, **gap})))
+            sub.backlog.extend(p for p in self._history if p.id > after and sub.wants(p.run_id))
+        self._subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)
+
+    def events(self, run_id: str, after: int = 0) -> list[Published]:
+        """The kept events of a run after an id."""
+        return [p for p in self._history if p.run_id == run_id and p.id > after]
+
+    def close(self) -> None:
+        """Drop every client (the service is stopping)."""
+        for sub in self._subscribers:
+            sub.drop("the service is stopping")
+        self._subscribers.clear()
