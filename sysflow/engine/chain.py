@@ -274,8 +274,13 @@ class HostChains:
         """Record the operation's end, learn its duration, maybe re-plan; verify it when it succeeded."""
         ctx = self._ctx
         ctx.tracker.finished(record)
-        if ctx.durations is not None and record.state is OpState.SUCCEEDED and record.duration is not None:
-            ctx.durations.observe(op.task, op.group, record.duration)
+        if ctx.durations is not None:
+            # one attempt's duration: a retried operation's time is replayed from its attempts
+            if record.state is OpState.SUCCEEDED and record.duration is not None and record.attempts <= 1:
+                ctx.durations.observe(op.task, op.group, record.duration)
+            if record.attempts:
+                failed = record.attempts - (record.state is OpState.SUCCEEDED)
+                ctx.durations.observe_attempts(op.task, op.group, record.attempts, failed)
         if ctx.replanner is not None:
             ctx.replanner.observe(record)
             self._live.maybe_replan(boundary=False)

@@ -130,6 +130,11 @@ class Run:
         return self._ctx.replanner
 
     @property
+    def plan(self) -> Plan | None:
+        """The plan the run follows now (the first one until a re-plan swaps in another)."""
+        return self._live.plan
+
+    @property
     def status(self) -> RunStatus:
         return self._ctx.status
 

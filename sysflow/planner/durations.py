@@ -11,6 +11,9 @@ operations finish first and a wave's long tail last, so weighting the latest fin
 read every wave boundary as "slower than planned". History (the model saved after earlier runs,
 :meth:`DurationModel.for_run`) counts as at most ``HISTORY_WEIGHT`` observations when a run starts,
 so a fleet that changed since is learned within the run. The model serialises to JSON.
+
+It also counts attempts and failed attempts per task × group, so a forecast can replay retries and
+failures at the rate the fleet showed (a Beta(0.5, 199.5) prior: 0.25 % until something is observed).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ MEMORY = 100_000  # an estimate averages over at most about this many of the lat
 CLIP_SIGMAS = 3.0  # observations further than this from the estimate are clipped
 MIN_SIGMA = 0.05
 _ANY = "*"
+FAIL_PRIOR = (0.5, 199.5)  # pseudo-counts (failed, succeeded) of attempts: 0.25 % until observed
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class DurationModel:
     def __init__(self, priors: Mapping[str, float] | None = None) -> None:
         self._priors: dict[str, float] = dict(priors or {})
         self._est: dict[tuple[str, str], Estimate] = {}
+        self._attempts: dict[tuple[str, str], tuple[float, float]] = {}  # (attempts, failed attempts)
 
     @property
     def priors(self) -> Mapping[str, float]:
@@ -91,12 +96,14 @@ class DurationModel:
         """A copy in which tasks without a prior take theirs from ``priors``."""
         copy = DurationModel({**priors, **self._priors})
         copy._est = dict(self._est)
+        copy._attempts = dict(self._attempts)
         return copy
 
     def for_run(self) -> DurationModel:
         """A copy to learn one run with: history weighs at most ``HISTORY_WEIGHT`` observations."""
         copy = DurationModel(self._priors)
         copy._est = {k: replace(e, n=min(e.n, HISTORY_WEIGHT)) for k, e in self._est.items()}
+        copy._attempts = dict(self._attempts)
         return copy
 
     def set_prior(self, task: str, seconds: float) -> None:
@@ -111,6 +118,18 @@ class DurationModel:
                 start = self._get(key)
                 current = replace(start, n=min(start.n, PRIOR_WEIGHT))
             self._est[key] = current.update(seconds)
+
+    def observe_attempts(self, task: str, group: str, attempts: int, failed: int) -> None:
+        """Count ``attempts`` tries of an operation of which ``failed`` failed (retries included)."""
+        for key in ((task, group), (task, _ANY)):
+            n, f = self._attempts.get(key, (0.0, 0.0))
+            self._attempts[key] = (n + attempts, f + failed)
+
+    def failure_rate(self, task: str, group: str) -> float:
+        """The probability that one attempt of ``task`` on ``group`` fails, as observed so far."""
+        n, f = self._attempts.get((task, group)) or self._attempts.get((task, _ANY)) or (0.0, 0.0)
+        a, b = FAIL_PRIOR
+        return (f + a) / (n + a + b)
 
     def learn(self, records: Iterable[tuple[str, str, float]]) -> None:
         """Fold in ``(task, group, seconds)`` records, e.g. from earlier runs."""
@@ -139,6 +158,10 @@ class DurationModel:
                 {"task": t, "group": g, "mu": e.mu, "sigma": e.sigma, "n": e.n}
                 for (t, g), e in sorted(self._est.items())
             ],
+            "attempts": [
+                {"task": t, "group": g, "attempts": n, "failed": f}
+                for (t, g), (n, f) in sorted(self._attempts.items())
+            ],
         }
         return json.dumps(data, indent=1, sort_keys=True)
 
@@ -153,4 +176,6 @@ class DurationModel:
             model._est[(str(e["task"]), str(e["group"]))] = Estimate(
                 float(e["mu"]), float(e["sigma"]), float(e["n"])
             )
+        for a in data.get("attempts", []):
+            model._attempts[(str(a["task"]), str(a["group"]))] = (float(a["attempts"]), float(a["failed"]))
         return model

@@ -10,18 +10,23 @@ bottleneck: ams uplink MB/s at 92 %".
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
+from sysflow.planner.durations import DurationModel
+from sysflow.planner.montecarlo import simulate, spreads
 from sysflow.planner.plan import Plan
 from sysflow.planner.problem import Chain, ResourceKind
 from sysflow.planner.solution import block_items, blocks, done_window
 from sysflow.planner.timeline import Timeline, timelines
 
-__all__ = ["Forecast", "WindowForecast", "forecast"]
+__all__ = ["Distribution", "Forecast", "WindowForecast", "distribution", "forecast", "plan_order"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +190,120 @@ def _binding(plan: Plan, rows: list[WindowForecast]) -> str:
         return reasons.most_common(1)[0][0]
     necks = Counter(r.bottleneck.rsplit(" at ", 1)[0] for r in rows if r.bottleneck != "none")
     return necks.most_common(1)[0][0] if necks else "none"
+
+
+# -- the forecast as a distribution (Monte Carlo over the plan) -----------------------------------
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What the Monte Carlo replays of a plan say, in the plan's seconds and as datetimes.
+
+    ``finish``: per sample when the last host finished (``inf`` when some host did not);
+    ``done_first``: per sample how many hosts finished inside their first window;
+    ``group_finish``: per group and sample when its last host finished.
+    """
+
+    plan: Plan
+    finish: tuple[float, ...]
+    done_first: tuple[int, ...]
+    group_finish: Mapping[str, tuple[float, ...]]
+    hosts: int
+
+    @property
+    def samples(self) -> int:
+        return len(self.finish)
+
+    @property
+    def first_window_end(self) -> datetime:
+        """The end of the latest first window of any host (what "this window" means for the fleet)."""
+        ends = [c.windows[0].end for c in self.plan.problem.chains if c.windows]
+        return self.plan.at(max(ends, default=0))
+
+    def finish_quantile(self, q: float) -> float:
+        """Seconds from the plan's origin by which the run finishes with probability ``q``."""
+        return _quantile(self.finish, q)
+
+    def finish_at(self, q: float) -> datetime | None:
+        """The same as a time; None when in more than ``1 - q`` of the samples some host is not done."""
+        s = self.finish_quantile(q)
+        return None if math.isinf(s) else self.plan.at(round(s))
+
+    def done_interval(self, mass: float = 0.8) -> tuple[int, int]:
+        """The central ``mass`` interval of the hosts done in their first window."""
+        lo, hi = (1 - mass) / 2, 1 - (1 - mass) / 2
+        return int(_quantile(self.done_first, lo)), int(_quantile(self.done_first, hi))
+
+    def p_all_in_first_window(self) -> float:
+        """The probability that every host finishes inside its first window."""
+        return sum(d >= self.hosts for d in self.done_first) / max(1, self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        def when(q: float) -> str | None:
+            t = self.finish_at(q)
+            return t.isoformat() if t else None
+
+        lo, hi = self.done_interval()
+        return {
+            "samples": self.samples,
+            "finish": {"p10": when(0.1), "p50": when(0.5), "p90": when(0.9)},
+            "hosts": self.hosts,
+            "done_first_window": {"p10": lo, "p50": int(_quantile(self.done_first, 0.5)), "p90": hi},
+            "p_all_in_first_window": round(self.p_all_in_first_window(), 4),
+            "groups": {
+                g: {f"p{round(q * 100)}": _iso(self.plan, _quantile(v, q)) for q in (0.1, 0.5, 0.9)}
+                for g, v in sorted(self.group_finish.items())
+            },
+        }
+
+
+def _iso(plan: Plan, s: float) -> str | None:
+    return None if math.isinf(s) else plan.at(round(s)).isoformat()
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.inf
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))])
+
+
+def plan_order(plan: Plan) -> list[str]:
+    """Hosts in the order the plan starts them, deferred ones last (the engine's dispatch order)."""
+    starts = plan.assignment.starts
+    placed = sorted(starts, key=lambda h: starts[h][0] if starts[h] else 0)
+    return placed + [c.host for c in plan.problem.chains if c.host not in starts]
+
+
+def distribution(
+    plan: Plan,
+    model: DurationModel,
+    *,
+    retries: Mapping[str, tuple[int, float]] | None = None,
+    samples: int = 200,
+    seed: int = 0,
+) -> Distribution:
+    """Replay ``plan`` ``samples`` times on durations drawn from ``model`` (see ``montecarlo``)."""
+    p = plan.problem
+    out = simulate(p, plan_order(plan), spreads(model, retries), samples=samples, seed=seed)
+    chains = out.chains
+    ok = ~out.failed & ~np.isnan(out.end)
+    first = (out.window == 0) & ok
+    weights = np.array([c.weight for c in chains])
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(chains):
+        groups.setdefault(c.group, []).append(i)
+    finish = out.finish()
+    per_group = {}
+    for g, idx in groups.items():
+        sub = out.end[:, idx]
+        settled = (~np.isnan(sub) | out.failed[:, idx]).all(axis=1)
+        last = np.nanmax(np.where(np.isnan(sub), -np.inf, sub), axis=1)
+        per_group[g] = tuple(float(x) for x in np.where(settled, last, np.inf))
+    return Distribution(
+        plan,
+        tuple(float(x) for x in finish),
+        tuple(int(x) for x in (first * weights).sum(axis=1)),
+        per_group,
+        int(weights.sum()),
+    )

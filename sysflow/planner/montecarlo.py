@@ -1,0 +1,390 @@
+"""A fast model of how the engine executes a plan, replayed on sampled durations (Monte Carlo).
+
+The forecast is a distribution because durations are: each sample draws every operation's duration
+from the duration model (log-normal per task × group, with the uncertainty of the group's median
+itself when little was observed), failed attempts and their retries, and replays the run as the engine
+would, on the planning problem's integer seconds:
+
+* waves of a stage one after another: wave ``w + 1`` starts when every chain of wave ``w`` has ended,
+  plus the gate; hosts of a wave ask in the plan's order;
+* a chain starts only in a window where its remaining chain, at the p50 durations the engine predicts
+  with, ends before the window's end (and before its cutoff); a started chain's next operation starts
+  before the cutoff or waits for the next window;
+* admission is first come, first served per operation: a waiting request holds its place on every
+  pool it needs (a later request that shares one waits behind it), budgets are held from a host's
+  first operation to its last; a failed host stops its chain.
+
+Rates and spacing are not modelled (they rarely bind a fleet-wide finish). The model is checked
+against the real engine on the simulator by ``benchmarks/forecast_calibration.py``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from sysflow.planner.durations import DurationModel
+from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind
+
+__all__ = ["Outcomes", "TaskSpread", "replay", "simulate", "spreads"]
+
+MAX_RETRY_DELAY = 60.0  # the engine's cap on one retry delay (actors.ops)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpread:
+    """What one task takes on one group: log-normal ``mu``/``sigma`` per host, ``mu_sd`` the
+    uncertainty of ``mu`` itself, the failure probability of one attempt, retries and their delay."""
+
+    mu: float
+    sigma: float
+    mu_sd: float = 0.0
+    df: float = math.inf  # degrees of freedom of the per-host spread (Student's t when few were seen)
+    fail_p: float = 0.0
+    retries: int = 0
+    retry_delay: float = 1.0
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Per sample and chain: end (seconds; NaN when the chain did not finish), the index of the window
+    it finished in (-1: not finished), and whether it failed. Rows are samples, columns chains."""
+
+    hosts: tuple[str, ...]
+    end: npt.NDArray[np.float64]
+    window: npt.NDArray[np.int16]
+    failed: npt.NDArray[np.bool_]
+    chains: tuple[Chain, ...] = field(repr=False, default=())
+
+    @property
+    def samples(self) -> int:
+        return int(self.end.shape[0])
+
+    def finish(self) -> npt.NDArray[np.float64]:
+        """Per sample: when the last chain ended (NaN-free; ``inf`` when some host did not finish)."""
+        done = ~np.isnan(self.end) | self.failed
+        last = np.nanmax(np.where(np.isnan(self.end), -np.inf, self.end), axis=1)
+        return np.where(done.all(axis=1), last, np.inf)
+
+
+def _sampler(
+    chains: Sequence[Chain], spread: Callable[[str, str], TaskSpread]
+) -> Callable[[np.random.Generator], tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]]:
+    """Draw every operation's run time (attempts plus retry delays) and whether it finally failed."""
+    keys: dict[tuple[str, str], int] = {}
+    key_of: list[int] = []
+    for c in chains:
+        for t in c.tasks:
+            key_of.append(keys.setdefault((t, c.group), len(keys)))
+    specs = [spread(t, g) for t, g in keys]
+    mu = np.array([s.mu for s in specs])
+    sigma = np.array([s.sigma for s in specs])
+    mu_sd = np.array([s.mu_sd for s in specs])
+    df = np.array([s.df for s in specs])
+    fail = np.array([s.fail_p for s in specs])
+    retries = np.array([s.retries for s in specs], dtype=np.int64)
+    delay = np.array([s.retry_delay for s in specs])
+    idx = np.array(key_of, dtype=np.int64)
+    n = len(idx)
+
+    def draw(rng: np.random.Generator) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        mu_s = mu + mu_sd * rng.standard_normal(len(specs))
+        m, s, dfs = mu_s[idx], sigma[idx], df[idx]
+        z = rng.standard_normal(n)
+        few = np.isfinite(dfs)
+        if few.any():  # the predictive spread of a log-normal whose sigma was estimated: Student's t
+            z[few] = rng.standard_t(dfs[few])
+        seconds = np.exp(m + s * z)
+        failed = np.zeros(n, dtype=bool)
+        p = fail[idx]
+        if p.any():
+            tries = rng.geometric(np.clip(1.0 - p, 1e-9, 1.0))  # attempts up to the first success
+            allowed = retries[idx] + 1
+            failed = tries > allowed
+            attempts = np.minimum(tries, allowed)
+            for i in np.flatnonzero(attempts > 1):
+                extra = int(attempts[i]) - 1
+                seconds[i] += float(np.exp(m[i] + s[i] * rng.standard_normal(extra)).sum())
+                seconds[i] += sum(min(MAX_RETRY_DELAY, delay[idx[i]] * 2.0**a) for a in range(extra))
+        return seconds, failed
+
+    return draw
+
+
+def simulate(
+    problem: PlanningProblem,
+    order: Sequence[str],
+    spread: Callable[[str, str], TaskSpread],
+    *,
+    samples: int = 100,
+    seed: int = 0,
+) -> Outcomes:
+    """Replay ``problem`` ``samples`` times on sampled durations, hosts asking in ``order``."""
+    chains = _ordered(problem, order)
+    draw = _sampler(chains, spread)
+    rng = np.random.default_rng(seed)
+    n = len(chains)
+    end = np.full((samples, n), np.nan)
+    window = np.full((samples, n), -1, dtype=np.int16)
+    failed = np.zeros((samples, n), dtype=bool)
+    for s in range(samples):
+        seconds, fails = draw(rng)
+        end[s], window[s], failed[s] = replay(problem, chains, seconds, fails)
+    return Outcomes(tuple(c.host for c in chains), end, window, failed, tuple(chains))
+
+
+def _ordered(problem: PlanningProblem, order: Sequence[str]) -> list[Chain]:
+    rank = {h: i for i, h in enumerate(order)}
+    return sorted(problem.chains, key=lambda c: (c.wave, rank.get(c.host, len(rank))))
+
+
+@dataclass
+class _Req:
+    chain: int
+    ids: tuple[int, ...]
+    amounts: tuple[int, ...]
+
+
+class _Replay:
+    """One replay: events on a heap, first-come-first-served admission, windows, waves."""
+
+    def __init__(
+        self,
+        problem: PlanningProblem,
+        chains: Sequence[Chain],
+        seconds: npt.NDArray[np.float64],
+        fails: npt.NDArray[np.bool_],
+        capacity: Mapping[int, float] | None = None,
+        stretch: float = 1.0,
+    ) -> None:
+        self.p = problem
+        self.chains = chains
+        self.cap = [float(r.capacity) for r in problem.resources]
+        for r, units in (capacity or {}).items():
+            self.cap[r] = units
+        self.pools = [r.kind is ResourceKind.POOL for r in problem.resources]
+        self.used = [0.0] * len(problem.resources)
+        offs = np.cumsum([0] + [len(c.ops) for c in chains])
+        self.secs = [seconds[offs[i] : offs[i + 1]].tolist() for i in range(len(chains))]
+        self.fail = [bool(fails[offs[i] : offs[i + 1]].any()) for i in range(len(chains))]
+        self.fail_at = [
+            int(np.argmax(fails[offs[i] : offs[i + 1]])) if self.fail[i] else -1 for i in range(len(chains))
+        ]
+        self.windows = [[_stretched(w.start, w.cutoff, w.end, stretch) for w in c.windows] for c in chains]
+        self.rest = [[float(sum(c.durations[k:])) for k in range(len(c.ops))] for c in chains]
+        n = len(chains)
+        self.k = [0] * n
+        self.win = [-1] * n
+        self.started = [False] * n
+        self.end = [math.nan] * n
+        self.done_window = [-1] * n
+        self.failed = [False] * n
+        self.queue: list[_Req] = []
+        self.holding: dict[int, _Req] = {}
+        self.heap: list[tuple[float, int, int, int]] = []
+        self.seq = 0
+        waves: dict[str, dict[int, list[int]]] = {}
+        for i, c in enumerate(chains):
+            waves.setdefault(c.stage, {}).setdefault(c.wave, []).append(i)
+        self.waves = {st: [ws[w] for w in sorted(ws)] for st, ws in waves.items()}
+        self.wave_numbers = {st: sorted(ws) for st, ws in waves.items()}
+        self.left: dict[tuple[str, int], int] = {}
+        self.wave_end: dict[tuple[str, int], float] = {}
+        everyone = None
+        for c in chains:
+            ids = {u.resource for us in c.uses for u in us if self.pools[u.resource]}
+            everyone = ids if everyone is None else everyone & ids
+        self.universal = frozenset(everyone or ())
+
+    # events: 0 start wave (a = stage index, b = wave position), 1 admit window (a = chain), 2 op end
+    def push(self, t: float, kind: int, a: int, b: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind * 1_000_000_000 + a, b))
+
+    def run(self) -> None:
+        self.stages = list(self.waves)
+        for si in range(len(self.stages)):
+            self.push(0.0, 0, si, 0)
+        while self.heap:
+            t, _, code, b = heapq.heappop(self.heap)
+            kind, a = divmod(code, 1_000_000_000)
+            if kind == 0:
+                self._start_wave(t, a, b)
+            elif kind == 1:
+                self._admit(t, a)
+            else:
+                self._op_end(t, a)
+            if kind != 0:
+                self._pump(t)
+
+    def _start_wave(self, t: float, si: int, pos: int) -> None:
+        stage = self.stages[si]
+        members = self.waves[stage][pos]
+        self.left[(stage, pos)] = len(members)
+        self.wave_end[(stage, pos)] = t
+        for i in members:
+            self._admit(t, i)
+        self._pump(t)
+
+    def _chain_over(self, t: float, i: int) -> None:
+        c = self.chains[i]
+        key = (c.stage, self.wave_numbers[c.stage].index(c.wave))
+        self.wave_end[key] = max(self.wave_end[key], t)
+        self.left[key] -= 1
+        if self.left[key] == 0:
+            stage, pos = key
+            if pos + 1 < len(self.waves[stage]):
+                gate = self.p.gate(c.wave)
+                self.push(self.wave_end[key] + gate, 0, self.stages.index(stage), pos + 1)
+
+    def _admit(self, t: float, i: int) -> None:
+        """Find the window the chain's rest fits in from ``t``; ask for admission there."""
+        k = self.k[i]
+        cur = self.win[i]
+        if cur >= 0:
+            s, cut, e = self.windows[i][cur]
+            if s <= t < cut and t < e:
+                self._ask(i)
+                return
+        pred = self.rest[i][k]
+        for wi, (s, cut, e) in enumerate(self.windows[i]):
+            at = max(t, s)
+            if at < cut and at + pred <= e:
+                self.win[i] = wi
+                if at > t:
+                    self.push(at, 1, i)
+                else:
+                    self._ask(i)
+                return
+        self.end[i] = math.nan  # deferred: no window fits
+        self._release_budget(i)
+        self._chain_over(t, i)
+
+    def _ask(self, i: int) -> None:
+        c, k = self.chains[i], self.k[i]
+        us = [u for u in c.op_uses(k) if self.pools[u.resource] and u.amount > 0]
+        if not self.started[i]:  # the host's first operation takes its budgets too
+            us += [u for u in c.span_uses if u.amount > 0]
+        self.queue.append(_Req(i, tuple(u.resource for u in us), tuple(u.amount for u in us)))
+
+    def _pump(self, t: float) -> None:
+        if not self.queue:
+            return
+        blocked: set[int] = set()
+        keep: list[_Req] = []
+        cap, used = self.cap, self.used
+        for j, req in enumerate(self.queue):
+            if blocked and self.universal <= blocked:
+                keep.extend(self.queue[j:])
+                break
+            ids = req.ids
+            if blocked.isdisjoint(ids) and all(
+                used[r] + a <= cap[r] + 1e-9 for r, a in zip(ids, req.amounts, strict=True)
+            ):
+                for r, a in zip(ids, req.amounts, strict=True):
+                    used[r] += a
+                self._granted(t, req)
+            else:
+                # like the engine: a new host waiting for a budget slot holds its place on the
+                # budget only (hosts in maintenance free it, and their next operations must pass)
+                budgets = [r for r, a in zip(ids, req.amounts, strict=True) if not self.pools[r]]
+                short = [r for r in budgets if used[r] + 1e-9 > cap[r] - _amount(req, r)]
+                blocked.update(budgets if short else ids)
+                keep.append(req)
+        self.queue = keep
+
+    def _granted(self, t: float, req: _Req) -> None:
+        i = req.chain
+        _, cut, e = self.windows[i][self.win[i]]
+        ok = t < cut and t < e
+        if not self.started[i]:
+            ok = ok and t + self.rest[i][self.k[i]] <= e
+        if not ok:
+            self._release(req.ids, req.amounts, only_pools=False)
+            self.win[i] = -1
+            self._admit(t, i)
+            return
+        self.started[i] = True
+        self.holding[i] = req
+        self.push(t + self.secs[i][self.k[i]], 2, i)
+
+    def _release(self, ids: Sequence[int], amounts: Sequence[int], *, only_pools: bool) -> None:
+        for r, a in zip(ids, amounts, strict=True):
+            if not only_pools or self.pools[r]:
+                self.used[r] -= a
+
+    def _release_budget(self, i: int) -> None:
+        if self.started[i]:
+            for u in self.chains[i].span_uses:
+                if u.amount > 0:
+                    self.used[u.resource] -= u.amount
+
+    def _op_end(self, t: float, i: int) -> None:
+        req = self.holding.pop(i)
+        self._release(req.ids, req.amounts, only_pools=True)
+        k = self.k[i]
+        if self.fail[i] and self.fail_at[i] == k:
+            self.failed[i] = True
+            self.end[i] = t
+            self._release_budget(i)
+            self._chain_over(t, i)
+            return
+        self.k[i] = k + 1
+        if self.k[i] == len(self.chains[i].ops):
+            self.end[i] = t
+            self.done_window[i] = self.win[i]
+            self._release_budget(i)
+            self._chain_over(t, i)
+            return
+        self._admit(t, i)
+
+
+def _amount(req: _Req, resource: int) -> int:
+    return req.amounts[req.ids.index(resource)]
+
+
+def _stretched(start: int, cutoff: int, end: int, stretch: float) -> tuple[float, float, float]:
+    """A window ``stretch`` times as long, its cutoff as far from its end as before."""
+    new_end = start + (end - start) * stretch
+    return (float(start), new_end - (end - cutoff), new_end)
+
+
+def replay(
+    problem: PlanningProblem,
+    chains: Sequence[Chain],
+    seconds: npt.NDArray[np.float64],
+    fails: npt.NDArray[np.bool_],
+    *,
+    capacity: Mapping[int, float] | None = None,
+    stretch: float = 1.0,
+) -> tuple[list[float], list[int], list[bool]]:
+    """One replay of ``chains`` (in asking order) with these run times (flattened per chain, per
+    operation) and final failures: per chain its end, finishing window and failure. ``capacity``
+    overrides resources' capacities and ``stretch`` scales every window's length (relaxations)."""
+    r = _Replay(problem, chains, seconds, fails, capacity, stretch)
+    r.run()
+    return r.end, r.done_window, r.failed
+
+
+def spreads(
+    model: DurationModel, tasks: Mapping[str, tuple[int, float]] | None = None
+) -> Callable[[str, str], TaskSpread]:
+    """Each task × group's spread from the duration model: its log-normal (per host a Student's t
+    with ``n - 1`` degrees of freedom in log space, so a spread learned from few hosts keeps its
+    tail), the uncertainty of its median (``sigma / sqrt(n)``), its learned failure rate, and the
+    task's ``(retries, retry delay)``."""
+    known = dict(tasks or {})
+
+    def spread(task: str, group: str) -> TaskSpread:
+        e = model.estimate(task, group)
+        retries, delay = known.get(task, (0, 1.0))
+        fail = model.failure_rate(task, group)
+        n = max(e.n, 1.0)
+        return TaskSpread(e.mu, e.sigma, e.sigma / math.sqrt(n), max(2.0, n - 1.0), fail, retries, delay)
+
+    return spread

@@ -1,0 +1,166 @@
+"""The forecast's fast model of the engine: a replay on fixed durations behaves as the engine would
+(first come first served, windows, wave gates, failures), and the Monte Carlo distribution's
+quantiles, intervals and probabilities read what the samples say."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from sysflow.planner.build import solve_problem
+from sysflow.planner.durations import DurationModel
+from sysflow.planner.forecast import distribution, plan_order
+from sysflow.planner.montecarlo import TaskSpread, replay, simulate, spreads
+from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
+
+ORIGIN = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+
+
+def fleet(
+    hosts: int = 4,
+    *,
+    slots: int = 2,
+    seconds: int = 10,
+    windows: tuple[Window, ...] = (Window(0, 190, 200),),
+    waves: int = 1,
+    budget: int | None = None,
+) -> PlanningProblem:
+    """``hosts`` one-task hosts of 10 s sharing a pool of ``slots``; optionally a budget and waves."""
+    resources = [Resource("max_parallel_servers", ResourceKind.POOL, slots)]
+    if budget is not None:
+        resources.append(Resource("disruption_budget[group=web]", ResourceKind.BUDGET, budget))
+    chains = tuple(
+        Chain(
+            host=f"web{i}",
+            group="web",
+            datacenter="ams",
+            wave=i * waves // hosts,
+            stage="fleet",
+            ops=(f"a@web{i}", f"b@web{i}"),
+            tasks=("a", "b"),
+            durations=(seconds, seconds),
+            windows=windows,
+            uses=((Use(0, 1),), (Use(0, 1),)),
+            span_uses=(Use(1, 1),) if budget is not None else (),
+        )
+        for i in range(hosts)
+    )
+    return PlanningProblem(chains, tuple(resources), gates=(30,) * waves, origin=ORIGIN)
+
+
+def fixed(
+    p: PlanningProblem, seconds: float | None = None, fail_at: int | None = None
+) -> tuple[list[float], list[int], list[bool]]:
+    n = sum(len(c.ops) for c in p.chains)
+    secs = np.array(
+        [seconds if seconds is not None else d for c in p.chains for d in c.durations], dtype=float
+    )
+    fails = np.zeros(n, dtype=bool)
+    if fail_at is not None:
+        fails[fail_at] = True
+    return replay(p, p.chains, secs, fails)
+
+
+def test_first_come_first_served_per_operation_like_the_engine() -> None:
+    # 4 hosts, 2 slots, two 10 s operations each: every host's first operation queues before any
+    # second one, so the first two hosts' second operations wait behind the last two hosts' first
+    end, window, failed = fixed(fleet())
+    assert end == [30.0, 30.0, 40.0, 40.0]
+    assert window == [0, 0, 0, 0] and failed == [False] * 4
+
+
+def test_a_chain_that_does_not_fit_before_the_window_end_waits_for_the_next_window() -> None:
+    two = (Window(0, 25, 30), Window(100, 190, 200))
+    end, window, _ = fixed(fleet(windows=two))
+    # the first pair fits (20 s); the second pair would start at 10 s and need until 30 s + its queue
+    assert window.count(0) == 2 and window.count(1) == 2
+    assert min(e for e, w in zip(end, window, strict=True) if w == 1) >= 100
+
+
+def test_the_next_wave_starts_after_the_previous_wave_and_its_gate() -> None:
+    end, _, _ = fixed(fleet(hosts=4, slots=4, waves=2))
+    assert end[:2] == [20.0, 20.0]
+    assert end[2:] == [20.0 + 30 + 20, 20.0 + 30 + 20]
+
+
+def test_a_budget_is_held_from_the_first_operation_to_the_last() -> None:
+    end, _, _ = fixed(fleet(hosts=4, slots=4, budget=1))
+    assert sorted(end) == [20.0, 40.0, 60.0, 80.0]
+
+
+def test_a_failed_operation_ends_the_hosts_chain_and_counts_as_settled() -> None:
+    end, window, failed = fixed(fleet(hosts=2, slots=2), fail_at=0)
+    assert failed == [True, False]
+    assert end[0] == 10.0 and window[0] == -1
+    assert window[1] == 0
+
+
+def test_a_host_no_window_fits_is_deferred_not_finished() -> None:
+    end, window, _ = fixed(fleet(windows=(Window(0, 5, 8),)))
+    assert all(math.isnan(e) for e in end) and window == [-1] * 4
+
+
+def test_relaxations_more_slots_or_longer_windows_never_finish_later() -> None:
+    p = fleet(hosts=6)
+    secs = np.full(12, 10.0)
+    no = np.zeros(12, dtype=bool)
+    base = max(replay(p, p.chains, secs, no)[0])
+    wider = max(replay(p, p.chains, secs, no, capacity={0: 6})[0])
+    assert wider < base
+    short = fleet(hosts=6, windows=(Window(0, 25, 30), Window(1000, 1090, 1100)))
+    late = max(replay(short, short.chains, secs, no)[0])
+    stretched = max(replay(short, short.chains, secs, no, stretch=4.0)[0])
+    assert stretched < late
+
+
+def test_samples_spread_as_the_model_says() -> None:
+    p = fleet(hosts=8, slots=8)
+    tight = simulate(p, [], lambda t, g: TaskSpread(math.log(10), 0.01), samples=50, seed=1)
+    assert np.allclose(tight.finish(), 20.0, rtol=0.05)
+    wide = simulate(p, [], lambda t, g: TaskSpread(math.log(10), 0.8, mu_sd=0.3), samples=200, seed=1)
+    f = wide.finish()
+    assert np.quantile(f, 0.9) > 1.5 * np.quantile(f, 0.1)
+    failing = simulate(p, [], lambda t, g: TaskSpread(math.log(10), 0.1, fail_p=1.0), samples=5)
+    assert failing.failed.all()
+
+
+def test_retries_replay_failed_attempts_before_success() -> None:
+    p = fleet(hosts=8, slots=8)
+    once = simulate(p, [], lambda t, g: TaskSpread(math.log(10), 0.01, fail_p=0.5, retries=20), samples=20)
+    assert not once.failed.any()
+    assert np.median(once.finish()) > 25  # about two attempts per operation, plus their delays
+
+
+def test_the_distribution_of_a_plan_from_a_learned_model() -> None:
+    p = fleet(hosts=10, slots=3, windows=(Window(0, 50, 60), Window(3600, 3690, 3700)))
+    plan = solve_problem(p)
+    model = DurationModel({"a": 10.0, "b": 10.0})
+    for _ in range(30):
+        model.observe("a", "web", 10.0)
+        model.observe("b", "web", 10.0)
+    dist = distribution(plan, model, samples=100, seed=3)
+    assert dist.samples == 100 and dist.hosts == 10
+    assert dist.finish_quantile(0.1) <= dist.finish_quantile(0.5) <= dist.finish_quantile(0.9)
+    lo, hi = dist.done_interval(0.8)
+    assert 0 < lo <= hi < 10  # the first window holds some hosts, never all ten
+    assert dist.p_all_in_first_window() == 0.0
+    assert dist.first_window_end == plan.at(60)
+    data = dist.to_dict()
+    assert data["finish"]["p50"] is not None and data["groups"]["web"]["p90"] is not None
+    assert plan_order(plan)[0] in plan.assignment.starts
+
+
+def test_the_model_counts_failed_attempts_and_keeps_them_in_json() -> None:
+    model = DurationModel()
+    before = model.failure_rate("upgrade", "web")
+    assert 0 < before < 0.01  # a small prior: nothing observed yet
+    model.observe_attempts("upgrade", "web", 100, 10)
+    assert model.failure_rate("upgrade", "web") == pytest.approx(10.5 / 300, rel=1e-6)
+    assert model.failure_rate("upgrade", "db") == model.failure_rate("upgrade", "web")  # pooled
+    again = DurationModel.from_json(model.to_json())
+    assert again.failure_rate("upgrade", "web") == model.failure_rate("upgrade", "web")
+    spread = spreads(again, {"upgrade": (2, 5.0)})("upgrade", "web")
+    assert spread.retries == 2 and spread.retry_delay == 5.0 and spread.fail_p > 0
