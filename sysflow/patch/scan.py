@@ -1,0 +1,220 @@
+"""The read-only scan: one shell script per host (apt or dnf, whichever the host has) printing its
+managers' own output in ``### SECTION`` blocks, and the reading of that output into a
+:class:`~sysflow.patch.records.HostScan`.
+
+The script asks about the packages with a newer version offered, plus the names a baseline lists
+(approved or rejected), so a rejected package already installed is seen even with nothing newer.
+It changes nothing and needs no root: a scan may run any time, outside any window.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+
+from sysflow.model.versions import compare_debian, compare_rpm
+from sysflow.patch.apt import (
+    PolicyEntry,
+    ReleaseInfo,
+    is_security_suite,
+    parse_apt_cache_policy,
+    parse_apt_cache_show,
+    parse_apt_list_upgradable,
+    parse_release,
+)
+from sysflow.patch.dnf import (
+    Advisory,
+    parse_check_update,
+    parse_rpm_installed,
+    parse_updateinfo_json,
+    parse_updateinfo_list,
+)
+from sysflow.patch.records import Classification, Family, HostScan, Severity, Update
+
+__all__ = ["SCAN_MARKER", "read_scan", "scan_script", "sections"]
+
+SCAN_MARKER = "### sysflow-patch-scan 1"
+
+_SCRIPT = r"""LC_ALL=C; export LC_ALL
+echo '__MARKER__'
+if command -v apt-get >/dev/null 2>&1; then
+  echo '### family debian'
+  up=$(apt list --upgradable 2>/dev/null)
+  echo '### upgradable'; printf '%s\n' "$up"
+  names="$(printf '%s\n' "$up" | sed -n 's|/.*||p') $extra"
+  echo '### policy'; apt-cache policy $names 2>/dev/null
+  echo '### show'
+  for n in $names; do apt-cache show "$n" 2>/dev/null | grep -E '^(Package|Version|Priority|Section):|^$'; echo; done
+  echo '### releases'
+  for f in /var/lib/apt/lists/*Release; do
+    [ -e "$f" ] || continue
+    echo; grep -E '^(Suite|Codename|Origin|Label|Date):' "$f"
+  done
+  echo '### reboot'; if [ -e /var/run/reboot-required ]; then echo required; fi
+elif command -v dnf >/dev/null 2>&1; then
+  echo '### family redhat'
+  echo '### installed'; rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n'
+  echo '### check-update'; dnf -q check-update 2>/dev/null
+  if json=$(dnf -q updateinfo list --json 2>/dev/null); then
+    echo '### updateinfo-json'; printf '%s\n' "$json"
+  else
+    echo '### updateinfo'; dnf -q updateinfo list 2>/dev/null
+  fi
+  echo '### updateinfo-cve'; dnf -q updateinfo list --with-cve 2>/dev/null
+  echo '### reboot'
+  if command -v needs-restarting >/dev/null 2>&1; then
+    needs-restarting -r >/dev/null 2>&1; [ $? = 1 ] && echo required
+  fi
+else
+  echo 'patch scan: neither apt-get nor dnf on this host' >&2; exit 1
+fi
+exit 0
+"""
+
+
+def scan_script(names: Iterable[str] = ()) -> str:
+    """The scan's shell script; ``names``: packages to report whether or not an update is offered."""
+    extra = " ".join(sorted(set(names)))
+    return f"extra={shlex.quote(extra)}\n" + _SCRIPT.replace("__MARKER__", SCAN_MARKER)
+
+
+def sections(text: str) -> dict[str, str]:
+    """``### NAME`` blocks of the script's output → name → body (``family`` holds its value)."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("### "):
+            head, _, value = line[4:].partition(" ")
+            current = found.setdefault(head, [])
+            if value:
+                current.append(value)
+        elif current is not None:
+            current.append(line)
+    return {k: "\n".join(v) for k, v in found.items()}
+
+
+def read_scan(host: str, text: str, at: datetime, names: Iterable[str] = ()) -> HostScan:
+    """The scan of ``host`` from its script's output; a host whose output lacks the marker is a
+    failed scan (``error`` set), never an empty compliant one."""
+    if SCAN_MARKER not in text:
+        return HostScan(host, Family.DEBIAN, at, error="no scan output (the scan did not run)")
+    parts = sections(text)
+    reboot = parts.get("reboot", "").strip().startswith("required")
+    if parts.get("family", "").strip() == "redhat":
+        return _redhat(host, parts, at, reboot, set(names))
+    return _debian(host, parts, at, reboot)
+
+
+# -- Debian / Ubuntu -------------------------------------------------------------------------------
+
+
+def _releases(text: str) -> dict[str, ReleaseInfo]:
+    found: dict[str, ReleaseInfo] = {}
+    for block in text.split("\n\n"):
+        info = parse_release(block)
+        for key in (info.suite, info.codename):
+            if key and (
+                key not in found or (info.published or date.min) > (found[key].published or date.min)
+            ):
+                found[key] = info
+    return found
+
+
+def _debian(host: str, parts: Mapping[str, str], at: datetime, reboot: bool) -> HostScan:
+    policy = parse_apt_cache_policy(parts.get("policy", ""))
+    for cand in parse_apt_list_upgradable(parts.get("upgradable", "")):
+        policy.setdefault(cand.name, _entry_of(cand.name, cand.installed, cand.version, cand.suites))
+    show = parse_apt_cache_show(parts.get("show", ""))
+    releases = _releases(parts.get("releases", ""))
+    installed = {name: e.installed for name, e in policy.items() if e.installed}
+    updates = [
+        u for e in policy.values() if e.installed for u in _debian_updates(e, e.installed, show, releases)
+    ]
+    return HostScan(host, Family.DEBIAN, at, installed, tuple(updates), reboot)
+
+
+def _entry_of(name: str, installed: str | None, version: str, suites: tuple[str, ...]) -> PolicyEntry:
+    from sysflow.patch.apt import PolicyVersion
+
+    return PolicyEntry(
+        name, installed, version, (PolicyVersion(version, 500, tuple(f"- {s}" for s in suites)),)
+    )
+
+
+def _debian_updates(
+    entry: PolicyEntry, installed: str, show: Mapping[tuple[str, str], Mapping[str, str]],
+    releases: Mapping[str, ReleaseInfo],
+) -> list[Update]:  # fmt: skip
+    found = []
+    for row in entry.versions:
+        suites = row.suites
+        if not suites or compare_debian(row.version, installed) <= 0:
+            continue
+        fields = show.get((entry.name, row.version), {})
+        dates = [d for s in suites if s in releases and (d := releases[s].published) is not None]
+        security = any(is_security_suite(s) for s in suites) or any(
+            releases[s].label.endswith("-Security") for s in suites if s in releases
+        )
+        found.append(
+            Update(
+                entry.name,
+                row.version,
+                installed,
+                Classification.SECURITY if security else Classification.OTHER,
+                Severity.NONE,
+                min(dates) if dates else None,
+                (),
+                ",".join(suites),
+                fields.get("Priority", ""),
+                fields.get("Section", ""),
+            )
+        )
+    return found
+
+
+# -- RHEL family ---------------------------------------------------------------------------------
+
+
+def _redhat(host: str, parts: Mapping[str, str], at: datetime, reboot: bool, names: set[str]) -> HostScan:
+    rpm = parse_rpm_installed(parts.get("installed", ""))
+    advisories = (
+        parse_updateinfo_json(parts["updateinfo-json"])
+        if "updateinfo-json" in parts
+        else parse_updateinfo_list(parts.get("updateinfo", ""))
+    )
+    cves: dict[tuple[str, str], set[str]] = {}
+    for row in parse_updateinfo_list(parts.get("updateinfo-cve", "")):
+        cves.setdefault((row.name, row.version), set()).update(row.cves)
+    merged: dict[tuple[str, str], Update] = {}
+    for offered in parse_check_update(parts.get("check-update", "")):
+        merged[(offered.name, offered.version)] = Update(
+            offered.name, offered.version, rpm.get(offered.name), origin=offered.repo
+        )
+    for adv in advisories:
+        key = (adv.name, adv.version)
+        merged[key] = _with_advisory(merged.get(key), adv, rpm.get(adv.name))
+    updates = tuple(
+        _with_cves(u, cves.get((u.name, u.version), set()))
+        for u in merged.values()
+        if u.installed is not None and compare_rpm(u.version, u.installed) > 0
+    )
+    wanted = names | {u.name for u in updates}
+    installed = {n: v for n, v in rpm.items() if n in wanted}
+    return HostScan(host, Family.REDHAT, at, installed, updates, reboot)
+
+
+def _with_advisory(update: Update | None, adv: Advisory, installed: str | None) -> Update:
+    origin = update.origin if update is not None else ""
+    return Update(
+        adv.name, adv.version, installed, adv.classification, adv.severity, adv.issued,
+        adv.cves, origin, advisory=adv.advisory,
+    )  # fmt: skip
+
+
+def _with_cves(update: Update, cves: set[str]) -> Update:
+    if not cves:
+        return update
+    from dataclasses import replace
+
+    return replace(update, cves=tuple(sorted(set(update.cves) | cves)))
