@@ -129,10 +129,17 @@ def probing_transport(transport: Transport, conditional: Conditional | None) -> 
 
 
 def build_state(workflow: MaintenanceWorkflow, transport: Transport, clock: Clock) -> StateMonitor | None:
-    """The workflow's state checks (before waves, at gates), when it declares any."""
-    if not workflow.state_checks:
+    """The workflow's state checks (before waves, at gates) and its change gate, when it has any."""
+    if not workflow.state_checks and workflow.change is None:
         return None
-    return StateMonitor.from_workflow(workflow.state_checks, transport, clock)
+    monitor = StateMonitor.from_workflow(workflow.state_checks, transport, clock)
+    if workflow.change is not None:
+        from sysflow.engine.change import ChangeTicketProvider, change_state_check
+
+        monitor.checks.insert(
+            0, (change_state_check(workflow.change), ChangeTicketProvider(workflow.change, clock))
+        )
+    return monitor
 
 
 def default_hooks(

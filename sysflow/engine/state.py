@@ -46,10 +46,12 @@ _DETAIL = 200  # characters of a failing answer kept in reasons
 
 @dataclass(frozen=True, slots=True)
 class StateReading:
-    """One evaluation of a check: healthy or not, and a short reason."""
+    """One evaluation of a check: healthy or not, and a short reason; ``final``: waiting cannot help
+    (a rejected change ticket), the run stops whatever the check's action."""
 
     healthy: bool
     detail: str
+    final: bool = False
 
 
 class StateProvider(Protocol):
@@ -222,6 +224,8 @@ class StateMonitor:
         emit: Emit,
         set_capacity: SetCapacity | None,
     ) -> StateDecision:
+        if reading.final:
+            return StateDecision(StateVerdict.STOP, reading.detail)
         if spec.action is StateAction.SKIP:
             groups = tuple(spec.groups) if spec.groups is not None else None
             return StateDecision(StateVerdict.SKIP, f"state check {reading.detail}", groups)
@@ -241,6 +245,8 @@ class StateMonitor:
             reading = await self._read(spec, provider, wave, hosts, emit)
             if reading.healthy:
                 return StateDecision(StateVerdict.PROCEED)
+            if reading.final:
+                return StateDecision(StateVerdict.STOP, reading.detail)
         return StateDecision(
             StateVerdict.STOP, f"state check still failing after {spec.timeout:g}s: {reading.detail}"
         )
