@@ -119,6 +119,9 @@ def _gate_lines(gate: Gate, workflow: MaintenanceWorkflow, renderer: _Renderer) 
         for probe, p in spec.commands.items() if spec is not None else ():
             lines.append(f"    verification {name}.{probe}: {renderer.plain(p.command)}")
     for check in workflow.rollout.analysis:
+        if check.command is None:
+            lines.append(f"    analysis {check.name}: PromQL {check.query} at {check.prometheus}")
+            continue
         where = check.host or "the controller"
         lines.append(f"    analysis {check.name} on {where}: {renderer.plain(check.command)}")
     if gate.cutover_task:

@@ -7,7 +7,7 @@ inconclusive (the rollout does not proceed) when more than ``inconclusive_limit`
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sysflow.clock import Clock
@@ -37,7 +37,7 @@ def _operation(check: MetricCheck, wave: int, i: int) -> Operation:
     host = check.host or "@controller"
     return Operation(
         f"analysis:{check.name}:{wave}:{i}", host, f"analysis:{check.name}", wave, 0, "ungrouped", (), None, None,
-        check.command, 1.0, check.timeout, 0, None, (), False, check.host is None,
+        check.command or "", 1.0, check.timeout, 0, None, (), False, check.host is None,
     )  # fmt: skip
 
 
@@ -48,14 +48,32 @@ def _value(record: OpRecord) -> float | None:
     return float(found.group()) if found else None
 
 
-async def measure(check: MetricCheck, run_op: RunOp, clock: Clock, wave: int) -> MetricVerdict:
-    """Take the measurements and judge them."""
+async def _take(
+    check: MetricCheck, run_op: RunOp, clock: Clock, wave: int, i: int, hosts: Sequence[str]
+) -> float | None:
+    """One measurement: the command's number, or the PromQL sample furthest out of bounds."""
+    if check.prometheus is None:
+        op = _operation(check, wave, i)
+        return _value(await run_op(op, op.command, lambda attempt: None))
+    from sysflow.engine.prometheus import query_prometheus
+
+    samples, _ = await query_prometheus(check, hosts, clock)
+    if not samples:
+        return None
+    if check.max is not None and max(samples) > check.max:
+        return max(samples)
+    return min(samples) if check.min is not None else max(samples)
+
+
+async def measure(
+    check: MetricCheck, run_op: RunOp, clock: Clock, wave: int, hosts: Sequence[str] = ()
+) -> MetricVerdict:
+    """Take the measurements (over the wave's ``hosts`` for a PromQL query) and judge them."""
     values: list[float | None] = []
     for i in range(check.count):
         if i:
             await clock.sleep(check.interval)
-        op = _operation(check, wave, i)
-        values.append(_value(await run_op(op, op.command, lambda attempt: None)))
+        values.append(await _take(check, run_op, clock, wave, i, hosts))
     low = [v for v in values if v is not None and check.min is not None and v < check.min]
     high = [v for v in values if v is not None and check.max is not None and v > check.max]
     missing = sum(v is None for v in values)

@@ -185,7 +185,7 @@ class Rollout:
         if ctx.hooks is not None:
             passed, reasons = await ctx.hooks.gate(wave, hosts)
         for check in rollout.analysis:
-            metric = await measure(check, ctx.runner.run_op, ctx.clock, wave)
+            metric = await measure(check, ctx.runner.run_op, ctx.clock, wave, hosts)
             reasons = [*reasons, metric.reason]
             if metric.passed is not True and passed is not False:
                 passed = metric.passed

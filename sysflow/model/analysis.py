@@ -11,10 +11,25 @@ __all__ = ["MetricCheck"]
 
 
 class MetricCheck(FrozenModel):
-    """A probe command whose numeric output must stay within bounds, measured ``count`` times."""
+    """A metric that must stay within bounds, measured ``count`` times: a probe command's number, or
+    a PromQL query against a Prometheus HTTP API (every sample of its result must be in bounds)."""
 
     name: str = Field(min_length=1)
-    command: str = Field(min_length=1, description="Prints a number (the first number in stdout is used).")
+    command: str | None = Field(
+        None, min_length=1, description="Prints a number (the first number in stdout is used)."
+    )
+    prometheus: str | None = Field(
+        None, pattern=r"^https?://", description="Base URL of a Prometheus HTTP API (instead of command)."
+    )
+    query: str | None = Field(
+        None,
+        min_length=1,
+        description="PromQL; a template over the wave's hosts, e.g. instance=~\"{{ hosts | join('|') }}\".",
+    )
+    range: Duration | None = Field(
+        None, gt=0, description="Range query over the last this many seconds (default: instant query)."
+    )
+    step: Duration = Field(15.0, gt=0, description="Range query resolution (seconds).")
     host: str | None = Field(None, description="Inventory host to run it on; default: the controller.")
     min: float | None = Field(None, description="Fail below this value.")
     max: float | None = Field(None, description="Fail above this value.")
@@ -26,6 +41,10 @@ class MetricCheck(FrozenModel):
 
     @model_validator(mode="after")
     def _bounds(self) -> MetricCheck:
+        if (self.command is None) == (self.prometheus is None):
+            raise ValueError(f"metric check {self.name!r} needs exactly one of command or prometheus")
+        if (self.prometheus is None) != (self.query is None):
+            raise ValueError(f"metric check {self.name!r}: prometheus and query go together")
         if self.min is None and self.max is None:
             raise ValueError(f"metric check {self.name!r} needs min and/or max")
         if self.min is not None and self.max is not None and self.min > self.max:
