@@ -124,7 +124,9 @@ def load_inputs(
     except (OSError, ValueError) as exc:
         wf_problems.append(Problem(_os_message(exc), str(workflow)))
     try:
-        inv = Inventory.load(inventory)
+        from sysflow.sources import DynamicReader  # scripts, plugins and CMDBs of the inventory
+
+        inv = Inventory.load(inventory, DynamicReader())
         inv_problems.extend(inv.connection_problems())
     except InventoryError as exc:
         inv_problems.extend(exc.problems)

@@ -13,6 +13,7 @@ runner = CliRunner()
 
 
 def site(tmp_path: Path) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "hosts.ini").write_text(
         "lone ansible_password=s3cret-value-1\n[web]\nweb1\n[app:children]\nweb\n[app:vars]\nx=1\n"
     )
@@ -58,3 +59,11 @@ def test_unknown_host_group_and_broken_source_exit_1(tmp_path: Path) -> None:
     out = runner.invoke(app, ["inventory", "list", "-i", str(tmp_path)])
     assert out.exit_code == 1
     assert f"{tmp_path / 'more.sh'}: exited with status 2: broken" in out.stderr
+
+
+def test_validate_reads_the_dynamic_sources_of_an_inventory(tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text('name: t\ntasks:\n  - id: a\n    run: "true"\n')
+    out = runner.invoke(app, ["validate", str(wf), "-i", str(site(tmp_path / "inv"))])
+    assert out.exit_code == 0, out.output
+    assert "hosts       3 of 3 in the inventory" in out.stdout  # lone, web1 and the script's db1
