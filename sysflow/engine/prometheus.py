@@ -14,20 +14,23 @@ import asyncio
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from sysflow.clock import Clock
+from sysflow.engine.state import StateReading, judge
 from sysflow.model.analysis import MetricCheck
+from sysflow.model.state_checks import StateCheck
 from sysflow.model.templates import TemplateError, render_file
 
-__all__ = ["PromResult", "query_prometheus", "render_query"]
+__all__ = ["PromResult", "PrometheusStateProvider", "query_prometheus", "render_query"]
 
 PromResult = tuple[list[float], str]  # the samples (empty: no value) and why, when there are none
 
 
-def render_query(check: MetricCheck, hosts: Sequence[str]) -> str:
+def render_query(check: MetricCheck | StateCheck, hosts: Sequence[str]) -> str:
     assert check.query is not None
     return render_file(check.query, {"hosts": [h for h in hosts if not h.startswith("@")]})
 
@@ -43,10 +46,11 @@ def _samples(data: dict[str, Any]) -> list[float]:
     return [v for v in values if not math.isnan(v)]
 
 
-def _get(check: MetricCheck, query: str, now: float) -> PromResult:
+def _get(check: MetricCheck | StateCheck, query: str, now: float) -> PromResult:
     assert check.prometheus is not None
     base = check.prometheus.rstrip("/")
-    if check.range is None:
+    timeout = check.timeout if isinstance(check, MetricCheck) else check.request_timeout
+    if not isinstance(check, MetricCheck) or check.range is None:
         url, params = f"{base}/api/v1/query", {"query": query}  # at Prometheus's own now
     else:
         url = f"{base}/api/v1/query_range"
@@ -57,7 +61,7 @@ def _get(check: MetricCheck, query: str, now: float) -> PromResult:
             "step": f"{check.step:g}",
         }
     try:
-        response = httpx.get(url, params=params, timeout=check.timeout)
+        response = httpx.get(url, params=params, timeout=timeout)
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         return [], f"Prometheus {base} unreachable ({type(exc).__name__})"
@@ -68,7 +72,7 @@ def _get(check: MetricCheck, query: str, now: float) -> PromResult:
     return values, "" if values else f"empty result for {query}"
 
 
-async def query_prometheus(check: MetricCheck, hosts: Sequence[str], clock: Clock) -> PromResult:
+async def query_prometheus(check: MetricCheck | StateCheck, hosts: Sequence[str], clock: Clock) -> PromResult:
     """The samples of one measurement, or none and why."""
     try:
         query = render_query(check, hosts)
@@ -76,3 +80,24 @@ async def query_prometheus(check: MetricCheck, hosts: Sequence[str], clock: Cloc
         return [], f"query template: {exc}"
     # Prometheus holds the real world's samples: ranges end at the wall clock, even on a simulator's
     return await asyncio.to_thread(_get, check, query, time.time())
+
+
+@dataclass
+class PrometheusStateProvider:
+    """A state check over PromQL: ``json.value`` (the largest sample), ``json.values``, ``ok``
+    (an answer with samples) for the check's ``expect``; no answer is unhealthy, with the reason."""
+
+    spec: StateCheck
+    clock: Clock
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def read(self, hosts: Sequence[str]) -> StateReading:
+        samples, why = await query_prometheus(self.spec, hosts, self.clock)
+        if not samples:
+            return StateReading(False, f"{self.name}: {why}")
+        values = {"json": {"value": max(samples), "values": samples}, "ok": True, "status": 200,
+                  "stdout": "", "stderr": "", "rc": None}  # fmt: skip
+        return judge(self.name, self.spec.expect, values)

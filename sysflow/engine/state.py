@@ -76,7 +76,8 @@ class StateDecision:
     groups: tuple[str, ...] | None = None  # skip: only hosts of these groups (None: the whole wave)
 
 
-def _judge(name: str, expect: str, values: Mapping[str, Any]) -> StateReading:
+def judge(name: str, expect: str, values: Mapping[str, Any]) -> StateReading:
+    """A reading from ``expect`` evaluated over ``values`` (what every provider tests)."""
     try:
         healthy = parse_condition(expect, STATE_NAMES).evaluate(values)
     except ConditionError as exc:
@@ -124,7 +125,7 @@ class HttpStateProvider:
             "stderr": "",
             "rc": None,
         }
-        return _judge(self.name, self.spec.expect, values)
+        return judge(self.name, self.spec.expect, values)
 
 
 @dataclass
@@ -155,7 +156,7 @@ class CommandStateProvider:
             "stderr": res.stderr,
             "rc": res.exit_status,
         }
-        return _judge(self.name, self.spec.expect, values)
+        return judge(self.name, self.spec.expect, values)
 
 
 Emit = Callable[..., None]
@@ -177,6 +178,10 @@ class StateMonitor:
             provider: StateProvider = (
                 HttpStateProvider(c) if c.url is not None else CommandStateProvider(c, transport)
             )
+            if c.prometheus is not None:
+                from sysflow.engine.prometheus import PrometheusStateProvider
+
+                provider = PrometheusStateProvider(c, clock)
             providers.append((c, provider))
         return cls(providers, clock)
 

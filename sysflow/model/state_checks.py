@@ -54,6 +54,13 @@ class StateCheck(FrozenModel):
     name: str = Field(min_length=1, description="Name shown in events and reasons.")
     url: str | None = Field(None, description="HTTP(S) URL whose JSON body is tested (GET).")
     command: str | None = Field(None, description="Probe command run on `host` (or the wave's first host).")
+    prometheus: str | None = Field(
+        None, pattern=r"^https?://", description="Prometheus HTTP API whose PromQL `query` is tested."
+    )
+    query: str | None = Field(
+        None,
+        description="PromQL over the wave's hosts ({{ hosts | join('|') }}); json.value is its largest sample.",
+    )
     host: str | None = Field(None, description="Host the command runs on (default: the wave's first).")
     expect: str = Field(
         description="Condition that holds when healthy, over json, status, stdout, stderr, rc, ok."
@@ -87,8 +94,10 @@ class StateCheck(FrozenModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> StateCheck:
-        if (self.url is None) == (self.command is None):
-            raise ValueError(f"state check {self.name!r} needs exactly one of url or command")
+        if [self.url, self.command, self.prometheus].count(None) != 2:
+            raise ValueError(f"state check {self.name!r} needs exactly one of url or command (or prometheus)")
+        if (self.prometheus is None) != (self.query is None):
+            raise ValueError(f"state check {self.name!r}: prometheus and query go together")
         if self.action is StateAction.THROTTLE and self.capacity is None:
             raise ValueError(f"state check {self.name!r}: throttle needs a capacity")
         return self

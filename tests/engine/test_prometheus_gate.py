@@ -170,3 +170,26 @@ def test_a_check_needs_one_source() -> None:
         MetricCheck(name="x", max=1)
     with pytest.raises(ValueError, match="prometheus and query go together"):
         MetricCheck(name="x", prometheus="http://127.0.0.1:1", max=1)
+
+
+async def test_a_prometheus_state_check_holds_the_next_wave_while_errors_are_high(prometheus: str) -> None:
+    from sysflow.model.state_checks import StateCheck
+
+    set_ratio(prometheus, {"web1": 0.0, "web2": 0.3, "web3": 0.0})
+    wf = workflow(prometheus)
+    wf.rollout = wf.rollout.model_copy(update={"analysis": []})
+    check = {"name": "errors", "prometheus": prometheus, "query": QUERY,
+             "expect": "json.value < 0.05", "interval": 60, "timeout": 120, "waves": [2]}  # fmt: skip
+    wf.state_checks = [StateCheck.model_validate(check)]
+    sim = await simulate(wf, inventory())  # before wave 2, over its hosts: web2 is high
+    assert sim.result.status is RunStatus.FAILED
+    assert (
+        "before wave 2: state check still failing after 120s: errors: json.value < 0.05 is false"
+        in sim.result.reason
+    )
+    down = {**check, "prometheus": f"http://127.0.0.1:{_free_port()}", "timeout": 60}
+    wf.state_checks = [StateCheck.model_validate(down)]
+    sim = await simulate(wf, inventory())
+    assert "unreachable (ConnectError)" in sim.result.reason
+    with pytest.raises(ValueError, match="prometheus and query go together"):
+        StateCheck(name="x", prometheus=prometheus, expect="ok")
