@@ -79,7 +79,7 @@ def serve(
         app = create_app(config)  # type: ignore[arg-type]
         scheme = "https" if cert else "http"
         typer.echo(f"sysflow service on {scheme}://{host or '127.0.0.1'}:{port}/console/", err=True)
-        uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning",
+        uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning", ws="websockets-sansio",
                     ssl_certfile=cert, ssl_keyfile=key_file)  # fmt: skip
 
 

@@ -129,7 +129,7 @@ class Operations:
             simulate=req.simulate, seed=req.seed, pace=req.pace, start=req.start, key=self.config.key,
             known_hosts=self.config.known_hosts,
         )  # fmt: skip
-        await self.workers.start(job)
+        await self.workers.wait_started(await self.workers.start(job))
         return run_id
 
     def _checked_run_id(self, workflow: object, inventory: object) -> str:

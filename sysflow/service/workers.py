@@ -35,6 +35,7 @@ class Worker:
     job: WorkerJob
     process: asyncio.subprocess.Process
     stderr: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # its first event arrived
     done: asyncio.Event = field(default_factory=asyncio.Event)
     code: int | None = None
 
@@ -76,6 +77,7 @@ class Workers:
                 log.warning("worker of %s wrote a line that is not an event", worker.job.run_id)
                 continue
             self.hub.publish(event)
+            worker.started.set()
         await errors
         worker.code = await proc.wait()
         self.running.pop(worker.job.run_id, None)
@@ -89,6 +91,13 @@ class Workers:
             }
         )
         worker.done.set()
+
+    async def wait_started(self, worker: Worker, timeout: float = 60.0) -> None:
+        """Until the run is recorded and announced (its first event) or its worker ended."""
+        waits = [asyncio.create_task(worker.started.wait()), asyncio.create_task(worker.done.wait())]
+        _, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
 
     async def _keep_stderr(self, worker: Worker) -> None:
         assert worker.process.stderr is not None
