@@ -9,6 +9,7 @@ code 4008 and the reason, an SSE stream ends with an ``event: dropped`` message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.requests import HTTPConnection, Request
@@ -49,7 +50,8 @@ async def events_ws(websocket: WebSocket) -> None:
             for item in await sub.next():
                 await websocket.send_text(item.text)
     except Dropped as exc:
-        await websocket.close(code=DROPPED_CODE, reason=str(exc)[:120])
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # unless it went away first
+            await websocket.close(code=DROPPED_CODE, reason=str(exc)[:120])
     except (WebSocketDisconnect, RuntimeError):  # the client went away mid-send
         pass
     finally:
