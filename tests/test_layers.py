@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "sim": {"model"},
     "verify": {"model"},
     "sources": {"model"},
+    "patch": {"model"},
     "engine": {"model", "constraints", "planner", "actors", "verify"},
     "audit": {"engine"},
     "notify": {"engine", "model"},
@@ -37,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
         "schedule",
         "lab",
         "sources",
+        "patch",
         "service",  # sysflow serve and sysflow service token (lazily: the service is an optional extra)
     },
     "testing": {"engine", "sim"},

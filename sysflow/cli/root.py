@@ -29,6 +29,7 @@ from sysflow.cli.init import init_command
 from sysflow.cli.inputs import EXIT_INVALID, TzOpt, _fail, _problem_lines, load_inputs
 from sysflow.cli.inventory import inventory_app
 from sysflow.cli.lab import lab_app
+from sysflow.cli.patch import patch_app
 from sysflow.cli.ping import ping
 from sysflow.cli.schedule import schedule_app, scheduler_command
 from sysflow.cli.serve import register_service
@@ -229,6 +230,7 @@ register(app)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(lab_app, name="lab")
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(patch_app, name="patch")
 app.command("scheduler")(scheduler_command)
 app.command("exec")(sysflow_exec)
 app.command("ping")(ping)

@@ -124,6 +124,11 @@ class Baseline(FrozenModel):
         """Package names the lists mention (the scan reports them whether or not updates exist)."""
         return {s.partition("=")[0] for s in (*self.approved, *self.rejected)}
 
+    @property
+    def needs_fields(self) -> bool:
+        """Whether a rule reads Debian's Priority or Section (the scan then asks for them)."""
+        return any(r.priority or r.section for r in self.rules)
+
     def is_rejected(self, name: str, version: str | None) -> bool:
         return any(_listed(s, name, version) for s in self.rejected)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
 from sysflow.model.versions import compare_debian, compare_rpm
+from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.patch.apt import (
     PolicyEntry,
     ReleaseInfo,
@@ -32,20 +33,26 @@ from sysflow.patch.dnf import (
 )
 from sysflow.patch.records import Classification, Family, HostScan, Severity, Update
 
-__all__ = ["SCAN_MARKER", "read_scan", "scan_script", "sections"]
+__all__ = ["SCAN_MARKER", "SCAN_TASK", "read_scan", "scan_script", "scan_workflow", "sections"]
 
 SCAN_MARKER = "### sysflow-patch-scan 1"
+SCAN_TASK = "patch_scan"
 
 _SCRIPT = r"""LC_ALL=C; export LC_ALL
 echo '__MARKER__'
 if command -v apt-get >/dev/null 2>&1; then
   echo '### family debian'
-  up=$(apt list --upgradable 2>/dev/null)
-  echo '### upgradable'; printf '%s\n' "$up"
-  names="$(printf '%s\n' "$up" | sed -n 's|/.*||p') $extra"
-  echo '### policy'; apt-cache policy $names 2>/dev/null
-  echo '### show'
-  for n in $names; do apt-cache show "$n" 2>/dev/null | grep -E '^(Package|Version|Priority|Section):|^$'; echo; done
+  names="$(apt list --upgradable 2>/dev/null | sed -n 's|/.*||p') $extra"
+  echo '### compact'
+  apt-cache policy $names 2>/dev/null | awk '
+    /^[^ ].*:$/ { n = substr($0, 1, length($0) - 1); v = ""; next }
+    /^  Installed:/ { print "P " n " " $2 }
+    /^ (\*\*\*|   ) [^ ]+ -?[0-9]+$/ { v = ($1 == "***") ? $2 : $1; next }
+    /^ +-?[0-9]+ [^ ]/ && v != "" && $2 !~ /^\// { s = $3; sub(/\/.*/, "", s); print "S " n " " v " " s }'
+  if [ "$fields" = 1 ]; then
+    apt-cache show $names 2>/dev/null | awk '/^Package:/ { p = $2 } /^Version:/ { v = $2 }
+      /^Priority:/ { r = $2 } /^Section:/ { c = $2 } /^$/ { if (p != "") print "F " p " " v " " r " " c; p = r = c = "" }'
+  fi
   echo '### releases'
   for f in /var/lib/apt/lists/*Release; do
     [ -e "$f" ] || continue
@@ -69,14 +76,21 @@ elif command -v dnf >/dev/null 2>&1; then
 else
   echo 'patch scan: neither apt-get nor dnf on this host' >&2; exit 1
 fi
+echo '### end'
 exit 0
 """
 
 
-def scan_script(names: Iterable[str] = ()) -> str:
-    """The scan's shell script; ``names``: packages to report whether or not an update is offered."""
+def scan_script(names: Iterable[str] = (), *, fields: bool = False) -> str:
+    """The scan's shell script; ``names``: packages to report whether or not an update is offered;
+    ``fields``: also read Debian's Priority and Section (only baselines with such rules need them).
+
+    Debian hosts answer in a compact form (``P name installed``, ``S name version suite``,
+    ``F name version priority section``) read from ``apt-cache policy`` and ``apt-cache show`` on
+    the host, so a scan of a few hundred updates fits the output a run keeps per operation; a scan
+    cut short (no ``### end``) is a failed scan, never a partial one."""
     extra = " ".join(sorted(set(names)))
-    return f"extra={shlex.quote(extra)}\n" + _SCRIPT.replace("__MARKER__", SCAN_MARKER)
+    return f"extra={shlex.quote(extra)} fields={int(fields)}\n" + _SCRIPT.replace("__MARKER__", SCAN_MARKER)
 
 
 def sections(text: str) -> dict[str, str]:
@@ -100,6 +114,8 @@ def read_scan(host: str, text: str, at: datetime, names: Iterable[str] = ()) -> 
     if SCAN_MARKER not in text:
         return HostScan(host, Family.DEBIAN, at, error="no scan output (the scan did not run)")
     parts = sections(text)
+    if "end" not in parts:
+        return HostScan(host, Family.DEBIAN, at, error="scan output cut short (too many updates to keep)")
     reboot = parts.get("reboot", "").strip().startswith("required")
     if parts.get("family", "").strip() == "redhat":
         return _redhat(host, parts, at, reboot, set(names))
@@ -121,11 +137,39 @@ def _releases(text: str) -> dict[str, ReleaseInfo]:
     return found
 
 
+def _compact(text: str) -> tuple[dict[str, PolicyEntry], dict[tuple[str, str], dict[str, str]]]:
+    """The Debian scan's compact lines → policy entries and Priority/Section per version."""
+    from sysflow.patch.apt import PolicyVersion
+
+    installed: dict[str, str | None] = {}
+    sources: dict[str, dict[str, list[str]]] = {}
+    show: dict[tuple[str, str], dict[str, str]] = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[0] == "P":
+            installed[f[1]] = None if f[2] == "(none)" else f[2]
+        elif len(f) == 4 and f[0] == "S":
+            sources.setdefault(f[1], {}).setdefault(f[2], []).append(f"- {f[3]}")
+        elif len(f) >= 3 and f[0] == "F":
+            show[(f[1], f[2])] = {
+                "Priority": f[3] if len(f) > 3 else "",
+                "Section": f[4] if len(f) > 4 else "",
+            }
+    policy = {
+        n: PolicyEntry(
+            n, inst, None, tuple(PolicyVersion(v, 500, tuple(s)) for v, s in sources.get(n, {}).items())
+        )
+        for n, inst in installed.items()
+    }
+    return policy, show
+
+
 def _debian(host: str, parts: Mapping[str, str], at: datetime, reboot: bool) -> HostScan:
-    policy = parse_apt_cache_policy(parts.get("policy", ""))
+    policy, show = _compact(parts.get("compact", ""))
+    policy |= parse_apt_cache_policy(parts.get("policy", ""))
     for cand in parse_apt_list_upgradable(parts.get("upgradable", "")):
         policy.setdefault(cand.name, _entry_of(cand.name, cand.installed, cand.version, cand.suites))
-    show = parse_apt_cache_show(parts.get("show", ""))
+    show |= parse_apt_cache_show(parts.get("show", ""))
     releases = _releases(parts.get("releases", ""))
     installed = {name: e.installed for name, e in policy.items() if e.installed}
     updates = [
@@ -218,3 +262,12 @@ def _with_cves(update: Update, cves: set[str]) -> Update:
     from dataclasses import replace
 
     return replace(update, cves=tuple(sorted(set(update.cves) | cves)))
+
+
+def scan_workflow(names: Iterable[str] = (), *, fields: bool = False) -> MaintenanceWorkflow:
+    """A one-task workflow running the scan on every host, failures stopping nothing (read-only:
+    no become, no window)."""
+    wf = MaintenanceWorkflow("patch_scan", description="sysflow patch scan (read-only)")
+    wf.add_task(SCAN_TASK, scan_script(names, fields=fields), description="package scan (read-only)")
+    wf.set_progressive_execution({"strategy": "waves", "max_failures": "100%"})
+    return wf

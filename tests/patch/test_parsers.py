@@ -5,6 +5,7 @@ ordered by the project's Debian and RPM comparators."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import cmp_to_key
 from pathlib import Path
 
 from sysflow.model.versions import compare_debian, compare_rpm
@@ -69,14 +70,8 @@ def test_ubuntu2404_security_pocket_and_epochs() -> None:
     assert {n for n, c in simulated.items() if c.security} == {"libssl3t64", "openssl"}
     policy = parse_apt_cache_policy(read("ubuntu2404/apt-cache-policy.txt"))
     versions = [v.version for v in policy["python3-update-manager"].versions]
-    assert sorted(versions, key=_debian_key) == ["1:24.04.4", "1:24.04.6", "1:24.04.9"]
+    assert sorted(versions, key=cmp_to_key(compare_debian)) == ["1:24.04.4", "1:24.04.6", "1:24.04.9"]
     assert policy["openssl"].versions[0].suites == ("noble-updates", "noble-security")
-
-
-def _debian_key(version: str) -> object:
-    from functools import cmp_to_key
-
-    return cmp_to_key(compare_debian)(version)
 
 
 def test_show_and_release_fields() -> None:
@@ -144,7 +139,7 @@ def _redhat_output() -> str:
         "### check-update", read("rocky9/dnf-check-update.txt"),
         "### updateinfo", read("rocky9/dnf-updateinfo-list.txt"),
         "### updateinfo-cve", read("rocky9/dnf-updateinfo-list-with-cve.txt"),
-        "### reboot", "required",
+        "### reboot", "required", "### end",
     ])  # fmt: skip
 
 
@@ -171,7 +166,7 @@ def test_scan_of_a_debian12_host_from_recordings() -> None:
         "### policy", read("debian12/apt-cache-policy.txt"),
         "### show", "Package: openssl\nVersion: 3.0.20-1~deb12u2\nPriority: optional\nSection: utils\n",
         "### releases", "Suite: oldstable\nCodename: bookworm\nLabel: Debian\nDate: Sat, 15 Nov 2026 09:00:00 UTC\n",
-        "### reboot",
+        "### reboot", "### end",
     ])  # fmt: skip
     scan = read_scan("d1", text, AT)
     updates = {u.name: u for u in scan.updates}
@@ -186,4 +181,7 @@ def test_scan_of_a_debian12_host_from_recordings() -> None:
 def test_a_failed_scan_is_not_an_empty_one() -> None:
     scan = read_scan("x", "bash: apt-get: command not found\n", AT)
     assert scan.error and not scan.updates
+    assert read_scan("x", f"{SCAN_MARKER}\n### family debian\n...", AT).error.startswith(
+        "scan output cut short"
+    )
     assert sections("### a 1\nx\n### b\ny") == {"a": "1\nx", "b": "y"}
