@@ -7,6 +7,7 @@ forecast as a table (p50 and p90 plans) and can write its JSON.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,18 @@ from typing import Any, Literal
 from sysflow.cli.timefmt import DisplayZone, display_zone
 from sysflow.clock import utc
 from sysflow.planner.durations import DurationModel
-from sysflow.planner.forecast import Forecast, forecast
+from sysflow.planner.forecast import Distribution, Forecast, distribution, forecast, samples_for, task_retries
 from sysflow.planner.plan import Plan
 
-__all__ = ["PlanOptions", "forecast_command", "forecast_table", "parse_start", "plan_command", "plan_summary"]
+__all__ = [
+    "PlanOptions",
+    "distribution_lines",
+    "forecast_command",
+    "forecast_table",
+    "parse_start",
+    "plan_command",
+    "plan_summary",
+]
 
 Echo = Callable[[str], None]
 SolverName = Literal["greedy", "cpsat"]
@@ -160,6 +169,27 @@ def forecast_table(fc: Forecast, zone: DisplayZone | None = None) -> list[str]:
     return out
 
 
+def distribution_lines(dist: Distribution, zone: DisplayZone | None = None) -> list[str]:
+    """The Monte Carlo forecast: finish quantiles, hosts done in the first window, per group."""
+    z = zone or display_zone(None, None)
+
+    def at(q: float, day: bool = True) -> str:
+        t = dist.finish_at(q)
+        return z.fmt(t, day=day) if t is not None else "not every host"
+
+    lo, hi = dist.done_interval(0.8)
+    lines = [
+        f"finish: p10 {at(0.1)}, p50 {at(0.5)}, p90 {at(0.9)} ({dist.samples} simulated runs)",
+        f"first window (ends {z.fmt(dist.first_window_end)}): {lo}-{hi} of {dist.hosts} hosts done"
+        f" (80 % interval); every host inside: {dist.p_all_in_first_window():.0%}",
+    ]
+    for group, values in sorted(dist.group_finish.items()):
+        p50, p90 = (Distribution.quantile_of(values, q) for q in (0.5, 0.9))
+        shown = [z.fmt(dist.plan.at(round(v)), day=False) if v != float("inf") else "-" for v in (p50, p90)]
+        lines.append(f"  {group}: p50 {shown[0]}, p90 {shown[1]}")
+    return lines
+
+
 def forecast_command(
     workflow: Path,
     inventory: Path,
@@ -177,7 +207,11 @@ def forecast_command(
     fc = forecast(p50, p90)
     for line in forecast_table(fc, zone):
         echo(line)
+    model = (kw["durations"] or DurationModel()).with_priors({t.id: t.estimate for t in wf.tasks})
+    dist = distribution(p50, model, retries=task_retries(wf), samples=samples_for(p50))
+    for line in distribution_lines(dist, zone):
+        echo(line)
     if json_out is not None:
-        json_out.write_text(fc.to_json())
+        json_out.write_text(json.dumps({**fc.to_dict(), "distribution": dist.to_dict()}, indent=1))
         echo(f"wrote {json_out}")
     return fc

@@ -20,13 +20,24 @@ from typing import Any
 import numpy as np
 
 from sysflow.planner.durations import DurationModel
-from sysflow.planner.montecarlo import simulate, spreads
+from sysflow.planner.montecarlo import ordered_chains, replay, simulate, spreads
 from sysflow.planner.plan import Plan
 from sysflow.planner.problem import Chain, ResourceKind
 from sysflow.planner.solution import block_items, blocks, done_window
 from sysflow.planner.timeline import Timeline, timelines
 
-__all__ = ["Distribution", "Forecast", "WindowForecast", "distribution", "forecast", "plan_order"]
+__all__ = [
+    "Distribution",
+    "Forecast",
+    "WindowForecast",
+    "binding_constraint",
+    "distribution",
+    "forecast",
+    "plan_order",
+    "relaxations",
+    "samples_for",
+    "task_retries",
+]
 
 
 @dataclass(frozen=True)
@@ -176,20 +187,11 @@ def forecast(p50: Plan, p90: Plan | None = None) -> Forecast:
         tuple(rows),
         p50.deferred,
         p90.deferred if p90 is not None else {},
-        _binding(p50, rows),
+        binding_constraint(p50),
         p50.at(p50.bound.makespan),
         p50.at(p50.quality.makespan),
         p50.notes,
     )
-
-
-def _binding(plan: Plan, rows: list[WindowForecast]) -> str:
-    """The most common reason hosts are deferred, else the bottleneck most windows report."""
-    reasons = Counter(plan.assignment.deferred.values())
-    if reasons:
-        return reasons.most_common(1)[0][0]
-    necks = Counter(r.bottleneck.rsplit(" at ", 1)[0] for r in rows if r.bottleneck != "none")
-    return necks.most_common(1)[0][0] if necks else "none"
 
 
 # -- the forecast as a distribution (Monte Carlo over the plan) -----------------------------------
@@ -219,6 +221,11 @@ class Distribution:
         """The end of the latest first window of any host (what "this window" means for the fleet)."""
         ends = [c.windows[0].end for c in self.plan.problem.chains if c.windows]
         return self.plan.at(max(ends, default=0))
+
+    @staticmethod
+    def quantile_of(values: Sequence[float], q: float) -> float:
+        """The ``q`` quantile of ``values`` (the smallest value at or above that share of them)."""
+        return _quantile(values, q)
 
     def finish_quantile(self, q: float) -> float:
         """Seconds from the plan's origin by which the run finishes with probability ``q``."""
@@ -307,3 +314,69 @@ def distribution(
         per_group,
         int(weights.sum()),
     )
+
+
+# -- the binding constraint, by relaxation --------------------------------------------------------
+
+WINDOWS = "maintenance windows"
+RELAX = 2.0  # each constraint is relaxed by this factor: capacity doubled, windows twice as long
+
+
+def _family(name: str) -> str:
+    """A resource's constraint: ``uplink[datacenter=ams]`` and ``uplink[datacenter=fra]`` are one."""
+    return name.split("[", 1)[0]
+
+
+def _replay_key(plan: Plan, order: Sequence[str], **relax: Any) -> tuple[int, float]:
+    """(hosts not finished, finish) of one replay at the plan's durations: smaller is better."""
+    p = plan.problem
+    chains = ordered_chains(p, order)
+    secs = np.array([d for c in chains for d in c.durations], dtype=float)
+    end, _, _ = replay(p, chains, secs, np.zeros(len(secs), dtype=bool), **relax)
+    done = [e for e in end if not math.isnan(e)]
+    return len(end) - len(done), max(done, default=0.0)
+
+
+def relaxations(plan: Plan) -> dict[str, tuple[int, float]]:
+    """For each constraint, (hosts not finished, finish) when only it is relaxed; ``""`` is none."""
+    p = plan.problem
+    order = plan_order(plan)
+    out = {"": _replay_key(plan, order)}
+    families: dict[str, dict[int, float]] = {}
+    for r, res in enumerate(p.resources):
+        if res.kind is ResourceKind.RATE:
+            continue
+        families.setdefault(_family(res.label or res.name), {})[r] = res.capacity * RELAX
+    for name, capacity in families.items():
+        out[name] = _replay_key(plan, order, capacity=capacity)
+    out[WINDOWS] = _replay_key(plan, order, stretch=RELAX)
+    return out
+
+
+def binding_constraint(plan: Plan) -> str:
+    """The constraint whose relaxation moves the finish most (most hosts finished, then earliest
+    finish), checked by replaying the plan with each relaxed in turn; ``"none"`` if none moves it."""
+    keys = relaxations(plan)
+    base = keys.pop("")
+    best = min(keys, key=lambda k: (keys[k], k), default="")
+    return best if best and keys[best] < base else "none"
+
+
+SAMPLE_OPS = 400_000  # operations replayed per forecast at most: 200 samples of 2,000, 20 of 20,000
+MIN_SAMPLES, MAX_SAMPLES = 20, 200
+
+
+def samples_for(plan: Plan) -> int:
+    """How many Monte Carlo samples a forecast of ``plan`` takes: fewer for a bigger fleet, whose
+    finish varies less from one run to the next (it sums more operations)."""
+    ops = sum(len(c.ops) for c in plan.problem.chains)
+    return max(MIN_SAMPLES, min(MAX_SAMPLES, SAMPLE_OPS // max(1, ops)))
+
+
+def task_retries(workflow: Any) -> dict[str, tuple[int, float]]:
+    """Each task's ``(retries, first retry delay in seconds)`` as the engine retries it."""
+    out: dict[str, tuple[int, float]] = {}
+    for t in workflow.tasks:
+        delay = t.retry_delay
+        out[t.id] = (int(t.retries), float(delay) if delay is not None else 1.0)
+    return out

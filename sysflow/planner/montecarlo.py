@@ -31,8 +31,9 @@ import numpy.typing as npt
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind
 
-__all__ = ["Outcomes", "TaskSpread", "replay", "simulate", "spreads"]
+__all__ = ["Outcomes", "TaskSpread", "ordered_chains", "replay", "simulate", "spreads"]
 
+MIN_T_SAMPLES = 10  # observations from which a learned spread is replayed as Student's t
 MAX_RETRY_DELAY = 60.0  # the engine's cap on one retry delay (actors.ops)
 
 
@@ -125,7 +126,7 @@ def simulate(
     seed: int = 0,
 ) -> Outcomes:
     """Replay ``problem`` ``samples`` times on sampled durations, hosts asking in ``order``."""
-    chains = _ordered(problem, order)
+    chains = ordered_chains(problem, order)
     draw = _sampler(chains, spread)
     rng = np.random.default_rng(seed)
     n = len(chains)
@@ -138,7 +139,8 @@ def simulate(
     return Outcomes(tuple(c.host for c in chains), end, window, failed, tuple(chains))
 
 
-def _ordered(problem: PlanningProblem, order: Sequence[str]) -> list[Chain]:
+def ordered_chains(problem: PlanningProblem, order: Sequence[str]) -> list[Chain]:
+    """The chains in the order the engine dispatches them: by wave, then as ``order`` ranks hosts."""
     rank = {h: i for i, h in enumerate(order)}
     return sorted(problem.chains, key=lambda c: (c.wave, rank.get(c.host, len(rank))))
 
@@ -385,6 +387,7 @@ def spreads(
         retries, delay = known.get(task, (0, 1.0))
         fail = model.failure_rate(task, group)
         n = max(e.n, 1.0)
-        return TaskSpread(e.mu, e.sigma, e.sigma / math.sqrt(n), max(2.0, n - 1.0), fail, retries, delay)
+        df = n - 1.0 if n >= MIN_T_SAMPLES else math.inf  # a prior's sigma is a guess, not a sample's
+        return TaskSpread(e.mu, e.sigma, e.sigma / math.sqrt(n), df, fail, retries, delay)
 
     return spread

@@ -44,7 +44,8 @@ def test_work_that_cannot_fit_names_deferred_hosts_and_binding_constraint() -> N
     assert len(p.deferred) == 3
     assert set(fc.deferred) == {"web02", "web03", "web04"}
     assert all("ams uplink MB/s" in r for r in fc.deferred.values())
-    assert "ams uplink MB/s" in fc.binding
+    # relaxed in turn, twice the uplink finishes four hosts, a window twice as long all five
+    assert fc.binding == "maintenance windows"
     (row,) = fc.windows
     assert (row.candidates, row.fit_p50, row.fit_p90) == (5, 2, 2)
     assert row.bottleneck.startswith("ams uplink MB/s at 100%")

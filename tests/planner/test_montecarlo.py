@@ -12,7 +12,7 @@ import pytest
 
 from sysflow.planner.build import solve_problem
 from sysflow.planner.durations import DurationModel
-from sysflow.planner.forecast import distribution, plan_order
+from sysflow.planner.forecast import binding_constraint, distribution, forecast, plan_order, relaxations
 from sysflow.planner.montecarlo import TaskSpread, replay, simulate, spreads
 from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
 
@@ -164,3 +164,49 @@ def test_the_model_counts_failed_attempts_and_keeps_them_in_json() -> None:
     assert again.failure_rate("upgrade", "web") == model.failure_rate("upgrade", "web")
     spread = spreads(again, {"upgrade": (2, 5.0)})("upgrade", "web")
     assert spread.retries == 2 and spread.retry_delay == 5.0 and spread.fail_p > 0
+
+
+def constructed(kind: str) -> PlanningProblem:
+    """20 hosts of 60 s (10 s download + 50 s upgrade) in one window, bound by one thing each:
+    ``bandwidth``: the uplink fits 2 downloads at once; ``budget``: 2 hosts in maintenance at once;
+    ``window``: plenty of everything but time: the window (55 s) is shorter than a host's chain."""
+    slots = 20
+    length = 55 if kind == "window" else 3600
+    resources = (
+        Resource("max_parallel_servers", ResourceKind.POOL, slots),
+        Resource("uplink[datacenter=ams]", ResourceKind.POOL, 100 if kind == "bandwidth" else 1000),
+        Resource("disruption_budget[group=web]", ResourceKind.BUDGET, 2 if kind == "budget" else 20),
+    )
+    chains = tuple(
+        Chain(
+            host=f"web{i:02d}",
+            group="web",
+            datacenter="ams",
+            wave=0,
+            stage="fleet",
+            ops=(f"download@web{i:02d}", f"upgrade@web{i:02d}"),
+            tasks=("download", "upgrade"),
+            durations=(10, 50) if kind != "bandwidth" else (50, 10),
+            windows=(Window(0, length - 5, length), Window(86_400, 86_400 + length - 5, 86_400 + length)),
+            uses=((Use(0, 1), Use(1, 50)), (Use(0, 1),)),
+            span_uses=(Use(2, 1),),
+        )
+        for i in range(20)
+    )
+    return PlanningProblem(chains, resources, origin=ORIGIN)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("bandwidth", "uplink"), ("budget", "disruption_budget"), ("window", "maintenance windows")],
+)
+def test_the_named_bottleneck_is_the_one_whose_relaxation_moves_the_finish_most(
+    kind: str, expected: str
+) -> None:
+    plan = solve_problem(constructed(kind))
+    moved = relaxations(plan)
+    base = moved.pop("")
+    assert binding_constraint(plan) == expected
+    assert moved[expected] < base  # relaxing it helps ...
+    assert all(moved[expected] <= other for other in moved.values())  # ... and no other helps more
+    assert forecast(plan).binding == expected
