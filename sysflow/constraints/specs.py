@@ -106,7 +106,14 @@ class SpecExpander:
                 self._grid = DayGrid(self.lo, self.hi)
             return expand_weekly(rule, tz, self._grid)
         if spec.cron is not None and spec.duration is not None:
-            return self._expand_cron(spec.cron, spec.duration, tz, source)
+            return self._expand_cron(spec.cron, spec.duration, tz, source, spec.offset_days)
+        if spec.holidays is not None or spec.ical is not None:
+            from sysflow.constraints.blackouts import expand_holidays, expand_ical
+
+            if spec.holidays is not None:
+                return expand_holidays(spec.holidays, tz, self.lo, self.hi)
+            assert spec.ical is not None
+            return expand_ical(spec.ical, tz, self.lo, self.hi)
         assert spec.start is not None
         assert spec.end is not None
         return self._expand_once(spec.start, spec.end, tz)
@@ -121,9 +128,10 @@ class SpecExpander:
         return np.array([s] if keep else []), np.array([e] if keep else [])
 
     def _expand_cron(
-        self, expr: str, duration: float, tz: LocalTime, source: SpecSource
+        self, expr: str, duration: float, tz: LocalTime, source: SpecSource, offset_days: int = 0
     ) -> tuple[FloatArray, FloatArray]:
-        fires = tz.to_utc(self._cron_local(expr, duration))
+        offset = offset_days * DAY  # in wall-clock days: "second Tuesday + 2" opens at the same local time
+        fires = tz.to_utc(self._cron_local(expr, duration + offset) + offset)
         if len(fires) > 1 and float((fires[1:] - fires[:-1]).min()) < duration:
             gap = float((fires[1:] - fires[:-1]).min())
             msg = f"cron window {expr!r}: duration {duration:g}s is longer than its period ({gap:g}s)"

@@ -173,6 +173,14 @@ class WindowSpec(FrozenModel):
     )
     cron: str | None = Field(None, description='Cron expression for the window start, e.g. "0 1 * * SUN".')
     duration: Duration | None = Field(None, description="Length of a cron window (e.g. 2h), real time.")
+    offset_days: int = Field(
+        0, ge=0, le=27, description='Days after each cron fire the window opens ("Patch Tuesday + 2").'
+    )
+    holidays: str | None = Field(
+        None,
+        description='Public holidays of a country[-subdivision] ("NL", "US-CA"), each a whole local day.',
+    )
+    ical: str | None = Field(None, description="iCalendar file or http(s) URL; recurring events expanded.")
     start: datetime | None = Field(None, description="Start of a one-off window (ISO 8601).")
     end: datetime | None = Field(None, description="End of a one-off window (ISO 8601).")
     timezone: str | None = Field(
@@ -211,9 +219,15 @@ class WindowSpec(FrozenModel):
             self.weekly is not None,
             self.cron is not None,
             self.start is not None or self.end is not None,
+            self.holidays is not None,
+            self.ical is not None,
         ]
         if sum(forms) != 1:
-            raise ValueError("a window is exactly one of: a weekly spec, cron + duration, or start/end")
+            raise ValueError(
+                "a window is exactly one of: a weekly spec, cron + duration, start/end, holidays or ical"
+            )
+        if self.offset_days and self.cron is None:
+            raise ValueError("offset_days belongs to a cron window")
         if self.cron is not None and not self.duration:
             raise ValueError(f"cron window {self.cron!r} needs a positive duration")
         if self.duration is not None and self.cron is None:
@@ -241,7 +255,12 @@ class WindowSpec(FrozenModel):
         if self.weekly is not None:
             return self.weekly
         if self.cron is not None:
-            return f"cron {self.cron!r} for {self.duration:g}s"
+            offset = f" + {self.offset_days} days" if self.offset_days else ""
+            return f"cron {self.cron!r}{offset} for {self.duration:g}s"
+        if self.holidays is not None:
+            return f"public holidays {self.holidays}"
+        if self.ical is not None:
+            return f"iCalendar {self.ical}"
         return f"{self.start.isoformat() if self.start else ''}/{self.end.isoformat() if self.end else ''}"
 
 

@@ -1,0 +1,112 @@
+"""Patch schedules on the one window system: SSM-style cron (``#n``, ``L``) with a day offset
+("Patch Tuesday + N") including offsets that cross a month end and a daylight-saving night, and
+blackouts from public holidays and a recurring iCalendar freeze subtracted from the windows; every
+expected date is computed here independently (calendar arithmetic, zoneinfo)."""
+
+from __future__ import annotations
+
+import calendar as cal
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from sysflow.constraints.calendar import Calendar
+from sysflow.model.windows import WindowSpec
+
+AMS = ZoneInfo("Europe/Amsterdam")
+
+
+def nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
+    days = [
+        d for d in range(1, cal.monthrange(year, month)[1] + 1) if date(year, month, d).weekday() == weekday
+    ]
+    return date(year, month, days[n - 1])
+
+
+def starts(config: dict[str, object], begin: datetime, end: datetime) -> list[datetime]:
+    built = Calendar.build(config, start=begin, end=end)
+    return [w.start.astimezone(AMS) for w in built.windows("web", begin, end)]
+
+
+def test_second_tuesday_plus_two() -> None:
+    config = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": {"cron": "0 22 * * TUE#2", "duration": "4h", "offset_days": 2}},
+    }
+    begin, end = datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 12, 31, tzinfo=UTC)
+    found = starts(config, begin, end)
+    expected = [nth_weekday(2027, m, 1, 2) + timedelta(days=2) for m in range(1, 13)]
+    assert [w.date() for w in found] == expected and all(w.hour == 22 for w in found)
+    assert (
+        WindowSpec.model_validate(config["groups"]["web"]).describe()
+        == "cron '0 22 * * TUE#2' + 2 days for 14400s"
+    )  # type: ignore[index]
+
+
+def test_offsets_crossing_a_month_end_and_last_day() -> None:
+    config = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": {"cron": "0 22 * * TUE#4", "duration": "2h", "offset_days": 7}},
+    }
+    begin, end = datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 12, 31, tzinfo=UTC)
+    expected = [nth_weekday(2027, m, 1, 4) + timedelta(days=7) for m in range(1, 13)][:-1]  # Dec's: 2028
+    assert [w.date() for w in starts(config, begin, end)] == expected
+    assert any(d.month != (d - timedelta(days=7)).month for d in expected)  # some land in the next month
+    last = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": {"cron": "0 23 L * *", "duration": "1h", "offset_days": 1}},
+    }
+    firsts = [w.date() for w in starts(last, begin, end)]
+    assert firsts == [date(2027, m, 1) for m in range(1, 13)]  # the day after each month's last day
+
+
+def test_dst_night() -> None:
+    # the fourth Friday of March 2027 + 2 is Sunday 28 March, when Amsterdam moves to summer time
+    config = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": {"cron": "30 1 * * FRI#4", "duration": "2h", "offset_days": 2}},
+    }
+    begin, end = datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC)
+    built = Calendar.build(config, start=begin, end=end)
+    (window,) = built.windows("web", begin, end)
+    opens = datetime(2027, 3, 28, 1, 30, tzinfo=AMS)
+    assert window.start == opens.astimezone(UTC) and window.end - window.start == timedelta(hours=2)
+    assert window.end.astimezone(AMS).hour == 4  # 02:30 UTC is 04:30 summer time
+
+
+def test_holiday_blackout() -> None:
+    config = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": "daily 22:00-23:00"},
+        "blackouts": [{"holidays": "NL"}],
+    }
+    begin, end = datetime(2027, 4, 20, tzinfo=UTC), datetime(2027, 5, 2, tzinfo=UTC)
+    days = {w.date() for w in starts(config, begin, end)}
+    assert date(2027, 4, 27) not in days  # King's Day (27 April, a Tuesday in 2027)
+    assert {date(2027, 4, 26), date(2027, 4, 28)} <= days
+
+
+def test_recurring_ical_freeze(tmp_path: Path) -> None:
+    ics = tmp_path / "freeze.ics"
+    ics.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//sysflow tests//EN\r\nBEGIN:VEVENT\r\nUID:freeze@sysflow\r\n"
+        "DTSTAMP:20270101T000000Z\r\nDTSTART;VALUE=DATE:20270101\r\nDTEND;VALUE=DATE:20270102\r\n"
+        "RRULE:FREQ=WEEKLY;BYDAY=FR\r\nSUMMARY:Friday freeze\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    config = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": "daily 22:00-23:00"},
+        "blackouts": [{"ical": str(ics)}],
+    }
+    begin, end = datetime(2027, 6, 1, tzinfo=UTC), datetime(2027, 7, 1, tzinfo=UTC)
+    days = [w.date() for w in starts(config, begin, end)]
+    fridays = [date(2027, 6, d) for d in range(1, 31) if date(2027, 6, d).weekday() == 4]
+    assert not set(days) & set(fridays)
+    assert len(days) == 30 - len(fridays)
+
+
+def test_offset_only_on_cron() -> None:
+    with pytest.raises(ValueError, match="offset_days belongs to a cron window"):
+        WindowSpec.model_validate({"weekly": "Sun 01:00-03:00", "offset_days": 2})
