@@ -110,3 +110,36 @@ def test_recurring_ical_freeze(tmp_path: Path) -> None:
 def test_offset_only_on_cron() -> None:
     with pytest.raises(ValueError, match="offset_days belongs to a cron window"):
         WindowSpec.model_validate({"weekly": "Sun 01:00-03:00", "offset_days": 2})
+
+
+def test_ical_from_a_url_with_timed_events(tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "change.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//sysflow tests//EN\r\nBEGIN:VEVENT\r\nUID:c1@sysflow\r\n"
+        "DTSTAMP:20270101T000000Z\r\nDTSTART:20270607T210000Z\r\nDTEND:20270607T220000Z\r\n"
+        "SUMMARY:freeze (UTC)\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:c2@sysflow\r\nDTSTAMP:20270101T000000Z\r\n"
+        "DTSTART:20270608T220000\r\nDTEND:20270608T230000\r\nSUMMARY:freeze (local)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/change.ics"
+        config = {
+            "timezone": "Europe/Amsterdam",
+            "groups": {"web": "daily 22:00-23:00"},
+            "blackouts": [{"ical": url}],
+        }
+        days = [
+            w.date()
+            for w in starts(config, datetime(2027, 6, 6, tzinfo=UTC), datetime(2027, 6, 10, tzinfo=UTC))
+        ]
+    finally:
+        server.shutdown()
+        server.server_close()
+    # 21:00-22:00 UTC on the 7th is 23:00-24:00 local: after the 22:00-23:00 window, which stays;
+    # 22:00-23:00 local (floating time) on the 8th covers that day's window
+    assert date(2027, 6, 7) in days and date(2027, 6, 8) not in days and date(2027, 6, 9) in days
