@@ -14,6 +14,8 @@ simulator with its own seed. Reported per family: the fraction of runs whose act
 forecast p90 (target 0.85-0.95) and <= p50 (0.40-0.60), and whose hosts done in the first window fall
 inside the forecast's 80 % interval (>= 0.75); plus a reliability diagram (PNG).
 
+It also times a forecast of ``--speed-hosts`` hosts × 5 tasks (plan, Monte Carlo, binding constraint).
+
     python benchmarks/forecast_calibration.py [--runs 40] [--hosts 120] [--json out.json] [--png out.png]
 """
 
@@ -79,7 +81,8 @@ def inventory(hosts: int) -> Inventory:
     return inv
 
 
-def workflow(fam: Family) -> MaintenanceWorkflow:
+def workflow(fam: Family, scale: int = 1) -> MaintenanceWorkflow:
+    """The family's 5-task rolling workflow; ``scale`` multiplies every limit (for large fleets)."""
     tasks = []
     prev: list[str] = []
     for name, seconds in TASKS:
@@ -98,9 +101,9 @@ def workflow(fam: Family) -> MaintenanceWorkflow:
             "rollout": {"strategy": "rolling", "serial": [2, "20%", "100%"], "pause_between_waves": "2m"},
             "windows": {"timezone": "UTC", "cutoff": "5m", "groups": {"web": fam.window, "db": fam.window}},
             "parallelism": {
-                "max_parallel_servers": 40,
-                "max_parallel_per_group": 30,
-                "pools": [{"name": "uplink", "capacity": 500, "scope": "datacenter"}],
+                "max_parallel_servers": 40 * scale,
+                "max_parallel_per_group": 30 * scale,
+                "pools": [{"name": "uplink", "capacity": 500 * scale, "scope": "datacenter"}],
             },
         }
     )
@@ -226,16 +229,50 @@ def diagram(summaries: Sequence[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def speed(hosts: int) -> dict[str, Any]:
+    """Wall seconds of a forecast of ``hosts`` hosts × 5 tasks: plan, Monte Carlo, binding constraint."""
+    from sysflow.planner.build import plan_pair
+    from sysflow.planner.forecast import binding_constraint, samples_for, task_retries
+
+    fam = FAMILIES["nominal"]
+    wf, inv = workflow(fam, scale=max(1, hosts // 1000)), inventory(hosts)
+    model = DurationModel().with_priors({t.id: t.estimate for t in wf.tasks})
+    t0 = time.perf_counter()
+    (p50,) = plan_pair(wf, inv, start=START, quantiles=(0.5,), durations=model)
+    t1 = time.perf_counter()
+    n = samples_for(p50)
+    dist = distribution(p50, model, retries=task_retries(wf), samples=n)
+    t2 = time.perf_counter()
+    binding = binding_constraint(p50)
+    t3 = time.perf_counter()
+    row = {
+        "hosts": hosts,
+        "operations": sum(len(c.ops) for c in p50.problem.chains),
+        "plan_s": round(t1 - t0, 3),
+        "monte_carlo_s": round(t2 - t1, 3),
+        "samples": n,
+        "binding_s": round(t3 - t2, 3),
+        "binding": binding,
+        "total_s": round(t3 - t0, 3),
+        "finish_p50": str(dist.finish_at(0.5)),
+        "finish_p90": str(dist.finish_at(0.9)),
+    }
+    print("speed " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=40, help="runs per family (5 families)")
     ap.add_argument("--hosts", type=int, default=120)
     ap.add_argument("--samples", type=int, default=200, help="Monte Carlo samples per forecast")
     ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--speed-hosts", type=int, default=10_000, help="the forecast speed row (0: skip)")
     ap.add_argument("--json", type=Path, default=Path("forecast_calibration.json"))
     ap.add_argument("--png", type=Path, default=Path("forecast_calibration.png"))
     args = ap.parse_args()
-    out = []
+    out: list[dict[str, Any]] = []
+    speed_row = speed(args.speed_hosts) if args.speed_hosts else None
     for name in args.families.split(","):
         s = run_family(FAMILIES[name], args.runs, args.hosts, args.samples)
         out.append(s)
@@ -245,7 +282,7 @@ def main() -> None:
             f"(median {s['median_run_s']:.2f} s per forecast+run)",
             flush=True,
         )
-    args.json.write_text(json.dumps(out, indent=1))
+    args.json.write_text(json.dumps({"speed": speed_row, "families": out}, indent=1))
     diagram(out, args.png)
     print(f"wrote {args.json} and {args.png}")
 

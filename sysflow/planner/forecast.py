@@ -363,7 +363,7 @@ def binding_constraint(plan: Plan) -> str:
 
 
 SAMPLE_OPS = 400_000  # operations replayed per forecast at most: 200 samples of 2,000, 20 of 20,000
-MIN_SAMPLES, MAX_SAMPLES = 20, 200
+MIN_SAMPLES, MAX_SAMPLES = 4, 200
 
 
 def samples_for(plan: Plan) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -133,9 +134,12 @@ def simulate(
     end = np.full((samples, n), np.nan)
     window = np.full((samples, n), -1, dtype=np.int16)
     failed = np.zeros((samples, n), dtype=bool)
+    static = _Static(problem, chains)
     for s in range(samples):
         seconds, fails = draw(rng)
-        end[s], window[s], failed[s] = replay(problem, chains, seconds, fails)
+        r = _Replay(problem, static, seconds, fails)
+        r.run()
+        end[s], window[s], failed[s] = r.end, r.done_window, r.failed
     return Outcomes(tuple(c.host for c in chains), end, window, failed, tuple(chains))
 
 
@@ -145,11 +149,43 @@ def ordered_chains(problem: PlanningProblem, order: Sequence[str]) -> list[Chain
     return sorted(problem.chains, key=lambda c: (c.wave, rank.get(c.host, len(rank))))
 
 
-@dataclass
-class _Req:
-    chain: int
-    ids: tuple[int, ...]
-    amounts: tuple[int, ...]
+_Req = tuple[int, tuple[int, ...], tuple[int, ...]]  # (chain, resources, amounts)
+
+
+class _Static:
+    """What every replay of the same chains shares: windows, predictions, requests, waves."""
+
+    def __init__(self, problem: PlanningProblem, chains: Sequence[Chain], stretch: float = 1.0) -> None:
+        self.pools = [r.kind is ResourceKind.POOL for r in problem.resources]
+        self.sizes = [len(c.ops) for c in chains]
+        self.windows = [[_stretched(w.start, w.cutoff, w.end, stretch) for w in c.windows] for c in chains]
+        self.rest = [[float(sum(c.durations[k:])) for k in range(len(c.ops))] for c in chains]
+        self.asks: list[list[_Req]] = []  # per chain, per operation; the first takes the budgets too
+        for i, c in enumerate(chains):
+            per_op = []
+            for k in range(len(c.ops)):
+                us = [u for u in c.op_uses(k) if self.pools[u.resource] and u.amount > 0]
+                if k == 0:
+                    us += [u for u in c.span_uses if u.amount > 0]
+                per_op.append((i, tuple(u.resource for u in us), tuple(u.amount for u in us)))
+            self.asks.append(per_op)
+        self.budget_of = [tuple(u for u in c.span_uses if u.amount > 0) for c in chains]
+        waves: dict[str, dict[int, list[int]]] = {}
+        for i, c in enumerate(chains):
+            waves.setdefault(c.stage, {}).setdefault(c.wave, []).append(i)
+        self.stages = list(waves)
+        self.waves = [[ws[w] for w in sorted(ws)] for ws in waves.values()]
+        self.gates = [[problem.gate(w) for w in sorted(ws)] for ws in waves.values()]
+        self.position = [(0, 0)] * len(chains)  # (stage index, wave position) of each chain
+        for si, ws in enumerate(self.waves):
+            for pos, members in enumerate(ws):
+                for i in members:
+                    self.position[i] = (si, pos)
+        everyone: set[int] | None = None
+        for c in chains:
+            ids = {u.resource for us in c.uses for u in us if self.pools[u.resource]}
+            everyone = ids if everyone is None else everyone & ids
+        self.universal = frozenset(everyone or ())
 
 
 class _Replay:
@@ -158,50 +194,41 @@ class _Replay:
     def __init__(
         self,
         problem: PlanningProblem,
-        chains: Sequence[Chain],
+        static: _Static,
         seconds: npt.NDArray[np.float64],
         fails: npt.NDArray[np.bool_],
         capacity: Mapping[int, float] | None = None,
-        stretch: float = 1.0,
     ) -> None:
-        self.p = problem
-        self.chains = chains
+        st = self.st = static
         self.cap = [float(r.capacity) for r in problem.resources]
         for r, units in (capacity or {}).items():
             self.cap[r] = units
-        self.pools = [r.kind is ResourceKind.POOL for r in problem.resources]
+        self.pools = st.pools
         self.used = [0.0] * len(problem.resources)
-        offs = np.cumsum([0] + [len(c.ops) for c in chains])
-        self.secs = [seconds[offs[i] : offs[i + 1]].tolist() for i in range(len(chains))]
-        self.fail = [bool(fails[offs[i] : offs[i + 1]].any()) for i in range(len(chains))]
-        self.fail_at = [
-            int(np.argmax(fails[offs[i] : offs[i + 1]])) if self.fail[i] else -1 for i in range(len(chains))
-        ]
-        self.windows = [[_stretched(w.start, w.cutoff, w.end, stretch) for w in c.windows] for c in chains]
-        self.rest = [[float(sum(c.durations[k:])) for k in range(len(c.ops))] for c in chains]
-        n = len(chains)
+        n = len(st.sizes)
+        offs = np.cumsum([0, *st.sizes])
+        flat = seconds.tolist()
+        self.secs = [flat[offs[i] : offs[i + 1]] for i in range(n)]
+        self.fail_at = [-1] * n
+        for j in np.flatnonzero(fails).tolist():
+            i = int(np.searchsorted(offs, j, side="right")) - 1
+            if self.fail_at[i] < 0:
+                self.fail_at[i] = j - int(offs[i])
+        self.windows = st.windows
+        self.rest = st.rest
         self.k = [0] * n
         self.win = [-1] * n
         self.started = [False] * n
         self.end = [math.nan] * n
         self.done_window = [-1] * n
         self.failed = [False] * n
-        self.queue: list[_Req] = []
+        self.queue: deque[_Req] = deque()
         self.holding: dict[int, _Req] = {}
         self.heap: list[tuple[float, int, int, int]] = []
         self.seq = 0
-        waves: dict[str, dict[int, list[int]]] = {}
-        for i, c in enumerate(chains):
-            waves.setdefault(c.stage, {}).setdefault(c.wave, []).append(i)
-        self.waves = {st: [ws[w] for w in sorted(ws)] for st, ws in waves.items()}
-        self.wave_numbers = {st: sorted(ws) for st, ws in waves.items()}
-        self.left: dict[tuple[str, int], int] = {}
-        self.wave_end: dict[tuple[str, int], float] = {}
-        everyone = None
-        for c in chains:
-            ids = {u.resource for us in c.uses for u in us if self.pools[u.resource]}
-            everyone = ids if everyone is None else everyone & ids
-        self.universal = frozenset(everyone or ())
+        self.left: dict[tuple[int, int], int] = {}
+        self.wave_end: dict[tuple[int, int], float] = {}
+        self.universal = st.universal
 
     # events: 0 start wave (a = stage index, b = wave position), 1 admit window (a = chain), 2 op end
     def push(self, t: float, kind: int, a: int, b: int = 0) -> None:
@@ -209,8 +236,7 @@ class _Replay:
         heapq.heappush(self.heap, (t, self.seq, kind * 1_000_000_000 + a, b))
 
     def run(self) -> None:
-        self.stages = list(self.waves)
-        for si in range(len(self.stages)):
+        for si in range(len(self.st.waves)):
             self.push(0.0, 0, si, 0)
         while self.heap:
             t, _, code, b = heapq.heappop(self.heap)
@@ -225,24 +251,21 @@ class _Replay:
                 self._pump(t)
 
     def _start_wave(self, t: float, si: int, pos: int) -> None:
-        stage = self.stages[si]
-        members = self.waves[stage][pos]
-        self.left[(stage, pos)] = len(members)
-        self.wave_end[(stage, pos)] = t
+        members = self.st.waves[si][pos]
+        self.left[(si, pos)] = len(members)
+        self.wave_end[(si, pos)] = t
         for i in members:
             self._admit(t, i)
         self._pump(t)
 
     def _chain_over(self, t: float, i: int) -> None:
-        c = self.chains[i]
-        key = (c.stage, self.wave_numbers[c.stage].index(c.wave))
+        key = self.st.position[i]
         self.wave_end[key] = max(self.wave_end[key], t)
         self.left[key] -= 1
         if self.left[key] == 0:
-            stage, pos = key
-            if pos + 1 < len(self.waves[stage]):
-                gate = self.p.gate(c.wave)
-                self.push(self.wave_end[key] + gate, 0, self.stages.index(stage), pos + 1)
+            si, pos = key
+            if pos + 1 < len(self.st.waves[si]):
+                self.push(self.wave_end[key] + self.st.gates[si][pos], 0, si, pos + 1)
 
     def _admit(self, t: float, i: int) -> None:
         """Find the window the chain's rest fits in from ``t``; ask for admission there."""
@@ -268,46 +291,44 @@ class _Replay:
         self._chain_over(t, i)
 
     def _ask(self, i: int) -> None:
-        c, k = self.chains[i], self.k[i]
-        us = [u for u in c.op_uses(k) if self.pools[u.resource] and u.amount > 0]
-        if not self.started[i]:  # the host's first operation takes its budgets too
-            us += [u for u in c.span_uses if u.amount > 0]
-        self.queue.append(_Req(i, tuple(u.resource for u in us), tuple(u.amount for u in us)))
+        k = self.k[i]
+        self.queue.append(self.st.asks[i][k] if k or not self.started[i] else _without_budget(self.st, i))
 
     def _pump(self, t: float) -> None:
-        if not self.queue:
+        """Grant waiting requests in order; stop at the first that blocks a pool everyone needs."""
+        queue = self.queue
+        if not queue:
             return
         blocked: set[int] = set()
         keep: list[_Req] = []
         cap, used = self.cap, self.used
-        for j, req in enumerate(self.queue):
-            if blocked and self.universal <= blocked:
-                keep.extend(self.queue[j:])
-                break
-            ids = req.ids
+        while queue and not (blocked and self.universal <= blocked):
+            req = queue.popleft()
+            _, ids, amounts = req
             if blocked.isdisjoint(ids) and all(
-                used[r] + a <= cap[r] + 1e-9 for r, a in zip(ids, req.amounts, strict=True)
+                used[r] + a <= cap[r] + 1e-9 for r, a in zip(ids, amounts, strict=True)
             ):
-                for r, a in zip(ids, req.amounts, strict=True):
+                for r, a in zip(ids, amounts, strict=True):
                     used[r] += a
-                self._granted(t, req)
+                self._granted(t, req)  # may ask again (at the back of the queue)
             else:
                 # like the engine: a new host waiting for a budget slot holds its place on the
                 # budget only (hosts in maintenance free it, and their next operations must pass)
-                budgets = [r for r, a in zip(ids, req.amounts, strict=True) if not self.pools[r]]
-                short = [r for r in budgets if used[r] + 1e-9 > cap[r] - _amount(req, r)]
-                blocked.update(budgets if short else ids)
+                budgets = [(r, a) for r, a in zip(ids, amounts, strict=True) if not self.pools[r]]
+                short = [r for r, a in budgets if used[r] + 1e-9 > cap[r] - a]
+                budgets_ids = [r for r, _ in budgets]
+                blocked.update(budgets_ids if short else ids)
                 keep.append(req)
-        self.queue = keep
+        queue.extendleft(reversed(keep))
 
     def _granted(self, t: float, req: _Req) -> None:
-        i = req.chain
+        i = req[0]
         _, cut, e = self.windows[i][self.win[i]]
         ok = t < cut and t < e
         if not self.started[i]:
             ok = ok and t + self.rest[i][self.k[i]] <= e
         if not ok:
-            self._release(req.ids, req.amounts, only_pools=False)
+            self._release(req[1], req[2], only_pools=False)
             self.win[i] = -1
             self._admit(t, i)
             return
@@ -322,22 +343,21 @@ class _Replay:
 
     def _release_budget(self, i: int) -> None:
         if self.started[i]:
-            for u in self.chains[i].span_uses:
-                if u.amount > 0:
-                    self.used[u.resource] -= u.amount
+            for u in self.st.budget_of[i]:
+                self.used[u.resource] -= u.amount
 
     def _op_end(self, t: float, i: int) -> None:
         req = self.holding.pop(i)
-        self._release(req.ids, req.amounts, only_pools=True)
+        self._release(req[1], req[2], only_pools=True)
         k = self.k[i]
-        if self.fail[i] and self.fail_at[i] == k:
+        if self.fail_at[i] == k:
             self.failed[i] = True
             self.end[i] = t
             self._release_budget(i)
             self._chain_over(t, i)
             return
         self.k[i] = k + 1
-        if self.k[i] == len(self.chains[i].ops):
+        if self.k[i] == self.st.sizes[i]:
             self.end[i] = t
             self.done_window[i] = self.win[i]
             self._release_budget(i)
@@ -346,8 +366,11 @@ class _Replay:
         self._admit(t, i)
 
 
-def _amount(req: _Req, resource: int) -> int:
-    return req.amounts[req.ids.index(resource)]
+def _without_budget(st: _Static, i: int) -> _Req:
+    """The first operation's request of a host already in maintenance (after a window change)."""
+    chain, ids, amounts = st.asks[i][0]
+    pools = [(r, a) for r, a in zip(ids, amounts, strict=True) if st.pools[r]]
+    return (chain, tuple(r for r, _ in pools), tuple(a for _, a in pools))
 
 
 def _stretched(start: int, cutoff: int, end: int, stretch: float) -> tuple[float, float, float]:
@@ -368,7 +391,7 @@ def replay(
     """One replay of ``chains`` (in asking order) with these run times (flattened per chain, per
     operation) and final failures: per chain its end, finishing window and failure. ``capacity``
     overrides resources' capacities and ``stretch`` scales every window's length (relaxations)."""
-    r = _Replay(problem, chains, seconds, fails, capacity, stretch)
+    r = _Replay(problem, _Static(problem, chains, stretch), seconds, fails, capacity)
     r.run()
     return r.end, r.done_window, r.failed
 
