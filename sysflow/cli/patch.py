@@ -195,11 +195,7 @@ def patch_install(
 
 
 def _windows(path: Path | None) -> dict[str, object] | None:
-    if path is None:
-        return None
-    from sysflow.cli.exec import _windows_file
-
-    return _windows_file(path)
+    return None if path is None else _windows_file_data(path)
 
 
 @patch_app.command("report")
@@ -232,3 +228,41 @@ def patch_report(
         if cve:
             lacking = report.lacking(cve)
             typer.echo(f"{cve}: {len(lacking)} host(s) lacked a fix on {day}: {', '.join(lacking) or '-'}")
+
+
+@patch_app.command("windows")
+def patch_windows(
+    windows: Annotated[Path, typer.Argument(help="A YAML windows: section (or a workflow holding one).")],
+    start: Annotated[
+        str | None, typer.Option("--start", help="First day (YYYY-MM-DD; default today).")
+    ] = None,
+    days: Annotated[int, typer.Option("--days", help="How many days to show.")] = 35,
+) -> None:
+    """The concrete windows per group after blackouts (holidays, iCalendar freezes, dates), in the
+    windows' time zone, and the blackouts that were subtracted."""
+    from zoneinfo import ZoneInfo
+
+    from sysflow.cli.commands import guard
+    from sysflow.constraints.calendar import Calendar
+    from sysflow.model.windows import WindowsConfig
+
+    with guard("patch windows"):
+        config = WindowsConfig.model_validate(_windows_file_data(windows))
+        zone = ZoneInfo(config.timezone)
+        first = date.fromisoformat(start) if start else datetime.now(UTC).date()
+        begin = datetime.combine(first, time(), zone).astimezone(UTC)
+        end = begin + timedelta(days=days)
+        built = Calendar.build(config, start=begin, end=end)
+        for group in built.groups:
+            typer.echo(f"{group}:")
+            for w in built.windows(group, begin, end):
+                s, e = w.start.astimezone(zone), w.end.astimezone(zone)
+                typer.echo(f"  {s:%a %Y-%m-%d %H:%M} - {e:%a %Y-%m-%d %H:%M} {config.timezone}")
+        for spec in config.blackouts:
+            typer.echo(f"blackout: {spec.describe()}{' (' + spec.reason + ')' if spec.reason else ''}")
+
+
+def _windows_file_data(path: Path) -> dict[str, object]:
+    from sysflow.cli.exec import _windows_file
+
+    return _windows_file(path)

@@ -143,3 +143,30 @@ def test_ical_from_a_url_with_timed_events(tmp_path: Path) -> None:
     # 21:00-22:00 UTC on the 7th is 23:00-24:00 local: after the 22:00-23:00 window, which stays;
     # 22:00-23:00 local (floating time) on the 8th covers that day's window
     assert date(2027, 6, 7) in days and date(2027, 6, 8) not in days and date(2027, 6, 9) in days
+
+
+def test_patch_windows_command_shows_windows_after_blackouts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "w.yaml").write_text(
+        "windows:\n  timezone: Europe/Amsterdam\n  groups:\n    db: daily 22:00-23:00\n"
+        "  blackouts:\n    - {holidays: NL, reason: public holidays}\n"
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "sysflow",
+        "patch",
+        "windows",
+        str(tmp_path / "w.yaml"),
+        "--start",
+        "2027-04-26",
+        "--days",
+        "3",
+    ]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Mon 2027-04-26 22:00 - Mon 2027-04-26 23:00 Europe/Amsterdam" in out.stdout
+    assert "2027-04-27" not in out.stdout.split("blackout:")[0]  # King's Day
+    assert "blackout: public holidays NL (public holidays)" in out.stdout
