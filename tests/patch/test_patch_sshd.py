@@ -119,7 +119,7 @@ def repo() -> Iterator[Repo]:
     finally:
         subprocess.run(["dpkg", "-P", a, b], capture_output=True, timeout=120)
         source.unlink(missing_ok=True)
-        for f in LISTS.glob(f"*{root.name}*"):
+        for f in LISTS.glob(f"*{root.name.replace('_', '%5f')}*"):  # apt escapes _ in list names
             f.unlink()
         shutil.rmtree(root)
 
