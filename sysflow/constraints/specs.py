@@ -164,7 +164,8 @@ def _fires(expr: str, first: float, last: float) -> FloatArray:
     ``L``) repeats every week in wall-clock time: croniter gives one week, tiled over the rest.
     """
     import numpy as np
-    from croniter import croniter
+
+    from sysflow.model.cron import croniter
 
     it = croniter(expr, utc_datetime(first).replace(tzinfo=None))
     fields = it.expanded

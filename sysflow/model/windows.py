@@ -145,7 +145,7 @@ def check_timezone(name: str) -> str:
 
 
 def _check_cron(expr: str) -> str:
-    from croniter import croniter  # lazy: only window files with cron pay for it
+    from sysflow.model.cron import croniter  # lazy: only window files with cron pay for it
 
     if not croniter.is_valid(expr):
         raise ValueError(f"invalid cron expression {expr!r}")

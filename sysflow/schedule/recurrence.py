@@ -112,7 +112,7 @@ def _weekday(name: str) -> int:
 
 
 def _check_cron(expr: str) -> None:
-    from croniter import croniter
+    from sysflow.model.cron import croniter
 
     if not croniter.is_valid(expr):
         raise ValueError(f"invalid cron expression {expr!r}")
@@ -130,7 +130,7 @@ def occurrences(rec: Recurrence, windows: WindowsConfig, start: datetime, end: d
 
 def _cron(expr: str, tz: ZoneInfo, lo: datetime, hi: datetime) -> Iterator[datetime]:
     """Cron fired on naive local wall time, each wall time mapped to UTC once (fold 0)."""
-    from croniter import CroniterBadDateError, croniter
+    from sysflow.model.cron import CroniterBadDateError, croniter
 
     local = lo.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3)  # DST shifts are < 3 h
     it = croniter(expr, local)
