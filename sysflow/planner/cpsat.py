@@ -11,8 +11,9 @@ The model follows what was measured on this problem (issue 4):
   the host's span);
 * the greedy plan hints *every* variable, auxiliary ones included (without a full hint CP-SAT finds
   nothing at 10,000 hosts);
-* objective, lexicographic by weights: hosts done by the end of their first window, then by their
-  second, ... (as many levels as fit in 64-bit coefficients), then total completion time, where a
+* objective, lexicographic by weights: hosts done by the end of their first window, then the
+  makespan, then hosts done by their second window, ... (as many levels as fit in 64-bit
+  coefficients), then total completion time, where a
   deferred host counts as ending after the horizon (so deferring is never rewarded). The result
   is compared with the greedy plan by :func:`~sysflow.planner.solution.score` and the better is kept,
   so CP-SAT is never worse than greedy. CP-SAT's own gap is not reported: its bound is weak here;
@@ -267,18 +268,38 @@ class _Model:
 
     def _objective(self) -> None:
         n = max(1, self.p.hosts)
-        e_weight = n * (self.horizon + 2) + 1
-        weights: list[int] = []
-        w = e_weight
-        while len(weights) < self.p.max_windows and w * n < _INT_LIMIT:
-            weights.append(w)
-            w *= n + 2
-        weights.reverse()
+        levels, (first, makespan, rest) = self.p.max_windows, self._weights(n, self.p.max_windows)
+        while levels > 1 and first * n >= _INT_LIMIT:  # drop the lowest window levels until it fits
+            levels -= 1
+            first, makespan, rest = self._weights(n, levels)
+        weights = [first, *rest]
         terms: list[Any] = []
+        self._ends: list[Any] = []
         for c in self.p.chains:
             if c.host in self.starts:
                 terms.extend(self._chain_objective(c, weights))
+        if self._ends and levels > 0:
+            last = self.m.new_int_var(0, self.horizon + 1, "makespan")
+            self.m.add_max_equality(last, self._ends)
+            ends = [
+                self.hint.end(c)
+                for c in self.p.chains
+                if c.host in self.starts and c.host in self.hint.starts
+            ]
+            self.m.add_hint(last, max(ends, default=0))
+            terms.append(makespan * last)
         self.m.minimize(sum(terms))
+
+    def _weights(self, n: int, levels: int) -> tuple[int, int, list[int]]:
+        """Weights of (done by window 0, makespan, [done by window 1, ...]) over total completion."""
+        w = n * (self.horizon + 2) + 1
+        rest: list[int] = []
+        for _ in range(max(0, levels - 1)):
+            rest.append(w)
+            w *= n + 2
+        makespan = w
+        w *= self.horizon + 3
+        return w, makespan, rest[::-1]
 
     def _chain_objective(self, c: Chain, weights: list[int]) -> list[Any]:
         lit = self.present[c.host]
@@ -289,6 +310,11 @@ class _Model:
         self.m.add(end == self.horizon + 1).only_enforce_if(~lit)
         placed = c.host in self.hint.starts
         self.m.add_hint(end, self.hint.end(c) if placed else self.horizon + 1)
+        placed_end = self.m.new_int_var(0, self.horizon + 1, f"pe[{c.host}]")  # 0 when deferred:
+        self.m.add(placed_end == end).only_enforce_if(lit)  # the makespan is over placed hosts
+        self.m.add(placed_end == 0).only_enforce_if(~lit)
+        self.m.add_hint(placed_end, self.hint.end(c) if placed else 0)
+        self._ends.append(placed_end)
         terms: list[Any] = [c.weight * end]
         for k, wk in enumerate(weights):
             terms.append(-wk * c.weight * self._done_by(c, k, lit, placed))

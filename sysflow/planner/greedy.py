@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sysflow.planner.problem import Chain, PlanningProblem, Window
-from sysflow.planner.solution import Assignment, Score, block_items, blocks, latest_start, score
+from sysflow.planner.solution import Assignment, Score, block_items, blocks, done_window, latest_start, score
 from sysflow.planner.timeline import Timeline, timelines
 
 __all__ = ["DEFAULT_RULES", "DispatchRule", "GreedyResult", "greedy"]
@@ -35,6 +35,7 @@ class DispatchRule(enum.Enum):
 
 DEFAULT_RULES: tuple[DispatchRule, ...] = tuple(DispatchRule)
 LARGE_FLEET = 5000  # chains past which the default portfolio is one rule, to stay fast
+MAX_MOVES = 200  # hosts the repair pass may move into an earlier window
 
 _Item = tuple[int, int, int, int]  # (resource, offset in block, length, amount)
 
@@ -59,13 +60,17 @@ def greedy(problem: PlanningProblem, rules: Sequence[DispatchRule] | None = None
         rules = (DispatchRule.SHORTEST_FIRST, DispatchRule.INPUT_ORDER) if big else DEFAULT_RULES
     if not rules:
         raise ValueError("greedy needs at least one dispatch rule")
-    best: GreedyResult | None = None
+    best: tuple[GreedyResult, _Scheduler] | None = None
     for rule in rules:
-        result = _Scheduler(problem).run(_order(problem, rule), rule)
-        if best is None or result.score < best.score:
-            best = result
+        sched = _Scheduler(problem)
+        result = sched.run(_order(problem, rule), rule)
+        if best is None or result.score < best[0].score:
+            best = (result, sched)
     assert best is not None
-    return best
+    result, sched = best
+    if problem.split_chains:
+        return result
+    return sched.finish_earlier(result)
 
 
 def _order(problem: PlanningProblem, rule: DispatchRule) -> list[Chain]:
@@ -246,14 +251,110 @@ class _Scheduler:
                 best = cand if best is None else max(best, cand)
         return best
 
-    def _commit(self, chain: Chain, kind: _Kind, starts: tuple[int, ...]) -> None:
+    # -- the last hosts earlier: a repair pass over the finished schedule --------------------------
+
+    def finish_earlier(self, result: GreedyResult, moves: int = MAX_MOVES) -> GreedyResult:
+        """Move the host that finishes last into an earlier window of its own, re-placing the hosts
+        it displaces there (only hosts of their stage's last wave outside their first window, so no
+        wave barrier moves and no host leaves its first window); keep each move that ends the plan
+        sooner. A list scheduler fills this week's windows with whoever asked first and leaves a few
+        hosts of a crowded group to next week; this pass pulls them back when others have room later.
+        """
+        p = self.problem
+        last_wave = {c.stage: c.wave for c in p.chains}
+        for c in p.chains:
+            last_wave[c.stage] = max(last_wave[c.stage], c.wave)
+        movable = [c for c in p.chains if c.wave == last_wave[c.stage]]
+        improved = False
+        for _ in range(moves):
+            placed = [c for c in movable if c.host in self.starts]
+            if not placed:
+                break
+            latest = max(placed, key=lambda c: self._end(c))
+            if not self._move_earlier(latest, placed):
+                break
+            improved = True
+        if not improved:
+            return result
+        a = Assignment(dict(self.starts), self.deferred)
+        return GreedyResult(a, result.rule, score(p, a), result.conflicts)
+
+    def _end(self, c: Chain) -> int:
+        return self.starts[c.host][-1] + c.durations[-1]
+
+    def _move_earlier(self, late: Chain, placed: Sequence[Chain]) -> bool:
+        makespan = self._end(late)
+        current = done_window(late, self.starts[late.host][-1])
+        kind = self.kinds[(late.durations, late.uses, late.span_uses, id(late.windows))]
+        used = _resources(late)
+        release = max(self.stages[late.stage].release, late.release)
+        for k in range(current):
+            w = late.windows[k]
+            if latest_start(late, 0, len(late.ops), w) < max(w.start, release):
+                continue
+            others = sorted(
+                (
+                    c
+                    for c in placed
+                    if c.windows is not late.windows  # a host with the same windows only swaps places
+                    and self.starts[c.host][0] < w.end
+                    and self._end(c) > w.start
+                    and done_window(c, self.starts[c.host][-1]) > 0
+                    and not used.isdisjoint(_resources(c))
+                ),
+                key=lambda c: self.starts[c.host][0],
+            )
+            if self._try_move(late, kind, k, release, others, makespan):
+                return True
+        return False
+
+    def _try_move(
+        self, late: Chain, kind: _Kind, k: int, release: int, others: Sequence[Chain], makespan: int
+    ) -> bool:
+        """Evict ``others``, place ``late`` in its window ``k``, re-place the evicted; undo unless every
+        host is placed again and all end before ``makespan``."""
+        old = {c.host: self.starts[c.host] for c in (late, *others)}
+        for c in (late, *others):
+            self._commit(c, self._kind_of(c), old[c.host], -1)
+        w = late.windows[k]
+        lo, hi = kind.ranges[0][k] if len(kind.ranges[0]) > k else (w.start, w.start - 1)
+        s = self._earliest(kind.items[0], [(lo, hi)], max(release, lo))
+        new: dict[str, tuple[int, ...]] = {}
+        if s is not None:
+            new[late.host] = tuple(s + off for off in kind.offsets)
+            self._commit(late, kind, new[late.host])
+            for c in others:
+                ck = self._kind_of(c)
+                got = self._place(c, ck, max(self.stages[c.stage].release, c.release))
+                if got is None or got[-1] + c.durations[-1] >= makespan:
+                    break
+                new[c.host] = got
+                self._commit(c, ck, got)
+        if len(new) == len(old):
+            self.starts.update(new)
+            return True
+        for host, starts in new.items():
+            c = self.problem.by_host[host]
+            self._commit(c, self._kind_of(c), starts, -1)
+        for c in (late, *others):
+            self._commit(c, self._kind_of(c), old[c.host])
+        return False
+
+    def _kind_of(self, chain: Chain) -> _Kind:
+        return self.kinds[(chain.durations, chain.uses, chain.span_uses, id(chain.windows))]
+
+    def _commit(self, chain: Chain, kind: _Kind, starts: tuple[int, ...], sign: int = 1) -> None:
         for (a, _), its in zip(kind.blocks, kind.items, strict=True):
             for r, off, length, amount in its:
-                self.lines[r].add(starts[a] + off, length, amount)
+                self.lines[r].add(starts[a] + off, length, sign * amount)
         if self.problem.split_chains:
             end = starts[-1] + chain.durations[-1]
             for u in chain.span_uses:
-                self.lines[u.resource].add(starts[0], end - starts[0], u.amount)
+                self.lines[u.resource].add(starts[0], end - starts[0], sign * u.amount)
+
+
+def _resources(chain: Chain) -> frozenset[int]:
+    return frozenset(u.resource for us in chain.uses for u in us) | {u.resource for u in chain.span_uses}
 
 
 def _fits(chain: Chain, w: Window, split: bool) -> bool:

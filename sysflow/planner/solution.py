@@ -2,8 +2,10 @@
 
 An :class:`Assignment` gives each placed host the start of every operation, and each deferred host a
 reason. :func:`score` is the objective every solver optimises and every comparison uses:
-lexicographically, the most hosts done by the end of the first window of their group, then by the
-second, ...; then the smallest total completion time (sum over placed hosts of their last end).
+lexicographically, the most hosts done by the end of the first window of their group; then the
+earliest finish (makespan: a plan that leaves 20 hosts to next week's window is worse than one that
+finishes this week, whatever it does in between); then the most hosts done by the second window, ...;
+then the smallest total completion time (sum over placed hosts of their last end).
 """
 
 from __future__ import annotations
@@ -40,13 +42,17 @@ class Assignment:
 
 @dataclass(frozen=True, order=True)
 class Score:
-    """Smaller is better: ``(-done by window 0, -done by window 1, ..., total completion)``."""
+    """Smaller is better: ``(-done by window 0, makespan, -done by window 1, ..., total completion)``."""
 
     key: tuple[int, ...]
 
     @property
     def done_by_window(self) -> tuple[int, ...]:
-        return tuple(-k for k in self.key[:-1])
+        return tuple(-k for k in (self.key[0], *self.key[2:-1])) if len(self.key) > 2 else ()
+
+    @property
+    def makespan(self) -> int:
+        return self.key[1] if len(self.key) > 2 else 0
 
     @property
     def total_completion(self) -> int:
@@ -106,18 +112,22 @@ def score(problem: PlanningProblem, a: Assignment) -> Score:
     """The objective value of ``a`` (see module docstring); works on weighted chains too."""
     k_max = problem.max_windows
     per_window = [0] * k_max
-    total = 0
+    total = makespan = 0
     for c in problem.chains:
         s = a.starts.get(c.host)
         if s is None:
             continue
         per_window[done_window(c, s[-1])] += c.weight
-        total += c.weight * (s[-1] + c.durations[-1])
+        end = s[-1] + c.durations[-1]
+        total += c.weight * end
+        makespan = max(makespan, end)
     cumulative, acc = [], 0
     for n in per_window:
         acc += n
         cumulative.append(-acc)
-    return Score((*cumulative, total))
+    if not cumulative:
+        return Score((total,))
+    return Score((cumulative[0], makespan, *cumulative[1:], total))
 
 
 def hosts_done_per_window(problem: PlanningProblem, a: Assignment) -> list[int]:

@@ -12,7 +12,7 @@ from sysflow.planner.bounds import lower_bound, quality
 from sysflow.planner.check import check
 from sysflow.planner.cpsat import solve_cpsat
 from sysflow.planner.greedy import DispatchRule, greedy
-from sysflow.planner.problem import PlanningProblem
+from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
 
 from .brute import _options, optimum
 from .instances import problems, random_problem
@@ -104,3 +104,24 @@ def test_large_fleets_use_a_shorter_portfolio() -> None:
         assert greedy(p).rule in (DispatchRule.SHORTEST_FIRST, DispatchRule.INPUT_ORDER)
     finally:
         greedy_module.LARGE_FLEET = old
+
+
+def test_greedy_pulls_the_last_host_into_an_earlier_window_of_its_own() -> None:
+    # One slot. The short db hosts ask first: db0 in its first window, db1 in its second (20-28),
+    # which is the web host's only window this week; list scheduling leaves web0 to next week (1010).
+    # The repair moves web0 into 20-30 and db1 to 30-38, still inside its own second window.
+    def chain(host: str, group: str, seconds: int, windows: tuple[Window, ...]) -> Chain:
+        return Chain(
+            host, group, None, 0, "fleet", (f"t@{host}",), ("t",), (seconds,), windows, ((Use(0, 1),),)
+        )
+
+    db = (Window(0, 10, 10), Window(20, 40, 40), Window(60, 80, 80))
+    web = (Window(20, 30, 30), Window(1000, 1010, 1010))
+    p = PlanningProblem(
+        (chain("db0", "db", 8, db), chain("db1", "db", 8, db), chain("web0", "web", 10, web)),
+        (Resource("max_parallel_servers", ResourceKind.POOL, 1),),
+    )
+    g = greedy(p, [DispatchRule.SHORTEST_FIRST])
+    assert g.assignment.starts == {"db0": (0,), "db1": (30,), "web0": (20,)}
+    assert g.score.makespan == 38 and g.score.done_by_window[0] == 2
+    assert check(p, g.assignment) == []
