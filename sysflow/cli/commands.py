@@ -488,6 +488,29 @@ def logs(
             typer.echo(line)
 
 
+def report(
+    run_id: RunArg,
+    state: StateOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+    tz: TzOpt = None,
+) -> None:
+    """The forecast made before a run against what happened: finish, waves, first window, misses.
+
+    Examples:
+
+      sysflow report os_patching-20261129T010000-3f2a1b
+
+      sysflow report RUN --json | jq .misses
+
+    Exit codes: 0 ok, 1 the run has no stored plan, 3 no such run or store.
+    """
+    from sysflow.cli.report import report_lines
+
+    with guard(f"report {run_id}"):
+        for line in report_lines(store_path(state), run_id, _tz(tz), as_json):
+            typer.echo(line)
+
+
 def _who() -> str:
     from sysflow.audit.log import _local_user
 
@@ -590,7 +613,7 @@ def submit(
 
 def register(app: typer.Typer) -> None:
     """Add the operating commands to the root ``sysflow`` app."""
-    for command in (run, sim, demo, resume, status, logs, approve, pause, cancel, submit):
+    for command in (run, sim, demo, resume, status, report, logs, approve, pause, cancel, submit):
         app.command(command.__name__)(command)
     from sysflow.cli.audit import audit_app
 

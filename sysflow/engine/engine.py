@@ -351,7 +351,7 @@ class Engine:
             owner=Owner.this_process(),
         )
         if plan is not None:
-            recorder.add_plan(plan, "initial", at=now)
+            recorder.add_plan(_with_forecast(plan, run), "initial", at=now)
 
     def _durations_for(self, workflow: MaintenanceWorkflow) -> DurationModel:
         """The learned durations of this workflow (from the store) over the tasks' priors."""
@@ -413,3 +413,15 @@ def _taken_over(group: BaseExceptionGroup[BaseException]) -> RunOwned | None:
             if found is not None:
                 return found
     return None
+
+
+def _with_forecast(plan: Plan, run: Run) -> Plan:
+    """The plan with the Monte Carlo forecast made from it, stored so ``sysflow report`` can set the
+    forecast against what happened."""
+    from dataclasses import replace
+
+    from sysflow.planner.forecast import distribution, samples_for, task_retries
+
+    model = run.durations or DurationModel()
+    dist = distribution(plan, model, retries=task_retries(run.workflow), samples=samples_for(plan))
+    return replace(plan, forecast=dist.to_dict())

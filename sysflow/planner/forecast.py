@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from sysflow.planner.durations import DurationModel
-from sysflow.planner.montecarlo import ordered_chains, replay, simulate, spreads
+from sysflow.planner.montecarlo import Outcomes, ordered_chains, replay, simulate, spreads
 from sysflow.planner.plan import Plan
 from sysflow.planner.problem import Chain, ResourceKind
 from sysflow.planner.solution import block_items, blocks, done_window
@@ -211,6 +211,7 @@ class Distribution:
     done_first: tuple[int, ...]
     group_finish: Mapping[str, tuple[float, ...]]
     hosts: int
+    wave_finish: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def samples(self) -> int:
@@ -257,11 +258,12 @@ class Distribution:
             "hosts": self.hosts,
             "done_first_window": {"p10": lo, "p50": int(_quantile(self.done_first, 0.5)), "p90": hi},
             "p_all_in_first_window": round(self.p_all_in_first_window(), 4),
-            "groups": {
-                g: {f"p{round(q * 100)}": _iso(self.plan, _quantile(v, q)) for q in (0.1, 0.5, 0.9)}
-                for g, v in sorted(self.group_finish.items())
-            },
+            "groups": {g: self._quantiles(v) for g, v in sorted(self.group_finish.items())},
+            "waves": {str(w): self._quantiles(v) for w, v in sorted(self.wave_finish.items())},
         }
+
+    def _quantiles(self, values: Sequence[float]) -> dict[str, str | None]:
+        return {f"p{round(q * 100)}": _iso(self.plan, _quantile(values, q)) for q in (0.1, 0.5, 0.9)}
 
 
 def _iso(plan: Plan, s: float) -> str | None:
@@ -298,22 +300,26 @@ def distribution(
     first = (out.window == 0) & ok
     weights = np.array([c.weight for c in chains])
     groups: dict[str, list[int]] = {}
+    waves: dict[int, list[int]] = {}
     for i, c in enumerate(chains):
         groups.setdefault(c.group, []).append(i)
-    finish = out.finish()
-    per_group = {}
-    for g, idx in groups.items():
-        sub = out.end[:, idx]
-        settled = (~np.isnan(sub) | out.failed[:, idx]).all(axis=1)
-        last = np.nanmax(np.where(np.isnan(sub), -np.inf, sub), axis=1)
-        per_group[g] = tuple(float(x) for x in np.where(settled, last, np.inf))
+        waves.setdefault(c.wave, []).append(i)
     return Distribution(
         plan,
-        tuple(float(x) for x in finish),
+        tuple(float(x) for x in out.finish()),
         tuple(int(x) for x in (first * weights).sum(axis=1)),
-        per_group,
+        {g: _last_end(out, idx) for g, idx in groups.items()},
         int(weights.sum()),
+        {w: _last_end(out, idx) for w, idx in waves.items()},
     )
+
+
+def _last_end(out: Outcomes, idx: Sequence[int]) -> tuple[float, ...]:
+    """Per sample, when the last of these chains ended (``inf`` when one did not finish)."""
+    sub = out.end[:, idx]
+    settled = (~np.isnan(sub) | out.failed[:, idx]).all(axis=1)
+    last = np.nanmax(np.where(np.isnan(sub), -np.inf, sub), axis=1)
+    return tuple(float(x) for x in np.where(settled, last, np.inf))
 
 
 # -- the binding constraint, by relaxation --------------------------------------------------------

@@ -14,7 +14,7 @@ deferred hosts and why, the lower bound and how far the plan is from it. JSON::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -41,10 +41,12 @@ class PlannedOp:
     window_end: datetime
     start: datetime
     end: datetime
+    group: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
+            "group": self.group,
             "task": self.task,
             "op": self.op,
             "wave": self.wave,
@@ -66,6 +68,8 @@ class Plan:
     seconds: float = 0.0
     quantile: float = 0.5
     notes: tuple[str, ...] = field(default=())
+    forecast: Mapping[str, Any] | None = None  # the Monte Carlo forecast made with it (to_dict of
+    # ``forecast.Distribution``), kept with the plan so a report sets it against what happened
 
     @property
     def origin(self) -> datetime:
@@ -128,6 +132,7 @@ class Plan:
                 self.at(w.end),
                 self.at(s),
                 self.at(s + c.durations[i]),
+                c.group,
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,6 +158,7 @@ class Plan:
             "ops": [op.to_dict() for op in self.ops()],
             "deferred": [{"host": h, "reason": r} for h, r in sorted(self.assignment.deferred.items())],
             "notes": list(self.notes),
+            **({"forecast": dict(self.forecast)} if self.forecast is not None else {}),
         }
 
     def to_json(self, indent: int | None = 1) -> str:
