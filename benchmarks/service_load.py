@@ -109,7 +109,10 @@ async def _one(addr: str, token: str, relayed: dict[int, float], clients: int, n
     await asyncio.gather(*tasks)
     await http.aclose()
     lags.sort()
-    q = lambda p: lags[min(len(lags) - 1, int(p * len(lags)))] if lags else float("nan")
+
+    def q(p: float) -> float:
+        return lags[min(len(lags) - 1, int(p * len(lags)))] if lags else float("nan")
+
     return {"clients": clients, "wall_s": round(wall, 3), "status": status["status"], "events_delivered": len(lags),
             "lag_p50_s": round(q(0.5), 4), "lag_p99_s": round(q(0.99), 4), "dropped": len(closed),
             "lag_mean_s": round(statistics.fmean(lags), 4) if lags else None}  # fmt: skip

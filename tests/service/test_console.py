@@ -58,7 +58,7 @@ def test_start_watch_approve_and_complete_a_run_in_the_browser(
     Select(browser.find_element(By.ID, "workflow")).select_by_value("patching")
     Select(browser.find_element(By.ID, "inventory")).select_by_value("example")
     browser.find_element(By.ID, "pace").clear()
-    browser.find_element(By.ID, "pace").send_keys("0.003")
+    browser.find_element(By.ID, "pace").send_keys("0.01")
     browser.find_element(By.ID, "vstart").send_keys(SUNDAY)
     browser.save_screenshot(str(tmp_path / "console-1-start.png"))
     browser.find_element(By.ID, "start").click()
