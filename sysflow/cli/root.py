@@ -33,7 +33,6 @@ from sysflow.cli.patch import patch_app
 from sysflow.cli.ping import ping
 from sysflow.cli.schedule import schedule_app, scheduler_command
 from sysflow.cli.serve import register_service
-from sysflow.cli.serve import register_service
 
 if TYPE_CHECKING:
     from sysflow.cli.plan import PlanOptions
@@ -235,7 +234,6 @@ app.command("scheduler")(scheduler_command)
 app.command("exec")(sysflow_exec)
 app.command("ping")(ping)
 app.command("init")(init_command)
-register_service(app)
 register_service(app)
 
 
