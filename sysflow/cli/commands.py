@@ -616,5 +616,7 @@ def register(app: typer.Typer) -> None:
     for command in (run, sim, demo, resume, status, report, logs, approve, pause, cancel, submit):
         app.command(command.__name__)(command)
     from sysflow.cli.audit import audit_app
+    from sysflow.cli.windows import windows_command
 
     app.add_typer(audit_app, name="audit")
+    app.command("windows")(windows_command)

@@ -1,10 +1,11 @@
-"""``sysflow patch scan|install|report``: patch baselines over the fleet.
+"""``sysflow patch scan|install|report|windows``: patch baselines over the fleet.
 
 ``scan`` runs the read-only scan on the hosts PATTERN matches (any time: no window, no root),
 keeps every host's scan in the patch store and prints each host's standing against the baseline;
 ``install`` scans, installs exactly the approved versions each host lacks (pinned, in waves, in the
 windows of ``--windows FILE``, verified, rebooted per the baseline), scans again and prints the
-report; ``report`` draws the compliance report from stored scans, for today or ``--as-of DATE``.
+report; ``report`` draws the compliance report from stored scans, for today or ``--as-of DATE``;
+``windows`` is ``sysflow windows`` (the windows an install would use, blackouts removed and named).
 All runs go through the same path as ``sysflow run`` (run store, host keys, leases, audit).
 """
 
@@ -25,6 +26,7 @@ from sysflow.cli.inputs import (
     SSHConfigOpt,
     StateOpt,
 )
+from sysflow.cli.windows import windows_command
 
 if TYPE_CHECKING:
     from sysflow.cli.run import SSHOptions
@@ -230,36 +232,7 @@ def patch_report(
             typer.echo(f"{cve}: {len(lacking)} host(s) lacked a fix on {day}: {', '.join(lacking) or '-'}")
 
 
-@patch_app.command("windows")
-def patch_windows(
-    windows: Annotated[Path, typer.Argument(help="A YAML windows: section (or a workflow holding one).")],
-    start: Annotated[
-        str | None, typer.Option("--start", help="First day (YYYY-MM-DD; default today).")
-    ] = None,
-    days: Annotated[int, typer.Option("--days", help="How many days to show.")] = 35,
-) -> None:
-    """The concrete windows per group after blackouts (holidays, iCalendar freezes, dates), in the
-    windows' time zone, and the blackouts that were subtracted."""
-    from zoneinfo import ZoneInfo
-
-    from sysflow.cli.commands import guard
-    from sysflow.constraints.calendar import Calendar
-    from sysflow.model.windows import WindowsConfig
-
-    with guard("patch windows"):
-        config = WindowsConfig.model_validate(_windows_file_data(windows))
-        zone = ZoneInfo(config.timezone)
-        first = date.fromisoformat(start) if start else datetime.now(UTC).date()
-        begin = datetime.combine(first, time(), zone).astimezone(UTC)
-        end = begin + timedelta(days=days)
-        built = Calendar.build(config, start=begin, end=end)
-        for group in built.groups:
-            typer.echo(f"{group}:")
-            for w in built.windows(group, begin, end):
-                s, e = w.start.astimezone(zone), w.end.astimezone(zone)
-                typer.echo(f"  {s:%a %Y-%m-%d %H:%M} - {e:%a %Y-%m-%d %H:%M} {config.timezone}")
-        for spec in config.blackouts:
-            typer.echo(f"blackout: {spec.describe()}{' (' + spec.reason + ')' if spec.reason else ''}")
+patch_app.command("windows")(windows_command)  # the same command as ``sysflow windows``
 
 
 def _windows_file_data(path: Path) -> dict[str, object]:

@@ -1,7 +1,8 @@
 """Blackouts from outside sources: public holidays (the ``holidays`` package) and iCalendar files
 or URLs (``icalendar``, recurring events expanded by ``recurring_ical_events``), as UTC intervals
 over a horizon. A holiday is its whole local day in the spec's zone; an all-day iCalendar event
-covers its local days; a timed event its own interval."""
+covers its local days; a timed event its own interval. The ``named_*`` forms keep each
+interval's name (the holiday's, the event's ``SUMMARY``) for ``sysflow windows``."""
 
 from __future__ import annotations
 
@@ -13,20 +14,24 @@ from sysflow.constraints.weekly import DAY, LocalTime, local_seconds, utc_dateti
 if TYPE_CHECKING:
     from sysflow.constraints.intervals import FloatArray
 
-__all__ = ["expand_holidays", "expand_ical", "holiday_dates"]
+__all__ = ["expand_holidays", "expand_ical", "holiday_dates", "named_holidays", "named_ical"]
 
 ICAL_TIMEOUT = 30.0  # seconds to fetch an iCalendar URL
 
 
-def holiday_dates(where: str, first: date, last: date) -> list[date]:
-    """Public holidays of ``where`` (``NL``, ``US-CA``: country, optional subdivision) in
-    ``[first, last]``."""
+def _holiday_table(where: str, first: date, last: date) -> list[tuple[date, str]]:
     import holidays
 
     country, _, subdiv = where.partition("-")
     years = range(first.year, last.year + 1)
     table = holidays.country_holidays(country.upper(), subdiv=subdiv.upper() or None, years=years)
-    return sorted(d for d in table if first <= d <= last)
+    return sorted((d, str(name)) for d, name in table.items() if first <= d <= last)
+
+
+def holiday_dates(where: str, first: date, last: date) -> list[date]:
+    """Public holidays of ``where`` (``NL``, ``US-CA``: country, optional subdivision) in
+    ``[first, last]``."""
+    return [d for d, _ in _holiday_table(where, first, last)]
 
 
 def _days(tz: LocalTime, days: list[date]) -> tuple[FloatArray, FloatArray]:
@@ -41,6 +46,18 @@ def expand_holidays(where: str, tz: LocalTime, lo: float, hi: float) -> tuple[Fl
     first = utc_datetime(lo - DAY).date()
     last = utc_datetime(hi + DAY).date()
     return _days(tz, holiday_dates(where, first, last))
+
+
+def named_holidays(where: str, tz: LocalTime, lo: float, hi: float) -> list[tuple[float, float, str]]:
+    """(start, end, name) of each public holiday overlapping ``[lo, hi)``, as in
+    :func:`expand_holidays` (the name as the ``holidays`` package gives it, e.g. ``King's Day``)."""
+    table = _holiday_table(where, utc_datetime(lo - DAY).date(), utc_datetime(hi + DAY).date())
+    starts, ends = _days(tz, [d for d, _ in table])
+    return [
+        (float(s), float(e), name)
+        for s, e, (_, name) in zip(starts, ends, table, strict=True)
+        if e > lo and s < hi
+    ]
 
 
 def _read(source: str) -> bytes:
@@ -62,20 +79,28 @@ def _instant(value: Any, tz: LocalTime) -> float:
     return tz.one_to_utc(local_seconds(datetime.combine(value, time())))
 
 
-def expand_ical(source: str, tz: LocalTime, lo: float, hi: float) -> tuple[FloatArray, FloatArray]:
-    """Every event (recurrences expanded) of the iCalendar at ``source`` overlapping ``[lo, hi)``."""
+def named_ical(source: str, tz: LocalTime, lo: float, hi: float) -> list[tuple[float, float, str]]:
+    """(start, end, summary) of every event (recurrences expanded) of the iCalendar at ``source``
+    overlapping ``[lo, hi)``; an event without a ``SUMMARY`` is named by its ``UID``."""
     import icalendar
-    import numpy as np
     import recurring_ical_events  # type: ignore[import-untyped]
 
     calendar = icalendar.Calendar.from_ical(_read(source))
     start, end = utc_datetime(lo - DAY), utc_datetime(hi + DAY)
-    starts, ends = [], []
+    found = []
     for event in recurring_ical_events.of(calendar).between(start, end):
         begin = event["DTSTART"].dt
         finish = event["DTEND"].dt if "DTEND" in event else begin + timedelta(days=1)
-        starts.append(_instant(begin, tz))
-        ends.append(_instant(finish, tz))
-    s, e = np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64)
-    keep = (e > lo) & (s < hi)
-    return s[keep], e[keep]
+        s, e = _instant(begin, tz), _instant(finish, tz)
+        if e > lo and s < hi:
+            found.append((s, e, str(event.get("SUMMARY") or event.get("UID") or "event")))
+    return sorted(found)
+
+
+def expand_ical(source: str, tz: LocalTime, lo: float, hi: float) -> tuple[FloatArray, FloatArray]:
+    """Every event (recurrences expanded) of the iCalendar at ``source`` overlapping ``[lo, hi)``."""
+    import numpy as np
+
+    events = named_ical(source, tz, lo, hi)
+    starts = np.asarray([s for s, _, _ in events], dtype=np.float64)
+    return starts, np.asarray([e for _, e, _ in events], dtype=np.float64)

@@ -167,6 +167,11 @@ def test_patch_windows_command_shows_windows_after_blackouts(tmp_path: Path) -> 
     ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "Mon 2027-04-26 22:00 - Mon 2027-04-26 23:00 Europe/Amsterdam" in out.stdout
-    assert "2027-04-27" not in out.stdout.split("blackout:")[0]  # King's Day
-    assert "blackout: public holidays NL (public holidays)" in out.stdout
+    lines = out.stdout.splitlines()
+    assert "  Mon 2027-04-26 22:00 - 23:00" in lines and "  Wed 2027-04-28 22:00 - 23:00" in lines
+    # King's Day: the window's hour named as removed, the day listed among the blackouts
+    assert "  removed Tue 2027-04-27 22:00 - 23:00  King's Day  [holidays NL (public holidays)]" in lines
+    assert (
+        "  Tue 2027-04-27 00:00 - Wed 2027-04-28 00:00  King's Day  [holidays NL (public holidays)]" in lines
+    )
+    assert not any(line.startswith("  Tue 2027-04-27") and "removed" not in line for line in lines[:-2])
