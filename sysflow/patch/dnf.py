@@ -1,6 +1,7 @@
 """Parsers of dnf's own output (RHEL, Rocky, Alma, Fedora): ``dnf check-update``,
 ``dnf updateinfo list`` (dnf 4's text, with or without ``--with-cve``; dnf 5's table and
-``--json``), ``rpm -qa`` in the scan's query format, and ``needs-restarting -r``."""
+``--json``), ``dnf updateinfo info`` (dnf 4's text: the advisory's date, type, severity and CVEs,
+which dnf 4's list lacks), ``rpm -qa`` in the scan's query format, and ``needs-restarting -r``."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sysflow.model.versions import compare_rpm
 from sysflow.patch.records import Classification, Severity
 
 __all__ = [
     "Advisory",
+    "AdvisoryInfo",
     "Offered",
     "parse_check_update",
     "parse_needs_restarting",
     "parse_rpm_installed",
+    "parse_updateinfo_info",
     "parse_updateinfo_json",
     "parse_updateinfo_list",
     "split_nevra",
@@ -162,14 +166,102 @@ def parse_updateinfo_json(text: str) -> list[Advisory]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class AdvisoryInfo:
+    """One advisory of ``dnf updateinfo info``: its id, title, type, severity, publication date
+    (``Issued``, else ``Updated``) and CVE ids."""
+
+    advisory: str
+    title: str
+    classification: Classification
+    severity: Severity
+    issued: date | None
+    cves: tuple[str, ...]
+
+
+_LABELS = "Update ID|Release|Type|Status|Issued|Updated|Bugs|CVEs|Description|Severity|Rights|Files|Installed"
+_INFO_LINE = re.compile(rf"^\s*(?P<label>{_LABELS})?\s*:(?:\s(?P<value>.*))?$")
+_CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
+
+
+def _fields(lines: list[str]) -> dict[str, list[str]]:
+    """``Label: value`` lines (a blank label continues the one before) → label → values."""
+    fields: dict[str, list[str]] = {}
+    label = ""
+    for line in lines:
+        m = _INFO_LINE.match(line)
+        if m is not None and (m["label"] or label):
+            label = m["label"] or label
+            fields.setdefault(label, []).append((m["value"] or "").strip())
+    return fields
+
+
+def _blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(title, lines) per advisory: a title sits between two ``=`` rules; without rules (the
+    scan's compact form) an ``Update ID`` line starts the next block."""
+    blocks: list[tuple[str, list[str]]] = []
+    title, lines, in_title = "", list[str](), False
+    for line in text.splitlines():
+        if line.startswith("====="):
+            if not in_title:
+                blocks.append((title, lines))
+                title, lines = "", []
+            in_title = not in_title
+        elif in_title:
+            title = line.strip()
+        else:
+            m = _INFO_LINE.match(line)
+            if (
+                m is not None
+                and m["label"] == "Update ID"
+                and any(x.strip().startswith("Update ID") for x in lines)
+            ):
+                blocks.append((title, lines))
+                title, lines = "", []
+            lines.append(line)
+    blocks.append((title, lines))
+    return blocks
+
+
+def parse_updateinfo_info(text: str) -> dict[str, AdvisoryInfo]:
+    """``dnf updateinfo info`` (dnf 4: ``  Update ID: RHSA-2024:2394``, ``    Updated: 2024-04-30
+    10:37:54``, ``       CVEs: CVE-...`` with ``           : CVE-...`` continuations; yum's and older
+    dnf's ``Label : value`` and ``Issued :`` too) → advisory id → :class:`AdvisoryInfo` (the
+    publication date is ``Issued`` when given, else ``Updated``)."""
+    found: dict[str, AdvisoryInfo] = {}
+    for title, lines in _blocks(text):
+        fields = _fields(lines)
+        ident = fields.get("Update ID", [""])[0]
+        if not ident:
+            continue
+        first = {k: v[0] for k, v in fields.items()}
+        found[ident] = AdvisoryInfo(
+            ident,
+            title,
+            _TYPES.get(first.get("Type", "").lower(), Classification.OTHER),
+            Severity.parse(first.get("Severity")),
+            _day(first.get("Issued", "")) or _day(first.get("Updated", "")),
+            tuple(sorted({c for line in fields.get("CVEs", ()) for c in _CVE.findall(line)})),
+        )
+    return found
+
+
 def parse_rpm_installed(text: str) -> dict[str, str]:
-    """``rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n'`` → name → version (epoch 0
-    dropped, as dnf prints it)."""
-    found = {}
+    """``rpm -q[a] --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n'`` → name → version (epoch 0
+    dropped, as dnf prints it; of several installed versions, as kernels are, the highest)."""
+    found: dict[str, str] = {}
     for line in text.splitlines():
         name, _, version = line.strip().partition(" ")
-        if version:
-            found[name] = version.removeprefix("0:")
+        version = version.removeprefix("0:")
+        if version and (name not in found or compare_rpm(version, found[name]) > 0):
+            found[name] = version
     return found
 
 

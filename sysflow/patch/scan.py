@@ -26,8 +26,10 @@ from sysflow.patch.apt import (
 )
 from sysflow.patch.dnf import (
     Advisory,
+    AdvisoryInfo,
     parse_check_update,
     parse_rpm_installed,
+    parse_updateinfo_info,
     parse_updateinfo_json,
     parse_updateinfo_list,
 )
@@ -61,12 +63,21 @@ if command -v apt-get >/dev/null 2>&1; then
   echo '### reboot'; if [ -e /var/run/reboot-required ]; then echo required; fi
 elif command -v dnf >/dev/null 2>&1; then
   echo '### family redhat'
-  echo '### installed'; rpm -qa --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n'
-  echo '### check-update'; dnf -q check-update 2>/dev/null
+  offered="$(dnf -q check-update 2>/dev/null)"
+  names="$(printf '%s\n' "$offered" | awk 'NF == 3 && $1 ~ /[.]/ { sub(/[.][^.]*$/, "", $1); print $1 }' | sort -u) $extra"
+  echo '### installed'
+  if [ -n "$(echo $names)" ]; then
+    rpm -q --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n' $names 2>/dev/null | grep -v ' is not installed$'
+  fi
+  echo '### check-update'; printf '%s\n' "$offered"
   if json=$(dnf -q updateinfo list --json 2>/dev/null); then
     echo '### updateinfo-json'; printf '%s\n' "$json"
   else
     echo '### updateinfo'; dnf -q updateinfo list 2>/dev/null
+    echo '### updateinfo-info'; dnf -q updateinfo info 2>/dev/null | awk '
+      { l = $0; sub(/ *:.*/, "", l); sub(/^ */, "", l) }
+      l != "" { keep = (l ~ /^(Update ID|Type|Issued|Updated|Severity|CVEs)$/) }
+      keep && /^ *[A-Za-z ]*:/ { print }'
   fi
   echo '### updateinfo-cve'; dnf -q updateinfo list --with-cve 2>/dev/null
   echo '### reboot'
@@ -227,6 +238,8 @@ def _redhat(host: str, parts: Mapping[str, str], at: datetime, reboot: bool, nam
         if "updateinfo-json" in parts
         else parse_updateinfo_list(parts.get("updateinfo", ""))
     )
+    info = parse_updateinfo_info(parts.get("updateinfo-info", ""))
+    advisories = [_with_info(a, info.get(a.advisory)) for a in advisories]
     cves: dict[tuple[str, str], set[str]] = {}
     for row in parse_updateinfo_list(parts.get("updateinfo-cve", "")):
         cves.setdefault((row.name, row.version), set()).update(row.cves)
@@ -246,6 +259,17 @@ def _redhat(host: str, parts: Mapping[str, str], at: datetime, reboot: bool, nam
     wanted = names | {u.name for u in updates}
     installed = {n: v for n, v in rpm.items() if n in wanted}
     return HostScan(host, Family.REDHAT, at, installed, updates, reboot)
+
+
+def _with_info(adv: Advisory, info: AdvisoryInfo | None) -> Advisory:
+    """dnf 4's list row completed from ``updateinfo info``: publication date, CVEs, severity."""
+    if info is None:
+        return adv
+    from dataclasses import replace
+
+    severity = adv.severity if adv.severity is not Severity.NONE else info.severity
+    cves = tuple(sorted({*adv.cves, *info.cves}))
+    return replace(adv, issued=adv.issued or info.issued, cves=cves, severity=severity)
 
 
 def _with_advisory(update: Update | None, adv: Advisory, installed: str | None) -> Update:
