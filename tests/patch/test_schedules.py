@@ -175,3 +175,57 @@ def test_patch_windows_command_shows_windows_after_blackouts(tmp_path: Path) -> 
         "  Tue 2027-04-27 00:00 - Wed 2027-04-28 00:00  King's Day  [holidays NL (public holidays)]" in lines
     )
     assert not any(line.startswith("  Tue 2027-04-27") and "removed" not in line for line in lines[:-2])
+
+
+def last_weekday(year: int, month: int, weekday: int) -> date:
+    last = date(year, month, cal.monthrange(year, month)[1])
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def test_second_tuesday_plus_an_offset_into_the_next_month_and_last_friday() -> None:
+    config = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": {"cron": "0 22 * * TUE#2", "duration": "2h", "offset_days": 20}},
+    }
+    begin, end = datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 12, 31, tzinfo=UTC)
+    expected = [nth_weekday(2027, m, 1, 2) + timedelta(days=20) for m in range(1, 13)]
+    expected = [d for d in expected if d < date(2027, 12, 31)]
+    assert [w.date() for w in starts(config, begin, end)] == expected
+    crossing = [d for d in expected if d.month != (d - timedelta(days=20)).month]
+    # by hand: second Tuesdays on the 12th (Jan), 9th (Feb), 13th (Apr), 13th (Jul), 14th (Sep), 12th (Oct)
+    assert crossing == [date(2027, m, d) for m, d in ((2, 1), (3, 1), (5, 3), (8, 2), (10, 4), (11, 1))]
+    last_friday = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": {"cron": "0 21 * * 5L", "duration": "3h", "offset_days": 3}},
+    }
+    mondays = [last_weekday(2027, m, 4) + timedelta(days=3) for m in range(1, 12)]
+    assert [w.date() for w in starts(last_friday, begin, end)] == mondays
+    assert any(d.month != (d - timedelta(days=3)).month for d in mondays)
+
+
+def test_fall_back_night() -> None:
+    # the fifth Friday of October 2027 + 2 is Sunday 31 October: 02:30 happens twice in Amsterdam
+    # (summer time ends at 03:00 CEST); the window opens at the first 02:30 and lasts 2 real hours
+    config = {
+        "timezone": "Europe/Amsterdam",
+        "groups": {"web": {"cron": "30 2 * * FRI#5", "duration": "2h", "offset_days": 2}},
+    }
+    begin, end = datetime(2027, 10, 1, tzinfo=UTC), datetime(2027, 11, 15, tzinfo=UTC)
+    built = Calendar.build(config, start=begin, end=end)
+    (window,) = built.windows("web", begin, end)
+    first = datetime(2027, 10, 31, 2, 30, tzinfo=AMS)  # fold=0: the CEST one
+    assert first.utcoffset() == timedelta(hours=2)
+    assert window.start == first.astimezone(UTC) == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
+    assert window.end == datetime(2027, 10, 31, 2, 30, tzinfo=UTC)
+    assert window.end.astimezone(AMS).strftime("%H:%M %Z") == "03:30 CET"
+
+
+def test_ssm_last_weekday_forms() -> None:
+    from sysflow.model.cron import croniter, ssm_form
+
+    assert ssm_form("0 21 * * 5L") == ssm_form("0 21 * * FRIL") == "0 21 * * L5"
+    assert ssm_form("0 3 * * 7L,MON") == "0 3 * * L0,MON" and ssm_form("0 23 L * *") == "0 23 L * *"
+    assert croniter.is_valid("0 21 * * FRIL") and not croniter.is_valid("0 21 * * XYZL")
+    fire = croniter("0 21 * * sunL", datetime(2027, 3, 1)).get_next(datetime)
+    assert fire == datetime(2027, 3, 28, 21, 0)  # the last Sunday of March 2027
+    assert WindowSpec.model_validate({"cron": "0 21 * * 5L", "duration": "1h"}).cron == "0 21 * * 5L"
