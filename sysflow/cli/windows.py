@@ -129,7 +129,11 @@ def _build(
 
 def windows_command(
     file: Annotated[
-        Path, typer.Argument(help="A workflow (its windows: section) or a file holding a windows: section.")
+        Path,
+        typer.Argument(
+            metavar="WORKFLOW_OR_WINDOWS_FILE",
+            help="A workflow (its windows: section) or a file holding a windows: section.",
+        ),
     ],
     inventory: Annotated[
         Path | None,
