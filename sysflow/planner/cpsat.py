@@ -11,9 +11,10 @@ The model follows what was measured on this problem (issue 4):
   the host's span);
 * the greedy plan hints *every* variable, auxiliary ones included (without a full hint CP-SAT finds
   nothing at 10,000 hosts);
-* objective, lexicographic by weights: hosts done by the end of their first window, then the
-  makespan, then hosts done by their second window, ... (as many levels as fit in 64-bit
-  coefficients), then total completion time, where a
+* objective, lexicographic by weights (:func:`~sysflow.planner.solution.score`): hosts done by the
+  end of their first window in steps of ``first_window_step`` (an integer variable times the step
+  bounded by their count), then the makespan, then hosts done by their first, second, ... window
+  (as many levels as fit in 64-bit coefficients), then total completion time, where a
   deferred host counts as ending after the horizon (so deferring is never rewarded). The result
   is compared with the greedy plan by :func:`~sysflow.planner.solution.score` and the better is kept,
   so CP-SAT is never worse than greedy. CP-SAT's own gap is not reported: its bound is weak here;
@@ -267,18 +268,26 @@ class _Model:
     # -- objective -----------------------------------------------------------------------------
 
     def _objective(self) -> None:
-        n = max(1, self.p.hosts)
-        levels, (first, makespan, rest) = self.p.max_windows, self._weights(n, self.p.max_windows)
-        while levels > 1 and first * n >= _INT_LIMIT:  # drop the lowest window levels until it fits
-            levels -= 1
-            first, makespan, rest = self._weights(n, levels)
-        weights = [first, *rest]
+        n, step = max(1, self.p.hosts), self.p.first_window_step
+        # Window levels below the makespan; with a step of 1 the first is the top level already.
+        ks = list(range(0 if step > 1 else 1, self.p.max_windows))
+        steps_w, makespan, rest = self._weights(n, ks)
+        while ks and steps_w * (n // step) >= _INT_LIMIT:  # drop the lowest levels until it fits
+            ks.pop()
+            steps_w, makespan, rest = self._weights(n, ks)
         terms: list[Any] = []
         self._ends: list[Any] = []
+        self._first: list[Any] = []  # weight x "done by its first window", per host
         for c in self.p.chains:
             if c.host in self.starts:
-                terms.extend(self._chain_objective(c, weights))
-        if self._ends and levels > 0:
+                terms.extend(self._chain_objective(c, rest))
+        if self._first:
+            steps = self.m.new_int_var(0, n // step, "first_window_steps")
+            self.m.add(step * steps <= sum(self._first))
+            done0 = sum(c.weight for c in self.p.chains if c.host in self.hint.starts and self._hint_done0(c))
+            self.m.add_hint(steps, done0 // step)
+            terms.append(-steps_w * steps)
+        if self._ends:
             last = self.m.new_int_var(0, self.horizon + 1, "makespan")
             self.m.add_max_equality(last, self._ends)
             ends = [
@@ -290,18 +299,23 @@ class _Model:
             terms.append(makespan * last)
         self.m.minimize(sum(terms))
 
-    def _weights(self, n: int, levels: int) -> tuple[int, int, list[int]]:
-        """Weights of (done by window 0, makespan, [done by window 1, ...]) over total completion."""
+    def _hint_done0(self, c: Chain) -> bool:
+        a, b = self._blocks(c)[-1]
+        last = self.hint.starts[c.host][a]
+        return any(_fits(c, a, b, w) and last <= latest_start(c, a, b, w) for w in c.windows[:1])
+
+    def _weights(self, n: int, ks: list[int]) -> tuple[int, int, dict[int, int]]:
+        """Weights of (first-window steps, makespan, {k: done by window k}) over total completion."""
         w = n * (self.horizon + 2) + 1
-        rest: list[int] = []
-        for _ in range(max(0, levels - 1)):
-            rest.append(w)
+        rest: dict[int, int] = {}
+        for k in reversed(ks):
+            rest[k] = w
             w *= n + 2
         makespan = w
         w *= self.horizon + 3
-        return w, makespan, rest[::-1]
+        return w, makespan, rest
 
-    def _chain_objective(self, c: Chain, weights: list[int]) -> list[Any]:
+    def _chain_objective(self, c: Chain, weights: dict[int, int]) -> list[Any]:
         lit = self.present[c.host]
         # A deferred host costs more completion time than any placed one, so that deferring is never
         # rewarded even when not every window fits in the weighted levels.
@@ -316,8 +330,12 @@ class _Model:
         self.m.add_hint(placed_end, self.hint.end(c) if placed else 0)
         self._ends.append(placed_end)
         terms: list[Any] = [c.weight * end]
-        for k, wk in enumerate(weights):
-            terms.append(-wk * c.weight * self._done_by(c, k, lit, placed))
+        for k in sorted({0, *weights}):
+            done = self._done_by(c, k, lit, placed)
+            if k == 0:
+                self._first.append(c.weight * done)
+            if k in weights:
+                terms.append(-weights[k] * c.weight * done)
         return terms
 
     def _done_by(self, c: Chain, k: int, lit: Any, placed: bool) -> Any:

@@ -70,7 +70,14 @@ def greedy(problem: PlanningProblem, rules: Sequence[DispatchRule] | None = None
     result, sched = best
     if problem.split_chains:
         return result
-    return sched.finish_earlier(result)
+    result = sched.finish_earlier(result)
+    late = _stragglers(problem, result.assignment)
+    if not late:
+        return result
+    sched = _Scheduler(problem)
+    promoted = sched.run(_promote(_order(problem, result.rule), late), result.rule)
+    promoted = sched.finish_earlier(promoted)
+    return promoted if promoted.score < result.score else result
 
 
 def _order(problem: PlanningProblem, rule: DispatchRule) -> list[Chain]:
@@ -83,6 +90,45 @@ def _order(problem: PlanningProblem, rule: DispatchRule) -> list[Chain]:
         return sorted(chains, key=lambda c: (c.wave, c.total))
     scarcity = _scarcity(chains)
     return sorted(chains, key=lambda c: (c.wave, scarcity[c.group], -c.total))
+
+
+def _stragglers(problem: PlanningProblem, a: Assignment) -> set[str]:
+    """The hosts, past their first window, that end after every other stage has finished: a list
+    scheduler fills the early windows with whoever came first and leaves a few hosts of a
+    long-chain stage to a window days later, where they alone set the finish."""
+    ends: dict[str, int] = {}
+    for c in problem.chains:
+        if c.host in a.starts:
+            ends[c.stage] = max(ends.get(c.stage, 0), a.end(c))
+    if len(ends) < 2:
+        return set()
+    last, second = sorted(ends, key=ends.__getitem__)[-1], sorted(ends.values())[-2]
+    return {
+        c.host
+        for c in problem.chains
+        if c.stage == last
+        and c.host in a.starts
+        and a.end(c) > second
+        and done_window(c, a.starts[c.host][-1]) > 0
+    }
+
+
+def _promote(order: Sequence[Chain], late: set[str]) -> list[Chain]:
+    """``order`` with ``late`` hosts, and a quarter as many more of their stage and wave, first in
+    their wave: they get the early windows, and the extra ones cover the slots a long chain needs."""
+    extra: Counter[tuple[str, int]] = Counter()
+    for c in order:
+        if c.host in late:
+            extra[(c.stage, c.wave)] += 1
+    for key, n in extra.items():
+        extra[key] = -(-n // 4)
+    first = set(late)
+    for c in order:
+        key = (c.stage, c.wave)
+        if extra[key] > 0 and c.host not in first:
+            first.add(c.host)
+            extra[key] -= 1
+    return sorted(order, key=lambda c: (c.wave, c.host not in first))
 
 
 def _scarcity(chains: Iterable[Chain]) -> dict[str, float]:

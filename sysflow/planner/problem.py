@@ -154,7 +154,9 @@ class PlanningProblem:
     """Everything a scheduler needs, and nothing about how it was derived.
 
     ``gates[w]`` is the time between the end of wave ``w`` and the start of wave ``w + 1`` within a
-    stage; ``origin`` is the wall-clock time of second 0 (None in synthetic instances).
+    stage; ``origin`` is the wall-clock time of second 0 (None in synthetic instances);
+    ``first_window_slack`` is the share of the fleet the objective lets move to its next window when
+    that finishes the plan sooner (see :func:`~sysflow.planner.solution.score`; 0: never).
     """
 
     chains: tuple[Chain, ...]
@@ -163,6 +165,7 @@ class PlanningProblem:
     split_chains: bool = False
     origin: datetime | None = None
     background: tuple[Busy, ...] = field(default=())
+    first_window_slack: float = 0.01
 
     def __post_init__(self) -> None:
         hosts = [c.host for c in self.chains]
@@ -195,6 +198,11 @@ class PlanningProblem:
     def horizon(self) -> int:
         """The end of the last window of any chain."""
         return max((w.end for c in self.chains for w in c.windows), default=0)
+
+    @cached_property
+    def first_window_step(self) -> int:
+        """Hosts done in their first window count in steps of this many (1: every host counts)."""
+        return max(1, int(self.hosts * self.first_window_slack))
 
     @property
     def max_windows(self) -> int:
