@@ -21,6 +21,7 @@ jumps past a request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 import httpx
 
 from sysflow.clock import Clock
-from sysflow.engine.events import Event, EventKind
+from sysflow.engine.events import Event, EventBus, EventKind
 from sysflow.engine.state import StateReading
 from sysflow.model.change import ChangeTicket
 from sysflow.model.state_checks import CheckPoint, StateAction, StateCheck
@@ -41,6 +42,8 @@ CHANGES = "/api/now/table/change_request"
 TASK_CI = "/api/now/table/task_ci"
 _SUCCESS = frozenset({"completed"})
 _SHOWN = 8  # hosts named in a refusal
+
+log = logging.getLogger(__name__)
 
 
 class TicketError(Exception):
@@ -176,26 +179,42 @@ class ChangeTicketProvider:
 
 @dataclass
 class ChangeTicketCloser:
-    """On ``run_finished``: work notes with the outcome and report link; close a successful run's ticket."""
+    """On ``run_finished``: work notes with the outcome and report link; close a successful run's ticket.
+
+    The engine attaches one to each run whose workflow has ``change:`` (see
+    :func:`sysflow.engine.stages.build_closer`): bound to that ``run_id`` it ignores other runs' events,
+    acts once, and leaves ``bus`` when done. ``{run_id}`` in ``report_url`` is the run's id. A ticket
+    that cannot be updated is logged and kept in ``errors``; the run's result is not changed.
+    """
 
     spec: ChangeTicket
+    run_id: str | None = None
+    bus: EventBus | None = None
     errors: list[str] = field(default_factory=list)
 
     def on_event(self, event: Event) -> None:
         if event.kind is not EventKind.RUN_FINISHED:
             return
+        if self.run_id is not None and event.run_id != self.run_id:
+            return
+        if self.bus is not None:
+            self.bus.unsubscribe(self)
+        try:
+            self._close(event)
+        except TicketError as exc:  # the run is over: say so, never raise into the engine
+            self.errors.append(f"change {self.spec.ticket}: cannot update ({exc})")
+            log.warning("%s", self.errors[-1])
+
+    def _close(self, event: Event) -> None:
         status = str(event.data.get("status", "")).lower()
         note = f"sysflow run {event.run_id}: {status or 'finished'}"
         if event.message:
             note += f" ({event.message})"
         if self.spec.report_url:
-            note += f"; report: {self.spec.report_url}"
+            note += f"; report: {self.spec.report_url.replace('{run_id}', event.run_id)}"
         body = {"work_notes": note}
         if status in _SUCCESS and self.spec.close_state:
             body["state"] = self.spec.close_state
         api = _Api(self.spec)
-        try:
-            record, _ = api.ticket()
-            api.update(str(record.get("sys_id")), body)
-        except TicketError as exc:  # the run is over: say so, never raise into the engine
-            self.errors.append(f"change {self.spec.ticket}: cannot update ({exc})")
+        record, _ = api.ticket()
+        api.update(str(record.get("sys_id")), body)

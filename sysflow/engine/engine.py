@@ -28,6 +28,7 @@ from sysflow.engine.result import RunResult
 from sysflow.engine.run import Hooks, Restored, Run
 from sysflow.engine.stages import (
     build_calendar,
+    build_closer,
     build_conditional,
     build_guard,
     build_limits,
@@ -315,6 +316,7 @@ class Engine:
         if fresh:
             self._record(run, plan, now)
         self.runs[rid] = run
+        build_closer(workflow, rid, self.bus)  # change: the ticket gets the outcome at the end
         return run
 
     def _actors(self, workflow: MaintenanceWorkflow, rid: str, graph: OpGraph) -> _Actors:

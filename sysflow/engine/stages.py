@@ -20,6 +20,7 @@ from sysflow.constraints.capacity import Limits
 from sysflow.engine.conditional import Conditional, RenderingTransport
 from sysflow.engine.context import Hooks
 from sysflow.engine.dispatch import BackendRunner
+from sysflow.engine.events import EventBus
 from sysflow.engine.state import StateMonitor
 from sysflow.engine.windows import WindowGuard, WindowLike
 from sysflow.errors import SysflowError
@@ -140,6 +141,16 @@ def build_state(workflow: MaintenanceWorkflow, transport: Transport, clock: Cloc
             0, (change_state_check(workflow.change), ChangeTicketProvider(workflow.change, clock))
         )
     return monitor
+
+
+def build_closer(workflow: MaintenanceWorkflow, run_id: str, bus: EventBus) -> None:
+    """When the workflow has ``change:``: the ticket gets the run's outcome when it ends (subscribed
+    to ``bus`` for run ``run_id`` only, leaving it once done)."""
+    if workflow.change is None:
+        return
+    from sysflow.engine.change import ChangeTicketCloser
+
+    bus.subscribe(ChangeTicketCloser(workflow.change, run_id=run_id, bus=bus))
 
 
 def default_hooks(

@@ -1,10 +1,12 @@
 """The change gate against a ServiceNow-shaped Table API on 127.0.0.1, on the simulator's clock:
 approved, waiting then approved, rejected, outside its window, a host not covered, the API down;
-and the ticket annotated and closed when the run ends."""
+and the ticket annotated and closed when the run ends: the engine attaches the closer itself to a
+run whose workflow has ``change:``."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -12,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sysflow.engine.change import ChangeTicketCloser
 from sysflow.engine.engine import Engine
 from sysflow.engine.events import EventKind, RecordingObserver
 from sysflow.engine.result import HostOutcome
@@ -22,6 +23,7 @@ from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
 from sysflow.sim.fleet import SimFleet
 from sysflow.sim.loop import current_virtual_clock
+from sysflow.sim.profile import SimProfile
 from sysflow.sim.transport import SimTransport
 from tests.engine.conftest import SATURDAY_NOON, Sim
 from tests.fixtures.http_server import RecordingHandler, serve
@@ -85,25 +87,26 @@ def workflow(url: str, **change: Any) -> MaintenanceWorkflow:
     return wf
 
 
-async def run(wf: MaintenanceWorkflow) -> tuple[Sim, ChangeTicketCloser]:
+async def run(wf: MaintenanceWorkflow, profile: SimProfile | None = None) -> Sim:
     inventory = Inventory()
     inventory.add_group("web", [h for w in WAVES for h in w])
     clock = current_virtual_clock()
     if clock.now() < SATURDAY_NOON:
         current_loop = __import__("asyncio").get_running_loop()
         current_loop.advance((SATURDAY_NOON - clock.now()).total_seconds())
-    fleet = SimFleet(inventory, None, seed=1, start=clock.start)
+    fleet = SimFleet(inventory, profile, seed=1, start=clock.start)
     transport = SimTransport(fleet, clock)
     events = RecordingObserver()
-    assert wf.change is not None
-    closer = ChangeTicketCloser(wf.change)
-    engine = Engine(inventory, transport=transport, clock=clock, observers=[events, closer])
+    engine = Engine(inventory, transport=transport, clock=clock, observers=[events])
     result = await engine.prepare(wf).execute()
-    return Sim(result, events, transport, fleet, engine), closer
+    assert not any(type(o).__name__ == "ChangeTicketCloser" for o in engine.bus._observers)  # left
+    return Sim(result, events, transport, fleet, engine)
 
 
-async def test_an_approved_ticket_lets_every_wave_go_and_is_closed_at_the_end(snow: str) -> None:
-    sim, closer = await run(workflow(snow))
+async def test_an_approved_ticket_lets_every_wave_go_and_is_closed_at_the_end(
+    snow: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = await run(workflow(snow))
     assert sim.result.status is RunStatus.COMPLETED, sim.result.reason
     assert ServiceNow.reads == 2 + 1  # before each wave, then the closer finds the ticket
     checked = [e.message for e in sim.events.of(EventKind.STATE_CHECKED)]
@@ -114,12 +117,25 @@ async def test_an_approved_ticket_lets_every_wave_go_and_is_closed_at_the_end(sn
             "state": "review",
         }
     ]
-    assert not closer.errors
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_failed_run_writes_work_notes_with_its_report_and_leaves_the_state(snow: str) -> None:
+    wf = workflow(snow)
+    wf.change = wf.change.model_copy(update={"report_url": "https://sysflow/runs/{run_id}/report"})  # type: ignore[union-attr]
+    sim = await run(wf, SimProfile(failure_probability={"upgrade_packages": 1.0}))
+    assert sim.result.status in (RunStatus.FAILED, RunStatus.ROLLED_BACK), sim.result.status
+    rid = sim.result.run_id
+    assert len(ServiceNow.patched) == 1
+    note = ServiceNow.patched[0]["work_notes"]
+    assert note.startswith(f"sysflow run {rid}: {sim.result.status.value}")
+    assert note.endswith(f"; report: https://sysflow/runs/{rid}/report")
+    assert "state" not in ServiceNow.patched[0]
 
 
 async def test_a_ticket_not_yet_approved_holds_then_proceeds(snow: str) -> None:
     ServiceNow.states = [("assess", "requested"), ("authorize", "requested"), ("scheduled", "approved")]
-    sim, _ = await run(workflow(snow))
+    sim = await run(workflow(snow))
     assert sim.result.status is RunStatus.COMPLETED, sim.result.reason
     readings = [e.data["healthy"] for e in sim.events.of(EventKind.STATE_CHECKED)]
     assert readings == [False, False, True, True]
@@ -143,7 +159,7 @@ async def test_a_ticket_not_yet_approved_holds_then_proceeds(snow: str) -> None:
 )
 async def test_the_run_stops_naming_the_ticket(snow: str, setup: Any, reason: str) -> None:
     setup()
-    sim, _ = await run(workflow(snow))
+    sim = await run(workflow(snow))
     assert sim.result.status is RunStatus.FAILED
     assert reason in sim.result.reason
     stopped_before = 1 if "web3" in reason else 0
@@ -155,27 +171,29 @@ async def test_the_run_stops_naming_the_ticket(snow: str, setup: Any, reason: st
         assert all(sim.result.hosts[h] is HostOutcome.NOT_STARTED for w in WAVES for h in w)
 
 
-async def test_a_down_api_refuses_by_default_and_proceeds_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_down_api_refuses_by_default_and_proceeds_when_told(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("SYSFLOW_CHANGE_TOKEN", TOKEN)
-    sim, closer = await run(workflow("http://127.0.0.1:9", request_timeout=2))
+    sim = await run(workflow("http://127.0.0.1:9", request_timeout=2))
     assert sim.result.status is RunStatus.FAILED
     assert f"change {TICKET}: cannot be read (ConnectError" in sim.result.reason
     assert "on_error: refuse" in sim.result.reason
     assert not sim.touched()
-    assert closer.errors and "cannot update" in closer.errors[0]
-    sim, _ = await run(workflow("http://127.0.0.1:9", request_timeout=2, on_error="proceed"))
+    assert f"change {TICKET}: cannot update (ConnectError" in caplog.text  # logged; the result stands
+    sim = await run(workflow("http://127.0.0.1:9", request_timeout=2, on_error="proceed"))
     assert sim.result.status is RunStatus.COMPLETED
 
 
 async def test_a_wrong_token_or_missing_ticket_is_refused(snow: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYSFLOW_CHANGE_TOKEN", "wrong")
-    sim, _ = await run(workflow(snow))
+    sim = await run(workflow(snow))
     assert "cannot be read (HTTP 401" in sim.result.reason
     monkeypatch.delenv("SYSFLOW_CHANGE_TOKEN")
-    sim, _ = await run(workflow(snow))
+    sim = await run(workflow(snow))
     assert "set the environment variable SYSFLOW_CHANGE_TOKEN" in sim.result.reason
     monkeypatch.setenv("SYSFLOW_CHANGE_TOKEN", TOKEN)
     wf = workflow(snow)
     wf.change = wf.change.model_copy(update={"ticket": "CHG0000000"})  # type: ignore[union-attr]
-    sim, _ = await run(wf)
+    sim = await run(wf)
     assert "cannot be read (no change request CHG0000000)" in sim.result.reason
