@@ -149,7 +149,9 @@ def ordered_chains(problem: PlanningProblem, order: Sequence[str]) -> list[Chain
     return sorted(problem.chains, key=lambda c: (c.wave, rank.get(c.host, len(rank))))
 
 
-_Req = tuple[int, tuple[int, ...], tuple[int, ...]]  # (chain, resources, amounts)
+_Pairs = tuple[tuple[int, int], ...]
+# (chain, resources, amounts, its budgets as (resource, amount), its pools as (resource, amount))
+_Req = tuple[int, tuple[int, ...], tuple[int, ...], _Pairs, _Pairs]
 
 
 class _Static:
@@ -167,7 +169,7 @@ class _Static:
                 us = [u for u in c.op_uses(k) if self.pools[u.resource] and u.amount > 0]
                 if k == 0:
                     us += [u for u in c.span_uses if u.amount > 0]
-                per_op.append((i, tuple(u.resource for u in us), tuple(u.amount for u in us)))
+                per_op.append(_request(i, [(u.resource, u.amount) for u in us], self.pools))
             self.asks.append(per_op)
         self.budget_of = [tuple(u for u in c.span_uses if u.amount > 0) for c in chains]
         waves: dict[str, dict[int, list[int]]] = {}
@@ -301,24 +303,31 @@ class _Replay:
             return
         blocked: set[int] = set()
         keep: list[_Req] = []
-        cap, used = self.cap, self.used
-        while queue and not (blocked and self.universal <= blocked):
+        cap, used, universal = self.cap, self.used, self.universal
+        while queue:
             req = queue.popleft()
-            _, ids, amounts = req
-            if blocked.isdisjoint(ids) and all(
-                used[r] + a <= cap[r] + 1e-9 for r, a in zip(ids, amounts, strict=True)
-            ):
-                for r, a in zip(ids, amounts, strict=True):
+            ids, amounts = req[1], req[2]
+            fits = not blocked or blocked.isdisjoint(ids)
+            if fits:
+                for r, a in zip(ids, amounts):  # noqa: B905 - equal by construction; hot loop
+                    if used[r] + a > cap[r] + 1e-9:
+                        fits = False
+                        break
+            if fits:
+                for r, a in zip(ids, amounts):  # noqa: B905
                     used[r] += a
                 self._granted(t, req)  # may ask again (at the back of the queue)
+                continue
+            # like the engine: a new host waiting for a budget slot holds its place on the budget
+            # only (hosts in maintenance free it, and their next operations must pass)
+            budgets = req[3]
+            if budgets and any(used[r] + 1e-9 > cap[r] - a for r, a in budgets):
+                blocked.update(r for r, _ in budgets)
             else:
-                # like the engine: a new host waiting for a budget slot holds its place on the
-                # budget only (hosts in maintenance free it, and their next operations must pass)
-                budgets = [(r, a) for r, a in zip(ids, amounts, strict=True) if not self.pools[r]]
-                short = [r for r, a in budgets if used[r] + 1e-9 > cap[r] - a]
-                budgets_ids = [r for r, _ in budgets]
-                blocked.update(budgets_ids if short else ids)
-                keep.append(req)
+                blocked.update(ids)
+            keep.append(req)
+            if universal <= blocked:
+                break
         queue.extendleft(reversed(keep))
 
     def _granted(self, t: float, req: _Req) -> None:
@@ -328,18 +337,14 @@ class _Replay:
         if not self.started[i]:
             ok = ok and t + self.rest[i][self.k[i]] <= e
         if not ok:
-            self._release(req[1], req[2], only_pools=False)
+            for r, a in zip(req[1], req[2]):  # noqa: B905 - equal by construction
+                self.used[r] -= a
             self.win[i] = -1
             self._admit(t, i)
             return
         self.started[i] = True
         self.holding[i] = req
         self.push(t + self.secs[i][self.k[i]], 2, i)
-
-    def _release(self, ids: Sequence[int], amounts: Sequence[int], *, only_pools: bool) -> None:
-        for r, a in zip(ids, amounts, strict=True):
-            if not only_pools or self.pools[r]:
-                self.used[r] -= a
 
     def _release_budget(self, i: int) -> None:
         if self.started[i]:
@@ -348,7 +353,9 @@ class _Replay:
 
     def _op_end(self, t: float, i: int) -> None:
         req = self.holding.pop(i)
-        self._release(req[1], req[2], only_pools=True)
+        used = self.used
+        for r, a in req[4]:
+            used[r] -= a
         k = self.k[i]
         if self.fail_at[i] == k:
             self.failed[i] = True
@@ -368,9 +375,17 @@ class _Replay:
 
 def _without_budget(st: _Static, i: int) -> _Req:
     """The first operation's request of a host already in maintenance (after a window change)."""
-    chain, ids, amounts = st.asks[i][0]
-    pools = [(r, a) for r, a in zip(ids, amounts, strict=True) if st.pools[r]]
-    return (chain, tuple(r for r, _ in pools), tuple(a for _, a in pools))
+    return _request(i, list(st.asks[i][0][4]), st.pools)
+
+
+def _request(chain: int, pairs: Sequence[tuple[int, int]], pools: Sequence[bool]) -> _Req:
+    return (
+        chain,
+        tuple(r for r, _ in pairs),
+        tuple(a for _, a in pairs),
+        tuple((r, a) for r, a in pairs if not pools[r]),
+        tuple((r, a) for r, a in pairs if pools[r]),
+    )
 
 
 def _stretched(start: int, cutoff: int, end: int, stretch: float) -> tuple[float, float, float]:
