@@ -47,5 +47,7 @@ class ChangeTicket(FrozenModel):
         "refuse", description="When the ticket cannot be read: stop the run, or go on without it."
     )
     check_hosts: bool = Field(True, description="Every host of a wave must be a configuration item.")
-    report_url: str | None = Field(None, description="Link to the run's report, written to the ticket.")
+    report_url: str | None = Field(
+        None, description="Link to the run's report, written to the ticket ({run_id}: the run's id)."
+    )
     close_state: str | None = Field("review", description="State a successful run moves the ticket to.")
