@@ -132,6 +132,9 @@ def report_data(state: Path, run_id: str) -> dict[str, Any]:
         if end is not None:
             first_end[p["host"]] = min(first_end.get(p["host"], end), end)
     done_first = sum(1 for h, t in last.items() if h not in failed and h in first_end and t <= first_end[h])
+    starts = [r.start for r in ran if r.start is not None]
+    planned_start = min((s for s in (_when(p["start"]) for p in plan["ops"]) if s is not None), default=None)
+    p50 = _when((fc.get("finish") or {}).get("p50")) or _when(plan.get("makespan"))
     wave_end: dict[int, datetime] = {}
     for r in ran:
         if r.end is not None:
@@ -144,11 +147,20 @@ def report_data(state: Path, run_id: str) -> dict[str, Any]:
         "actual_finish": max(ends).isoformat() if ends else None,
         "planned_ops": len(plan["ops"]),
         "ran_ops": len(ran),
+        "planned_ops_per_hour": _per_hour(len(plan["ops"]), planned_start, p50),
+        "ops_per_hour": _per_hour(len(ran), min(starts, default=None), max(ends, default=None)),
         "waves": {str(w): t.isoformat() for w, t in sorted(wave_end.items())},
         "done_first_window": done_first,
         "misses": [m.__dict__ | {"why": m.why()} for m in _misses(plan["ops"], ops)],
         "workflow_json": row.workflow_json,
     }
+
+
+def _per_hour(ops: int, start: datetime | None, end: datetime | None) -> float | None:
+    """Operations per hour from the first start to the last end (None when there is no span)."""
+    if start is None or end is None or end <= start:
+        return None
+    return round(ops / ((end - start).total_seconds() / 3600), 1)
 
 
 def _verdict(actual: datetime, p50: datetime | None, p90: datetime | None) -> str:
@@ -179,7 +191,12 @@ def report_lines(state: Path, run_id: str, tz: str | None = None, as_json: bool 
             f"  finish      forecast {shown or _fmt(z, _when(data['planned_finish']))}; actual {_fmt(z, actual)}"
             f" ({_verdict(actual, p50, p90)})"
         )
-    lines.append(f"  operations  {data['planned_ops']} planned, {data['ran_ops']} ran")
+    rate = ""
+    if data["planned_ops_per_hour"] is not None and data["ops_per_hour"] is not None:
+        rate = (
+            f"; {data['planned_ops_per_hour']:.0f} ops/hour forecast (p50), {data['ops_per_hour']:.0f} actual"
+        )
+    lines.append(f"  operations  {data['planned_ops']} planned, {data['ran_ops']} ran{rate}")
     waves: Mapping[str, Mapping[str, str | None]] = fc.get("waves", {})
     for w, end in data["waves"].items():
         q = waves.get(w, {})

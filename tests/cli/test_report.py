@@ -52,6 +52,8 @@ def test_report_sets_the_forecast_against_the_run_and_names_the_slow_group(tmp_p
     assert re.search(
         r"\((by the forecast p50|between the forecast p50 and p90|later than the forecast p90 by)", finish
     )
+    ops = next(line for line in lines if line.strip().startswith("operations"))
+    assert re.search(r"ops/hour forecast \(p50\), \d+ actual", ops)
     assert any(line.strip().startswith("wave 1") and "forecast p50" in line for line in lines)
     assert any("first window" in line and "80 % interval" in line for line in lines)
     misses = lines[lines.index("largest misses (task x group):") + 1 :]
