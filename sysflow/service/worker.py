@@ -5,7 +5,9 @@ engine's, as ``sysflow run`` or ``sysflow sim`` would run it: this process owns 
 (owner, heartbeat, host leases), and it polls the store for the controls the service (or ``sysflow
 approve``/``pause``/``cancel`` in another shell) writes, with :func:`sysflow.cli.run.poll_controls`.
 On the simulator, ``pace`` real seconds pass at each jump of virtual time, so people can watch a
-simulated run; 0 runs it as fast as the machine allows.
+simulated run; 0 runs it as fast as the machine allows. A simulated run reads the store's controls
+every ``SIM_CONTROL_POLL`` virtual seconds (a real one every ``CONTROL_POLL_INTERVAL``): each read
+is a jump of virtual time, and at 2 s they were nine jumps in ten of a paced run.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ if TYPE_CHECKING:
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
 
-__all__ = ["EventWriter", "WorkerJob", "main"]
+__all__ = ["SIM_CONTROL_POLL", "EventWriter", "WorkerJob", "main"]
+
+SIM_CONTROL_POLL = 30.0  # virtual seconds between a simulated run's reads of the store's controls
 
 
 class WorkerJob(BaseModel):
@@ -60,10 +64,11 @@ class EventWriter:
 
 
 async def _drive(engine: Engine, workflow: MaintenanceWorkflow, job: WorkerJob) -> RunResult:
-    from sysflow.cli.run import poll_controls
+    from sysflow.cli.run import CONTROL_POLL_INTERVAL, poll_controls
 
     run = engine.prepare(workflow, run_id=job.run_id)
-    poller = asyncio.create_task(poll_controls(run, job.store))
+    interval = SIM_CONTROL_POLL if job.simulate else CONTROL_POLL_INTERVAL
+    poller = asyncio.create_task(poll_controls(run, job.store, interval))
     try:
         return await engine.drive(run)
     finally:
