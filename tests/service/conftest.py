@@ -3,7 +3,6 @@ example workflow and inventory stored. Runs it starts execute in real worker pro
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +33,41 @@ class Service:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
 
 
+def serve(config: ServiceConfig) -> tuple[uvicorn.Server, str]:
+    """uvicorn serving ``config``'s app on a free loopback port, in a thread; the server and its URL.
+
+    The port is uvicorn's own pick (``port=0``), not a socket handed in: connections accepted on a
+    handed-in socket lack TCP_NODELAY, and every request after the first on a kept-alive connection
+    then waits ~40 ms for a delayed ACK."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config), host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    server.thread = thread  # type: ignore[attr-defined]
+    return server, f"http://127.0.0.1:{port}"
+
+
+def stop(server: uvicorn.Server) -> None:
+    """Stop a server :func:`serve` started (its lifespan stops the workers) and wait for its thread."""
+    server.should_exit = True
+    thread: threading.Thread = server.thread  # type: ignore[attr-defined]
+    thread.join(15)
+    if thread.is_alive():
+        import faulthandler
+        import sys
+
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        raise AssertionError("server did not stop")
+
+
 PEOPLE = {"alice": "admin", "olga": "operator", "bob": "approver", "vic": "viewer"}
 
 
@@ -44,14 +78,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     store = TokenStore(config.tokens)
     tokens = {name: store.create(name, role)[1] for name, role in PEOPLE.items()}
     store.close()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", ws="websockets-sansio"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    svc = Service(f"http://127.0.0.1:{sock.getsockname()[1]}", root, config, tokens)
+    server, url = serve(config)
+    svc = Service(url, root, config, tokens)
     with svc.client("alice") as admin:
         admin.put(
             "/api/v1/workflows/patching", content=(EXAMPLES / "patching.yaml").read_text()
@@ -60,11 +88,4 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             "/api/v1/inventories/example", content=(EXAMPLES / "inventory.ini").read_text()
         ).raise_for_status()
     yield svc
-    server.should_exit = True
-    thread.join(5)
-    if thread.is_alive():
-        import faulthandler
-        import sys
-
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        raise AssertionError("server did not stop")
+    stop(server)
