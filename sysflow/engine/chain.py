@@ -22,7 +22,7 @@ from sysflow.engine.result import HostOutcome, OpRecord
 from sysflow.engine.rollback import Rollback
 from sysflow.engine.states import OpState, RunStatus
 from sysflow.engine.stopping import Stopping
-from sysflow.engine.windows import OpenWindow
+from sysflow.engine.windows import ALWAYS, OpenWindow
 from sysflow.model.workflow import ExpiryPolicy
 from sysflow.planner.graph import Operation, OpGraph
 
@@ -46,6 +46,7 @@ class HostChains:
         self._live = live
         self._active = 0  # host chains working (not waiting for a window)
         self._waiting = 0
+        self._queued = 0  # operations waiting for runtime admission (their hosts inside a window)
         self._cross = _cross_host_predecessors(ctx.graph)
         self._done: dict[str, asyncio.Event] = {p: asyncio.Event() for ps in self._cross.values() for p in ps}
 
@@ -173,7 +174,12 @@ class HostChains:
     ) -> _Outcome:
         """Acquire admission, re-check stop and window (the wait may have been long), run."""
         ctx = self._ctx
-        grant = await ctx.admission.acquire(op)
+        queued_at = ctx.clock.now()
+        self._queued += 1
+        try:
+            grant = await ctx.admission.acquire(op)
+        finally:
+            self._queued -= 1
         if self._must_not_start(host_started):
             ctx.admission.release(grant)
             return _Outcome.STOPPED
@@ -181,9 +187,10 @@ class HostChains:
             ctx.admission.release(grant)
             return _Outcome.OUTSIDE_WINDOW
         self._active += 1
-        ctx.tracker.emit(
-            EventKind.OP_PROGRESS, "admitted", host=op.host, task=op.task, wave=op.wave, step="admitted"
-        )
+        waited = round((ctx.clock.now() - queued_at).total_seconds(), 3)
+        window_end = window.end.isoformat() if window.end < ALWAYS.end else None
+        ctx.tracker.emit(EventKind.OP_PROGRESS, "admitted", host=op.host, task=op.task, wave=op.wave,
+                         step="admitted", waited=waited, queued=self._queued, window_end=window_end)  # fmt: skip
         if ctx.status is RunStatus.PAUSED and ctx.control.resume.is_set():
             ctx.set_status(RunStatus.RUNNING, "window open")
             ctx.tracker.emit(EventKind.WINDOW_OPENED, "a window opened", host=op.host)
