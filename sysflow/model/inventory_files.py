@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import yaml
 
 from sysflow.errors import InventoryError, Problem
+from sysflow.model.bulk import bulk_build
 from sysflow.model.groups import ALL, UNGROUPED
 from sysflow.model.host_ranges import RangeError, expand_host_range, split_port
 from sysflow.model.inventory import Inventory
@@ -116,7 +117,11 @@ def load_inventory(path: str | Path, dynamic: DynamicSources | None = None) -> I
     """
     if isinstance(path, str) and "," in path and not Path(path).expanduser().exists():
         return parse_host_list(path)
-    root = Path(path).expanduser()
+    with bulk_build():  # a large inventory is a million objects that all live on
+        return _load(Path(path).expanduser(), dynamic)
+
+
+def _load(root: Path, dynamic: DynamicSources | None) -> Inventory:
     inventory = Inventory(source=str(root))
     problems: list[Problem] = []
     for file in _inventory_files(root) if root.is_dir() else [root]:
@@ -222,12 +227,13 @@ def apply_vars_dirs(inventory: Inventory, basedir: Path) -> list[Problem]:
     files are read in sorted order. Returns the problems found (bad YAML, not a mapping, Vault).
     """
     problems: list[Problem] = []
-    for group in inventory.group_names():
-        for data in _vars_files(basedir / "group_vars", group, problems):
+    groups, hosts = basedir / "group_vars", basedir / "host_vars"
+    for group in inventory.group_names() if groups.is_dir() else ():
+        for data in _vars_files(groups, group, problems):
             inventory.group_vars_dir.setdefault(group, {}).update(data)
-    for name in inventory.hosts:
+    for name in inventory.hosts if hosts.is_dir() else ():
         if not name.startswith("/"):  # Ansible skips chroot-style names
-            for data in _vars_files(basedir / "host_vars", name, problems):
+            for data in _vars_files(hosts, name, problems):
                 inventory.host_vars_dir.setdefault(name, {}).update(data)
     return problems
 
