@@ -2,7 +2,7 @@
 
 Log in with a token (a session cookie follows; the token is not kept), then: runs list and start
 form, a run page (status, waves, a live host grid with each host's state in words and colour, the
-failing hosts with their stderr, the forecast beside actual times, approve/reject/pause/resume/cancel
+failing hosts with their stderr, the Gantt of plan against actual (server-side SVG), approve/reject/pause/resume/cancel
 as the role allows), schedules, audit search. Every change is a plain form post with the session's
 CSRF value, so the pages work without the script; the script only makes the run page live.
 """
@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -24,6 +25,7 @@ from sysflow.errors import SysflowError
 from sysflow.service.actions import ServiceError, StartRequest
 from sysflow.service.auth import COOKIE, Session
 from sysflow.service.context import ServiceContext
+from sysflow.service.gantt import gantt_svg
 from sysflow.service.library import Kind
 from sysflow.service.roles import Action, allowed
 
@@ -128,7 +130,8 @@ async def _run_values(ctx: ServiceContext, run_id: str) -> dict[str, Any]:
 
     detail = await asyncio.to_thread(run_detail, ctx.config.store, run_id)
     failing = [h for h in detail["hosts"] if h["state"] in ("failed", "unknown", "rolled_back")]
-    return {"d": detail, "run_id": run_id, "failing": failing, "waiting": _approval(ctx, run_id),
+    gantt = Markup(await asyncio.to_thread(gantt_svg, detail["ops"]))  # built escaped, by gantt_svg
+    return {"d": detail, "run_id": run_id, "failing": failing, "waiting": _approval(ctx, run_id), "gantt": gantt,
             "finished": detail["run"]["status"] in ("completed", "completed_with_failures", "failed", "cancelled", "rolled_back")}  # fmt: skip
 
 

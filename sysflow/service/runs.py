@@ -42,6 +42,9 @@ def _op(rec: OpRecord, planned: dict[str, Any] | None) -> dict[str, Any]:
         "duration": rec.duration, "exit_status": rec.exit_status, "error": rec.error or None,
         "attempts": rec.attempts, "stdout": rec.stdout[-OUTPUT_TAIL:], "stderr": rec.stderr[-OUTPUT_TAIL:],
         "planned_start": planned["start"] if planned else None, "planned_end": planned["end"] if planned else None,
+        "group": planned.get("group") if planned else None,
+        "window_start": planned.get("window_start") if planned else None,
+        "window_end": planned.get("window_end") if planned else None,
     }  # fmt: skip
 
 

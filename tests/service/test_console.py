@@ -98,6 +98,10 @@ def test_start_watch_approve_and_complete_a_run_in_the_browser(
     wait.until(_all_done)
     assert browser.execute_script("return window.sysflowMarker === 1")  # all of it live, no reload
     browser.save_screenshot(str(tmp_path / "console-4-done.png"))
+    gantt = browser.find_element(By.ID, "gantt")  # the plan against actual, drawn by the server
+    assert gantt.tag_name == "svg" and gantt.find_elements(By.CSS_SELECTOR, "rect.actual")
+    browser.execute_script("arguments[0].scrollIntoView()", gantt)
+    browser.save_screenshot(str(tmp_path / "console-5-gantt.png"))
     browser.get(service.url + "/console/audit?action=service.approve")
     assert "bob (token" in browser.find_element(By.TAG_NAME, "table").text
     shutil.copytree(tmp_path, service.root / "screenshots", dirs_exist_ok=True)
