@@ -28,6 +28,13 @@ __all__ = ["ini_value", "parse_ini", "read_ini"]
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
+_SHELL_SPECIAL = re.compile(r"[\'\"\\#]")  # quotes, escapes, comments: a line without them splits plainly
+_SHELL_BLANKS = re.compile(r"[ \t\r\n]+")  # what shlex splits on
+_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")  # literal_eval: an int
+_PLAIN_TEXT = re.compile(  # literal_eval refuses: a name, a dotted name, a dotted quad
+    r"(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+(?:\.[0-9]+){2,})\Z"
+)
+_LITERAL_NAMES = frozenset({"True", "False", "None"})
 
 
 class _Section(Enum):
@@ -99,9 +106,17 @@ def _ini_section(builder: InventoryBuilder, state: _IniState, group: str, kind: 
             builder.declare(group)
 
 
+def _shell_split(line: str) -> list[str]:
+    """``shlex.split(line, comments=True)``, without shlex for the usual line (no quotes, escapes or
+    comments: then shlex only splits on blanks)."""
+    if _SHELL_SPECIAL.search(line) is None:
+        return [t for t in _SHELL_BLANKS.split(line) if t]
+    return shlex.split(line, comments=True)
+
+
 def _ini_hosts(builder: InventoryBuilder, group: str, line: str, lineno: int) -> None:
     try:
-        tokens = shlex.split(line, comments=True)
+        tokens = _shell_split(line)
     except ValueError as exc:
         builder.problem(f"cannot parse host line {line!r}: {exc}", lineno)
         return
@@ -167,6 +182,10 @@ def _ini_resolve(builder: InventoryBuilder, state: _IniState) -> None:
 
 def ini_value(text: str) -> Any:
     """Type an INI value as Ansible does: a Python literal if it is one, else the string."""
+    if _PLAIN_INT.match(text):  # the usual values, typed without a parser
+        return int(text)
+    if _PLAIN_TEXT.match(text) and text not in _LITERAL_NAMES:
+        return text
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)

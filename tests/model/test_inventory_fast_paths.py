@@ -1,0 +1,64 @@
+"""The inventory readers' fast paths mean what the slow ones mean: an INI value typed without
+``ast.literal_eval`` and a host line split without ``shlex`` give what those give, over hand-picked
+edge cases and seeded random text."""
+
+from __future__ import annotations
+
+import ast
+import random
+import shlex
+import warnings
+from typing import Any
+
+import pytest
+
+from sysflow.model import inventory_ini
+
+EDGES = ["0", "00", "-0", "-", "--5", "5-", "-5", "1_000", "0x1f", "1e5", "1.5", "10.0.0.1", "1.2.3",
+         "True", "False", "None", "True.x", "a.b", "a..b", "if", "a.if", "_", "__debug__", "\u0663",
+         "web", "h000001.example.com", " 5", "5 "]  # fmt: skip
+ALPHABET = "0123456789-._aZx eTrueFalsNon\t'\"#\\=+\x0b\u00a0"
+
+
+def literal(text: str) -> Any:
+    """What Ansible's INI plugin does with a value (the slow path of ``ini_value``)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+    return inventory_ini._plain(value)
+
+
+def split(line: str) -> list[str] | str:
+    try:
+        return shlex.split(line, comments=True)
+    except ValueError:
+        return "refused"
+
+
+def fast_split(line: str) -> list[str] | str:
+    try:
+        return inventory_ini._shell_split(line)
+    except ValueError:
+        return "refused"
+
+
+def cases() -> list[str]:
+    rng = random.Random(21)
+    drawn = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 8))) for _ in range(20_000)]
+    return EDGES + drawn
+
+
+@pytest.mark.parametrize("text", EDGES)
+def test_edge_values_type_as_literal_eval_types_them(text: str) -> None:
+    value = inventory_ini.ini_value(text)
+    assert (value, type(value)) == (literal(text), type(literal(text)))
+
+
+def test_random_values_and_lines_agree_with_the_slow_paths() -> None:
+    for text in cases():
+        value = inventory_ini.ini_value(text)
+        assert (value, type(value)) == (literal(text), type(literal(text))), text
+        assert fast_split(text) == split(text), text
