@@ -7,7 +7,9 @@ Only ``/healthz`` answers without a token.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -22,6 +24,7 @@ from sysflow.service.api import api_routes, endpoint, error_response
 from sysflow.service.auth import Sessions
 from sysflow.service.config import ServiceConfig
 from sysflow.service.context import ServiceContext
+from sysflow.service.eventlog import FLUSH_EVERY, EventLog
 from sysflow.service.hub import EventHub, Published
 from sysflow.service.metrics import CONTENT_TYPE, Metrics
 from sysflow.service.roles import Action
@@ -31,6 +34,8 @@ from sysflow.service.tokens import Identity, TokenStore
 __all__ = ["create_app", "openapi"]
 
 API_VERSION = "v1"
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: Request) -> Response:
@@ -94,7 +99,7 @@ def create_app(config: ServiceConfig) -> Starlette:
     from sysflow.service.workers import Workers
 
     config.data.mkdir(parents=True, exist_ok=True)
-    hub = EventHub(history=config.history, client_queue=config.client_queue)
+    hub = EventHub(history=config.history, client_queue=config.client_queue, log=EventLog(config.events))
     audit = AuditLog(config.audit_log, who="sysflow-service")
     workers = Workers(hub)
     operations = Operations(config, audit, workers)
@@ -106,11 +111,16 @@ def create_app(config: ServiceConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        flusher = asyncio.create_task(_flush_events(hub))
         try:
             yield
         finally:
             hub.close()
             await workers.stop()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            _flush(hub)  # the workers' last events and exits too
             audit.close()
             ctx.tokens.close()
 
@@ -134,6 +144,21 @@ def create_app(config: ServiceConfig) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found})
     app.state.ctx = ctx
     return app
+
+
+def _flush(hub: EventHub) -> None:
+    if hub.log is not None:
+        try:
+            hub.log.flush()
+        except OSError as exc:  # a full disk must not stop the stream; the history on disk lags
+            log.error("cannot write the event history: %s", exc)
+
+
+async def _flush_events(hub: EventHub) -> None:
+    """Write the pending events every ``FLUSH_EVERY`` seconds, until cancelled."""
+    while True:
+        await asyncio.sleep(FLUSH_EVERY)
+        _flush(hub)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

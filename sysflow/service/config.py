@@ -21,8 +21,8 @@ DEFAULT_HISTORY = 1_000_000  # events kept in memory for clients that reconnect 
 class ServiceConfig:
     """Everything ``create_app`` needs; the CLI builds it from ``sysflow serve``'s options.
 
-    ``data`` holds the token file (``service.db``), the audit log (unless ``audit`` names another)
-    and the library of stored workflows and inventories. ``four_eyes``: whoever started a run may not
+    ``data`` holds the token file (``service.db``), the audit log (unless ``audit`` names another),
+    the library of stored workflows and inventories, and the event history (``events/``). ``four_eyes``: whoever started a run may not
     approve its gates. ``key`` / ``known_hosts``: how the worker processes reach hosts over SSH.
     """
 
@@ -51,3 +51,8 @@ class ServiceConfig:
     @property
     def library(self) -> Path:
         return self.data / "library"
+
+    @property
+    def events(self) -> Path:
+        """The event history, one JSON Lines file per run (read back when the service starts)."""
+        return self.data / "events"

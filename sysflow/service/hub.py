@@ -7,7 +7,9 @@ Each event is serialized once (with its id) and the same text goes to every clie
 
 A client that reconnects with ``after`` (its last event id) gets every kept event after it, then
 the live ones: nothing is missed as long as the events it lacks are still kept (``history`` of
-them); when they are not, the first thing it receives says so (``kind: "gap"``).
+them); when they are not, the first thing it receives says so (``kind: "gap"``). With an
+:class:`~sysflow.service.eventlog.EventLog`, events are also written to disk and read back when the
+service starts again, so the ids go on and the history survives a restart.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sysflow.service.eventlog import EventLog
 
 __all__ = ["Dropped", "EventHub", "Published", "Subscriber"]
 
@@ -79,13 +84,17 @@ class Subscriber:
 class EventHub:
     """Ids, the kept history, the clients, and observers of every event (metrics, audit, live state)."""
 
-    def __init__(self, *, history: int, client_queue: int) -> None:
+    def __init__(self, *, history: int, client_queue: int, log: EventLog | None = None) -> None:
         self._history: deque[Published] = deque(maxlen=history)
         self._subscribers: list[Subscriber] = []
         self._observers: list[Callable[[Published], None]] = []
         self._client_queue = client_queue
+        self.log = log
         self.last_id = 0
         self.dropped = 0  # clients dropped for being slow, since the start
+        if log is not None:  # a service that starts again goes on where it stopped
+            self._history.extend(log.load(history))
+            self.last_id = self._history[-1].id if self._history else 0
 
     def observe(self, observer: Callable[[Published], None]) -> None:
         self._observers.append(observer)
@@ -100,6 +109,8 @@ class EventHub:
         text = json.dumps({"id": self.last_id, **event}, default=str, sort_keys=True)
         item = Published(self.last_id, str(event.get("run_id", "")), event, text)
         self._history.append(item)
+        if self.log is not None:
+            self.log.append(item)
         for observer in self._observers:
             observer(item)
         for sub in list(self._subscribers):

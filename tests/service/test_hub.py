@@ -4,9 +4,11 @@ reason while publishing never waits, and the SSE stream's framing of a drop."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from sysflow.service.eventlog import EventLog
 from sysflow.service.hub import Dropped, EventHub
 from sysflow.service.stream import _sse
 
@@ -67,3 +69,18 @@ async def test_the_sse_stream_ends_with_the_drop_reason() -> None:
     hub.close()
     assert await anext(stream) == "event: dropped\ndata: the service is stopping\n\n"
     await asyncio.sleep(0)
+
+
+def test_a_hub_with_an_event_log_starts_again_where_it_stopped(tmp_path: Path) -> None:
+    hub = EventHub(history=100, client_queue=10, log=EventLog(tmp_path))
+    for n in range(4):
+        hub.publish(_event("a/1", n))
+        hub.publish(_event("", n))  # an event of no run
+    assert hub.log is not None and hub.log.flush() == 8
+    with (tmp_path / "a_1.jsonl").open("a") as f:
+        f.write('{"id": 9, "kind": "op_fin')  # a line cut short by a crash
+    again = EventHub(history=5, client_queue=10, log=EventLog(tmp_path))
+    assert again.last_id == 8 and [p.id for p in again.events("a/1")] == [5, 7]  # the newest 5 kept
+    assert again.publish(_event("a/1", 9)).id == 9
+    got = again.subscribe("a/1", after=1)
+    assert got.backlog[0].event["kind"] == "gap" and [p.id for p in list(got.backlog)[1:]] == [5, 7, 9]
