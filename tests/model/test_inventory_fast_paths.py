@@ -1,10 +1,12 @@
 """The inventory readers' fast paths mean what the slow ones mean: an INI value typed without
 ``ast.literal_eval`` and a host line split without ``shlex`` give what those give, over hand-picked
-edge cases and seeded random text."""
+edge cases and seeded random text; a host built without pydantic's generic construction is the host
+``model_construct`` builds."""
 
 from __future__ import annotations
 
 import ast
+import pickle
 import random
 import shlex
 import warnings
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from sysflow.model import inventory_ini
+from sysflow.model.inventory import Host, Inventory
 
 EDGES = ["0", "00", "-0", "-", "--5", "5-", "-5", "1_000", "0x1f", "1e5", "1.5", "10.0.0.1", "1.2.3",
          "True", "False", "None", "True.x", "a.b", "a..b", "if", "a.if", "_", "__debug__", "\u0663",
@@ -62,3 +65,18 @@ def test_random_values_and_lines_agree_with_the_slow_paths() -> None:
         value = inventory_ini.ini_value(text)
         assert (value, type(value)) == (literal(text), type(literal(text))), text
         assert fast_split(text) == split(text), text
+
+
+def test_a_member_host_is_what_model_construct_builds() -> None:
+    inventory = Inventory()
+    fast = inventory.add_host("web1", groups=["web"], datacenter="ams")
+    slow = Host.model_construct(name="web1", vars={"datacenter": "ams"})
+    slow._inventory = inventory
+    for attr in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
+        assert getattr(fast, attr) == getattr(slow, attr), attr
+    assert (fast, fast.model_dump(), repr(fast)) == (slow, slow.model_dump(), repr(slow))
+    assert fast.effective_vars() == {"datacenter": "ams"} and fast.datacenter == "ams"
+    moved = pickle.loads(pickle.dumps(fast))  # travels without its inventory, keeping merged vars
+    assert moved.effective_vars() == {"datacenter": "ams"} and moved._inventory is None
+    fast.vars = {"datacenter": "fra"}  # validate_assignment still applies
+    assert inventory.host_vars("web1") == {"datacenter": "fra"}
