@@ -182,6 +182,14 @@ def _member_host(name: str, inventory: Inventory) -> Host:
     return host
 
 
+def _member_set(index: dict[str, tuple[list[str], set[str]]], group: Group) -> set[str]:
+    """The set index of ``group.hosts``, rebuilt when the list was replaced or changed behind it."""
+    entry = index.get(group.name)
+    if entry is None or entry[0] is not group.hosts or len(entry[1]) != len(group.hosts):
+        entry = index[group.name] = (group.hosts, set(group.hosts))
+    return entry[1]
+
+
 class Group(BaseModel):
     """A named set of hosts with variables; groups nest through ``children``."""
 
@@ -289,7 +297,7 @@ class Inventory(BaseModel):
         update_vars(host.vars, vars)
         for g in groups:
             if g not in IMPLICIT_GROUPS:
-                self._add_member(self._group(g), name)
+                self._add_members(self._group(g), (name,))
         self._memo.clear()
         return host
 
@@ -311,9 +319,8 @@ class Inventory(BaseModel):
         if name in IMPLICIT_GROUPS:
             return self._add_implicit(name, hosts, vars or {}, children)
         group = self._group(name)
-        for h in hosts:
-            self._host(h)
-            self._add_member(group, h)
+        self._add_members(group, hosts)
+        self._memo.clear()
         for c in children:
             self.add_child(name, c)
         update_vars(group.vars, vars or {})
@@ -339,6 +346,7 @@ class Inventory(BaseModel):
     ) -> Group:
         for h in hosts:
             self._host(h)
+        self._memo.clear()
         for c in children:
             self.add_child(name, c)
         target = self.vars if name == ALL else self.ungrouped_vars
@@ -347,22 +355,25 @@ class Inventory(BaseModel):
         return Group.model_construct(name=name, hosts=self.group_hosts(name), children=[], vars=target)
 
     def _host(self, name: str) -> Host:
+        """The host named ``name``, added when new (the caller clears ``_memo``: hosts changed)."""
         host = self.hosts.get(name)
         if host is None:
             if not isinstance(name, str) or not name:
                 raise InventoryError([Problem(f"host name {name!r} must be a non-empty string", "add_host")])
             host = self.hosts[name] = _member_host(name, self)
-            self._memo.clear()
         return host
 
-    def _add_member(self, group: Group, host: str) -> None:
-        """Append ``host`` to ``group.hosts`` once; a set index keeps this O(1) for big groups."""
-        entry = self._members.get(group.name)
-        if entry is None or entry[0] is not group.hosts or len(entry[1]) != len(group.hosts):
-            entry = self._members[group.name] = (group.hosts, set(group.hosts))
-        if host not in entry[1]:
-            group.hosts.append(host)
-            entry[1].add(host)
+    def _add_members(self, group: Group, hosts: Iterable[str]) -> None:
+        """Add ``hosts`` (new ones to the inventory) to ``group.hosts``, each once; a set index
+        keeps this O(1) for big groups."""
+        members: set[str] | None = None
+        for host in hosts:
+            self._host(host)
+            if members is None:
+                members = _member_set(self._members, group)
+            if host not in members:
+                group.hosts.append(host)
+                members.add(host)
 
     def _group(self, name: str) -> Group:
         group = self.groups.get(name)
