@@ -46,7 +46,7 @@ def connection_var_problem(key: str, value: Any) -> str | None:
     text = str(value)
     if not text.strip():
         return f"{key} is empty"
-    if key in _NAME_VARS and any(c.isspace() for c in text):
+    if key in _NAME_VARS and text.split() != [text]:  # a whitespace character anywhere
         return f"{key} {text!r} holds whitespace (a host or user name has none)"
     if key in _ARGS_VARS:
         try:

@@ -254,9 +254,10 @@ class Inventory(BaseModel):
 
     def cached(self, key: str, compute: Callable[[], _T]) -> _T:
         """``compute()``, kept under ``key`` until hosts or groups change (membership, patterns)."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return cast(_T, self._memo[key])
+        memo = self._memo  # a private attribute: one read (each costs a pydantic __getattr__)
+        if key not in memo:
+            memo[key] = compute()
+        return cast(_T, memo[key])
 
     # -- loading ---------------------------------------------------------------------------------
 
