@@ -172,9 +172,9 @@ def _read_dynamic(dynamic: DynamicSources, file: Path, inventory: Inventory) -> 
 def merge_inventory(target: Inventory, other: Inventory) -> None:
     """Add ``other``'s hosts, groups, children and variables to ``target``, as Ansible merges the
     sources of one inventory: later sources add members and override variables of the same name."""
+    target.add_group(ALL, other.hosts, vars=other.vars)  # every host, in order, in one call
     for name, host in other.hosts.items():
-        update_vars(target.add_host(name).vars, host.vars)  # not as keywords: 'name' is a fine variable
-    target.add_group(ALL, vars=other.vars)
+        update_vars(target.hosts[name].vars, host.vars)  # not as keywords: 'name' is a fine variable
     target.add_group(UNGROUPED, vars=other.ungrouped_vars)
     for name, group in other.groups.items():
         target.add_group(name, group.hosts, vars=group.vars)

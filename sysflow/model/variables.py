@@ -12,7 +12,7 @@ At each level the entries of a ``secrets:`` mapping count as plain variables of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sysflow.model.groups import ALL, UNGROUPED, depths
@@ -30,9 +30,12 @@ GroupLayers = dict[tuple[str, ...], dict[str, Any]]
 """Layers 1 and 2 already merged, by a host's groups: shared between hosts of the same groups."""
 
 
-def merged_vars(inventory: Inventory, host: Host, layers: GroupLayers) -> dict[str, Any]:
-    """The variables of ``host`` (a host of ``inventory``), all three layers merged."""
-    groups = tuple(inventory.host_groups(host.name))
+def merged_vars(
+    inventory: Inventory, host: Host, layers: GroupLayers, groups: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The variables of ``host`` (a host of ``inventory``, in ``groups``: its
+    :meth:`~sysflow.model.inventory.Inventory.host_groups` when not given), all three layers merged."""
+    groups = tuple(inventory.host_groups(host.name) if groups is None else groups)
     layer = layers.get(groups)
     if layer is None:
         layer = layers[groups] = _group_layer(inventory, groups)
