@@ -108,12 +108,17 @@ def run_detail(store_path: Path, run_id: str) -> dict[str, Any]:
 
 
 def host_detail(store_path: Path, run_id: str, host: str) -> dict[str, Any]:
-    """One host of a run: its operations (timings, outputs), as ``sysflow status RUN --host``."""
+    """One host of a run (a short name finds its full one, as ``sysflow status RUN --host``): its
+    operations with timings, the first plan's times and window, and output tails."""
     from sysflow.cli.control import run_status_lines
+    from sysflow.engine.store import RunStore
 
     found: dict[str, Any] = json.loads(run_status_lines(store_path, run_id, host=host, as_json=True)[0])
-    for op in found["ops"]:
-        for key in ("stdout", "stderr"):
-            if isinstance(op.get(key), str):
-                op[key] = op[key][-OUTPUT_TAIL:]
+    with RunStore(store_path) as store:
+        records = {r.op_id: r for r in store.ops(run_id).values() if r.host == found["host"]}
+        planned, _ = _planned(store, run_id)
+    found["ops"] = [
+        {**op, **_op(records[op["op"]], planned.get(op["op"]))} if op["op"] in records else op
+        for op in found["ops"]
+    ]
     return found
