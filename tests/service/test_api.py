@@ -90,7 +90,8 @@ async def _events(
     """Events from the run's WebSocket until one of kind ``until`` (or ``most`` of them)."""
     query = f"?after={after}" if after is not None else ""
     found: list[dict[str, Any]] = []
-    async with websockets.connect(url + query, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+    auth = {"Authorization": f"Bearer {token}"}  # max_queue=None: see test_restart._read
+    async with websockets.connect(url + query, additional_headers=auth, max_queue=None) as ws:
         while True:
             event = json.loads(await asyncio.wait_for(ws.recv(), 120))
             found.append(event)

@@ -49,7 +49,9 @@ def _one(samples: Samples, name: str, **labels: str) -> float:
 async def _watch(url: str, token: str, until: str, scrape: Any) -> tuple[list[dict[str, Any]], Samples]:
     """The run's events until one of kind ``until``; then, still connected, a scrape."""
     found: list[dict[str, Any]] = []
-    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+    async with websockets.connect(
+        url, additional_headers={"Authorization": f"Bearer {token}"}, max_queue=None
+    ) as ws:
         while not found or found[-1]["kind"] != until:
             found.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
         return found, await asyncio.to_thread(scrape)

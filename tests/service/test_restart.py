@@ -22,7 +22,10 @@ pytestmark = pytest.mark.slow
 
 async def _read(url: str, token: str, count: int) -> list[str]:
     """``count`` messages of the stream (each within 20 s), as sent."""
-    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+    # max_queue=None: a client that stops reading still reads the server's close reply (with a
+    # bounded queue it pauses reading once 16 unread events wait, and its close waits 10 s)
+    auth = {"Authorization": f"Bearer {token}"}
+    async with websockets.connect(url, additional_headers=auth, max_queue=None) as ws:
         return [str(await asyncio.wait_for(ws.recv(), 20)) for _ in range(count)]
 
 
