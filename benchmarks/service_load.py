@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import tempfile
 import threading
@@ -60,13 +59,14 @@ def _serve(root: Path) -> tuple[str, str, uvicorn.Server, dict[int, float]]:
     app.state.ctx.hub.observe(
         lambda p: relayed.__setitem__(p.id, time.time()) if isinstance(p, Published) else None
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio"))
-    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    # uvicorn binds the port itself (port=0 picks a free one): connections accepted on a socket handed
+    # in lack TCP_NODELAY, and small writes (each event) would wait for delayed ACKs
+    config_ = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config_)
+    threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.02)
-    return f"127.0.0.1:{sock.getsockname()[1]}", token, server, relayed
+    return f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", token, server, relayed
 
 
 async def _client(
