@@ -22,6 +22,7 @@ _TEXT_VARS = frozenset({"ansible_ssh_private_key_file"})
 _ARGS_VARS = frozenset({"ansible_ssh_common_args", "ansible_ssh_extra_args"})
 CONNECTION_VARS = _PORT_VARS | _NAME_VARS | _TEXT_VARS | _ARGS_VARS
 """The variables :func:`sysflow.model.ssh_config.resolve_connection` reads to reach a host."""
+_CHECKED = CONNECTION_VARS | BECOME_VARS  # what inventory_problems checks
 
 
 def connection_var_problem(key: str, value: Any) -> str | None:
@@ -64,16 +65,16 @@ def inventory_problems(inv: Inventory) -> list[Problem]:
     (variables directories, inventories built in Python) before a run rather than during it.
     """
     head = f"{inv.source}: " if inv.source else ""
-    scopes: list[tuple[str, Mapping[str, Any]]] = [(f"{head}group all", inv.vars)]
-    scopes.append((f"{head}group ungrouped", inv.ungrouped_vars))
-    scopes += [(f"{head}group {g.name}", g.vars) for g in inv.groups.values()]
-    scopes += [(f"{head}host {h.name}", h.vars) for h in inv.hosts.values()]
-    scopes += [(f"{head}group_vars/{g}", v) for g, v in inv.group_vars_dir.items()]
-    scopes += [(f"{head}host_vars/{h}", v) for h, v in inv.host_vars_dir.items()]
+    scopes: list[tuple[str, str, Mapping[str, Any]]] = [("group ", "all", inv.vars)]
+    scopes.append(("group ", "ungrouped", inv.ungrouped_vars))
+    scopes += [("group ", name, g.vars) for name, g in inv.groups.items()]
+    scopes += [("host ", name, h.vars) for name, h in inv.hosts.items()]
+    scopes += [("group_vars/", g, v) for g, v in inv.group_vars_dir.items()]
+    scopes += [("host_vars/", h, v) for h, v in inv.host_vars_dir.items()]
     problems = []
-    for where, variables in scopes:
-        for key in (CONNECTION_VARS | BECOME_VARS).intersection(variables):
+    for kind, name, variables in scopes:
+        for key in _CHECKED.intersection(variables):
             message = connection_var_problem(key, variables[key])
             if message is not None:
-                problems.append(Problem(message, where))
+                problems.append(Problem(message, f"{head}{kind}{name}"))
     return problems

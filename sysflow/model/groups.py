@@ -28,6 +28,7 @@ __all__ = [
 ALL = "all"
 UNGROUPED = "ungrouped"
 IMPLICIT_GROUPS = (ALL, UNGROUPED)
+_FEW = 8  # a group with fewer than 1/_FEW of the hosts is ordered by position, not by a scan
 
 
 def child_problem(groups: Mapping[str, Group], parent: str, child: str) -> Problem | None:
@@ -76,7 +77,10 @@ def group_members(inventory: Inventory, name: str) -> list[str]:
     members: set[str] = set()
     for g in _descendants(inventory.groups, name):
         members.update(inventory.groups[g].hosts)
-    return [h for h in inventory.hosts if h in members]
+    if len(members) * _FEW >= len(inventory.hosts):
+        return [h for h in inventory.hosts if h in members]
+    position = inventory.cached("position", lambda: {h: i for i, h in enumerate(inventory.hosts)})
+    return sorted((h for h in members if h in position), key=position.__getitem__)  # few: no scan
 
 
 def _descendants(groups: Mapping[str, Group], name: str) -> list[str]:

@@ -80,3 +80,20 @@ def test_a_member_host_is_what_model_construct_builds() -> None:
     assert moved.effective_vars() == {"datacenter": "ams"} and moved._inventory is None
     fast.vars = {"datacenter": "fra"}  # validate_assignment still applies
     assert inventory.host_vars("web1") == {"datacenter": "fra"}
+
+
+def test_a_small_groups_members_come_in_inventory_order() -> None:
+    rng = random.Random(7)
+    inventory = Inventory()
+    names = [f"h{i:03d}" for i in range(200)]
+    rng.shuffle(names)
+    for name in names:
+        inventory.add_host(name)
+    picked = rng.sample(names, 9)  # under an eighth of the hosts: ordered by position
+    inventory.add_group("small", picked[:5])
+    inventory.add_group("parent", picked[5:], children=["small"])
+    order = list(inventory.hosts)
+    assert inventory.group_hosts("small") == [h for h in order if h in set(picked[:5])]
+    assert inventory.group_hosts("parent") == [h for h in order if h in set(picked)]
+    inventory.add_host("h999", groups=["small"])  # a new host: positions follow
+    assert inventory.group_hosts("parent")[-1] == "h999"
