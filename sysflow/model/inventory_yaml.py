@@ -35,6 +35,11 @@ __all__ = [
 NO_VAULT = "secrets come from a credential provider"  # why Ansible Vault is not read
 MAX_NESTING = 64  # deepest YAML group nesting followed before giving up (guards recursive aliases)
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_PLAIN_TAGS = frozenset({_STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool",
+                         "tag:yaml.org,2002:null", "tag:yaml.org,2002:float"})  # fmt: skip
+
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~2x faster
 
 
@@ -166,6 +171,8 @@ class _YamlReader:
     def _scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             return None
+        if node.tag == _STR:  # what construct_object makes of it, without its bookkeeping
+            return node.value
         return self.loader.construct_object(node)
 
     def _name(self, node: yaml.Node, what: str) -> str | None:
@@ -268,7 +275,25 @@ class _YamlReader:
         self._check_connection(f"group {group}", name, data, None, key)
         self.builder.set_group_vars(group, {name: data})
 
+    def _flat_mapping(self, node: yaml.Node) -> dict[Any, Any] | None:
+        """A mapping of plain scalars (the usual host variables) built by the constructors
+        ``construct_object`` would call, without its generic walk; None for anything else (nested
+        values, merge keys, other tags), which takes the generic path."""
+        if not isinstance(node, yaml.MappingNode) or node.tag != _MAP:
+            return None
+        build, out = self.loader.yaml_constructors, {}
+        for key, value in node.value:
+            if not (isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)):
+                return None
+            if key.tag not in _PLAIN_TAGS or value.tag not in _PLAIN_TAGS:
+                return None
+            out[build[key.tag](self.loader, key)] = build[value.tag](self.loader, value)
+        return out
+
     def _value(self, node: yaml.Node) -> Any:
+        flat = self._flat_mapping(node)
+        if flat is not None:
+            return flat
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:

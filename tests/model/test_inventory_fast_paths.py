@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from sysflow.model import inventory_ini
+from sysflow.errors import InventoryError
+from sysflow.model import inventory_ini, inventory_yaml
 from sysflow.model.inventory import Host, Inventory
 
 EDGES = ["0", "00", "-0", "-", "--5", "5-", "-5", "1_000", "0x1f", "1e5", "1.5", "10.0.0.1", "1.2.3",
@@ -97,3 +98,46 @@ def test_a_small_groups_members_come_in_inventory_order() -> None:
     assert inventory.group_hosts("parent") == [h for h in order if h in set(picked)]
     inventory.add_host("h999", groups=["small"])  # a new host: positions follow
     assert inventory.group_hosts("parent")[-1] == "h999"
+
+
+SCALARS = ["1", "0o17", "0x1f", "1_000", "-3", "1.5", ".inf", "-.Inf", ".nan", "1e3", "yes", "No", "on",
+           "~", "null", "''", '"5"', "2026-03-01", "2026-03-01 10:00:00", "!unsafe '{{ x }}'", "web",
+           "10.0.0.1", "'a: b'", "[1, 2]", "{a: 1}", "!!str 5", "!!binary aGk="]  # fmt: skip
+KEYS = ["a", "b", "1", "yes", "~", "'x y'", "<<"]
+
+
+def _host_vars(rng: random.Random) -> str:
+    pairs = [f"{rng.choice(KEYS)}: {rng.choice(SCALARS)}" for _ in range(rng.randint(0, 4))]
+    return "{" + ", ".join(p for p in pairs if not p.startswith("<<")) + "}"
+
+
+def _inventory_text(rng: random.Random) -> str:
+    lines = ["all:", "  children:", "    web:", "      hosts:"]
+    lines += [f"        h{i}: {_host_vars(rng)}" for i in range(30)]
+    lines += ["        anchored: &v {a: 1, b: two}", "        aliased: *v",
+              "        merged: {<<: *v, c: 3}", "        nested: {a: {b: 1}}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def test_flat_host_variables_read_as_the_generic_constructor_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(5)
+    odd = ["web:\n  hosts:\n    h1: {a: =}\n", "web:\n  hosts:\n    h1: {ansible_user: yes, b: 1}\n"]
+    texts = [_inventory_text(rng) for _ in range(40)] + odd
+    fast = [_parsed(t) for t in texts]
+    monkeypatch.setattr(inventory_yaml._YamlReader, "_flat_mapping", lambda self, node: None)
+    slow = [_parsed(t) for t in texts]
+    assert fast == slow
+    assert all(isinstance(r, dict) for r in fast[:40]) and all(isinstance(r, list) for r in fast[40:])
+
+
+def _parsed(text: str) -> Any:
+    """Each host's variables with their types (NaN as text: it equals nothing), or the problems."""
+    try:
+        inventory = inventory_yaml.parse_yaml(text)
+    except InventoryError as exc:
+        return [str(p) for p in exc.problems]
+    return {
+        n: {k: (repr(v), type(v).__name__) for k, v in h.vars.items()} for n, h in inventory.hosts.items()
+    }
