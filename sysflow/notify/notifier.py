@@ -1,7 +1,10 @@
 """Event routing to notification services through Apprise (Slack, Teams, e-mail, JSON webhooks, ...).
 
 Routes map event kinds (and filters) to Apprise URLs. Events are batched per route so that a
-1,000-host failure is one message, and each route is rate-limited. Sending happens on a worker
+1,000-host failure is one message, and each route is rate-limited. A route that has been quiet for a
+batch window sends its first message after :data:`DEFAULT_FIRST_SECONDS` (a burst arriving together
+still goes as one message, and a failure reaches its receiver within about a second); what follows
+within the window is batched. Sending happens on a worker
 thread; a failed notification is recorded in :attr:`Notifier.failures` and logged, never raised:
 notifications must not fail a run.
 """
@@ -18,11 +21,19 @@ from dataclasses import dataclass, field
 from sysflow.engine.events import Event, EventKind
 from sysflow.model.workflow import NotificationRoute
 
-__all__ = ["DEFAULT_BATCH_SECONDS", "DEFAULT_MAX_PER_MINUTE", "Message", "Notifier", "is_failure"]
+__all__ = [
+    "DEFAULT_BATCH_SECONDS",
+    "DEFAULT_FIRST_SECONDS",
+    "DEFAULT_MAX_PER_MINUTE",
+    "Message",
+    "Notifier",
+    "is_failure",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SECONDS = 10.0  # events of a route within this long go out as one message
+DEFAULT_FIRST_SECONDS = 0.5  # a quiet route's first message waits this long for the rest of a burst
 DEFAULT_MAX_PER_MINUTE = 6  # messages per route per rolling minute
 _TICK = 0.05  # seconds between worker checks
 _MAX_LINES = 20  # failed hosts / error lines quoted in one message
@@ -48,6 +59,7 @@ class _Route:
     buffer: list[Event] = field(default_factory=list)
     first_at: float = 0.0
     sent_at: deque[float] = field(default_factory=deque)
+    last_sent: float = float("-inf")
     urgent: bool = False
 
 
@@ -84,6 +96,7 @@ class Notifier:
         routes: Iterable[NotificationRoute],
         *,
         batch_seconds: float = DEFAULT_BATCH_SECONDS,
+        first_seconds: float = DEFAULT_FIRST_SECONDS,
         max_per_minute: int = DEFAULT_MAX_PER_MINUTE,
         send: Sender | None = None,
         groups_of: Callable[[str], Sequence[str]] | None = None,
@@ -91,6 +104,7 @@ class Notifier:
     ) -> None:
         self._routes = [_Route(r) for r in routes]
         self._batch = batch_seconds
+        self._first = min(first_seconds, batch_seconds)
         self._max = max_per_minute
         self._send = send or _apprise_send
         self._groups_of = groups_of
@@ -135,13 +149,16 @@ class Notifier:
 
     def _due(self, route: _Route, now: float) -> list[Event]:
         with self._lock:
-            if not route.buffer or not (route.urgent or now - route.first_at >= self._batch):
+            quiet = route.first_at - route.last_sent >= self._batch  # the first message of a while
+            wait = self._first if quiet else self._batch
+            if not route.buffer or not (route.urgent or now - route.first_at >= wait):
                 return []
             while route.sent_at and now - route.sent_at[0] >= 60.0:
                 route.sent_at.popleft()
             if len(route.sent_at) >= self._max:
                 return []  # rate-limited: keep buffering, the next allowed message carries it all
             route.sent_at.append(now)
+            route.last_sent = now
             batch, route.buffer, route.urgent = route.buffer, [], False
             return batch
 

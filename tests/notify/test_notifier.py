@@ -160,3 +160,21 @@ def test_group_filter_and_failure_classification() -> None:
     assert is_failure(Event(EventKind.GATE_EVALUATED, "r", T0, data={"passed": False}))
     assert not is_failure(Event(EventKind.RUN_FINISHED, "r", T0, data={"status": "completed"}))
     assert render([Event(EventKind.WAVE_STARTED, "r", T0, wave=0)])[0] == "sysflow run r: 1 event(s)"
+
+
+def test_a_failure_reaches_its_receiver_within_two_seconds_by_default_then_batching(
+    receiver: Receiver,
+) -> None:
+    notifier = Notifier([NotificationRoute(url=receiver.url, only_failures=True)])  # the defaults
+    sent = time.monotonic()
+    for i in range(50):  # a burst: one message
+        notifier.on_event(_fail(f"web{i:02d}"))
+    receiver.wait_for(1, timeout=2.0)
+    took = time.monotonic() - sent
+    assert len(receiver.bodies) == 1 and took < 2.0, took
+    assert "50 host(s) failed" in str(receiver.bodies[0]["title"])
+    notifier.on_event(_fail("db01"))  # within the batch window: held for the next batch
+    time.sleep(1.0)
+    assert len(receiver.bodies) == 1
+    notifier.close()  # sends what is buffered
+    assert len(receiver.bodies) == 2 and "db01" in str(receiver.bodies[1]["message"])
