@@ -19,7 +19,7 @@ from pydantic import Field
 from sysflow.model.base import FrozenModel
 from sysflow.model.durations import Duration
 
-__all__ = ["ChangeTicket"]
+__all__ = ["ApprovalWebhook", "ChangeTicket"]
 
 
 class ChangeTicket(FrozenModel):
@@ -51,3 +51,26 @@ class ChangeTicket(FrozenModel):
         None, description="Link to the run's report, written to the ticket ({run_id}: the run's id)."
     )
     close_state: str | None = Field("review", description="State a successful run moves the ticket to.")
+
+
+class ApprovalWebhook(FrozenModel):
+    """Where a wave's approval request goes, and where its signed answer comes back.
+
+    When a wave waits for approval, a JSON request (run, wave, hosts, who started it, an approve
+    URL and a reject URL) is POSTed to ``url``. Each answer URL points at the sysflow service
+    (``callback_url``) and carries an HMAC-SHA256 signature over the webhook's name, the run, the
+    wave, the decision and the expiry, with the key from ``key_env`` or ``key_file`` (the service
+    verifies it with the same key, see :mod:`sysflow.notify.approval`).
+    """
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$", description='Names the approver in the audit log ("webhook:<name>").'
+    )
+    url: str = Field(pattern=r"^https?://", description="Where the JSON approval request is POSTed.")
+    callback_url: str = Field(
+        pattern=r"^https?://", description="Base URL of the sysflow service that takes the answers."
+    )
+    key_env: str = Field("SYSFLOW_APPROVAL_KEY", description="Environment variable with the signing key.")
+    key_file: str | None = Field(None, description="File with the signing key (when the variable is unset).")
+    expires: Duration = Field(3600.0, gt=0, description="Seconds the answer URLs stay valid.")
+    request_timeout: Duration = Field(10.0, gt=0, description="Seconds the POST may take.")

@@ -32,7 +32,7 @@ from sysflow.errors import Problem, WorkflowError
 from sysflow.model.analysis import MetricCheck
 from sysflow.model.base import FrozenModel, UserModel, problems_from_validation
 from sysflow.model.become import BecomeMethod, become_method_problem
-from sysflow.model.change import ChangeTicket
+from sysflow.model.change import ApprovalWebhook, ChangeTicket
 from sysflow.model.durations import Duration
 from sysflow.model.parallelism import ParallelismConfig, check_count
 from sysflow.model.preflight import PreflightConfig
@@ -231,6 +231,9 @@ class MaintenanceWorkflow(UserModel):
         description="Infrastructure checks before waves and at gates: hold, skip or throttle.",
     )
     change: ChangeTicket | None = Field(None, description="Change ticket the run must hold (change gate).")
+    approval_webhook: ApprovalWebhook | None = Field(
+        None, description="Approval requests out, signed answers back."
+    )
     become: bool = Field(False, description="Run every task through sudo unless it or its host says not.")
     become_user: str | None = Field(None, pattern=r"^\S+$", description="User to become (default root).")
     become_method: BecomeMethod | None = Field(None, description="Only sudo runs (su/doas need a tty).")
