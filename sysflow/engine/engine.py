@@ -27,8 +27,8 @@ from sysflow.engine.recorder import RunRecorder
 from sysflow.engine.result import RunResult
 from sysflow.engine.run import Hooks, Restored, Run
 from sysflow.engine.stages import (
+    attach_run_observers,
     build_calendar,
-    build_closer,
     build_conditional,
     build_guard,
     build_limits,
@@ -316,7 +316,7 @@ class Engine:
         if fresh:
             self._record(run, plan, now)
         self.runs[rid] = run
-        build_closer(workflow, rid, self.bus)  # change: the ticket gets the outcome at the end
+        attach_run_observers(run, self.bus, self.clock)  # change: ticket closer; approval webhook
         return run
 
     def _actors(self, workflow: MaintenanceWorkflow, rid: str, graph: OpGraph) -> _Actors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sysflow.actors.backends import DEFAULT_SHARD, LocalBackend, ShardSpec
 from sysflow.actors.local import LocalTransport
@@ -30,6 +31,9 @@ from sysflow.planner.durations import DurationModel
 from sysflow.planner.graph import Operation, OpGraph
 from sysflow.planner.plan import Plan
 from sysflow.transport import COMMAND_ID_VAR, Transport, command_id
+
+if TYPE_CHECKING:
+    from sysflow.engine.run import Run
 
 __all__ = [
     "UNCAPPED",
@@ -143,14 +147,23 @@ def build_state(workflow: MaintenanceWorkflow, transport: Transport, clock: Cloc
     return monitor
 
 
-def build_closer(workflow: MaintenanceWorkflow, run_id: str, bus: EventBus) -> None:
-    """When the workflow has ``change:``: the ticket gets the run's outcome when it ends (subscribed
-    to ``bus`` for run ``run_id`` only, leaving it once done)."""
-    if workflow.change is None:
-        return
-    from sysflow.engine.change import ChangeTicketCloser
+def attach_run_observers(run: Run, bus: EventBus, clock: Clock) -> None:
+    """Observers a run's workflow asks for, subscribed to ``bus`` for this run only (each leaves it
+    once the run is over): with ``change:``, the ticket gets the outcome at the end; with
+    ``approval_webhook:``, each approval request goes out with signed answer URLs."""
+    workflow = run.workflow
+    if workflow.change is not None:
+        from sysflow.engine.change import ChangeTicketCloser
 
-    bus.subscribe(ChangeTicketCloser(workflow.change, run_id=run_id, bus=bus))
+        bus.subscribe(ChangeTicketCloser(workflow.change, run_id=run.id, bus=bus))
+    if workflow.approval_webhook is not None:
+        from sysflow.notify.approval import ApprovalRequester
+
+        waves = run.graph.waves
+        bus.subscribe(
+            ApprovalRequester(workflow.approval_webhook, run.id, clock,
+                              lambda w: len(waves[w]) if w < len(waves) else 0, bus=bus)
+        )  # fmt: skip
 
 
 def default_hooks(
