@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from sysflow.service.api import api_routes, endpoint, error_response
 from sysflow.service.auth import Sessions
+from sysflow.service.callbacks import callback_routes
 from sysflow.service.config import ServiceConfig
 from sysflow.service.context import ServiceContext
 from sysflow.service.eventlog import FLUSH_EVERY, EventLog
@@ -128,6 +129,7 @@ def create_app(config: ServiceConfig) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         *api_routes(),
+        *callback_routes(),  # signed answers to approval webhooks (sysflow.service.callbacks)
         *stream_routes(),
     ]
 
