@@ -147,7 +147,7 @@ def build_state(workflow: MaintenanceWorkflow, transport: Transport, clock: Cloc
     return monitor
 
 
-def attach_run_observers(run: Run, bus: EventBus, clock: Clock) -> None:
+def attach_run_observers(run: Run, bus: EventBus) -> None:
     """Observers a run's workflow asks for, subscribed to ``bus`` for this run only (each leaves it
     once the run is over): with ``change:``, the ticket gets the outcome at the end; with
     ``approval_webhook:``, each approval request goes out with signed answer URLs."""
@@ -161,7 +161,7 @@ def attach_run_observers(run: Run, bus: EventBus, clock: Clock) -> None:
 
         waves = run.graph.waves
         bus.subscribe(
-            ApprovalRequester(workflow.approval_webhook, run.id, clock,
+            ApprovalRequester(workflow.approval_webhook, run.id,
                               lambda w: len(waves[w]) if w < len(waves) else 0, bus=bus)
         )  # fmt: skip
 

@@ -10,7 +10,8 @@ When a wave of a run whose workflow has ``approval_webhook:`` waits for approval
 Each answer URL carries ``sig``, an HMAC-SHA256 (hex) over ``name``, run id, wave, decision and
 expiry (:func:`signature`), keyed with the webhook's key (``key_env``, else ``key_file``). The
 service (:mod:`sysflow.service.callbacks`) checks it with :func:`verify` and answers through the
-same control path as ``sysflow approve``. The key and the signatures are never logged; the POST
+same control path as ``sysflow approve``. The URLs expire in wall-clock time (a person answers, even
+when the run is simulated on a virtual clock). The key and the signatures are never logged; the POST
 runs on a thread of its own, so neither the engine nor a virtual clock waits for it, and a webhook
 that cannot be reached is logged and kept in :attr:`ApprovalRequester.failures`, never raised.
 """
@@ -31,7 +32,6 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from sysflow.clock import Clock
 from sysflow.engine.events import Event, EventBus, EventKind
 from sysflow.errors import SysflowError
 from sysflow.model.change import ApprovalWebhook
@@ -116,7 +116,6 @@ class ApprovalRequester:
 
     spec: ApprovalWebhook
     run_id: str
-    clock: Clock
     hosts_of: Callable[[int], int]
     bus: EventBus | None = None
     started_by: str = field(default_factory=lambda: _local_user())
@@ -143,7 +142,7 @@ class ApprovalRequester:
     def request(self, wave: int) -> dict[str, object]:
         """The JSON request for ``wave`` (0-based, as events number waves)."""
         key = signing_key(self.spec.key_env, self.spec.key_file)
-        until = self.clock.now() + timedelta(seconds=self.spec.expires)
+        until = datetime.now(UTC) + timedelta(seconds=self.spec.expires)  # people answer in real time
         expires = int(until.timestamp())
         number = wave + 1
         return {
