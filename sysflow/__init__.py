@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sysflow.constraints.calendar import Calendar
     from sysflow.engine.engine import Engine
     from sysflow.engine.events import Event, EventKind, Observer
+    from sysflow.engine.notify import Notifier
     from sysflow.engine.result import HostOutcome, OpRecord, RunResult
     from sysflow.engine.states import OpState, RunStatus
     from sysflow.errors import (
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
         RolloutStrategy,
         Workflow,
     )
-    from sysflow.notify.notifier import Notifier
     from sysflow.planner.build import plan
     from sysflow.planner.durations import DurationModel
     from sysflow.planner.forecast import Forecast
@@ -107,7 +107,7 @@ _LAZY: dict[str, str] = {
     "LeaseConflict": "sysflow.errors",
     "LocalBackend": "sysflow.actors.backends",
     "MaintenanceWorkflow": "sysflow.model.workflow",
-    "Notifier": "sysflow.notify.notifier",
+    "Notifier": "sysflow.engine.notify",
     "Observer": "sysflow.engine.events",
     "OpRecord": "sysflow.engine.result",
     "OpState": "sysflow.engine.states",

@@ -23,7 +23,6 @@ ALLOWED: dict[str, set[str]] = {
     "patch": {"model"},
     "engine": {"model", "constraints", "planner", "actors", "verify"},
     "audit": {"engine"},
-    "notify": {"engine", "model"},
     "schedule": {"model", "constraints", "planner", "engine", "audit"},
     "lab": {"engine"},
     "cli": {
@@ -43,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "testing": {"engine", "sim"},
     # the service reuses the CLI's controls, inputs and run building blocks (one way to do each)
-    "service": {"model", "planner", "engine", "audit", "schedule", "sim", "cli"},
+    "service": {"model", "planner", "actors", "engine", "audit", "schedule", "sim", "cli"},
 }
 BASE = {"clock", "errors", "transport"}
 

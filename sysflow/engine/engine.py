@@ -316,7 +316,7 @@ class Engine:
         if fresh:
             self._record(run, plan, now)
         self.runs[rid] = run
-        attach_run_observers(run, self.bus)  # change: ticket closer; approval webhook
+        attach_run_observers(run, self.bus, self.inventory.host_groups)  # notifications, change, approval
         return run
 
     def _actors(self, workflow: MaintenanceWorkflow, rid: str, graph: OpGraph) -> _Actors:

@@ -147,17 +147,24 @@ def build_state(workflow: MaintenanceWorkflow, transport: Transport, clock: Cloc
     return monitor
 
 
-def attach_run_observers(run: Run, bus: EventBus) -> None:
+def attach_run_observers(
+    run: Run, bus: EventBus, groups_of: Callable[[str], Sequence[str]] | None = None
+) -> None:
     """Observers a run's workflow asks for, subscribed to ``bus`` for this run only (each leaves it
-    once the run is over): with ``change:``, the ticket gets the outcome at the end; with
-    ``approval_webhook:``, each approval request goes out with signed answer URLs."""
+    once the run is over): with ``notifications:``, its routes (``groups_of`` answers their group
+    filters); with ``change:``, the ticket gets the outcome at the end; with ``approval_webhook:``,
+    each approval request goes out with signed answer URLs."""
     workflow = run.workflow
+    if workflow.notifications:
+        from sysflow.engine.notify import Notifier, RunNotifications
+
+        bus.subscribe(RunNotifications(Notifier(workflow.notifications, groups_of=groups_of), run.id, bus))
     if workflow.change is not None:
         from sysflow.engine.change import ChangeTicketCloser
 
         bus.subscribe(ChangeTicketCloser(workflow.change, run_id=run.id, bus=bus))
     if workflow.approval_webhook is not None:
-        from sysflow.notify.approval import ApprovalRequester
+        from sysflow.engine.approval import ApprovalRequester
 
         waves = run.graph.waves
         bus.subscribe(

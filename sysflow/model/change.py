@@ -60,7 +60,7 @@ class ApprovalWebhook(FrozenModel):
     URL and a reject URL) is POSTed to ``url``. Each answer URL points at the sysflow service
     (``callback_url``) and carries an HMAC-SHA256 signature over the webhook's name, the run, the
     wave, the decision and the expiry, with the key from ``key_env`` or ``key_file`` (the service
-    verifies it with the same key, see :mod:`sysflow.notify.approval`).
+    verifies it with the same key, see :mod:`sysflow.engine.approval`).
     """
 
     name: str = Field(

@@ -1,6 +1,6 @@
 """Signed answers to approval webhooks: ``/api/v1/callbacks/approval/{name}/{run_id}/{wave}/{decision}``.
 
-The URLs an approval request carries (:mod:`sysflow.notify.approval`) land here. No token: the
+The URLs an approval request carries (:mod:`sysflow.engine.approval`) land here. No token: the
 HMAC-SHA256 signature in ``sig`` is the credential, checked with the service's key
 (``$SYSFLOW_APPROVAL_KEY``, else the file named by ``$SYSFLOW_APPROVAL_KEY_FILE``) together with
 ``expires``. A GET (a link followed in a chat or a mail client, whose previews fetch links) only
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sysflow.notify.approval import CALLBACK_PATH, KEY_ENV, KEY_FILE_ENV, CallbackRefused, signing_key, verify
+from sysflow.engine.approval import CALLBACK_PATH, KEY_ENV, KEY_FILE_ENV, CallbackRefused, signing_key, verify
 from sysflow.service.actions import ServiceError
 from sysflow.service.api import error_response
 from sysflow.service.context import ServiceContext

@@ -21,11 +21,11 @@ from sysflow.cli import app
 from sysflow.cli.control import run_views
 from sysflow.cli.run import EXIT_FAILED, exit_code, result_lines
 from sysflow.engine.events import Event, EventKind
+from sysflow.engine.notify import is_failure
 from sysflow.engine.states import RunStatus
 from sysflow.errors import RunFailed, WorkflowError
 from sysflow.model.inventory import Inventory
 from sysflow.model.workflow import MaintenanceWorkflow
-from sysflow.notify.notifier import is_failure
 from sysflow.sim.profile import HostFault, SimProfile
 from tests.engine.conftest import simulate
 

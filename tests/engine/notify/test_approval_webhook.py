@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from sysflow.engine.approval import CallbackRefused, answer_url, signature, signing_key, verify
 from sysflow.model.change import ApprovalWebhook
-from sysflow.notify.approval import CallbackRefused, answer_url, signature, signing_key, verify
 from sysflow.service.config import ServiceConfig
 from sysflow.service.tokens import TokenStore
-from tests.notify.test_notifier import Receiver
+from tests.engine.notify.conftest import Receiver
 from tests.service.conftest import EXAMPLES, SUNDAY, serve, stop
 
 KEY = "k3y-for-approval-callbacks-7f2e"

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sysflow.engine.events import Event, EventKind
+from sysflow.engine.events import Event, EventBus, EventKind
 from sysflow.model.workflow import NotificationRoute
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_PER_MINUTE",
     "Message",
     "Notifier",
+    "RunNotifications",
     "is_failure",
 ]
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SECONDS = 10.0  # events of a route within this long go out as one message
 DEFAULT_FIRST_SECONDS = 0.5  # a quiet route's first message waits this long for the rest of a burst
 DEFAULT_MAX_PER_MINUTE = 6  # messages per route per rolling minute
+CLOSE_SECONDS = 10.0  # at a run's end, how long its last messages may take to go out
 _TICK = 0.05  # seconds between worker checks
 _MAX_LINES = 20  # failed hosts / error lines quoted in one message
 
@@ -217,3 +219,20 @@ def _apprise_send(url: str, title: str, body: str, kind: str) -> bool:
         raise ValueError("unsupported notification URL")
     notify_type = apprise.NotifyType.FAILURE if kind == "failure" else apprise.NotifyType.INFO
     return bool(app.notify(title=title, body=body, notify_type=notify_type))
+
+
+class RunNotifications:
+    """A run's ``notifications:`` routes: this run's events go to a :class:`Notifier`; at the run's
+    end what is buffered is sent before the run returns (a CLI run that exits at once still
+    delivers), and the observer leaves the bus."""
+
+    def __init__(self, notifier: Notifier, run_id: str, bus: EventBus) -> None:
+        self.notifier, self.run_id, self.bus = notifier, run_id, bus
+
+    def on_event(self, event: Event) -> None:
+        if event.run_id != self.run_id:
+            return
+        self.notifier.on_event(event)
+        if event.kind is EventKind.RUN_FINISHED:
+            self.bus.unsubscribe(self)
+            self.notifier.close(timeout=CLOSE_SECONDS)
