@@ -61,3 +61,32 @@ def test_a_clean_run_returns_itself_from_raise_on_error() -> None:
     assert not RunStatus.PAUSED.finished
     assert OpState.SKIPPED.done
     assert not OpState.UNKNOWN.done
+
+
+def test_a_results_repr_is_a_summary_not_every_record() -> None:
+    result = _result(RunStatus.COMPLETED_WITH_FAILURES, {"a": HostOutcome.SUCCEEDED, "b": HostOutcome.FAILED})
+    text = repr(result)
+    assert text == (
+        "RunResult(run_id='r1', workflow='wf', status=completed_with_failures,"
+        " hosts=2 (succeeded 1, failed 1), ops=2)"
+    )
+    assert "OpRecord" not in text
+
+
+def test_asyncio_run_of_a_large_result_stays_cheap() -> None:
+    """asyncio.run formats its finished main task, result included (CPython gh-112559): a
+    10,000-host run's records are not part of that text."""
+    import asyncio
+
+    hosts = {f"h{i}": HostOutcome.SUCCEEDED for i in range(10_000)}
+    ops = {
+        f"t@h{i}": OpRecord(f"t@h{i}", f"h{i}", "t", 0, OpState.SUCCEEDED, stdout="x" * 100)
+        for i in range(10_000)
+    }
+    big = RunResult("r1", "wf", RunStatus.COMPLETED, hosts, ops, T0, T0)
+
+    async def main() -> RunResult:
+        return big
+
+    assert asyncio.run(main()) is big
+    assert len(repr(big)) < 200
