@@ -23,3 +23,12 @@ def _private_run_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         mp.setenv("SYSFLOW_AUDIT_KEY_FILE", str(home / "sysflow" / "audit.key"))
         mp.setenv("XDG_STATE_HOME", str(home))
         yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, the README's command) the tests that start a
+    Ray cluster share one worker: two local clusters at once would double the heaviest fixture on a
+    2-core machine. Everything else (each worker has its own sshd, ports and temp dirs) spreads."""
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
