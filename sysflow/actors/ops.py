@@ -25,7 +25,7 @@ from sysflow.errors import (
     HostUnreachable,
     TransportError,
 )
-from sysflow.transport import CommandResult, Download, Reboot, Upload, cap_output
+from sysflow.transport import CapturedOutput, CommandResult, Download, Reboot, Upload, cap_output
 
 __all__ = [
     "DEFAULT_RESULT_OUTPUT_CAP",
@@ -44,6 +44,7 @@ __all__ = [
 
 DEFAULT_RESULT_OUTPUT_CAP = 16 * 1024  # bytes of stdout/stderr kept in each OpResult (head and tail)
 DEFAULT_RETRY_DELAY = 1.0  # seconds before the first command retry; doubles each retry
+_NO_OUTPUT = cap_output("")  # what an empty stream keeps, digest included (most commands print nothing)
 MAX_RETRY_DELAY = 60.0  # seconds, the longest wait between two command attempts
 
 
@@ -229,7 +230,8 @@ def result_of(
         message = str(outcome) or type(outcome).__name__
         failed = failure_of(req, where, start, duration, attempts, classify(outcome), message)
         return _with_partial_output(failed, outcome, cap)
-    so, se = cap_output(outcome.stdout, cap), cap_output(outcome.stderr, cap)
+    so = _kept(outcome.stdout, cap, outcome.stdout_bytes, outcome.stdout_sha256)
+    se = _kept(outcome.stderr, cap, outcome.stderr_bytes, "")
     kind = ErrorKind.NONE if outcome.ok else ErrorKind.COMMAND_FAILED
     message = "" if outcome.ok else _exit_message(outcome)
     return failure_of(
@@ -243,6 +245,16 @@ def result_of(
         truncated=outcome.truncated or so.truncated or se.truncated,
         output_sha256=outcome.stdout_sha256 or so.sha256,
     )  # fmt: skip
+
+
+def _kept(text: str, cap: int, total: int, digest: str) -> CapturedOutput:
+    """``text`` within ``cap``. Nothing to do for an empty stream, nor for a short one the transport
+    already counted and digested (no cap can cut it: a character is at most 4 bytes)."""
+    if not text:
+        return _NO_OUTPUT
+    if digest and total and 4 * len(text) <= cap:
+        return CapturedOutput(text, total, False, digest)
+    return cap_output(text, cap)
 
 
 def failure_of(

@@ -238,8 +238,8 @@ class HostChains:
             )
             await ctx.hooks.before(op.host, op.task)
         policy = ctx.workflow.on_window_expiry
-        limit = None
-        if policy is not ExpiryPolicy.FINISH:
+        limit = None  # no window end to stop at: no timer per operation
+        if policy is not ExpiryPolicy.FINISH and window.end < ALWAYS.end:
             limit = max((window.end - ctx.clock.now()).total_seconds(), 0.0)
 
         def on_start(attempt: int) -> None:
@@ -250,6 +250,8 @@ class HostChains:
             ctx.recorder.durable()
         )  # write-ahead: the store knows the operation runs before its command is sent
 
+        if limit is None:
+            return await self._finished(op, await self._execute(op, prepared, on_start))
         try:
             async with asyncio.timeout(limit):
                 record = await self._execute(op, prepared, on_start)

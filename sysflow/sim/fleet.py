@@ -323,16 +323,18 @@ class SimFleet:
     # -- helpers -------------------------------------------------------------------------------
 
     def _distribution(self, rule: Rule, host: str) -> Distribution:
+        per_group = self.profile.durations.get(rule.name)
+        if not per_group:  # the rule's own, the same for every host: nothing to keep per host
+            return rule.duration
         key = (rule.name, host)
         dist = self._durations.get(key)
         if dist is None:
-            dist = self._durations[key] = self._resolve_distribution(rule, host)
+            dist = self._durations[key] = self._group_distribution(rule, host, per_group)
         return dist
 
-    def _resolve_distribution(self, rule: Rule, host: str) -> Distribution:
-        per_group = self.profile.durations.get(rule.name)
-        if not per_group:
-            return rule.duration
+    def _group_distribution(
+        self, rule: Rule, host: str, per_group: Mapping[str, Distribution]
+    ) -> Distribution:
         for group in self.inventory.host_groups(host):
             if group in per_group:
                 return per_group[group]

@@ -73,8 +73,8 @@ class HostState:
     services: dict[str, str]
     files: dict[str, str]
     kernel: str
-    mirror: dict[str, str]  # versions the package mirror offers
-    index: dict[str, str] = field(default_factory=dict)  # versions known after `apt-get update`
+    mirror: Mapping[str, str]  # versions the package mirror offers (never changed in place)
+    index: Mapping[str, str] = field(default_factory=dict)  # versions known after `apt-get update`
     broken: set[str] = field(default_factory=set)  # services that fail to start until restored
     pending_kernel: str | None = None
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
@@ -104,7 +104,7 @@ class HostState:
     def apply(self, effect: Effect, groups: Mapping[str, str]) -> float | None:
         """Change state by ``effect`` (templates in names filled from ``groups``); reboot seconds or None."""
         if effect.refresh:
-            self.index = dict(self.mirror)
+            self.index = self.mirror  # shared, not copied: neither is changed in place
         if effect.snapshot is not None:
             self.snapshots[effect.snapshot] = Snapshot(
                 dict(self.packages), dict(self.services), dict(self.files)
