@@ -187,10 +187,11 @@ class HostChains:
             ctx.admission.release(grant)
             return _Outcome.OUTSIDE_WINDOW
         self._active += 1
-        waited = round((ctx.clock.now() - queued_at).total_seconds(), 3)
-        window_end = window.end.isoformat() if window.end < ALWAYS.end else None
-        ctx.tracker.emit(EventKind.OP_PROGRESS, "admitted", host=op.host, task=op.task, wave=op.wave,
-                         step="admitted", waited=waited, queued=self._queued, window_end=window_end)  # fmt: skip
+        if ctx.tracker.bus.listening:  # its fields cost more than the rest of the admission: only when heard
+            waited = round((ctx.clock.now() - queued_at).total_seconds(), 3)
+            window_end = window.end.isoformat() if window.end < ALWAYS.end else None
+            ctx.tracker.emit(EventKind.OP_PROGRESS, "admitted", host=op.host, task=op.task, wave=op.wave,
+                             step="admitted", waited=waited, queued=self._queued, window_end=window_end)  # fmt: skip
         if ctx.status is RunStatus.PAUSED and ctx.control.resume.is_set():
             ctx.set_status(RunStatus.RUNNING, "window open")
             ctx.tracker.emit(EventKind.WINDOW_OPENED, "a window opened", host=op.host)
@@ -203,8 +204,8 @@ class HostChains:
 
     def _still_inside(self, window: OpenWindow, rest: Sequence[Operation], host_started: bool) -> bool:
         now = self._ctx.clock.now()  # the admission wait may have reached the cutoff or the end: exclusive
-        if host_started or self._ctx.guard.split_chains:
-            return window.may_start(now)
+        if host_started or self._ctx.guard.split_chains or window.end >= ALWAYS.end:
+            return window.may_start(now)  # (a window that never ends fits any chain: no prediction)
         return window.admits(now, sum(self._predict(o) for o in rest))
 
     def _predict(self, op: Operation) -> float:
