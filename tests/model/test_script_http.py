@@ -204,6 +204,9 @@ class Handler(RecordingHandler):
             self.send_response(302)
             self.send_header("Location", "/health")
             self.send_header("Content-Length", "0")
+            # said outright: an HTTP/1.0 answer without it let wget 1.21 reuse the closing
+            # socket for the redirect's second request now and then ("No data received")
+            self.send_header("Connection", "close")
             self.end_headers()
         elif self.path == "/items":
             self.send_text(201, json.dumps({"id": 7, "got": json.loads(body or b"null")}))
