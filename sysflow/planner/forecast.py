@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from sysflow.planner.durations import DurationModel
-from sysflow.planner.montecarlo import Outcomes, ordered_chains, replay, simulate, spreads
+from sysflow.planner.montecarlo import Outcomes, Replays, ordered_chains, simulate, spreads
 from sysflow.planner.plan import Plan
 from sysflow.planner.problem import Chain, ResourceKind
 from sysflow.planner.solution import block_items, blocks, done_window
@@ -333,29 +333,33 @@ def _family(name: str) -> str:
     return name.split("[", 1)[0]
 
 
-def _replay_key(plan: Plan, order: Sequence[str], **relax: Any) -> tuple[int, float]:
-    """(hosts not finished, finish) of one replay at the plan's durations: smaller is better."""
-    p = plan.problem
-    chains = ordered_chains(p, order)
-    secs = np.array([d for c in chains for d in c.durations], dtype=float)
-    end, _, _ = replay(p, chains, secs, np.zeros(len(secs), dtype=bool), **relax)
+def _key(end: Sequence[float]) -> tuple[int, float]:
+    """(hosts not finished, finish) of one replay: smaller is better."""
     done = [e for e in end if not math.isnan(e)]
     return len(end) - len(done), max(done, default=0.0)
 
 
-def relaxations(plan: Plan) -> dict[str, tuple[int, float]]:
-    """For each constraint, (hosts not finished, finish) when only it is relaxed; ``""`` is none."""
+def relaxations(plan: Plan, *, prune: bool = True) -> dict[str, tuple[int, float]]:
+    """For each constraint, (hosts not finished, finish) when only it is relaxed; ``""`` is none.
+
+    Replays run at the plan's durations, so they are deterministic: a resource family that never
+    refused a request in the unrelaxed replay (``prune``) gives that same replay when relaxed, and is
+    not replayed. The windows are always replayed."""
     p = plan.problem
-    order = plan_order(plan)
-    out = {"": _replay_key(plan, order)}
+    chains = ordered_chains(p, plan_order(plan))
+    secs = np.array([d for c in chains for d in c.durations], dtype=float)
+    runs = Replays(p, chains, secs, np.zeros(len(secs), dtype=bool))
+    base = runs.run()
+    out = {"": _key(base.end)}
     families: dict[str, dict[int, float]] = {}
     for r, res in enumerate(p.resources):
         if res.kind is ResourceKind.RATE:
             continue
         families.setdefault(_family(res.label or res.name), {})[r] = res.capacity * RELAX
     for name, capacity in families.items():
-        out[name] = _replay_key(plan, order, capacity=capacity)
-    out[WINDOWS] = _replay_key(plan, order, stretch=RELAX)
+        moves = not prune or not base.refused.isdisjoint(capacity)
+        out[name] = _key(runs.run(capacity=capacity).end) if moves else out[""]
+    out[WINDOWS] = _key(runs.run(stretch=RELAX).end)
     return out
 
 

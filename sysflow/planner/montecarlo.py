@@ -20,11 +20,14 @@ against the real engine on the simulator by ``benchmarks/forecast_calibration.py
 
 from __future__ import annotations
 
+import bisect
+import copy
 import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +35,7 @@ import numpy.typing as npt
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind
 
-__all__ = ["Outcomes", "TaskSpread", "ordered_chains", "replay", "simulate", "spreads"]
+__all__ = ["Outcomes", "Replayed", "Replays", "TaskSpread", "ordered_chains", "replay", "simulate", "spreads"]
 
 MIN_T_SAMPLES = 10  # observations from which a learned spread is replayed as Student's t
 MAX_RETRY_DELAY = 60.0  # the engine's cap on one retry delay (actors.ops)
@@ -137,7 +140,7 @@ def simulate(
     static = _Static(problem, chains)
     for s in range(samples):
         seconds, fails = draw(rng)
-        r = _Replay(problem, static, seconds, fails)
+        r = _Replay(problem, static, _split(static, seconds, fails))
         r.run()
         end[s], window[s], failed[s] = r.end, r.done_window, r.failed
     return Outcomes(tuple(c.host for c in chains), end, window, failed, tuple(chains))
@@ -150,28 +153,49 @@ def ordered_chains(problem: PlanningProblem, order: Sequence[str]) -> list[Chain
 
 
 _Pairs = tuple[tuple[int, int], ...]
-# (chain, resources, amounts, its budgets as (resource, amount), its pools as (resource, amount))
-_Req = tuple[int, tuple[int, ...], tuple[int, ...], _Pairs, _Pairs]
+# (chain, its (resource, amount) pairs, their resources, its budgets' pairs, its pools' pairs)
+_Req = tuple[int, _Pairs, tuple[int, ...], _Pairs, _Pairs]
+_Tail = tuple[_Pairs, tuple[int, ...], _Pairs, _Pairs]  # a request without its chain
+_Span = tuple[float, float, float]  # a window's (start, cutoff, end)
 
 
 class _Static:
-    """What every replay of the same chains shares: windows, predictions, requests, waves."""
+    """What every replay of the same chains shares: windows, predictions, requests, waves.
+
+    Hosts of a group have the same uses, durations and windows: each distinct one is converted once
+    and shared (read only) by every chain that has it."""
 
     def __init__(self, problem: PlanningProblem, chains: Sequence[Chain], stretch: float = 1.0) -> None:
         self.pools = [r.kind is ResourceKind.POOL for r in problem.resources]
         self.sizes = [len(c.ops) for c in chains]
-        self.windows = [[_stretched(w.start, w.cutoff, w.end, stretch) for w in c.windows] for c in chains]
-        self.rest = [[float(sum(c.durations[k:])) for k in range(len(c.ops))] for c in chains]
+        self.offsets = list(accumulate(self.sizes, initial=0))  # of each chain's first operation
+        self.windows = _spans(chains, stretch)
+        self.rest = _rests(chains)
         self.asks: list[list[_Req]] = []  # per chain, per operation; the first takes the budgets too
+        self.budget_of: list[_Pairs] = []
+        shapes: dict[tuple[object, ...], tuple[list[_Tail], _Pairs, frozenset[int]]] = {}
         for i, c in enumerate(chains):
-            per_op = []
-            for k in range(len(c.ops)):
-                us = [u for u in c.op_uses(k) if self.pools[u.resource] and u.amount > 0]
-                if k == 0:
-                    us += [u for u in c.span_uses if u.amount > 0]
-                per_op.append(_request(i, [(u.resource, u.amount) for u in us], self.pools))
-            self.asks.append(per_op)
-        self.budget_of = [tuple(u for u in c.span_uses if u.amount > 0) for c in chains]
+            key = (len(c.ops), c.uses, c.span_uses)
+            shape = shapes.get(key)
+            if shape is None:
+                shape = shapes[key] = self._shape(c)
+            self.asks.append([(i, *tail) for tail in shape[0]])
+            self.budget_of.append(shape[1])
+        self._waves(problem, chains)
+        everyone = [pools for _, _, pools in shapes.values()]
+        self.universal = frozenset.intersection(*everyone) if everyone else frozenset()
+
+    def _shape(self, c: Chain) -> tuple[list[_Tail], _Pairs, frozenset[int]]:
+        """A chain's requests per operation, its budgets, and the pools it uses at all."""
+        budgets = tuple((u.resource, u.amount) for u in c.span_uses if u.amount > 0)
+        tails: list[_Tail] = []
+        for k in range(len(c.ops)):
+            pairs = [(u.resource, u.amount) for u in c.op_uses(k) if self.pools[u.resource] and u.amount > 0]
+            tails.append(_tail(pairs + list(budgets) if k == 0 else pairs, self.pools))
+        used = frozenset(u.resource for us in c.uses for u in us if self.pools[u.resource])
+        return tails, budgets, used
+
+    def _waves(self, problem: PlanningProblem, chains: Sequence[Chain]) -> None:
         waves: dict[str, dict[int, list[int]]] = {}
         for i, c in enumerate(chains):
             waves.setdefault(c.stage, {}).setdefault(c.wave, []).append(i)
@@ -183,41 +207,78 @@ class _Static:
             for pos, members in enumerate(ws):
                 for i in members:
                     self.position[i] = (si, pos)
-        everyone: set[int] | None = None
-        for c in chains:
-            ids = {u.resource for us in c.uses for u in us if self.pools[u.resource]}
-            everyone = ids if everyone is None else everyone & ids
-        self.universal = frozenset(everyone or ())
+
+    def stretched(self, chains: Sequence[Chain], stretch: float) -> _Static:
+        """The same with every window ``stretch`` times as long (the rest is shared, not copied)."""
+        other = copy.copy(self)
+        other.windows = _spans(chains, stretch)
+        return other
+
+
+def _spans(chains: Sequence[Chain], stretch: float) -> list[list[_Span]]:
+    """Each chain's windows as floats; chains sharing one tuple of windows share one list."""
+    done: dict[int, list[_Span]] = {}  # by identity: hashing windows costs more than converting
+    out = []
+    for c in chains:
+        spans = done.get(id(c.windows))
+        if spans is None:
+            spans = done[id(c.windows)] = [_stretched(w.start, w.cutoff, w.end, stretch) for w in c.windows]
+        out.append(spans)
+    return out
+
+
+def _rests(chains: Sequence[Chain]) -> list[list[float]]:
+    """Per chain and operation, the predicted length of the rest of the chain from it on."""
+    done: dict[tuple[int, ...], list[float]] = {}
+    out = []
+    for c in chains:
+        rest = done.get(c.durations)
+        if rest is None:
+            d = c.durations
+            rest = done[d] = [float(sum(d[k:])) for k in range(len(d))]
+        out.append(rest)
+    return out
+
+
+def _split(
+    st: _Static, seconds: npt.NDArray[np.float64], fails: npt.NDArray[np.bool_]
+) -> tuple[list[list[float]], list[int]]:
+    """Flat run times per chain, and the operation each chain finally fails at (-1: none)."""
+    offs = st.offsets
+    flat = seconds.tolist()
+    secs = [flat[offs[i] : offs[i + 1]] for i in range(len(st.sizes))]
+    fail_at = [-1] * len(st.sizes)
+    for j in np.flatnonzero(fails).tolist():
+        i = bisect.bisect_right(offs, j) - 1
+        if fail_at[i] < 0:
+            fail_at[i] = j - offs[i]
+    return secs, fail_at
 
 
 class _Replay:
-    """One replay: events on a heap, first-come-first-served admission, windows, waves."""
+    """One replay: events on a heap, first-come-first-served admission, windows, waves.
+
+    Events are ``(time, sequence, code)``: ``code < n`` is chain ``code``'s operation ending,
+    ``n <= code < 2n`` chain ``code - n`` asking to be admitted at a window's start, and ``2n + j`` the
+    ``j``-th wave start pushed. ``refused`` collects every resource that refused a request because it
+    was at capacity: relaxing the capacity of any other resource replays the same run."""
 
     def __init__(
         self,
         problem: PlanningProblem,
         static: _Static,
-        seconds: npt.NDArray[np.float64],
-        fails: npt.NDArray[np.bool_],
+        run_times: tuple[list[list[float]], list[int]],
         capacity: Mapping[int, float] | None = None,
     ) -> None:
         st = self.st = static
         self.cap = [float(r.capacity) for r in problem.resources]
         for r, units in (capacity or {}).items():
             self.cap[r] = units
-        self.pools = st.pools
+        self.capeps = [c + 1e-9 for c in self.cap]
         self.used = [0.0] * len(problem.resources)
-        n = len(st.sizes)
-        offs = np.cumsum([0, *st.sizes])
-        flat = seconds.tolist()
-        self.secs = [flat[offs[i] : offs[i + 1]] for i in range(n)]
-        self.fail_at = [-1] * n
-        for j in np.flatnonzero(fails).tolist():
-            i = int(np.searchsorted(offs, j, side="right")) - 1
-            if self.fail_at[i] < 0:
-                self.fail_at[i] = j - int(offs[i])
-        self.windows = st.windows
-        self.rest = st.rest
+        n = self.n = len(st.sizes)
+        self.secs, self.fail_at = run_times
+        self.windows, self.rest, self.asks = st.windows, st.rest, st.asks
         self.k = [0] * n
         self.win = [-1] * n
         self.started = [False] * n
@@ -225,32 +286,37 @@ class _Replay:
         self.done_window = [-1] * n
         self.failed = [False] * n
         self.queue: deque[_Req] = deque()
-        self.holding: dict[int, _Req] = {}
-        self.heap: list[tuple[float, int, int, int]] = []
+        self.holding: list[_Pairs] = [()] * n  # the pools of each chain's running operation
+        self.heap: list[tuple[float, int, int]] = []
         self.seq = 0
+        self.wave_starts: list[tuple[int, int]] = []
         self.left: dict[tuple[int, int], int] = {}
         self.wave_end: dict[tuple[int, int], float] = {}
         self.universal = st.universal
+        self.refused: set[int] = set()
 
-    # events: 0 start wave (a = stage index, b = wave position), 1 admit window (a = chain), 2 op end
-    def push(self, t: float, kind: int, a: int, b: int = 0) -> None:
+    def _push(self, t: float, code: int) -> None:
         self.seq += 1
-        heapq.heappush(self.heap, (t, self.seq, kind * 1_000_000_000 + a, b))
+        heapq.heappush(self.heap, (t, self.seq, code))
 
     def run(self) -> None:
+        n, n2 = self.n, 2 * self.n
         for si in range(len(self.st.waves)):
-            self.push(0.0, 0, si, 0)
-        while self.heap:
-            t, _, code, b = heapq.heappop(self.heap)
-            kind, a = divmod(code, 1_000_000_000)
-            if kind == 0:
-                self._start_wave(t, a, b)
-            elif kind == 1:
-                self._admit(t, a)
+            self.wave_starts.append((si, 0))
+            self._push(0.0, n2 + si)
+        heap, queue, pop = self.heap, self.queue, heapq.heappop
+        op_end, admit, pump = self._op_end, self._admit, self._pump
+        while heap:
+            t, _, code = pop(heap)
+            if code < n:
+                op_end(t, code)
+            elif code < n2:
+                admit(t, code - n)
             else:
-                self._op_end(t, a)
-            if kind != 0:
-                self._pump(t)
+                self._start_wave(t, *self.wave_starts[code - n2])
+                continue
+            if queue:
+                pump(t)
 
     def _start_wave(self, t: float, si: int, pos: int) -> None:
         members = self.st.waves[si][pos]
@@ -267,7 +333,10 @@ class _Replay:
         if self.left[key] == 0:
             si, pos = key
             if pos + 1 < len(self.st.waves[si]):
-                self.push(self.wave_end[key] + self.st.gates[si][pos], 0, si, pos + 1)
+                self.wave_starts.append((si, pos + 1))
+                self._push(
+                    self.wave_end[key] + self.st.gates[si][pos], 2 * self.n + len(self.wave_starts) - 1
+                )
 
     def _admit(self, t: float, i: int) -> None:
         """Find the window the chain's rest fits in from ``t``; ask for admission there."""
@@ -284,7 +353,7 @@ class _Replay:
             if at < cut and at + pred <= e:
                 self.win[i] = wi
                 if at > t:
-                    self.push(at, 1, i)
+                    self._push(at, self.n + i)
                 else:
                     self._ask(i)
                 return
@@ -294,95 +363,120 @@ class _Replay:
 
     def _ask(self, i: int) -> None:
         k = self.k[i]
-        self.queue.append(self.st.asks[i][k] if k or not self.started[i] else _without_budget(self.st, i))
+        self.queue.append(self.asks[i][k] if k or not self.started[i] else _without_budget(self.st, i))
 
     def _pump(self, t: float) -> None:
-        """Grant waiting requests in order; stop at the first that blocks a pool everyone needs."""
-        queue = self.queue
-        if not queue:
+        """Grant waiting requests in order while they fit; then see who may pass the first that does not."""
+        queue, used, capeps, granted = self.queue, self.used, self.capeps, self._granted
+        while queue:
+            req = queue[0]
+            for r, a in req[1]:
+                if used[r] + a > capeps[r]:
+                    self.refused.add(r)
+                    self._pump_behind(t)
+                    return
+            queue.popleft()
+            for r, a in req[1]:
+                used[r] += a
+            granted(t, req)  # may ask again (at the back of the queue)
+
+    def _pump_behind(self, t: float) -> None:
+        """The head of the queue does not fit: grant those behind it that share nothing it waits
+        for; stop at the first that blocks a pool everyone needs."""
+        queue, used, capeps, universal = self.queue, self.used, self.capeps, self.universal
+        head = queue.popleft()
+        blocked = set(self._holds(head))
+        if universal <= blocked:
+            queue.appendleft(head)
             return
-        blocked: set[int] = set()
-        keep: list[_Req] = []
-        cap, used, universal = self.cap, self.used, self.universal
+        keep = [head]
         while queue:
             req = queue.popleft()
-            ids, amounts = req[1], req[2]
-            fits = not blocked or blocked.isdisjoint(ids)
+            fits = blocked.isdisjoint(req[2])
             if fits:
-                for r, a in zip(ids, amounts):  # noqa: B905 - equal by construction; hot loop
-                    if used[r] + a > cap[r] + 1e-9:
+                for r, a in req[1]:
+                    if used[r] + a > capeps[r]:
+                        self.refused.add(r)
                         fits = False
                         break
             if fits:
-                for r, a in zip(ids, amounts):  # noqa: B905
+                for r, a in req[1]:
                     used[r] += a
-                self._granted(t, req)  # may ask again (at the back of the queue)
+                self._granted(t, req)
                 continue
-            # like the engine: a new host waiting for a budget slot holds its place on the budget
-            # only (hosts in maintenance free it, and their next operations must pass)
-            budgets = req[3]
-            if budgets and any(used[r] + 1e-9 > cap[r] - a for r, a in budgets):
-                blocked.update(r for r, _ in budgets)
-            else:
-                blocked.update(ids)
+            blocked.update(self._holds(req))
             keep.append(req)
             if universal <= blocked:
                 break
         queue.extendleft(reversed(keep))
 
+    def _holds(self, req: _Req) -> tuple[int, ...]:
+        """Where a refused request holds its place: like the engine, a new host waiting for a budget
+        slot holds it on the budget only (hosts in maintenance free it, their next operations pass)."""
+        used, cap = self.used, self.cap
+        for r, a in req[3]:
+            if used[r] + 1e-9 > cap[r] - a:
+                self.refused.add(r)
+                return tuple(b for b, _ in req[3])
+        return req[2]
+
     def _granted(self, t: float, req: _Req) -> None:
         i = req[0]
         _, cut, e = self.windows[i][self.win[i]]
-        ok = t < cut and t < e
-        if not self.started[i]:
-            ok = ok and t + self.rest[i][self.k[i]] <= e
-        if not ok:
-            for r, a in zip(req[1], req[2]):  # noqa: B905 - equal by construction
-                self.used[r] -= a
-            self.win[i] = -1
-            self._admit(t, i)
+        k = self.k[i]
+        if t < cut and t < e and (self.started[i] or t + self.rest[i][k] <= e):
+            self.started[i] = True
+            self.holding[i] = req[4]
+            self.seq += 1
+            heapq.heappush(self.heap, (t + self.secs[i][k], self.seq, i))
             return
-        self.started[i] = True
-        self.holding[i] = req
-        self.push(t + self.secs[i][self.k[i]], 2, i)
+        used = self.used
+        for r, a in req[1]:
+            used[r] -= a
+        self.win[i] = -1
+        self._admit(t, i)
 
     def _release_budget(self, i: int) -> None:
         if self.started[i]:
-            for u in self.st.budget_of[i]:
-                self.used[u.resource] -= u.amount
+            used = self.used
+            for r, a in self.st.budget_of[i]:
+                used[r] -= a
 
     def _op_end(self, t: float, i: int) -> None:
-        req = self.holding.pop(i)
         used = self.used
-        for r, a in req[4]:
+        for r, a in self.holding[i]:
             used[r] -= a
-        k = self.k[i]
-        if self.fail_at[i] == k:
+        k = self.k[i] + 1
+        if self.fail_at[i] == k - 1:
             self.failed[i] = True
             self.end[i] = t
             self._release_budget(i)
             self._chain_over(t, i)
             return
-        self.k[i] = k + 1
-        if self.k[i] == self.st.sizes[i]:
+        self.k[i] = k
+        if k == self.st.sizes[i]:
             self.end[i] = t
             self.done_window[i] = self.win[i]
             self._release_budget(i)
             self._chain_over(t, i)
             return
-        self._admit(t, i)
+        s, cut, e = self.windows[i][self.win[i]]
+        if s <= t < cut and t < e:  # still inside the window it started in: ask for the next one
+            self.queue.append(self.asks[i][k])
+        else:
+            self._admit(t, i)
 
 
 def _without_budget(st: _Static, i: int) -> _Req:
     """The first operation's request of a host already in maintenance (after a window change)."""
-    return _request(i, list(st.asks[i][0][4]), st.pools)
+    pools = st.asks[i][0][4]
+    return (i, pools, tuple(r for r, _ in pools), (), pools)
 
 
-def _request(chain: int, pairs: Sequence[tuple[int, int]], pools: Sequence[bool]) -> _Req:
+def _tail(pairs: Sequence[tuple[int, int]], pools: Sequence[bool]) -> _Tail:
     return (
-        chain,
+        tuple(pairs),
         tuple(r for r, _ in pairs),
-        tuple(a for _, a in pairs),
         tuple((r, a) for r, a in pairs if not pools[r]),
         tuple((r, a) for r, a in pairs if pools[r]),
     )
@@ -392,6 +486,42 @@ def _stretched(start: int, cutoff: int, end: int, stretch: float) -> tuple[float
     """A window ``stretch`` times as long, its cutoff as far from its end as before."""
     new_end = start + (end - start) * stretch
     return (float(start), new_end - (end - cutoff), new_end)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One replay's outcome per chain (end, finishing window, failure), and the resources that
+    refused a request because they were at capacity (relaxing any other one changes nothing)."""
+
+    end: list[float]
+    window: list[int]
+    failed: list[bool]
+    refused: frozenset[int]
+
+
+class Replays:
+    """Replays of the same chains on the same run times with constraints relaxed in turn; what does
+    not change between them (requests, predictions, waves, run times) is built once."""
+
+    def __init__(
+        self,
+        problem: PlanningProblem,
+        chains: Sequence[Chain],
+        seconds: npt.NDArray[np.float64],
+        fails: npt.NDArray[np.bool_],
+    ) -> None:
+        self.problem, self.chains = problem, chains
+        self._static = {1.0: _Static(problem, chains)}
+        self._run_times = _split(self._static[1.0], seconds, fails)
+
+    def run(self, *, capacity: Mapping[int, float] | None = None, stretch: float = 1.0) -> Replayed:
+        """One replay; ``capacity`` overrides resources' capacities, ``stretch`` scales every window."""
+        st = self._static.get(stretch)
+        if st is None:
+            st = self._static[stretch] = self._static[1.0].stretched(self.chains, stretch)
+        r = _Replay(self.problem, st, self._run_times, capacity)
+        r.run()
+        return Replayed(r.end, r.done_window, r.failed, frozenset(r.refused))
 
 
 def replay(
@@ -406,9 +536,8 @@ def replay(
     """One replay of ``chains`` (in asking order) with these run times (flattened per chain, per
     operation) and final failures: per chain its end, finishing window and failure. ``capacity``
     overrides resources' capacities and ``stretch`` scales every window's length (relaxations)."""
-    r = _Replay(problem, _Static(problem, chains, stretch), seconds, fails, capacity)
-    r.run()
-    return r.end, r.done_window, r.failed
+    r = Replays(problem, chains, seconds, fails).run(capacity=capacity, stretch=stretch)
+    return r.end, r.window, r.failed
 
 
 def spreads(

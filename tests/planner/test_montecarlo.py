@@ -13,7 +13,7 @@ import pytest
 from sysflow.planner.build import solve_problem
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.forecast import binding_constraint, distribution, forecast, plan_order, relaxations
-from sysflow.planner.montecarlo import TaskSpread, replay, simulate, spreads
+from sysflow.planner.montecarlo import Replays, TaskSpread, replay, simulate, spreads
 from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
 
 ORIGIN = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
@@ -210,3 +210,65 @@ def test_the_named_bottleneck_is_the_one_whose_relaxation_moves_the_finish_most(
     assert moved[expected] < base  # relaxing it helps ...
     assert all(moved[expected] <= other for other in moved.values())  # ... and no other helps more
     assert forecast(plan).binding == expected
+
+
+def uneven(hosts: int = 3) -> PlanningProblem:
+    """Hosts whose first operation needs 4 of an uplink of 6 and their second 2, under a budget of 2:
+    a new host refused by the uplink while the budget is full holds its place on the budget only,
+    so a second operation behind it passes (a doubled budget would make it hold the uplink too)."""
+    resources = (
+        Resource("uplink", ResourceKind.POOL, 6),
+        Resource("disruption_budget", ResourceKind.BUDGET, 2),
+    )
+    chains = tuple(
+        Chain(
+            host=f"web{i}",
+            group="web",
+            datacenter="ams",
+            wave=0,
+            stage="fleet",
+            ops=(f"a@web{i}", f"b@web{i}"),
+            tasks=("a", "b"),
+            durations=((10, 5), (20, 20))[i % 2],
+            windows=(Window(0, 190, 200),),
+            uses=((Use(0, 4),), (Use(0, 2),)),
+            span_uses=(Use(1, 1),),
+        )
+        for i in range(hosts)
+    )
+    return PlanningProblem(chains, resources, origin=ORIGIN)
+
+
+def crowded_fleets() -> list[PlanningProblem]:
+    """The constructed bottlenecks, and fleets bound by slots, a budget, waves or short windows."""
+    return [
+        uneven(),
+        *(constructed(kind) for kind in ("bandwidth", "budget", "window")),
+        fleet(hosts=9, slots=2, waves=3),
+        fleet(hosts=8, slots=4, budget=2),
+        fleet(hosts=8, slots=3, budget=5, windows=(Window(0, 35, 40), Window(500, 535, 540))),
+        fleet(hosts=6, slots=6, budget=6),
+    ]
+
+
+@pytest.mark.parametrize("problem", crowded_fleets())
+def test_a_constraint_that_never_refused_is_not_replayed_and_nothing_changes(
+    problem: PlanningProblem,
+) -> None:
+    plan = solve_problem(problem)
+    assert relaxations(plan) == relaxations(plan, prune=False)
+
+
+def test_a_replay_knows_which_resources_refused_a_request_at_capacity() -> None:
+    def refused(kind: str, capacity: dict[int, float] | None = None) -> frozenset[int]:
+        p = constructed(kind)  # resources: 0 slots, 1 uplink, 2 budget
+        secs = np.array([d for c in p.chains for d in c.durations], dtype=float)
+        return Replays(p, p.chains, secs, np.zeros(len(secs), dtype=bool)).run(capacity=capacity).refused
+
+    assert 1 in refused("bandwidth") and 0 not in refused("bandwidth")
+    assert refused("budget") == {2}
+    assert refused("budget", {2: 40}) == frozenset()
+    assert refused("window") == frozenset()  # only time binds: no capacity is replayed relaxed
+    p = uneven()
+    secs = np.array([d for c in p.chains for d in c.durations], dtype=float)
+    assert 1 in Replays(p, p.chains, secs, np.zeros(len(secs), dtype=bool)).run().refused  # held, not asked
