@@ -29,7 +29,8 @@ __all__ = ["Dropped", "EventHub", "Published", "Subscriber"]
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """An event as the hub keeps it: id, run, the event's fields, and its JSON text (id included)."""
+    """An event as the hub keeps it: id, run, the event's fields, and its JSON text (``{"id": N, ``
+    first, then the fields in the order they came, sorted by the worker that wrote them)."""
 
     id: int
     run_id: str
@@ -106,7 +107,8 @@ class EventHub:
     def publish(self, event: Mapping[str, Any]) -> Published:
         """Give ``event`` the next id, keep it, hand it to observers and clients (never waits)."""
         self.last_id += 1
-        text = json.dumps({"id": self.last_id, **event}, default=str, sort_keys=True)
+        # the id leads (a client finds it without parsing the rest); the rest keeps its order
+        text = json.dumps({"id": self.last_id, **event}, default=str)
         item = Published(self.last_id, str(event.get("run_id", "")), event, text)
         self._history.append(item)
         if self.log is not None:

@@ -1,9 +1,12 @@
 """The live event stream over WebSocket and Server-Sent Events, per run or for every run.
 
 Both resume from an event id: SSE from the ``Last-Event-ID`` header (browsers send it when they
-reconnect) or ``?after=ID``; WebSocket from ``?after=ID``. Each message is one event as JSON with
-its ``id``. A client that falls too far behind is dropped with the reason: a WebSocket is closed with
-code 4008 and the reason, an SSE stream ends with an ``event: dropped`` message.
+reconnect) or ``?after=ID``; WebSocket from ``?after=ID``. Each event is one JSON object with its
+``id``: an SSE message carries one; a WebSocket message carries every event that was waiting for
+the client, one per line in id order (NDJSON), so a hundred watchers of a busy run cost a hundred
+writes per burst of events, not per event. A client that falls too far behind is dropped with the
+reason: a WebSocket is closed with code 4008 and the reason, an SSE stream ends with an
+``event: dropped`` message.
 """
 
 from __future__ import annotations
@@ -47,8 +50,7 @@ async def events_ws(websocket: WebSocket) -> None:
     watcher = asyncio.create_task(_watch(websocket, sub))
     try:
         while True:
-            for item in await sub.next():
-                await websocket.send_text(item.text)
+            await websocket.send_text("\n".join(item.text for item in await sub.next()))
     except Dropped as exc:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # unless it went away first
             await websocket.close(code=DROPPED_CODE, reason=str(exc)[:120])

@@ -3,15 +3,17 @@ example workflow and inventory stored. Runs it starts execute in real worker pro
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+import websockets
 
 from sysflow.service.app import create_app
 from sysflow.service.config import ServiceConfig
@@ -53,6 +55,18 @@ def serve(config: ServiceConfig) -> tuple[uvicorn.Server, str]:
     port = server.servers[0].sockets[0].getsockname()[1]
     server.thread = thread  # type: ignore[attr-defined]
     return server, f"http://127.0.0.1:{port}"
+
+
+async def stream(url: str, token: str, timeout: float = 60.0) -> AsyncIterator[str]:
+    """A run's WebSocket stream, event by event as sent (each message is NDJSON, one event a line);
+    each message must come within ``timeout`` seconds. Stop iterating to go away."""
+    # max_queue=None: a client that stops reading still reads the server's close reply (with a
+    # bounded queue it pauses reading once 16 unread messages wait, and its close waits 10 s)
+    auth = {"Authorization": f"Bearer {token}"}
+    async with websockets.connect(url, additional_headers=auth, max_queue=None) as ws:
+        while True:
+            for line in str(await asyncio.wait_for(ws.recv(), timeout)).split("\n"):
+                yield line
 
 
 def stop(server: uvicorn.Server) -> None:

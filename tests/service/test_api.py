@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import aclosing
 from typing import Any
 
 import httpx
 import pytest
-import websockets
 
-from tests.service.conftest import PEOPLE, SUNDAY, Service
+from tests.service.conftest import PEOPLE, SUNDAY, Service, stream
 
 pytestmark = pytest.mark.slow
 
@@ -90,13 +90,12 @@ async def _events(
     """Events from the run's WebSocket until one of kind ``until`` (or ``most`` of them)."""
     query = f"?after={after}" if after is not None else ""
     found: list[dict[str, Any]] = []
-    auth = {"Authorization": f"Bearer {token}"}  # max_queue=None: see test_restart._read
-    async with websockets.connect(url + query, additional_headers=auth, max_queue=None) as ws:
-        while True:
-            event = json.loads(await asyncio.wait_for(ws.recv(), 120))
-            found.append(event)
-            if event["kind"] == until or (most is not None and len(found) >= most):
+    async with aclosing(stream(url + query, token, 120)) as events:
+        async for text in events:
+            found.append(json.loads(text))
+            if found[-1]["kind"] == until or (most is not None and len(found) >= most):
                 return found
+    raise AssertionError(f"the stream ended before an event of kind {until}")
 
 
 def _wait_status(client: httpx.Client, run_id: str, *states: str) -> dict[str, Any]:

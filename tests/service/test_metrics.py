@@ -7,15 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
-import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import SUNDAY, Service
+from tests.service.conftest import SUNDAY, Service, stream
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +49,12 @@ def _one(samples: Samples, name: str, **labels: str) -> float:
 async def _watch(url: str, token: str, until: str, scrape: Any) -> tuple[list[dict[str, Any]], Samples]:
     """The run's events until one of kind ``until``; then, still connected, a scrape."""
     found: list[dict[str, Any]] = []
-    async with websockets.connect(
-        url, additional_headers={"Authorization": f"Bearer {token}"}, max_queue=None
-    ) as ws:
-        while not found or found[-1]["kind"] != until:
-            found.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
-        return found, await asyncio.to_thread(scrape)
+    async with aclosing(stream(url, token)) as events:
+        async for text in events:
+            found.append(json.loads(text))
+            if found[-1]["kind"] == until:
+                return found, await asyncio.to_thread(scrape)
+    raise AssertionError(f"the stream ended before an event of kind {until}")
 
 
 def _admitted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

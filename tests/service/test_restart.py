@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +16,27 @@ import websockets
 
 from sysflow.service.config import ServiceConfig
 from sysflow.service.tokens import TokenStore
-from tests.service.conftest import EXAMPLES, SUNDAY, serve, stop
+from tests.service.conftest import EXAMPLES, SUNDAY, serve, stop, stream
 
 pytestmark = pytest.mark.slow
 
 
 async def _read(url: str, token: str, count: int) -> list[str]:
-    """``count`` messages of the stream (each within 20 s), as sent."""
-    # max_queue=None: a client that stops reading still reads the server's close reply (with a
-    # bounded queue it pauses reading once 16 unread events wait, and its close waits 10 s)
+    """The first ``count`` events of the stream (each message within 20 s), as sent."""
+    found: list[str] = []
+    async with aclosing(stream(url, token, 20)) as events:  # closed at once when done
+        async for text in events:
+            found.append(text)
+            if len(found) == count:
+                break
+    return found
+
+
+async def _message(url: str, token: str) -> str:
+    """The stream's first WebSocket message, as sent."""
     auth = {"Authorization": f"Bearer {token}"}
     async with websockets.connect(url, additional_headers=auth, max_queue=None) as ws:
-        return [str(await asyncio.wait_for(ws.recv(), 20)) for _ in range(count)]
+        return str(await asyncio.wait_for(ws.recv(), 20))
 
 
 OTHER_HOSTS = "[web_servers]\nweb[21:24]\n[db_servers]\ndb21\n[cache_servers]\ncache21\n"
@@ -73,6 +83,8 @@ def test_a_client_resuming_after_a_restart_gets_the_events_it_missed(tmp_path: P
         ws = f"{url.replace('http', 'ws')}/api/v1/runs/{run_id}/events"
         last = json.loads(seen[-1])["id"]
         assert asyncio.run(_read(f"{ws}?after={last}", token, len(missed))) == missed
+        # what waited for the client came in one message, an event a line (a burst is one write)
+        assert asyncio.run(_message(f"{ws}?after={last}", token)).split("\n") == missed
         sse_url = f"{url}/api/v1/runs/{run_id}/events"
         auth = {"Authorization": f"Bearer {token}", "Last-Event-ID": str(last)}
         with httpx.stream("GET", sse_url, headers=auth, timeout=20) as sse:  # what a browser does
