@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import sys
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
 
-__all__ = ["SIM_CONTROL_POLL", "EventWriter", "WorkerJob", "main"]
+__all__ = ["PIPE_BYTES", "SIM_CONTROL_POLL", "EventWriter", "WorkerJob", "main", "widen_pipe"]
 
 SIM_CONTROL_POLL = 30.0  # virtual seconds between a simulated run's reads of the store's controls
 
@@ -116,8 +117,24 @@ def run_job(job: WorkerJob, out: IO[str]) -> int:
     return exit_code(result)
 
 
+PIPE_BYTES = 1 << 20  # the stdout pipe's size asked for: ~4,600 events the service may lag behind
+
+
+def widen_pipe(out: IO[str], size: int = PIPE_BYTES) -> int:
+    """Ask for a ``size``-byte pipe on ``out`` (Linux), so that a burst of events does not hold the
+    engine while the service relays the burst before; the size the pipe has (0: not a pipe)."""
+    try:
+        return fcntl.fcntl(out.fileno(), fcntl.F_SETPIPE_SZ, size)
+    except (OSError, AttributeError, ValueError):  # not a pipe, over the system's limit, not Linux
+        try:
+            return fcntl.fcntl(out.fileno(), fcntl.F_GETPIPE_SZ)
+        except (OSError, AttributeError, ValueError):
+            return 0
+
+
 def main() -> None:
     job = WorkerJob.model_validate_json(sys.stdin.read())
+    widen_pipe(sys.stdout)
     raise SystemExit(run_job(job, sys.stdout))
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from sysflow.cli import app
 from sysflow.service.tokens import TokenStore
-from sysflow.service.worker import WorkerJob, run_job
+from sysflow.service.worker import PIPE_BYTES, WorkerJob, run_job, widen_pipe
 from tests.service.conftest import SUNDAY
 
 
@@ -56,3 +57,12 @@ def test_a_worker_runs_its_job_and_writes_each_event_as_a_json_line(tmp_path: Pa
     assert events[0]["kind"] == "run_started" and events[-1]["kind"] == "run_finished"
     assert {e["run_id"] for e in events} == {"worker-test"}
     assert sum(e["kind"] == "op_finished" for e in events) == 2
+
+
+def test_a_workers_event_pipe_holds_a_burst_of_thousands_of_events(tmp_path: Path) -> None:
+    """A burst the service has not relayed yet waits in the pipe, not in the engine: 1 MiB of it."""
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as out, os.fdopen(read) as _:
+        assert widen_pipe(out) == PIPE_BYTES
+    with (tmp_path / "events.jsonl").open("w") as not_a_pipe:
+        assert widen_pipe(not_a_pipe) == 0
