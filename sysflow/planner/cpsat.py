@@ -286,6 +286,8 @@ class _Model:
             self.m.add(step * steps <= sum(self._first))
             done0 = sum(c.weight for c in self.p.chains if c.host in self.hint.starts and self._hint_done0(c))
             self.m.add_hint(steps, done0 // step)
+            # the hint is feasible, so no better plan has fewer steps: the first level is fixed from below
+            self.m.add(steps >= done0 // step)
             terms.append(-steps_w * steps)
         if self._ends:
             last = self.m.new_int_var(0, self.horizon + 1, "makespan")

@@ -34,6 +34,8 @@ from sysflow.planner.solution import Assignment, block_items, latest_start
 __all__ = ["FirstWindowResult", "improve_first_window"]
 # one rule keeps the hint and the completion fast; the caller compares the result with its portfolio
 _RULES = (DispatchRule.SHORTEST_FIRST,)
+COUNT_SHARE = 0.5  # of the window model's time for its first solve, the most hosts alone
+Chosen = dict[str, tuple[int, ...]]  # host -> operation starts
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class FirstWindowResult:
     assignment: Assignment
     first_window: int
     solver_status: str
+    proven: bool = False  # CP-SAT proved the window model's count the most (its earlier waves fixed)
 
 
 def improve_first_window(
@@ -65,8 +68,8 @@ def improve_first_window(
         return None
     last = {stage: waves[-1] for stage, waves in problem.stage_waves().items()}
     lead = [c for c in candidates if c.wave != last[c.stage]]
-    chosen: dict[str, tuple[int, ...]] = {}
-    status = "UNKNOWN"
+    chosen: Chosen = {}
+    status, proven = "UNKNOWN", False
     if lead:
         # earlier waves first, as early as possible: their end opens the window to the last wave
         status, found = _WindowModel(problem, base, lead, makespan=True).solve(
@@ -81,13 +84,13 @@ def improve_first_window(
         rest, rest_candidates, hint = problem, candidates, base
     if rest_candidates:
         remaining = max(0.1, deadline - time.perf_counter())
-        status, found = _WindowModel(rest, hint, rest_candidates).solve(remaining, num_workers, random_seed)
+        model = _WindowModel(rest, hint, rest_candidates)
+        status, proven, found = model.solve_staged(remaining, num_workers, random_seed)
         chosen.update(found or {})
     if not chosen:
         return None
-    return FirstWindowResult(
-        _complete(problem, chosen), sum(problem.by_host[h].weight for h in chosen), status
-    )
+    weight = sum(problem.by_host[h].weight for h in chosen)
+    return FirstWindowResult(_complete(problem, chosen), weight, status, proven)
 
 
 def _first_range(c: Chain) -> tuple[int, int] | None:
@@ -143,6 +146,7 @@ class _WindowModel:
             self.intervals[bz.resource].append((iv, bz.amount))
         self._cumulatives()
         self._barriers(candidates)
+        self.count = sum(c.weight * self.present[c.host] for c in candidates)
         if makespan:
             self._makespan_objective(candidates)
         else:
@@ -210,7 +214,8 @@ class _WindowModel:
             w0 = c.windows[0].start
             terms.append(big * c.weight * self.present[c.host])
             terms.append(-c.weight * (self.starts[c.host] - w0))
-        self.m.maximize(sum(terms))
+        self.objective = sum(terms)
+        self.m.maximize(self.objective)
 
     def _makespan_objective(self, candidates: Sequence[Chain]) -> None:
         """Most hosts, then the earliest end of each stage's hosts (what releases its next wave)."""
@@ -235,12 +240,39 @@ class _WindowModel:
                 # keep it so (the most hosts), and search only for earlier ends
                 self.m.add(self.present[c.host] == 1)
         big = horizon * len(ends) + 1
-        count = sum(c.weight * self.present[c.host] for c in candidates)
-        self.m.maximize(big * count - sum(ends.values()))
+        self.objective = big * self.count - sum(ends.values())
+        self.m.maximize(self.objective)
 
-    def solve(
-        self, time_limit: float, workers: int, seed: int
-    ) -> tuple[str, dict[str, tuple[int, ...]] | None]:
+    def solve(self, time_limit: float, workers: int, seed: int) -> tuple[str, Chosen | None]:
+        status, solver = self._run(time_limit, workers, seed)
+        return status, self._chosen(solver) if solver is not None else None
+
+    def solve_staged(self, time_limit: float, workers: int, seed: int) -> tuple[str, bool, Chosen | None]:
+        """The most hosts alone first, then the full objective with at least that many.
+
+        Counting alone, CP-SAT often proves the count at once where the full objective (whose
+        earliest-end tie-break is hard to bound) runs to its time limit; the second solve starts from
+        the first's solution and keeps its count. Returns the status, whether the count is proven the
+        most this model admits, and the chosen starts."""
+        deadline = time.perf_counter() + time_limit
+        self.m.maximize(self.count)
+        status, solver = self._run(COUNT_SHARE * time_limit, workers, seed)
+        if solver is None:
+            return status, False, None
+        proven, first = status == "OPTIMAL", self._chosen(solver)
+        self.m.add(self.count >= round(solver.objective_value))
+        self._hint_all(solver)
+        self.m.maximize(self.objective)
+        status, solver = self._run(deadline - time.perf_counter(), workers, seed)
+        return status, proven, self._chosen(solver) if solver is not None else first
+
+    def _hint_all(self, solver: Any) -> None:
+        self.m.clear_hints()  # type: ignore[no-untyped-call]  # untyped in ortools
+        for i in range(len(self.m.proto.variables)):
+            v = self.m.get_int_var_from_proto_index(i)
+            self.m.add_hint(v, solver.value(v))
+
+    def _run(self, time_limit: float, workers: int, seed: int) -> tuple[str, Any]:
         solver = self.cp.CpSolver()
         solver.parameters.max_time_in_seconds = max(0.1, time_limit)
         solver.parameters.num_workers = workers
@@ -248,12 +280,14 @@ class _WindowModel:
         solver.parameters.cp_model_probing_level = 0
         status = solver.solve(self.m)
         name = solver.status_name(status)
-        if status not in (self.cp.OPTIMAL, self.cp.FEASIBLE):
-            return name, None
-        chosen: dict[str, tuple[int, ...]] = {}
+        ok = status in (self.cp.OPTIMAL, self.cp.FEASIBLE)
+        return name, solver if ok else None
+
+    def _chosen(self, solver: Any) -> Chosen:
+        chosen: Chosen = {}
         for host, lit in self.present.items():
             if solver.boolean_value(lit):
                 c = self.p.by_host[host]
                 s = solver.value(self.starts[host])
                 chosen[host] = tuple(s + off for off in c.offsets)
-        return name, chosen
+        return chosen

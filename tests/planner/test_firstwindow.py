@@ -124,3 +124,14 @@ def test_first_window_bound_counts_capacity() -> None:
         (Resource("s", ResourceKind.POOL, 1),),
     )
     assert first_window_bound(weighted) == 5  # three empty hosts, then two 4s in 10 s
+
+
+def test_the_count_is_proven_alone_then_kept_by_the_full_objective() -> None:
+    # one wave of 3 s chains on two slots in a 10 s window: at most 2 x 3 of them fit
+    chains = [_chain(i, 0, 3) for i in range(12)]
+    p = PlanningProblem(tuple(chains), (Resource("slots", ResourceKind.POOL, 2),))
+    r = improve_first_window(p, greedy(p).assignment, time_limit=5.0, num_workers=1, random_seed=3)
+    assert r is not None
+    assert check(p, r.assignment) == []
+    assert (r.first_window, r.proven) == (6, True)
+    assert hosts_done_per_window(p, r.assignment)[0] == 6
