@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sysflow.planner.greedy import DispatchRule, greedy
-from sysflow.planner.problem import Busy, Chain, PlanningProblem, remaining_problem
+from sysflow.planner.problem import Busy, Chain, PlanningProblem, ResourceKind, remaining_problem
 from sysflow.planner.solution import Assignment, block_items, latest_start
 
 __all__ = ["FirstWindowResult", "improve_first_window"]
@@ -114,6 +114,18 @@ def _complete(problem: PlanningProblem, chosen: Mapping[str, tuple[int, ...]]) -
     return Assignment({**chosen, **rest.starts}, dict(rest.deferred))
 
 
+def _pool_work(problem: PlanningProblem, chains: Sequence[Chain]) -> dict[int, tuple[int, int, int]]:
+    """Per pool or budget the chains hold: total amount x seconds, least head and least tail."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for c in chains:
+        for r, off, length, amount in block_items(problem, c, 0, len(c.ops)):
+            if problem.resources[r].kind is ResourceKind.RATE:
+                continue  # a rate's hold may outlast the chain
+            work, head, tail = out.get(r, (0, off, c.total))
+            out[r] = (work + amount * length, min(head, off), min(tail, c.total - off - length))
+    return out
+
+
 def _background(problem: PlanningProblem, base: Assignment, keep: set[str]) -> list[Busy]:
     """Committed usage of the hosts outside the window model, as placed in ``base``."""
 
@@ -135,6 +147,7 @@ class _WindowModel:
         self.present: dict[str, Any] = {}
         self.starts: dict[str, Any] = {}
         self.intervals: list[list[tuple[Any, int]]] = [[] for _ in problem.resources]
+        self.released: dict[tuple[str, int], Any] = {}  # (stage, wave) -> earliest start, a variable
         keep = {c.host for c in candidates}
         self.hinted = {
             c.host: base.starts[c.host] for c in candidates if _in_first(c, base.starts.get(c.host))
@@ -183,15 +196,18 @@ class _WindowModel:
                 after = inside.get((stage, wave), [])
                 earlier = [c for w in waves[:i] for c in inside.get((stage, w), [])]
                 complete = all(len(inside.get((stage, w), [])) == total[(stage, w)] for w in waves[:i])
-                self._barrier(earlier, after, self.p.gate(waves[i - 1]), complete)
+                release = self._barrier(earlier, after, self.p.gate(waves[i - 1]), complete)
+                if release is not None:
+                    self.released[(stage, wave)] = release
 
-    def _barrier(self, before: Sequence[Chain], after: Sequence[Chain], gate: int, possible: bool) -> None:
+    def _barrier(self, before: Sequence[Chain], after: Sequence[Chain], gate: int, possible: bool) -> Any:
+        """The wave barrier; returns the earliest start of ``after`` (None when it cannot run)."""
         if not after:
-            return
+            return None
         if not possible:
             for c in after:
                 self.m.add(self.present[c.host] == 0)
-            return
+            return None
         finish = self.m.new_int_var(0, self.p.horizon, "finish")
         ends = [self.hinted[b.host][-1] + b.durations[-1] for b in before if b.host in self.hinted]
         self.m.add_hint(finish, max(ends, default=0))
@@ -204,6 +220,7 @@ class _WindowModel:
             lit = self.present[c.host]
             self.m.add_implication(lit, complete)
             self.m.add(self.starts[c.host] >= finish + gate).only_enforce_if(lit)
+        return finish + gate
 
     def _objective(self, candidates: Sequence[Chain]) -> None:
         # ends inside a first window are bounded by its length, so one host outweighs every end
@@ -239,9 +256,30 @@ class _WindowModel:
                 # the previous plan ran every earlier-wave host of this stage in its first window:
                 # keep it so (the most hosts), and search only for earlier ends
                 self.m.add(self.present[c.host] == 1)
+        self._work_cuts([c for c in candidates if c.stage not in incomplete], ends)
         big = horizon * len(ends) + 1
         self.objective = big * self.count - sum(ends.values())
         self.m.maximize(self.objective)
+
+    def _work_cuts(self, whole: Sequence[Chain], ends: Mapping[str, Any]) -> None:
+        """Redundant: a wave that runs whole ends no earlier than its work on each pool allows.
+
+        Its hosts start at or after the wave's release (the barrier, or the earliest start of the
+        first wave) and hold a pool from their head to their tail, the pool at most its capacity at a
+        time; CP-SAT's own relaxation of the cumulative misses this, so it never proved an end."""
+        waves: dict[tuple[str, int], list[Chain]] = {}
+        for c in whole:
+            waves.setdefault((c.stage, c.wave), []).append(c)
+        first = {stage: ws[0] for stage, ws in self.p.stage_waves().items()}
+        for (stage, wave), chains in waves.items():
+            release = self.released.get((stage, wave))
+            if release is None and wave == first[stage]:
+                release = min(rng[0] for c in chains if (rng := _first_range(c)) is not None)
+            if release is None:
+                continue
+            for r, (work, head, tail) in _pool_work(self.p, chains).items():
+                need = head + tail + -(-work // self.p.resources[r].capacity)
+                self.m.add(ends[stage] >= release + need)
 
     def solve(self, time_limit: float, workers: int, seed: int) -> tuple[str, Chosen | None]:
         status, solver = self._run(time_limit, workers, seed)

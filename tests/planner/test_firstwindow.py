@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sysflow.planner.bounds import first_window_bound
 from sysflow.planner.check import check
 from sysflow.planner.cpsat import solve_cpsat
-from sysflow.planner.firstwindow import improve_first_window
+from sysflow.planner.firstwindow import _first_range, _WindowModel, improve_first_window
 from sysflow.planner.greedy import greedy
 from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
 from sysflow.planner.solution import hosts_done_per_window, score
@@ -135,3 +135,29 @@ def test_the_count_is_proven_alone_then_kept_by_the_full_objective() -> None:
     assert check(p, r.assignment) == []
     assert (r.first_window, r.proven) == (6, True)
     assert hosts_done_per_window(p, r.assignment)[0] == 6
+
+
+def test_the_earlier_waves_end_is_proven_from_their_work() -> None:
+    # two slots: wave 0 (two 2 s hosts) ends at 2, wave 1 (eight 3 s hosts) starts at 3 and needs
+    # 24 slot-seconds, so it ends at 15 at the earliest; the work cut lets CP-SAT prove it
+    chains = [_chain(i, 0, 2, (Window(0, 40, 40),)) for i in range(2)]
+    chains += [_chain(2 + i, 1, 3, (Window(0, 40, 40),)) for i in range(8)]
+    chains += [_chain(10 + i, 2, 1, (Window(0, 40, 40),)) for i in range(4)]
+    p = PlanningProblem(tuple(chains), (Resource("slots", ResourceKind.POOL, 2),), gates=(1, 1))
+    lead = [c for c in p.chains if c.wave < 2]
+    status, chosen = _WindowModel(p, greedy(p).assignment, lead, makespan=True).solve(5.0, 1, 3)
+    assert status == "OPTIMAL"
+    assert chosen is not None
+    assert max(s[-1] + p.by_host[h].durations[-1] for h, s in chosen.items()) == 15
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, max_examples=40)
+@given(problems(max_hosts=8))
+def test_the_work_cuts_never_exclude_a_feasible_plan(p: PlanningProblem) -> None:
+    # the greedy plan is feasible, so the earlier-waves model it hints must stay feasible
+    g = greedy(p).assignment
+    last = {stage: waves[-1] for stage, waves in p.stage_waves().items()}
+    lead = [c for c in p.chains if c.wave != last[c.stage] and _first_range(c) is not None]
+    assume(lead and not p.split_chains)
+    status, _ = _WindowModel(p, g, lead, makespan=True).solve(1.0, 1, 1)
+    assert status in ("OPTIMAL", "FEASIBLE")
