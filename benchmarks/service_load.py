@@ -5,7 +5,8 @@ with no stream client, then with N clients on the service's WebSocket, in pairs 
 quiet and watched alternating). Reports each run's wall time (the start request to its worker's exit
 event) and the ratio watched / quiet (median of the pairs), and the delivery lag of events to the
 clients (the time a client received an event minus the time the service relayed it from the worker,
-p50/p99 over every event and client), and clients dropped.
+p50/p99 over every event and client), clients dropped, and the CPU seconds of the run's worker, of
+the service (this process: uvicorn, the hub) and of the client processes.
 
 The service (uvicorn, the hub, the worker it starts) runs as it would in production; the clients
 run in their own processes (``--client-procs``), as browsers would be elsewhere, each connected to
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -123,6 +125,7 @@ async def _clients(url: str, token: str, count: int, out: Path) -> None:
     )
     np.savez(
         out,
+        cpu=np.array([time.process_time()]),
         ids=np.array([i for per in ids for i in per], dtype=np.int64),
         times=np.array([t for per in times for t in per]),
         closed=np.array(closed, dtype=str),
@@ -162,6 +165,7 @@ def _one(
     addr: str, token: str, relays: Relays, clients: int, procs: int, name: str, root: Path
 ) -> dict[str, Any]:
     watchers = _start_clients(addr, token, clients, procs, root) if clients else []
+    cpu0, children0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with httpx.Client(
         base_url=f"http://{addr}", headers={"Authorization": f"Bearer {token}"}, timeout=600
     ) as http:
@@ -174,20 +178,28 @@ def _one(
             time.sleep(0.01)
         wall = relays.exited[run_id] - t0
         status = http.get(f"/api/v1/runs/{run_id}").json()["run"]["status"]
+    service_cpu = time.process_time() - cpu0
     lags: list[float] = []
     closed: list[str] = []
+    clients_cpu = 0.0
     for proc, out in watchers:
         proc.wait(600)
         got = np.load(out)
+        clients_cpu += float(got["cpu"][0])
         relayed = np.array([relays.at.get(int(i), np.nan) for i in got["ids"]])
         lags.extend((got["times"] - relayed)[~np.isnan(relayed)].tolist())
         closed.extend(str(c) for c in got["closed"])
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = (
+        (children.ru_utime + children.ru_stime) - (children0.ru_utime + children0.ru_stime) - clients_cpu
+    )
     lag = np.array(lags)
     row = {"clients": clients, "wall_s": round(wall, 3), "status": status, "events_delivered": len(lags),
            "lag_p50_s": round(float(np.percentile(lag, 50)), 4) if lags else None,
            "lag_p99_s": round(float(np.percentile(lag, 99)), 4) if lags else None,
            "lag_max_s": round(float(lag.max()), 4) if lags else None,
-           "dropped": len(closed), "drops": closed[:3]}  # fmt: skip
+           "dropped": len(closed), "drops": closed[:3], "cpu_s": {"worker": round(worker_cpu, 2),
+           "service": round(service_cpu, 2), "clients": round(clients_cpu, 2)}}  # fmt: skip
     print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return row
 

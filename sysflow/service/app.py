@@ -108,7 +108,14 @@ def create_app(config: ServiceConfig) -> Starlette:
         config, TokenStore(config.tokens), Sessions(), audit, hub, workers, operations, Metrics(hub)
     )
     starters: dict[str, str | None] = {}
-    hub.observe(_audit_observer(audit, lambda run: starters.setdefault(run, operations.starter(run))))
+
+    def starter(run: str) -> str | None:
+        """Who started ``run``, read from the audit log once per run (not once per event)."""
+        if run not in starters:
+            starters[run] = operations.starter(run)
+        return starters[run]
+
+    hub.observe(_audit_observer(audit, starter))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
