@@ -207,6 +207,7 @@ class Limits:
         self._caps: dict[str, float] = {}  # key -> capacity, kept in step with _instances
         self._periods: dict[str, float] = {}  # rate key -> interval seconds
         self._needs: dict[tuple[str, str], OpNeeds] = {}
+        self._usage_of: dict[tuple[object, ...], tuple[tuple[str, float], ...]] = {}  # by op shape
         self._interned: dict[
             tuple[tuple[tuple[str, float], ...], tuple[str, ...], tuple[str, ...]], OpNeeds
         ] = {}
@@ -338,6 +339,15 @@ class Limits:
         return self.needs(op).budgets
 
     def _usage(self, op: OpLike) -> tuple[tuple[str, float], ...]:
+        """``op``'s pool demands, computed once per distinct (task, groups, place, demands): the
+        hosts of a group share them (instances are only ever added, so a stored answer stays true)."""
+        key = (op.task, op.group, op.groups, op.datacenter, op.segment, op.demands)
+        found = self._usage_of.get(key)
+        if found is None:
+            found = self._usage_of[key] = self._pool_demands(op)
+        return found
+
+    def _pool_demands(self, op: OpLike) -> tuple[tuple[str, float], ...]:
         out: list[tuple[str, float]] = []
         cfg = self.config
         for (name, scope), cap in zip(

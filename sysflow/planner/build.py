@@ -38,7 +38,7 @@ from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKi
 
 if TYPE_CHECKING:
     from sysflow.constraints.calendar import Calendar
-    from sysflow.constraints.capacity import Limits
+    from sysflow.constraints.capacity import Limits, OpNeeds
     from sysflow.model.inventory import Inventory
     from sysflow.model.workflow import MaintenanceWorkflow
 
@@ -145,6 +145,7 @@ def build_problem(
     res = _Resources(limits)
     hooks = _hook_seconds(graph, model, quantile)
     windows: dict[tuple[str, ...], tuple[Window, ...]] = {}
+    shapes = _Shapes(res, model, quantile)
     chains = []
     for host in graph.hosts:
         ops = graph.chain(host)
@@ -153,7 +154,7 @@ def build_problem(
         groups = ops[0].groups or (ops[0].group,)
         if groups not in windows:
             windows[groups] = _windows(calendar, groups, origin, horizon_end)
-        chain = _chain(graph, host, ops, windows[groups], res, model, quantile, stage)
+        chain = _chain(graph, host, ops, windows[groups], shapes, stage)
         if chain.wave == 0 and hooks and hooks[0][0]:
             chain = replace(chain, release=hooks[0][0])
         chains.append(chain)
@@ -163,27 +164,52 @@ def build_problem(
     )
 
 
+_Shape = tuple[tuple[str, ...], tuple[int, ...], tuple[tuple[Use, ...], ...], tuple[Use, ...]]
+
+
+class _Shapes:
+    """Tasks, durations, uses and budgets of a host's chain, built once per distinct shape: hosts of
+    a group run the same tasks with the same needs (``Limits`` interns them), so thousands of hosts
+    share a handful of shapes."""
+
+    def __init__(self, res: _Resources, model: DurationModel, quantile: float) -> None:
+        self.res, self.model, self.quantile = res, model, quantile
+        self.known: dict[tuple[tuple[str, str, int], ...], _Shape] = {}
+
+    def of(self, ops: list[Operation]) -> _Shape:
+        needs = [self.res.limits.needs(op) for op in ops]
+        # by identity: interned needs live as long as the limits, and hashing them costs more
+        key = tuple((op.task, op.group, id(n)) for op, n in zip(ops, needs, strict=True))
+        found = self.known.get(key)
+        if found is None:
+            found = self.known[key] = self._build(ops, needs)
+        return found
+
+    def _build(self, ops: list[Operation], needs: list[OpNeeds]) -> _Shape:
+        res = self.res
+        uses: list[tuple[Use, ...]] = []
+        for i, need in enumerate(needs):
+            u = [res.use(k, ResourceKind.POOL, d) for k, d in need.usage]
+            u += [res.use(k, ResourceKind.RATE, 1) for k in need.rates]
+            if i == 0 and res.limits.spacing is not None and res.limits.spacing.seconds > 0:
+                u.append(Use(res.spacing(res.limits.spacing.seconds), 1))
+            uses.append(tuple(u))
+        budgets = dict.fromkeys(k for need in needs for k in need.budgets)
+        span = tuple(res.use(k, ResourceKind.BUDGET, 1) for k in budgets)
+        durations = tuple(_seconds(self.model, op, self.quantile) for op in ops)
+        return tuple(op.task for op in ops), durations, tuple(uses), span
+
+
 def _chain(
     graph: OpGraph,
     host: str,
     ops: list[Operation],
     windows: tuple[Window, ...],
-    res: _Resources,
-    model: DurationModel,
-    quantile: float,
+    shapes: _Shapes,
     stage: Stage,
 ) -> Chain:
     first = ops[0]
-    uses: list[tuple[Use, ...]] = []
-    for i, op in enumerate(ops):
-        needs = res.limits.needs(op)
-        u = [res.use(k, ResourceKind.POOL, d) for k, d in needs.usage]
-        u += [res.use(k, ResourceKind.RATE, 1) for k in needs.rates]
-        if i == 0 and res.limits.spacing is not None and res.limits.spacing.seconds > 0:
-            u.append(Use(res.spacing(res.limits.spacing.seconds), 1))
-        uses.append(tuple(u))
-    budgets = dict.fromkeys(k for op in ops for k in res.limits.needs(op).budgets)
-    span = tuple(res.use(k, ResourceKind.BUDGET, 1) for k in budgets)
+    tasks, durations, uses, span = shapes.of(ops)
     keys = {"fleet": "fleet", "group": first.group, "host": host}
     return Chain(
         host=host,
@@ -192,10 +218,10 @@ def _chain(
         wave=graph.host_wave.get(host, first.wave),
         stage=keys[stage],
         ops=tuple(op.id for op in ops),
-        tasks=tuple(op.task for op in ops),
-        durations=tuple(_seconds(model, op, quantile) for op in ops),
+        tasks=tasks,
+        durations=durations,
         windows=windows,
-        uses=tuple(uses),
+        uses=uses,
         span_uses=span,
     )
 

@@ -149,3 +149,42 @@ def test_workflow_without_hooks_keeps_plain_gates() -> None:
     p = plan(wf, inventory, start=MONDAY)
     assert all(c.release == 0 for c in p.problem.chains)
     assert len(p.problem.gates) == 4
+
+
+def test_hosts_share_a_shape_per_group_and_place_but_keep_their_own_instances() -> None:
+    inventory = Inventory()
+    for i, (group, dc) in enumerate([("web", "ams"), ("web", "fra"), ("web", "ams"), ("db", "ams")]):
+        inventory.add_host(f"{group}{i}", [group], datacenter=dc)
+    wf = MaintenanceWorkflow.model_validate(
+        {
+            "name": "shapes",
+            "tasks": [
+                {"id": "download", "run": "fetch", "expected_duration": "60s", "resources": {"uplink": 50}},
+                {"id": "upgrade", "run": "upgrade", "expected_duration": "120s", "depends_on": ["download"]},
+            ],
+            "windows": {
+                "timezone": "UTC",
+                "groups": {"web": "Sunday 01:00-05:00", "db": "Sunday 01:00-05:00"},
+            },
+            "parallelism": {
+                "max_parallel_per_group": 2,
+                "pools": [{"name": "uplink", "capacity": 100, "scope": "datacenter"}],
+                "disruption_budget": {"max_unavailable": 1},
+            },
+        }
+    )
+    model = DurationModel().with_priors({"download": 60.0, "upgrade": 120.0})
+    for _ in range(20):
+        model.observe("upgrade", "db", 600.0)
+        model.observe("upgrade", "web", 100.0)
+    p = plan(wf, inventory, start=MONDAY, durations=model).problem
+    names = {
+        c.host: [[p.resources[u.resource].name for u in us] for us in (*c.uses, c.span_uses)]
+        for c in p.chains
+    }
+    assert "uplink[datacenter=fra]" in names["web1"][0] and "uplink[datacenter=ams]" in names["web0"][0]
+    assert names["db3"][2] == ["disruption_budget[group=db]"]
+    assert names["web2"][2] == ["disruption_budget[group=web]"]
+    by_host = {c.host: c for c in p.chains}
+    assert by_host["db3"].durations[1] > by_host["web0"].durations[1]  # the db group's own history
+    assert by_host["web0"].uses is by_host["web2"].uses  # one shape per group and place, shared
