@@ -9,8 +9,11 @@ solves a much smaller model for that level alone:
    optional intervals on every pool, rate and budget). Usage of the other hosts in the previous plan
    is committed background. Wave barriers hold inside the window: a host of wave ``w + 1`` may be
    present only if every host of wave ``w`` of its stage is, and starts after their end plus the
-   gate. Objective: the most hosts (weights) present, then the earliest ends. The previous plan hints
-   every variable.
+   gate. The earlier waves are solved first (the most hosts, then the earliest end per stage, with
+   a redundant cut per wave and pool: its end is at least its release + head + tail + work /
+   capacity, which lets CP-SAT prove that end), then the last waves around them in two solves: the
+   most hosts alone (CP-SAT often proves that count at once), then, keeping at least that count,
+   the most hosts and the earliest ends. The previous plan hints every variable.
 2. **Completion.** The chosen hosts are fixed; every other host is placed by the greedy scheduler
    around them (:func:`~sysflow.planner.problem.remaining_problem`), which also carries the wave
    barriers to later windows.
