@@ -153,9 +153,10 @@ def ordered_chains(problem: PlanningProblem, order: Sequence[str]) -> list[Chain
 
 
 _Pairs = tuple[tuple[int, int], ...]
-# (chain, its (resource, amount) pairs, their resources, its budgets' pairs, its pools' pairs)
-_Req = tuple[int, _Pairs, tuple[int, ...], _Pairs, _Pairs]
-_Tail = tuple[_Pairs, tuple[int, ...], _Pairs, _Pairs]  # a request without its chain
+# (chain, its (resource, amount) pairs, their resources, its budgets' pairs, its pools' pairs,
+# whether its resources include every pool all chains use)
+_Req = tuple[int, _Pairs, tuple[int, ...], _Pairs, _Pairs, bool]
+_Tail = tuple[_Pairs, tuple[int, ...], _Pairs, _Pairs]  # a request without its chain and cover
 _Span = tuple[float, float, float]  # a window's (start, cutoff, end)
 
 
@@ -171,19 +172,21 @@ class _Static:
         self.offsets = list(accumulate(self.sizes, initial=0))  # of each chain's first operation
         self.windows = _spans(chains, stretch)
         self.rest = _rests(chains)
-        self.asks: list[list[_Req]] = []  # per chain, per operation; the first takes the budgets too
-        self.budget_of: list[_Pairs] = []
         shapes: dict[tuple[object, ...], tuple[list[_Tail], _Pairs, frozenset[int]]] = {}
-        for i, c in enumerate(chains):
+        of = []
+        for c in chains:
             key = (len(c.ops), c.uses, c.span_uses)
-            shape = shapes.get(key)
-            if shape is None:
-                shape = shapes[key] = self._shape(c)
-            self.asks.append([(i, *tail) for tail in shape[0]])
-            self.budget_of.append(shape[1])
-        self._waves(problem, chains)
+            if key not in shapes:
+                shapes[key] = self._shape(c)
+            of.append(shapes[key])
         everyone = [pools for _, _, pools in shapes.values()]
         self.universal = frozenset.intersection(*everyone) if everyone else frozenset()
+        self.asks: list[list[_Req]] = []  # per chain, per operation; the first takes the budgets too
+        covers = {id(t): self.universal.issubset(t[1]) for tails, _, _ in shapes.values() for t in tails}
+        for i, (tails, _, _) in enumerate(of):
+            self.asks.append([(i, *tail, covers[id(tail)]) for tail in tails])
+        self.budget_of = [budgets for _, budgets, _ in of]
+        self._waves(problem, chains)
 
     def _shape(self, c: Chain) -> tuple[list[_Tail], _Pairs, frozenset[int]]:
         """A chain's requests per operation, its budgets, and the pools it uses at all."""
@@ -373,7 +376,8 @@ class _Replay:
             for r, a in req[1]:
                 if used[r] + a > capeps[r]:
                     self.refused.add(r)
-                    self._pump_behind(t)
+                    if not (req[5] and (not req[3] or self._holds(req) is req[2])):
+                        self._pump_behind(t)  # it may not hold every pool: some behind may pass
                     return
             queue.popleft()
             for r, a in req[1]:
@@ -470,7 +474,8 @@ class _Replay:
 def _without_budget(st: _Static, i: int) -> _Req:
     """The first operation's request of a host already in maintenance (after a window change)."""
     pools = st.asks[i][0][4]
-    return (i, pools, tuple(r for r, _ in pools), (), pools)
+    ids = tuple(r for r, _ in pools)
+    return (i, pools, ids, (), pools, st.universal.issubset(ids))
 
 
 def _tail(pairs: Sequence[tuple[int, int]], pools: Sequence[bool]) -> _Tail:
