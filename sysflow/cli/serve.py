@@ -69,7 +69,7 @@ def serve(
     """
     import uvicorn
 
-    from sysflow.service.app import create_app
+    from sysflow.service.app import SERVER_OPTIONS, create_app
 
     host, _, port = listen.rpartition(":")
     with guard("serve"):
@@ -79,8 +79,8 @@ def serve(
         app = create_app(config)  # type: ignore[arg-type]
         scheme = "https" if cert else "http"
         typer.echo(f"sysflow service on {scheme}://{host or '127.0.0.1'}:{port}/console/", err=True)
-        uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning", ws="websockets-sansio",
-                    ssl_certfile=cert, ssl_keyfile=key_file)  # fmt: skip
+        uvicorn.run(app, host=host or "127.0.0.1", port=int(port), ssl_certfile=cert, ssl_keyfile=key_file,
+                    **SERVER_OPTIONS)  # fmt: skip
 
 
 @token_app.command("create")

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 import websockets
 
-from sysflow.service.app import create_app
+from sysflow.service.app import SERVER_OPTIONS, create_app
 from sysflow.service.config import ServiceConfig
 from sysflow.service.tokens import TokenStore
 
@@ -41,11 +41,7 @@ def serve(config: ServiceConfig) -> tuple[uvicorn.Server, str]:
     The port is uvicorn's own pick (``port=0``), not a socket handed in: connections accepted on a
     handed-in socket lack TCP_NODELAY, and every request after the first on a kept-alive connection
     then waits ~40 ms for a delayed ACK."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config), host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio"
-        )
-    )
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=0, **SERVER_OPTIONS))
     thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
     thread.start()
     deadline = time.monotonic() + 30

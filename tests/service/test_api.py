@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests.service.conftest import PEOPLE, SUNDAY, Service, stream
 
@@ -181,3 +182,22 @@ def test_the_token_strings_are_in_no_file(service: Service) -> None:
     for token in service.tokens.values():
         secret = token.rsplit("_", 1)[1].encode()
         assert not [p for p in files if secret in p.read_bytes()]
+
+
+def test_the_event_stream_is_not_compressed_per_watcher(service: Service) -> None:
+    """The client offers permessage-deflate (the websockets library does by default); the service
+    declines: compressing every message for every watcher would cost it more than the engine."""
+
+    async def extensions() -> str | None:
+        auth = {"Authorization": f"Bearer {service.tokens['vic']}"}
+        async with websockets.connect(
+            f"{service.url.replace('http', 'ws')}/api/v1/events", additional_headers=auth
+        ) as ws:
+            assert (
+                ws.request is not None
+                and "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+            )
+            assert ws.response is not None
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    assert asyncio.run(extensions()) is None

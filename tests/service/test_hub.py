@@ -84,3 +84,18 @@ def test_a_hub_with_an_event_log_starts_again_where_it_stopped(tmp_path: Path) -
     assert again.publish(_event("a/1", 9)).id == 9
     got = again.subscribe("a/1", after=1)
     assert got.backlog[0].event["kind"] == "gap" and [p.id for p in list(got.backlog)[1:]] == [5, 7, 9]
+
+
+async def test_a_burst_of_events_reaches_a_watcher_in_one_batch() -> None:
+    """After a message, a client rests ``linger`` seconds: events published meanwhile go out together."""
+    hub = EventHub(history=100, client_queue=100, linger=0.2)
+    sub = hub.subscribe("a")
+    hub.publish(_event("a", 0))
+    assert [p.id for p in await sub.next()] == [1]  # the first goes at once
+    loop = asyncio.get_running_loop()
+    for k, at in enumerate((0.02, 0.05, 0.1)):  # a burst, while the client rests
+        loop.call_later(at, hub.publish, _event("a", k + 1))
+    assert [p.id for p in await sub.next()] == [2, 3, 4]
+    full = [hub.publish(_event("a", n)).id for n in range(6)]
+    assert await sub.next(most=3) == [p for p in hub.events("a") if p.id in full[:3]]
+    assert [p.id for p in await sub.next(most=3)] == full[3:]  # a full batch, then what was left
