@@ -13,7 +13,8 @@ The model follows what was measured on this problem (issue 4):
   nothing at 10,000 hosts);
 * objective, lexicographic by weights (:func:`~sysflow.planner.solution.score`): hosts done by the
   end of their first window in steps of ``first_window_step`` (an integer variable times the step
-  bounded by their count), then the makespan, then hosts done by their first, second, ... window
+  bounded by their count), then the hosts placed, then the makespan of the placed ones, then hosts
+  done by their first, second, ... window
   (as many levels as fit in 64-bit coefficients), then total completion time, where a
   deferred host counts as ending after the horizon (so deferring is never rewarded). The result
   is compared with the greedy plan by :func:`~sysflow.planner.solution.score` and the better is kept,
@@ -271,12 +272,13 @@ class _Model:
         n, step = max(1, self.p.hosts), self.p.first_window_step
         # Window levels below the makespan; with a step of 1 the first is the top level already.
         ks = list(range(0 if step > 1 else 1, self.p.max_windows))
-        steps_w, makespan, rest = self._weights(n, ks)
+        steps_w, placed_w, makespan, rest = self._weights(n, ks)
         while ks and steps_w * (n // step) >= _INT_LIMIT:  # drop the lowest levels until it fits
             ks.pop()
-            steps_w, makespan, rest = self._weights(n, ks)
+            steps_w, placed_w, makespan, rest = self._weights(n, ks)
         terms: list[Any] = []
         self._ends: list[Any] = []
+        self._placed: list[Any] = []  # weight x "placed", per host
         self._first: list[Any] = []  # weight x "done by its first window", per host
         for c in self.p.chains:
             if c.host in self.starts:
@@ -289,6 +291,7 @@ class _Model:
             # the hint is feasible, so no better plan has fewer steps: the first level is fixed from below
             self.m.add(steps >= done0 // step)
             terms.append(-steps_w * steps)
+        terms.extend(-placed_w * p for p in self._placed)
         if self._ends:
             last = self.m.new_int_var(0, self.horizon + 1, "makespan")
             self.m.add_max_equality(last, self._ends)
@@ -306,8 +309,9 @@ class _Model:
         last = self.hint.starts[c.host][a]
         return any(_fits(c, a, b, w) and last <= latest_start(c, a, b, w) for w in c.windows[:1])
 
-    def _weights(self, n: int, ks: list[int]) -> tuple[int, int, dict[int, int]]:
-        """Weights of (first-window steps, makespan, {k: done by window k}) over total completion."""
+    def _weights(self, n: int, ks: list[int]) -> tuple[int, int, int, dict[int, int]]:
+        """Weights of (first-window steps, hosts placed, makespan, {k: done by window k}) over total
+        completion."""
         w = n * (self.horizon + 2) + 1
         rest: dict[int, int] = {}
         for k in reversed(ks):
@@ -315,7 +319,9 @@ class _Model:
             w *= n + 2
         makespan = w
         w *= self.horizon + 3
-        return w, makespan, rest
+        placed = w
+        w *= n + 2
+        return w, placed, makespan, rest
 
     def _chain_objective(self, c: Chain, weights: dict[int, int]) -> list[Any]:
         lit = self.present[c.host]
@@ -331,6 +337,7 @@ class _Model:
         self.m.add(placed_end == 0).only_enforce_if(~lit)
         self.m.add_hint(placed_end, self.hint.end(c) if placed else 0)
         self._ends.append(placed_end)
+        self._placed.append(c.weight * lit)
         terms: list[Any] = [c.weight * end]
         for k in sorted({0, *weights}):
             done = self._done_by(c, k, lit, placed)

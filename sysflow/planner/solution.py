@@ -3,8 +3,10 @@
 An :class:`Assignment` gives each placed host the start of every operation, and each deferred host a
 reason. :func:`score` is the objective every solver optimises and every comparison uses:
 lexicographically, the most hosts done by the end of the first window of their group, counted in
-steps of ``problem.first_window_step`` (1 % of the fleet by default); then the earliest finish
-(makespan: a plan that leaves 20 hosts to next week's window is worse than one that moves 45 of
+steps of ``problem.first_window_step`` (1 % of the fleet by default); then the most hosts placed at
+all (a deferred host is not done sooner for being left out: without this level, deferring the last
+hosts of a plan shortened its makespan and scored better); then the earliest finish of the placed
+hosts (makespan: a plan that leaves 20 hosts to next week's window is worse than one that moves 45 of
 10,000 hosts to their group's second window this week and finishes days sooner); then the most hosts
 done by the first window exactly, by the second window, ...; then the smallest total completion time
 (sum over placed hosts of their last end). With a slack of 0 it is the plain lexicographic order.
@@ -44,18 +46,22 @@ class Assignment:
 
 @dataclass(frozen=True, order=True)
 class Score:
-    """Smaller is better: ``(-steps done by window 0, makespan, -done by window 0, -done by window 1,
-    ..., total completion)``."""
+    """Smaller is better: ``(-steps done by window 0, -placed, makespan, -done by window 0, -done by
+    window 1, ..., total completion)``."""
 
     key: tuple[int, ...]
 
     @property
     def done_by_window(self) -> tuple[int, ...]:
-        return tuple(-k for k in self.key[2:-1]) if len(self.key) > 2 else ()
+        return tuple(-k for k in self.key[3:-1]) if len(self.key) > 3 else ()
+
+    @property
+    def placed(self) -> int:
+        return -self.key[1] if len(self.key) > 3 else 0
 
     @property
     def makespan(self) -> int:
-        return self.key[1] if len(self.key) > 2 else 0
+        return self.key[2] if len(self.key) > 3 else 0
 
     @property
     def total_completion(self) -> int:
@@ -130,7 +136,8 @@ def score(problem: PlanningProblem, a: Assignment) -> Score:
         cumulative.append(-acc)
     if not cumulative:
         return Score((total,))
-    return Score((-(-cumulative[0] // problem.first_window_step), makespan, *cumulative, total))
+    steps = -(-cumulative[0] // problem.first_window_step)
+    return Score((steps, cumulative[-1], makespan, *cumulative, total))
 
 
 def hosts_done_per_window(problem: PlanningProblem, a: Assignment) -> list[int]:

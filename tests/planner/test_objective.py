@@ -66,3 +66,22 @@ def test_cpsat_optimises_the_same_objective() -> None:
     assert c.score <= g.score
     assert c.score.makespan < 3000
     assert check(p, c.assignment) == []
+
+
+def test_deferring_hosts_never_scores_better_than_placing_them_even_when_it_ends_sooner() -> None:
+    """Leaving the last hosts out of a plan makes it finish sooner, but they are not done: a plan that
+    places every host it can beats it, and CP-SAT does not defer a host that fits."""
+    p = _fleet(0.25)
+    planned = greedy(p, [DispatchRule.SHORTEST_FIRST])
+    full = planned.assignment
+    last = max(p.chains, key=full.end)
+    cut = replace(
+        full,
+        starts={h: s for h, s in full.starts.items() if h != last.host},
+        deferred={last.host: "left out"},
+    )
+    assert score(p, cut).makespan < score(p, full).makespan  # sooner...
+    assert score(p, full) < score(p, cut)  # ...but one host short: worse
+    assert score(p, full).placed == 24 and score(p, cut).placed == 23
+    solved = solve_cpsat(p, time_limit=5.0, baseline=replace(planned, assignment=cut, score=score(p, cut)))
+    assert not solved.assignment.deferred and check(p, solved.assignment) == []
