@@ -14,9 +14,9 @@ The model follows what was measured on this problem (issue 4):
 * objective, lexicographic by weights (:func:`~sysflow.planner.solution.score`): hosts done by the
   end of their first window in steps of ``first_window_step`` (an integer variable times the step
   bounded by their count), then the hosts placed, then the makespan of the placed ones, then hosts
-  done by their first, second, ... window
-  (as many levels as fit in 64-bit coefficients), then total completion time, where a
-  deferred host counts as ending after the horizon (so deferring is never rewarded). The result
+  done by their first, second, ... window, then total completion time, where a deferred host counts
+  as ending after the horizon; the lowest levels (last windows first, then total completion) are
+  left out when the weights would not fit in 64-bit coefficients (the model would be invalid). The result
   is compared with the greedy plan by :func:`~sysflow.planner.solution.score` and the better is kept,
   so CP-SAT is never worse than greedy. CP-SAT's own gap is not reported: its bound is weak here;
   quality is judged against :mod:`sysflow.planner.bounds`.
@@ -272,9 +272,13 @@ class _Model:
         n, step = max(1, self.p.hosts), self.p.first_window_step
         # Window levels below the makespan; with a step of 1 the first is the top level already.
         ks = list(range(0 if step > 1 else 1, self.p.max_windows))
+        self._total = True  # total completion, the lowest level: dropped after the window levels
         steps_w, placed_w, makespan, rest = self._weights(n, ks)
-        while ks and steps_w * (n // step) >= _INT_LIMIT:  # drop the lowest levels until it fits
-            ks.pop()
+        while (ks or self._total) and steps_w * (n // step + 1) >= _INT_LIMIT:  # drop the lowest
+            if ks:
+                ks.pop()
+            else:
+                self._total = False
             steps_w, placed_w, makespan, rest = self._weights(n, ks)
         terms: list[Any] = []
         self._ends: list[Any] = []
@@ -311,8 +315,8 @@ class _Model:
 
     def _weights(self, n: int, ks: list[int]) -> tuple[int, int, int, dict[int, int]]:
         """Weights of (first-window steps, hosts placed, makespan, {k: done by window k}) over total
-        completion."""
-        w = n * (self.horizon + 2) + 1
+        completion (weight 1, when it is kept)."""
+        w = n * (self.horizon + 2) + 1 if self._total else 1
         rest: dict[int, int] = {}
         for k in reversed(ks):
             rest[k] = w
@@ -338,7 +342,7 @@ class _Model:
         self.m.add_hint(placed_end, self.hint.end(c) if placed else 0)
         self._ends.append(placed_end)
         self._placed.append(c.weight * lit)
-        terms: list[Any] = [c.weight * end]
+        terms: list[Any] = [c.weight * end] if self._total else []
         for k in sorted({0, *weights}):
             done = self._done_by(c, k, lit, placed)
             if k == 0:

@@ -125,3 +125,21 @@ def test_greedy_pulls_the_last_host_into_an_earlier_window_of_its_own() -> None:
     assert g.assignment.starts == {"db0": (0,), "db1": (30,), "web0": (20,)}
     assert g.score.makespan == 38 and g.score.done_by_window[0] == 2
     assert check(p, g.assignment) == []
+
+
+def test_cpsat_builds_a_valid_model_for_a_thousand_hosts_over_two_weeks() -> None:
+    """The objective's levels are weights in one 64-bit sum: at 1,000 hosts over two weeks they do
+    not all fit, and the lowest are left out, never the model (CP-SAT would refuse it as invalid
+    and only greedy's plan would come back)."""
+    week = 7 * 86_400
+    windows = tuple(Window(d * 86_400 + w, d * 86_400 + w + 3 * 3600 - 300, d * 86_400 + w + 3 * 3600)
+                    for w in (0, week) for d in (1, 3, 5))  # fmt: skip
+    one = (Use(0, 1),)
+    chains = tuple(
+        Chain(f"h{i}", f"g{i % 4}", None, 0, "fleet", (f"t@h{i}",), ("t",), (300 + i % 7,), windows, (one,))
+        for i in range(1000)
+    )
+    p = PlanningProblem(chains, (Resource("slots", ResourceKind.POOL, 40),))
+    r = solve_cpsat(p, time_limit=2.0, num_workers=1, random_seed=7)
+    assert r.solver_status in ("OPTIMAL", "FEASIBLE", "UNKNOWN"), r.solver_status
+    assert check(p, r.assignment) == []
