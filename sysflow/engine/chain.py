@@ -336,7 +336,7 @@ def _cross_host_predecessors(graph: OpGraph) -> dict[str, tuple[str, ...]]:
     ops = graph.ops
     cross: dict[str, tuple[str, ...]] = {}
     for op_id, op in ops.items():
-        preds = [p for p in graph.graph.predecessors(op_id) if p in ops and ops[p].host != op.host]
+        preds = [p for p in graph.predecessors(op_id) if p in ops and ops[p].host != op.host]
         if preds:
             cross[op_id] = tuple(preds)
     return cross

@@ -114,7 +114,7 @@ def _hook_seconds(graph: OpGraph, model: DurationModel, quantile: float) -> list
         finish: dict[str, int] = {}
         after: set[str] = set()
         for op in graph.chain(hook_host(w)):  # in execution (topological) order
-            preds = [q for q in graph.graph.predecessors(op.id) if q in graph.ops]
+            preds = [q for q in graph.predecessors(op.id) if q in graph.ops]
             if any(not graph.ops[q].run_once or q in after for q in preds):
                 after.add(op.id)
             same = [finish[q] for q in preds if q in finish and (q in after) == (op.id in after)]

@@ -373,8 +373,6 @@ class _Builder:
         self.edges: list[tuple[str, str]] = []
 
     def build(self) -> OpGraph:
-        import networkx as nx
-
         gates = self._gates()
         previous_leaves: list[str] = []
         for w, hosts in enumerate(self.waves):
@@ -384,13 +382,9 @@ class _Builder:
                 self.edges.extend((leaf, gate) for leaf in previous_leaves)
                 self.edges.extend((gate, root) for root in roots)
             previous_leaves = leaves
-        graph = nx.DiGraph()
-        graph.add_nodes_from(self.ops)
-        graph.add_nodes_from(g.id for g in gates)
-        graph.add_edges_from(self.edges)
         return OpGraph(
             name=self.ctx.workflow.name,
-            graph=graph,
+            edges=tuple(self.edges),
             ops=self.ops,
             chains=self.chains,
             waves=tuple(tuple(w) for w in self.waves),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sysflow.transport import Download, Reboot, Upload
@@ -80,10 +81,12 @@ class Gate:
 
 @dataclass(frozen=True)
 class OpGraph:
-    """The DAG (NetworkX ``DiGraph`` of op ids and gate ids) plus indexes the schedulers need."""
+    """The DAG of op ids and gate ids (its edges; as a NetworkX ``DiGraph`` on demand) plus the
+    indexes the schedulers and the engine need. A run needs only each node's predecessors, so the
+    ``DiGraph`` (and networkx, 11 MB of imports) is built only for whoever asks for ``graph``."""
 
     name: str
-    graph: Any  # networkx.DiGraph; Any keeps networkx's untyped API out of strict typing
+    edges: tuple[tuple[str, str], ...]
     ops: Mapping[str, Operation]
     chains: Mapping[str, tuple[str, ...]]  # host -> op ids in execution order
     waves: tuple[tuple[str, ...], ...]  # wave -> hosts, in rollout order
@@ -92,6 +95,28 @@ class OpGraph:
 
     def __len__(self) -> int:
         return len(self.ops)
+
+    @cached_property
+    def graph(self) -> Any:  # networkx.DiGraph; Any keeps networkx's untyped API out of strict typing
+        """The DAG as a NetworkX ``DiGraph`` (every op and gate a node), built on first use."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self.ops)
+        g.add_nodes_from(gate.id for gate in self.gates)
+        g.add_edges_from(self.edges)
+        return g
+
+    @cached_property
+    def _predecessors(self) -> dict[str, tuple[str, ...]]:
+        found: dict[str, list[str]] = {}
+        for src, dst in self.edges:
+            found.setdefault(dst, []).append(src)
+        return {dst: tuple(srcs) for dst, srcs in found.items()}
+
+    def predecessors(self, node: str) -> tuple[str, ...]:
+        """What ``node`` (an op or gate id) waits for, in the order the edges were added."""
+        return self._predecessors.get(node, ())
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self.ops.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,6 +176,36 @@ def test_run_once_hooks_wrap_each_wave() -> None:
     assert ("gate:0", "drain@@wave2") in edges
     hook = graph.ops["drain@@wave2"]
     assert (hook.run_once, hook.group, hook.wave, hook.host) == (True, UNGROUPED, 1, "@wave2")
+
+
+def test_predecessors_agree_with_the_networkx_dag_built_only_when_asked() -> None:
+    wf = workflow({"strategy": "rolling", "serial": [2]})
+    wf.add_task("drain", "lb drain", run_once=True, local=True)
+    wf.add_task("patch", "true", depends_on=["drain", "upgrade"])
+    graph = compile_workflow(wf, fleet(4))
+    assert "graph" not in vars(graph)  # compiling built no DiGraph
+    assert set(graph.predecessors("patch@web00")) == {"drain@@wave1", "upgrade@web00"}
+    assert graph.predecessors("update@web00") == ()
+    dag = graph.graph
+    for node in dag.nodes:
+        assert graph.predecessors(node) == tuple(dag.predecessors(node))
+    assert dag.number_of_nodes() == len(graph) + len(graph.gates)
+
+
+def test_a_simulated_run_never_imports_networkx() -> None:
+    """networkx costs a run 11 MB and 0.1 s of imports: only ``OpGraph.graph`` brings it in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from sysflow.cli import app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(app, ['sim', 'examples/demo/patching.yaml', '--hosts', '20']); "
+        "assert r.exit_code == 0, r.output; print('networkx' in sys.modules)"
+    )
+    root = Path(__file__).parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_hook_only_for_waves_holding_its_targets() -> None:
