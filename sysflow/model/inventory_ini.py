@@ -24,7 +24,7 @@ from sysflow.model.host_ranges import split_port
 from sysflow.model.inventory import Inventory, connection_var_problem
 from sysflow.model.inventory_builder import GROUP_KEYS, Edge, InventoryBuilder
 
-__all__ = ["ini_value", "parse_ini", "read_ini"]
+__all__ = ["ini_value", "literal_value", "parse_ini", "read_ini"]
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
@@ -186,6 +186,11 @@ def ini_value(text: str) -> Any:
         return int(text)
     if _PLAIN_TEXT.match(text) and text not in _LITERAL_NAMES:
         return text
+    return literal_value(text)
+
+
+def literal_value(text: str) -> Any:
+    """What Ansible's INI plugin does with a value: ``ini_value`` without its fast paths."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)

@@ -5,11 +5,9 @@ edge cases and seeded random text; a host built without pydantic's generic const
 
 from __future__ import annotations
 
-import ast
 import pickle
 import random
 import shlex
-import warnings
 from typing import Any
 
 import pytest
@@ -24,15 +22,7 @@ EDGES = ["0", "00", "-0", "-", "--5", "5-", "-5", "1_000", "0x1f", "1e5", "1.5",
 ALPHABET = "0123456789-._aZx eTrueFalsNon\t'\"#\\=+\x0b\u00a0"
 
 
-def literal(text: str) -> Any:
-    """What Ansible's INI plugin does with a value (the slow path of ``ini_value``)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)
-            value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
-    return inventory_ini._plain(value)
+literal = inventory_ini.literal_value  # the slow path every fast path must agree with
 
 
 def split(line: str) -> list[str] | str:
