@@ -61,6 +61,11 @@ def _all_done(chrome: webdriver.Chrome) -> bool:
     return len(cells) == 14 and all("succeeded" in c.text or "skipped" in c.text for c in cells)
 
 
+def _gantt_drawn(d: webdriver.Chrome) -> bool:
+    gantt = d.find_element(By.ID, "gantt")
+    return gantt.tag_name == "svg" and bool(gantt.find_elements(By.CSS_SELECTOR, "rect.actual"))
+
+
 def test_start_watch_approve_and_complete_a_run_in_the_browser(
     service: Service, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
@@ -98,9 +103,10 @@ def test_start_watch_approve_and_complete_a_run_in_the_browser(
     wait.until(_all_done)
     assert browser.execute_script("return window.sysflowMarker === 1")  # all of it live, no reload
     browser.save_screenshot(str(tmp_path / "console-4-done.png"))
-    gantt = browser.find_element(By.ID, "gantt")  # the plan against actual, drawn by the server
-    assert gantt.tag_name == "svg" and gantt.find_elements(By.CSS_SELECTOR, "rect.actual")
-    browser.execute_script("arguments[0].scrollIntoView()", gantt)
+    # the plan against actual, drawn by the server; the panel is redrawn as the last events come
+    # (the worker's exit), so the element is asked for again until it stands
+    wait.until(_gantt_drawn)
+    browser.execute_script("document.getElementById('gantt').scrollIntoView()")
     browser.save_screenshot(str(tmp_path / "console-5-gantt.png"))
     browser.get(service.url + "/console/audit?action=service.approve")
     assert "bob (token" in browser.find_element(By.TAG_NAME, "table").text
