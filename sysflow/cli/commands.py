@@ -1,4 +1,4 @@
-"""The operating commands: run, sim, demo, resume, status, logs, approve, pause, cancel, submit.
+"""The operating commands: run, sim, demo, resume, status, logs, report, submit (steering: ``steer``).
 
 Each is a thin typer wrapper: options in, one call into ``sysflow.cli.run``, ``.control``,
 ``.audit``, ``.demo`` or ``.jobs``, and an exit code out. Errors become one clear
@@ -8,7 +8,6 @@ line on stderr (:func:`guard`); ``sysflow --debug ...`` shows the traceback inst
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -380,7 +379,7 @@ def resume(
     owned by a live controller (named on the one line printed) or hosts leased by another run.
     """
     from sysflow.cli.become import ask_become_password
-    from sysflow.cli.control import ControlError, controlled_elsewhere, resume_run, run_views
+    from sysflow.cli.control import ControlError, controlled_elsewhere, operator_name, resume_run, run_views
     from sysflow.cli.run import SSHOptions, resume_command
 
     state = store_path(state)
@@ -389,7 +388,7 @@ def resume(
         if view.finished:
             raise ControlError(f"run {run_id} already {view.status}")
         if controlled_elsewhere(state, run_id):  # its own process runs it: ask that process to continue
-            typer.echo(resume_run(state, run_id, _who()))
+            typer.echo(resume_run(state, run_id, operator_name()))
             raise typer.Exit(0)
         secret = ask_become_password(ask_become_pass)
         ssh = SSHOptions(ssh_config, key, known_hosts, passphrase_env, become_password=secret)
@@ -511,62 +510,6 @@ def report(
             typer.echo(line)
 
 
-def _who() -> str:
-    from sysflow.audit.log import _local_user
-
-    return os.environ.get("SYSFLOW_USER") or _local_user()
-
-
-def approve(
-    run_id: RunArg,
-    wave: Annotated[int, typer.Option("--wave", help="The wave (1-based) whose gate to approve.")] = 0,
-    state: StateOpt = None,
-) -> None:
-    """Approve the manual gate before a wave of a running (or interrupted) run.
-
-    Examples:
-
-      sysflow approve os_patching-20261129T010000-3f2a1b --wave 2
-
-    Exit codes: 0 approved, 1 bad --wave, 3 no such run, 4 the run already finished.
-    """
-    from sysflow.cli.control import approve_run, run_views
-
-    with guard(f"approve {run_id}"):
-        target = wave or (run_views(store_path(state), run_id)[0].wave + 1)
-        typer.echo(approve_run(store_path(state), run_id, target, _who()))
-
-
-def pause(run_id: RunArg, state: StateOpt = None) -> None:
-    """Pause a live run: running operations finish, nothing new starts until `sysflow resume RUN`.
-
-    Examples:
-
-      sysflow pause os_patching-20261129T010000-3f2a1b
-
-    Exit codes: 0 pause requested, 3 no such run, 4 finished, already paused or its process gone.
-    """
-    from sysflow.cli.control import pause_run
-
-    with guard(f"pause {run_id}"):
-        typer.echo(pause_run(store_path(state), run_id, _who()))
-
-
-def cancel(run_id: RunArg, state: StateOpt = None) -> None:
-    """Cancel a run: nothing new starts, running operations finish.
-
-    Examples:
-
-      sysflow cancel os_patching-20261129T010000-3f2a1b
-
-    Exit codes: 0 cancelled (or requested), 3 no such run, 4 the run already finished.
-    """
-    from sysflow.cli.control import cancel_run
-
-    with guard(f"cancel {run_id}"):
-        typer.echo(cancel_run(store_path(state), run_id, _who()))
-
-
 # -- submit ---------------------------------------------------------------------------------------
 
 
@@ -613,10 +556,5 @@ def submit(
 
 def register(app: typer.Typer) -> None:
     """Add the operating commands to the root ``sysflow`` app."""
-    for command in (run, sim, demo, resume, status, report, logs, approve, pause, cancel, submit):
+    for command in (run, sim, demo, resume, status, report, logs, submit):
         app.command(command.__name__)(command)
-    from sysflow.cli.audit import audit_app
-    from sysflow.cli.windows import windows_command
-
-    app.add_typer(audit_app, name="audit")
-    app.command("windows")(windows_command)

@@ -37,6 +37,7 @@ __all__ = [
     "approve_run",
     "cancel_run",
     "controlled_elsewhere",
+    "operator_name",
     "pause_run",
     "pending_controls",
     "resume_run",
@@ -431,3 +432,10 @@ def apply_control(run: Run, state: Path, wave: int, kind: str) -> None:
         run.pause(f"paused by operator ({who})")
     elif kind == RESUME:
         run.resume(f"resumed by operator ({who})")
+
+
+def operator_name() -> str:
+    """Who steers a run from this shell, as the store and the audit log name them."""
+    from sysflow.audit.log import _local_user
+
+    return os.environ.get("SYSFLOW_USER") or _local_user()

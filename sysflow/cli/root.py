@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from sysflow.cli.audit import audit_app
 from sysflow.cli.commands import DEBUG, register
 from sysflow.cli.exec import sysflow_exec
 from sysflow.cli.init import init_command
@@ -33,6 +34,8 @@ from sysflow.cli.patch import patch_app
 from sysflow.cli.ping import ping
 from sysflow.cli.schedule import schedule_app, scheduler_command
 from sysflow.cli.serve import register_service
+from sysflow.cli.steer import register_steering
+from sysflow.cli.windows import windows_command
 
 if TYPE_CHECKING:
     from sysflow.cli.plan import PlanOptions
@@ -226,6 +229,9 @@ def forecast_cmd(
 
 
 register(app)
+register_steering(app)
+app.add_typer(audit_app, name="audit")
+app.command("windows")(windows_command)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(lab_app, name="lab")
 app.add_typer(inventory_app, name="inventory")
