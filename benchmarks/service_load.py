@@ -70,14 +70,12 @@ class Relays:
     def __init__(self) -> None:
         self.at: dict[int, float] = {}
         self.exited: dict[str, float] = {}
-        self.lock = threading.Lock()
 
     def __call__(self, p: Published) -> None:
         now = time.time()
         self.at[p.id] = now
         if p.event.get("kind") == "worker_exited":
-            with self.lock:
-                self.exited[p.run_id] = now
+            self.exited[p.run_id] = now
 
 
 def _serve(root: Path) -> tuple[str, str, uvicorn.Server, Relays]:
