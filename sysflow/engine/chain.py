@@ -99,8 +99,9 @@ class HostChains:
                 ctx.tracker.skip([o.id for o in rest], "deferred: no window fits", OpState.PENDING)
                 ctx.tracker.set_host(host, HostOutcome.DEFERRED)
                 return
-            await ctx.control.resume.wait()
-            blocked = await self._blocked_by(op)
+            if not ctx.control.resume.is_set():
+                await ctx.control.resume.wait()
+            blocked = await self._blocked_by(op) if op.id in self._cross else None
             if blocked:
                 self._skip_rest(rest, f"{blocked} did not succeed")
                 if started:
@@ -174,7 +175,7 @@ class HostChains:
     ) -> _Outcome:
         """Acquire admission, re-check stop and window (the wait may have been long), run."""
         ctx = self._ctx
-        queued_at = ctx.clock.now()
+        queued_at = ctx.clock.now() if ctx.tracker.bus.listening else None
         self._queued += 1
         try:
             grant = await ctx.admission.acquire(op)
@@ -187,7 +188,7 @@ class HostChains:
             ctx.admission.release(grant)
             return _Outcome.OUTSIDE_WINDOW
         self._active += 1
-        if ctx.tracker.bus.listening:  # its fields cost more than the rest of the admission: only when heard
+        if queued_at is not None:  # its fields cost more than the rest of the admission: only when heard
             waited = round((ctx.clock.now() - queued_at).total_seconds(), 3)
             window_end = window.end.isoformat() if window.end < ALWAYS.end else None
             ctx.tracker.emit(EventKind.OP_PROGRESS, "admitted", host=op.host, task=op.task, wave=op.wave,
@@ -221,7 +222,7 @@ class HostChains:
 
     async def _run_admitted(self, op: Operation, window: OpenWindow) -> bool:
         ctx = self._ctx
-        prepared = await self._prepare(op)
+        prepared = await self._prepare(op) if ctx.conditional is not None else None
         if prepared is not None and prepared.skip is not None:
             ctx.tracker.skip([op.id], prepared.skip)
             assert ctx.conditional is not None
@@ -247,9 +248,8 @@ class HostChains:
             ctx.tracker.started(op.id, recorded, attempt)
 
         ctx.tracker.will_start(op.id, recorded)
-        await (
-            ctx.recorder.durable()
-        )  # write-ahead: the store knows the operation runs before its command is sent
+        if ctx.recorder.store is not None:  # write-ahead: the store knows it runs before it is sent
+            await ctx.recorder.durable()
 
         if limit is None:
             return await self._finished(op, await self._execute(op, prepared, on_start))

@@ -22,7 +22,7 @@ from typing import Any
 
 from sysflow.actors.backends import Backend, LocalBackend, ShardSpec, shards_from_inventory
 from sysflow.actors.hostpool import HostPool, TransportFactory
-from sysflow.actors.ops import ErrorKind, OpRequest, OpResult
+from sysflow.actors.ops import ErrorKind, OpRequest
 from sysflow.clock import Clock, RealClock
 from sysflow.engine.executor import failed_record, record_of
 from sysflow.engine.result import OpRecord
@@ -157,8 +157,9 @@ class BackendRunner:
         """Send the operation to its host's pool and wait for its record (failures are values)."""
         if op.id in self._running:
             return self._refused(op, command, ExecutionError(f"{op.id} is already running"))
+        local = op.local and self._local is not None
         try:
-            if not (op.local and self._local is not None):
+            if not local and self._state is not RunnerState.RUNNING:
                 await self._ensure_started()
         except ExecutionError as exc:
             return self._refused(op, command, exc)
@@ -167,17 +168,16 @@ class BackendRunner:
         self._running.add(op.id)
         on_start(1)
         try:
-            result = await self._dispatch(op, request)
+            if local:
+                assert self._local is not None
+                result = await self._local.run_op(request)
+            else:
+                result = await self.backend.run(request)
         except ExecutionError as exc:
             return self._refused(op, command, exc)
         finally:
             self._running.discard(op.id)
         return record_of(op, command, result)
-
-    async def _dispatch(self, op: Operation, request: OpRequest) -> OpResult:
-        if op.local and self._local is not None:
-            return await self._local.run_op(request)
-        return await self.backend.run(request)
 
     def _refused(self, op: Operation, command: str, exc: ExecutionError) -> OpRecord:
         return failed_record(op, command, self.clock.now(), ErrorKind.INTERNAL, str(exc))

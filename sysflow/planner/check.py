@@ -127,7 +127,8 @@ def _capacity(problem: PlanningProblem, a: Assignment, placed: list[Chain]) -> I
                 events[r] += [(start, amount), (end, -amount)]
     for res, ev in zip(problem.resources, events, strict=True):
         level = 0
-        for t, delta in sorted(ev, key=lambda e: (e[0], e[1])):
+        ev.sort()  # by time, releases (negative) before takes at the same second
+        for t, delta in ev:
             level += delta
             if level > res.capacity:
                 yield Violation(ViolationKind.CAPACITY, f"{res.name} at {level} > {res.capacity} at t={t}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import cached_property
 from typing import NamedTuple
@@ -148,6 +148,28 @@ class Chain:
         """The POOL and RATE demands of operation ``i``."""
         return self.uses[i] if self.uses else ()
 
+    def with_durations(self, durations: tuple[int, ...]) -> Chain:
+        """This chain with other ``durations`` (re-planning re-estimates thousands of chains: only
+        what changed is validated, unlike ``dataclasses.replace``)."""
+        if len(durations) != len(self.ops) or (durations and min(durations) < 0):
+            raise ValueError(f"chain {self.host}: durations must be one per operation, >= 0")
+        return self._copy(durations=durations)
+
+    def with_release(self, release: int) -> Chain:
+        """This chain with another ``release`` (its earliest first start)."""
+        return self if release == self.release else self._copy(release=release)
+
+    def _copy(self, **changes: object) -> Chain:
+        new = object.__new__(Chain)
+        state = new.__dict__  # the fields only: cached values (offsets) are derived from them
+        for name in _CHAIN_FIELDS:
+            state[name] = self.__dict__[name]
+        state.update(changes)
+        return new
+
+
+_CHAIN_FIELDS = tuple(f.name for f in fields(Chain))
+
 
 @dataclass(frozen=True)
 class PlanningProblem:
@@ -176,6 +198,20 @@ class PlanningProblem:
                 self._check_use(c, use, ResourceKind.BUDGET, False)
             for use in c.span_uses:
                 self._check_use(c, use, ResourceKind.BUDGET, True)
+
+    def derived(
+        self, chains: tuple[Chain, ...], background: tuple[Busy, ...] | None = None
+    ) -> PlanningProblem:
+        """This problem with other ``chains`` (hosts of this one, their uses unchanged: re-planning's
+        remaining and re-estimated problems), without validating every chain again."""
+        new = object.__new__(PlanningProblem)
+        state = new.__dict__  # the fields only: cached values (by_host, ...) are derived from them
+        for f in fields(self):
+            state[f.name] = self.__dict__[f.name]
+        state["chains"] = chains
+        if background is not None:
+            state["background"] = background
+        return new
 
     def _check_use(self, chain: Chain, use: Use, kind: ResourceKind, must_be: bool) -> None:
         if not 0 <= use.resource < len(self.resources):
@@ -255,5 +291,5 @@ def remaining_problem(
             background.extend(_busy(problem, c, fixed[c.host]))
             continue
         earlier = (t for (stage, wave), t in rel.items() if stage == c.stage and wave < c.wave)
-        chains.append(replace(c, release=max(c.release, now, *earlier)))
-    return replace(problem, chains=tuple(chains), background=tuple(background))
+        chains.append(c.with_release(max(c.release, now, *earlier)))
+    return problem.derived(tuple(chains), tuple(background))

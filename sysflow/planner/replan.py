@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -88,7 +87,7 @@ def _fixed_chain(
         starts.append(s)
         durations.append(d)
         t = s + d
-    return replace(c, durations=tuple(durations)), tuple(starts)
+    return c.with_durations(tuple(durations)), tuple(starts)
 
 
 def replan(
@@ -120,7 +119,7 @@ def replan(
             chain, starts = _fixed_chain(plan, chain, done, running, now_s)
             fixed[c.host] = starts
         chains.append(chain)
-    problem = replace(plan.problem, chains=tuple(chains))
+    problem = plan.problem.derived(tuple(chains))
     limit = time_limit if solver == "cpsat" else 0.0
     a = replan_assignment(
         problem,
@@ -155,4 +154,4 @@ class _Estimates:
                 for t, d in zip(c.tasks, c.durations, strict=True)
             )
             self._seen[key] = new
-        return c if new == c.durations else replace(c, durations=new)
+        return c if new == c.durations else c.with_durations(new)
