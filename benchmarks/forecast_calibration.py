@@ -18,8 +18,12 @@ inside the forecast's 80 % interval (>= 0.75); plus a reliability diagram (PNG).
 
 It also times a forecast of ``--speed-hosts`` hosts × 5 tasks (plan, Monte Carlo, binding constraint).
 
+``--replay-check`` also replays each run's own durations (the simulator's trace) through the
+forecast's replay model and reports how far its finish is from the engine's: 0 says the forecast
+executes the plan as the engine does, so a miscalibration is in the sampled durations.
+
     python benchmarks/forecast_calibration.py [--runs 40] [--hosts 120] [--own-training]
-        [--json out.json] [--png out.png]
+        [--replay-check] [--json out.json] [--png out.png]
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # Run as a script, this directory is sys.path[0]; its other scripts (calendar.py) would shadow stdlib.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
@@ -49,7 +55,9 @@ from sysflow.engine.result import RunResult  # noqa: E402
 from sysflow.model.inventory import Inventory  # noqa: E402
 from sysflow.model.workflow import MaintenanceWorkflow  # noqa: E402
 from sysflow.planner.durations import DurationModel  # noqa: E402
-from sysflow.planner.forecast import Distribution, distribution  # noqa: E402
+from sysflow.planner.forecast import Distribution, distribution, plan_order  # noqa: E402
+from sysflow.planner.montecarlo import ordered_chains, replay  # noqa: E402
+from sysflow.planner.plan import Plan  # noqa: E402
 from sysflow.sim import SimFleet, SimProfile, SimTransport, current_virtual_clock, run_virtual  # noqa: E402
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # Saturday; the Sunday window opens 13 h later
@@ -137,9 +145,10 @@ async def _engine_run(
     seed: int,
     model: DurationModel | None,
     samples: int,
-) -> tuple[RunResult, Distribution | None, DurationModel | None]:
+    check: bool = False,
+) -> tuple[RunResult, Distribution | None, DurationModel | None, float | None]:
     clock = current_virtual_clock()
-    transport = SimTransport(SimFleet(inv, prof, seed=seed, start=clock.start), clock, record=False)
+    transport = SimTransport(SimFleet(inv, prof, seed=seed, start=clock.start), clock, record=check)
     engine = Engine(inv, transport=transport, clock=clock, durations=model)
     run = engine.prepare(wf)
     dist = None
@@ -148,7 +157,33 @@ async def _engine_run(
             run.plan, run.durations or model, retries=_retries(wf), samples=samples, seed=seed
         )
     result = await engine.drive(run)
-    return result, dist, run.durations
+    replayed = _replayed_finish(run.plan, transport) if check and run.plan is not None else None
+    return result, dist, run.durations, replayed
+
+
+def _replayed_finish(plan: Plan, transport: SimTransport) -> float | None:
+    """The finish (seconds from START) the forecast's replay model gives on the durations this run
+    drew: each operation from its first attempt's start to its last attempt's end (retries and their
+    delays included, as the Monte Carlo draws them), failed when its last attempt failed. None when
+    an operation of a host that had not failed never ran."""
+    span: dict[tuple[str, str], tuple[float, float, bool]] = {}
+    for rec in transport.trace:
+        first = span.get((rec.host, rec.command), (rec.start, rec.end, False))[0]
+        span[(rec.host, rec.command)] = (first, rec.end, rec.exit_status != 0 or rec.error is not None)
+    chains = ordered_chains(plan.problem, plan_order(plan))
+    secs: list[float] = []
+    fails: list[bool] = []
+    for c in chains:
+        stopped = False  # after a host's failed operation the rest never ran: any duration does
+        for t in c.tasks:
+            r = span.get((c.host, f"step-{t}"))
+            if r is None and not stopped:
+                return None
+            secs.append(r[1] - r[0] if r is not None else 0.0)
+            fails.append(r is not None and r[2])
+            stopped = stopped or fails[-1]
+    end, _, _ = replay(plan.problem, chains, np.array(secs), np.array(fails, dtype=bool))
+    return (plan.origin - START).total_seconds() + max(e for e in end if not math.isnan(e))
 
 
 def _retries(wf: MaintenanceWorkflow) -> dict[str, tuple[int, float]]:
@@ -171,12 +206,14 @@ def actual(result: RunResult, first_window_end: datetime) -> tuple[float, int]:
 
 def _learned(wf: MaintenanceWorkflow, inv: Inventory, prof: SimProfile, seed: int) -> DurationModel:
     """What an earlier run on the same fleet taught the duration model (sysflow keeps it in the store)."""
-    _, _, model = run_virtual(_engine_run(wf, inv, prof, seed, None, 0), start=START)
+    _, _, model, _ = run_virtual(_engine_run(wf, inv, prof, seed, None, 0), start=START)
     assert model is not None
     return model
 
 
-def run_family(fam: Family, runs: int, hosts: int, samples: int, shared: bool = True) -> dict[str, Any]:
+def run_family(
+    fam: Family, runs: int, hosts: int, samples: int, shared: bool = True, check: bool = False
+) -> dict[str, Any]:
     """``runs`` forecasts, each followed by the real run. All learn from the same earlier run
     (``shared``), so their coverage is conditional on what that run happened to teach; or each from
     an earlier run of its own, which averages over that luck too."""
@@ -187,7 +224,9 @@ def run_family(fam: Family, runs: int, hosts: int, samples: int, shared: bool = 
         if not shared and seed:
             model = _learned(wf, inv, prof, 10_000 + seed)
         t0 = time.perf_counter()
-        result, dist, _ = run_virtual(_engine_run(wf, inv, prof, seed, model, samples), start=START)
+        result, dist, _, replayed = run_virtual(
+            _engine_run(wf, inv, prof, seed, model, samples, check), start=START
+        )
         assert dist is not None
         t1 = time.perf_counter()
         first_end = dist.first_window_end
@@ -200,6 +239,7 @@ def run_family(fam: Family, runs: int, hosts: int, samples: int, shared: bool = 
                 "done_first_window": done,
                 "done_interval": list(dist.done_interval(0.8)),
                 "seconds": round(t1 - t0, 3),
+                **({"replayed_finish_s": replayed} if check else {}),
             }
         )
     return _summary(fam.name, rows)
@@ -209,9 +249,17 @@ def _summary(name: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
     cover = {str(q): sum(r["finish_s"] <= r["forecast_s"][str(q)] for r in rows) / n for q in QUANTILES}
     inside = sum(r["done_interval"][0] <= r["done_first_window"] <= r["done_interval"][1] for r in rows) / n
+    checked = [r["finish_s"] - r["replayed_finish_s"] for r in rows if r.get("replayed_finish_s") is not None]
+    replay_check = {
+        "runs": len(checked),
+        "differ": sum(abs(d) > 1e-3 for d in checked),
+        "max_abs_s": max((abs(d) for d in checked), default=0.0),
+        "median_s": statistics.median(checked) if checked else 0.0,
+    }
     return {
         "family": name,
         "runs": n,
+        **({"replay_check": replay_check} if any("replayed_finish_s" in r for r in rows) else {}),
         "le_p90": cover["0.9"],
         "le_p50": cover["0.5"],
         "done_in_80pct_interval": inside,
@@ -285,18 +333,31 @@ def main() -> None:
         "--own-training", action="store_true",
         help="each forecast learns from an earlier run of its own (default: all from the same one)",
     )  # fmt: skip
+    ap.add_argument(
+        "--replay-check", action="store_true",
+        help="also replay each run's own durations through the forecast's model (engine - replay)",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path, default=Path("forecast_calibration.json"))
     ap.add_argument("--png", type=Path, default=Path("forecast_calibration.png"))
     args = ap.parse_args()
     out: list[dict[str, Any]] = []
     speed_row = speed(args.speed_hosts) if args.speed_hosts else None
     for name in args.families.split(","):
-        s = run_family(FAMILIES[name], args.runs, args.hosts, args.samples, not args.own_training)
+        s = run_family(
+            FAMILIES[name], args.runs, args.hosts, args.samples, not args.own_training, args.replay_check
+        )
         out.append(s)
+        check = s.get("replay_check")
+        extra = (
+            f"  replay of the run's own durations: {check['differ']}/{check['runs']} differ, "
+            f"engine - replay median {check['median_s']:+.1f} s, max |.| {check['max_abs_s']:.1f} s"
+            if check
+            else ""
+        )
         print(
             f"{name:<13} runs={s['runs']}  finish<=p90 {s['le_p90']:.2f}  finish<=p50 {s['le_p50']:.2f}  "
             f"done-in-window inside 80% interval {s['done_in_80pct_interval']:.2f}  "
-            f"(median {s['median_run_s']:.2f} s per forecast+run)",
+            f"(median {s['median_run_s']:.2f} s per forecast+run){extra}",
             flush=True,
         )
     args.json.write_text(json.dumps({"speed": speed_row, "families": out}, indent=1))

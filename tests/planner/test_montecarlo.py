@@ -13,7 +13,7 @@ import pytest
 from sysflow.planner.build import solve_problem
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.forecast import binding_constraint, distribution, forecast, plan_order, relaxations
-from sysflow.planner.montecarlo import Replays, TaskSpread, replay, simulate, spreads
+from sysflow.planner.montecarlo import Replays, TaskSpread, ordered_chains, replay, simulate, spreads
 from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
 
 ORIGIN = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
@@ -272,3 +272,76 @@ def test_a_replay_knows_which_resources_refused_a_request_at_capacity() -> None:
     p = uneven()
     secs = np.array([d for c in p.chains for d in c.durations], dtype=float)
     assert 1 in Replays(p, p.chains, secs, np.zeros(len(secs), dtype=bool)).run().refused  # held, not asked
+
+
+def test_the_replay_of_a_simulated_runs_own_durations_ends_every_host_when_the_engine_did() -> None:
+    """The forecast's replay is the engine's model: fed the durations a seeded run on the simulator
+    actually drew (waves, the pause between them, the per-group limit, a datacenter pool, a cutoff),
+    it ends every host at the instant the engine ended it. What the forecast still gets wrong is then
+    in the sampled durations, not in how the plan is executed (benchmarks/forecast_calibration.py
+    --replay-check checks the same on every calibration run)."""
+    from sysflow.engine.engine import Engine
+    from sysflow.model.inventory import Inventory
+    from sysflow.model.workflow import MaintenanceWorkflow
+    from sysflow.sim import SimFleet, SimProfile, SimTransport, current_virtual_clock, run_virtual
+
+    start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    inv = Inventory()
+    for i in range(24):
+        group = "db" if i % 4 == 0 else "web"
+        inv.add_host(f"{group}{i:02d}", [group], datacenter="ams" if i % 2 else "fra")
+    steps = (("pre", 30.0), ("fetch", 60.0), ("upgrade", 240.0), ("verify", 10.0))
+    tasks = [
+        {
+            "id": name,
+            "run": f"step-{name}",
+            "expected_duration": f"{seconds:g}s",
+            "depends_on": [steps[k - 1][0]] if k else [],
+            **({"resources": {"uplink": 50}} if name == "fetch" else {}),
+        }
+        for k, (name, seconds) in enumerate(steps)
+    ]
+    wf = MaintenanceWorkflow.model_validate(
+        {
+            "name": "replay-vs-engine",
+            "tasks": tasks,
+            "rollout": {"strategy": "rolling", "serial": [2, "25%", "100%"], "pause_between_waves": "2m"},
+            "windows": {"timezone": "UTC", "cutoff": "5m", "groups": {"web": "Sunday 01:00-05:00", "db": "Sunday 01:00-05:00"}},
+            "parallelism": {
+                "max_parallel_servers": 8,
+                "max_parallel_per_group": 6,
+                "pools": [{"name": "uplink", "capacity": 100, "scope": "datacenter"}],
+            },
+        }
+    )  # fmt: skip
+    profile = SimProfile.model_validate(
+        {
+            "default_rules": False,
+            "rules": [{"name": n, "match": f"^step-{n}$", "duration": "1s"} for n, _ in steps],
+            "durations": {n: {"*": {"lognormal": {"mean": s * 1.08, "sigma": 0.4}}} for n, s in steps},
+        }
+    )
+
+    async def run(seed: int) -> tuple[dict[str, float], dict[str, float]]:
+        clock = current_virtual_clock()
+        transport = SimTransport(SimFleet(inv, profile, seed=seed, start=clock.start), clock)
+        engine = Engine(inv, transport=transport, clock=clock)
+        prepared = engine.prepare(wf)
+        result = await engine.drive(prepared)
+        plan = prepared.plan
+        assert plan is not None
+        ends: dict[str, float] = {}
+        for r in result.ops.values():
+            assert r.end is not None
+            ends[r.host] = max(ends.get(r.host, -math.inf), (r.end - plan.origin).total_seconds())
+        drawn = {(rec.host, rec.command): rec.duration for rec in transport.trace}
+        chains = ordered_chains(plan.problem, plan_order(plan))
+        secs = np.array([drawn[(c.host, f"step-{t}")] for c in chains for t in c.tasks])
+        end, _, _ = replay(plan.problem, chains, secs, np.zeros(len(secs), dtype=bool))
+        return ends, {c.host: e for c, e in zip(chains, end, strict=True)}
+
+    for seed in range(3):
+        engine_ends, replayed = run_virtual(run(seed), start=start)
+        assert replayed.keys() == engine_ends.keys()
+        for host, t in engine_ends.items():
+            assert replayed[host] == pytest.approx(t, abs=1e-3), (seed, host)
