@@ -9,6 +9,9 @@ maintenance and frees its disruption-budget slot.
 Ordering: requests are served in the order callers ask. A waiting request holds its place on
 every instance it needs: a later request that shares any instance with an earlier waiter is
 denied until that waiter is served (no starvation), while requests on disjoint instances pass.
+What a release (or a budget slot, a capacity change) frees is handed to the oldest waiters it
+admits, in order, under the lock: the grant travels in the waiter's future, so a waiter wakes only
+when it holds its grant (no thundering herd, no wake-up that finds the slot taken again).
 One exception keeps this free of deadlock: a new host waiting for a disruption-budget slot holds
 its place on the budget only, because that slot is freed by hosts already in maintenance, whose
 remaining operations must be able to start.
@@ -71,9 +74,12 @@ class Denied:
 
 @dataclass(slots=True)
 class _Waiter:
+    op: OpLike
+    host_starting: bool | None
     keys: frozenset[str]
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[None] | None = None
+    # resolves to the grant handed over by a release, or to None: "the clock may let you in, try"
+    future: asyncio.Future[Grant | None]
     blocked_on: str | None = None  # the constraint of its last denial: what to wake it for
 
 
@@ -116,13 +122,30 @@ class Admission:
                 return result
             ticket = next(self._tickets)
             keys = self._held_keys(op, host_starting)
-            self._waiters[ticket] = _Waiter(keys, loop, loop.create_future(), result.constraint)
+            waiter = _Waiter(op, host_starting, keys, loop, loop.create_future(), result.constraint)
+            self._waiters[ticket] = waiter
+        grant: Grant | None = None
+        retry_at = result.retry_at
         try:
-            while True:
-                await self._wait(ticket, result)
-                result = self._attempt(op, ticket, host_starting)
-                if isinstance(result, Grant):
-                    return result
+            while grant is None:
+                grant = await self._wait(waiter, retry_at)
+                if grant is None:  # the clock (rate, spacing) may let it in now: try
+                    attempt = self._attempt(ticket, waiter)
+                    if isinstance(attempt, Grant):
+                        grant = attempt
+                    else:
+                        retry_at = attempt.retry_at
+            return grant
+        except BaseException:
+            with self._lock:
+                future = waiter.future
+                if not future.done():
+                    future.cancel()  # a grant still on its way from another thread now goes back
+            if grant is None and future.done() and not future.cancelled():
+                grant = future.result()  # handed over as this task was cancelled: nobody takes it
+            if grant is not None:
+                self.release(grant)
+            raise
         finally:
             with self._lock:
                 gone = self._waiters.pop(ticket, None)
@@ -296,71 +319,99 @@ class Admission:
 
     # -- waiting -----------------------------------------------------------------------------
 
-    def _attempt(self, op: OpLike, ticket: int, host_starting: bool | None) -> Grant | Denied:
-        passed: set[str] = set()
+    def _attempt(self, ticket: int, waiter: _Waiter) -> Grant | Denied:
+        """The waiter tries by itself (its clock came due): granted, or filed under the new reason."""
         with self._lock:
-            result = self._try(op, self.clock.now(), host_starting, ticket)
-            waiter = self._waiters[ticket]
+            result = self._try(waiter.op, self.clock.now(), waiter.host_starting, ticket)
             if isinstance(result, Grant):
-                waiter.future = None
+                del self._waiters[ticket]
+                passed = set(waiter.keys)
             else:
-                old_keys, old_block = waiter.keys, waiter.blocked_on
-                waiter.keys = self._held_keys(op, host_starting)
-                waiter.blocked_on = result.constraint
+                passed = self._refile(waiter, result)
                 waiter.future = waiter.loop.create_future()
-                # places given up, or a wake-up for a key it no longer waits on: pass them on
-                passed = set(old_keys - waiter.keys)
-                if old_block is not None and old_block != result.constraint:
-                    passed.add(old_block)
-        if passed:
-            self._wake(passed)
+        self._wake(passed)
         return result
 
-    async def _wait(self, ticket: int, denied: Denied) -> None:
-        future = self._waiters[ticket].future
-        assert future is not None
-        if denied.retry_at is None:
-            await future
-            return
-        delay = max(0.0, (denied.retry_at - self.clock.now()).total_seconds())
+    def _refile(self, waiter: _Waiter, denied: Denied) -> set[str]:
+        """File a waiter under its new denial; the places it gave up and the wake-up for a key it no
+        longer waits on (under the lock): the waiters behind it there may go."""
+        old_keys, old_block = waiter.keys, waiter.blocked_on
+        waiter.keys = self._held_keys(waiter.op, waiter.host_starting)
+        waiter.blocked_on = denied.constraint
+        passed = set(old_keys - waiter.keys)
+        if old_block is not None and old_block != denied.constraint:
+            passed.add(old_block)
+        return passed
+
+    async def _wait(self, waiter: _Waiter, retry_at: datetime | None) -> Grant | None:
+        """The grant a release hands over, or None when ``retry_at`` comes (or the waiter must try)."""
+        future = waiter.future
+        if retry_at is None:
+            return await future
+        delay = max(0.0, (retry_at - self.clock.now()).total_seconds())
         sleeper = asyncio.ensure_future(self.clock.sleep(delay))
         try:
             await asyncio.wait((future, sleeper), return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleeper.cancel()
+        if future.done():
+            return future.result()
+        with self._lock:  # the clock came first: a release can no longer hand it a grant
+            if future.done():
+                return future.result()
+            future.cancel()
+        return None
 
     def _wake(self, keys: Collection[str]) -> None:
-        """Let the oldest waiter blocked on each of ``keys`` try again.
+        """Hand what was freed on ``keys`` to the oldest waiters it now admits, in ticket order.
 
-        Waking one per key suffices: later waiters on that key queue behind it, and it wakes
-        them on its way out (granted or cancelled).
+        For each key, waiters blocked on it try in turn until one is denied: the ones behind that one
+        queue behind it (it is woken again when its own constraint frees). A granted waiter leaves
+        the queue, so the keys it held places on are looked at too. A waiter denied on a clock
+        (rate, spacing) is woken to keep its own timer.
         """
-        if not keys:  # nothing freed (a host_done without budget slots): nobody to wake
+        if not keys or not self._waiters:
             return
-        ready: list[_Waiter] = []
+        handed: list[tuple[_Waiter, Grant | None]] = []
         with self._lock:
+            now = self.clock.now()
             todo = set(keys)
-            for w in self._waiters.values():  # insertion order is ticket order
-                if w.blocked_on in todo and w.future is not None and not w.future.done():
-                    ready.append(w)
-                    todo.discard(w.blocked_on)
-                    if not todo:
-                        break
-        for w in ready:
-            assert w.future is not None
+            while todo:
+                found = self._oldest_blocked(todo)
+                if found is None:
+                    break
+                ticket, w = found
+                key = w.blocked_on
+                result = self._try(w.op, now, w.host_starting, ticket)
+                if isinstance(result, Grant):
+                    del self._waiters[ticket]
+                    handed.append((w, result))
+                    todo |= w.keys
+                    continue
+                assert key is not None
+                todo.discard(key)  # the ones behind it on this key stay queued behind it
+                todo |= self._refile(w, result) - {result.constraint}
+                if result.retry_at is not None:
+                    handed.append((w, None))  # it sleeps until then by itself
+        for w, grant in handed:
             if _running_loop() is w.loop:
-                _resolve(w.future)
+                self._hand(w.future, grant)
             else:
-                w.loop.call_soon_threadsafe(_resolve, w.future)
+                w.loop.call_soon_threadsafe(self._hand, w.future, grant)
+
+    def _oldest_blocked(self, keys: set[str]) -> tuple[int, _Waiter] | None:
+        for ticket, w in self._waiters.items():  # insertion order is ticket order
+            if w.blocked_on in keys and not w.future.done():
+                return ticket, w
+        return None
+
+    def _hand(self, future: asyncio.Future[Grant | None], grant: Grant | None) -> None:
+        """Resolve a waiter's future (on its loop); a grant its cancelled waiter cannot take goes back."""
+        if not future.done():
+            future.set_result(grant)
+        elif grant is not None:
+            self.release(grant)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    return asyncio._get_running_loop()  # None off the loop; get_running_loop() raises instead

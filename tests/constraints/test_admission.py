@@ -272,3 +272,47 @@ def test_rate_paused_has_no_retry_time() -> None:
     with pytest.raises(ConstraintError, match="no rate limit 'nope'"):
         adm.limits.period("nope")
     assert adm.limits.capacities["r"] == 0
+
+
+async def test_a_release_hands_the_slot_to_the_oldest_waiter_before_anyone_else_can_take_it() -> None:
+    adm, _ = admission({"max_parallel_servers": 1})
+    holder = granted(adm.try_acquire(make_op("first")))
+    waiter = asyncio.create_task(adm.acquire(make_op("w1")))
+    await asyncio.sleep(0)
+    adm.release(holder)
+    # the waiter has not run yet, but the slot is already its own: a newcomer is refused
+    assert adm.in_use("max_parallel_servers") == 1
+    assert adm.waiting == 0
+    denied(adm.try_acquire(make_op("newcomer")))
+    assert (await waiter).host == "w1"
+
+
+async def test_a_waiter_cancelled_after_its_grant_was_handed_over_gives_it_back() -> None:
+    adm, _ = admission({"max_parallel_servers": 1})
+    holder = granted(adm.try_acquire(make_op("first")))
+    waiter = asyncio.create_task(adm.acquire(make_op("w1")))
+    behind = asyncio.create_task(adm.acquire(make_op("w2")))
+    await asyncio.sleep(0)
+    adm.release(holder)  # handed to w1, whose task has not resumed yet
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    # w1's slot went back and on to the next in line; nothing leaked
+    grant = await asyncio.wait_for(behind, timeout=5)
+    assert grant.host == "w2"
+    adm.release(grant)
+    assert adm.in_use("max_parallel_servers") == 0
+
+
+async def test_a_grant_handed_across_threads_to_a_cancelled_waiter_goes_back() -> None:
+    adm, _ = admission({"max_parallel_servers": 1})
+    holder = granted(adm.try_acquire(make_op("first")))
+    waiter = asyncio.create_task(adm.acquire(make_op("w1")))
+    await asyncio.sleep(0)
+    waiter.cancel()  # cancelled before the release on another thread hands it the slot
+    await asyncio.to_thread(adm.release, holder)
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.sleep(0)  # a hand-off scheduled on the loop runs now
+    assert adm.in_use("max_parallel_servers") == 0
+    granted(adm.try_acquire(make_op("later")))
