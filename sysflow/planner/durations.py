@@ -10,7 +10,10 @@ Within a run every observation weighs the same (a running mean, not a recency-we
 operations finish first and a wave's long tail last, so weighting the latest finishers more would
 read every wave boundary as "slower than planned". History (the model saved after earlier runs,
 :meth:`DurationModel.for_run`) counts as at most ``HISTORY_WEIGHT`` observations when a run starts,
-so a fleet that changed since is learned within the run. The model serialises to JSON.
+so a fleet that changed since is learned within the run. That cap is a learning rate, not what was
+seen: each estimate also keeps its ``evidence``, the effective number of observations behind its
+median (``1 / sum of squared weights`` of the running mean, which the cap does not shrink), and the
+forecast's uncertainty about the median and spread comes from that. The model serialises to JSON.
 
 It also counts attempts and failed attempts per task × group, so a forecast can replay retries and
 failures at the rate the fleet showed (a Beta(0.5, 199.5) prior: 0.25 % until something is observed).
@@ -40,11 +43,21 @@ FAIL_PRIOR = (0.5, 199.5)  # pseudo-counts (failed, succeeded) of attempts: 0.25
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """A log-normal estimate: ``mu`` and ``sigma`` of log seconds, from ``n`` observations."""
+    """A log-normal estimate: ``mu`` and ``sigma`` of log seconds, from ``n`` observations.
+
+    ``n`` sets how far the next observation moves the estimate (``1 / (n + 1)``; capped when a run
+    starts from history). ``evidence`` is how many observations the estimate is worth as evidence:
+    ``1 / sum(w**2)`` over the weights ``w`` of the observations averaged into ``mu`` (``n`` for a
+    plain running mean; a cap on ``n`` leaves it alone). Negative (the default): ``n``."""
 
     mu: float
     sigma: float
     n: float
+    evidence: float = -1.0
+
+    def __post_init__(self) -> None:
+        if self.evidence < 0:
+            object.__setattr__(self, "evidence", self.n)
 
     def quantile(self, q: float) -> float:
         """Seconds at quantile ``q`` (0 < q < 1)."""
@@ -68,7 +81,8 @@ class Estimate:
         a = max(1.0 / MEMORY, 1.0 / n)
         mu = self.mu + a * (x - self.mu)
         var = (1 - a) * (self.sigma**2 + a * (x - self.mu) ** 2)
-        return Estimate(mu, max(MIN_SIGMA, math.sqrt(var)), n)
+        evidence = 1.0 / ((1 - a) ** 2 / max(self.evidence, 1e-9) + a * a)
+        return Estimate(mu, max(MIN_SIGMA, math.sqrt(var)), n, evidence)
 
 
 def _prior(seconds: float | None) -> Estimate:
@@ -100,7 +114,8 @@ class DurationModel:
         return copy
 
     def for_run(self) -> DurationModel:
-        """A copy to learn one run with: history weighs at most ``HISTORY_WEIGHT`` observations."""
+        """A copy to learn one run with: history weighs at most ``HISTORY_WEIGHT`` observations
+        against the run's own (its ``evidence``, what a forecast is sure of, stays)."""
         copy = DurationModel(self._priors)
         copy._est = {k: replace(e, n=min(e.n, HISTORY_WEIGHT)) for k, e in self._est.items()}
         copy._attempts = dict(self._attempts)
@@ -116,7 +131,8 @@ class DurationModel:
             current = self._est.get(key)
             if current is None:  # a group's first measurement: what the others learned is its prior
                 start = self._get(key)
-                current = replace(start, n=min(start.n, PRIOR_WEIGHT))
+                weight = min(start.n, PRIOR_WEIGHT)
+                current = replace(start, n=weight, evidence=min(start.evidence, weight))
             self._est[key] = current.update(seconds)
 
     def observe_attempts(self, task: str, group: str, attempts: int, failed: int) -> None:
@@ -155,7 +171,7 @@ class DurationModel:
             "version": 1,
             "priors": self._priors,
             "estimates": [
-                {"task": t, "group": g, "mu": e.mu, "sigma": e.sigma, "n": e.n}
+                {"task": t, "group": g, "mu": e.mu, "sigma": e.sigma, "n": e.n, "evidence": e.evidence}
                 for (t, g), e in sorted(self._est.items())
             ],
             "attempts": [
@@ -167,14 +183,16 @@ class DurationModel:
 
     @classmethod
     def from_json(cls, text: str) -> DurationModel:
-        """A model saved by :meth:`to_json`."""
+        """A model saved by :meth:`to_json` (one saved before estimates kept their ``evidence``
+        takes ``n`` for it)."""
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError("not a sysflow duration model (version 1)")
         model = cls({str(k): float(v) for k, v in data.get("priors", {}).items()})
         for e in data.get("estimates", []):
+            n = float(e["n"])
             model._est[(str(e["task"]), str(e["group"]))] = Estimate(
-                float(e["mu"]), float(e["sigma"]), float(e["n"])
+                float(e["mu"]), float(e["sigma"]), n, float(e.get("evidence", n))
             )
         for a in data.get("attempts", []):
             model._attempts[(str(a["task"]), str(a["group"]))] = (float(a["attempts"]), float(a["failed"]))

@@ -1,9 +1,13 @@
 """A fast model of how the engine executes a plan, replayed on sampled durations (Monte Carlo).
 
 The forecast is a distribution because durations are: each sample draws every operation's duration
-from the duration model (log-normal per task × group, with the uncertainty of the group's median
-itself when little was observed), failed attempts and their retries, and replays the run as the engine
-would, on the planning problem's integer seconds:
+from the duration model, failed attempts and their retries, and replays the run as the engine would,
+on the planning problem's integer seconds. Durations are log-normal per task × group, and what was
+learned about a task × group (its median and spread) is uncertain: each sample first draws that
+median and spread once from what the observations allow (a scaled chi-square for the spread, a
+normal for the median), shared by every host of the group in that sample, then each host's duration
+independently from them. One run's hosts share one true median; drawing its uncertainty per host
+instead would fatten every host's tail and push the last host's finish late. The replay:
 
 * waves of a stage one after another: wave ``w + 1`` starts when every chain of wave ``w`` has ended,
   plus the gate; hosts of a wave ask in the plan's order;
@@ -37,19 +41,24 @@ from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind
 
 __all__ = ["Outcomes", "Replayed", "Replays", "TaskSpread", "ordered_chains", "replay", "simulate", "spreads"]
 
-MIN_T_SAMPLES = 10  # observations from which a learned spread is replayed as Student's t
+MIN_T_SAMPLES = 10  # observations from which a learned spread is uncertain (fewer: a guess)
 MAX_RETRY_DELAY = 60.0  # the engine's cap on one retry delay (actors.ops)
 
 
 @dataclass(frozen=True, slots=True)
 class TaskSpread:
     """What one task takes on one group: log-normal ``mu``/``sigma`` per host, ``mu_sd`` the
-    uncertainty of ``mu`` itself, the failure probability of one attempt, retries and their delay."""
+    uncertainty of ``mu`` itself (at ``sigma``), ``df`` the degrees of freedom ``sigma`` was estimated
+    with (``inf``: known), the failure probability of one attempt, retries and their delay.
+
+    Per sample the group's ``sigma`` is drawn as ``sigma * sqrt(df / chi2(df))`` and its ``mu`` as
+    ``mu + mu_sd * (drawn sigma / sigma) * N(0, 1)`` (the posterior of a normal's mean and spread),
+    once for all its hosts; each host's log duration is then normal with them."""
 
     mu: float
     sigma: float
     mu_sd: float = 0.0
-    df: float = math.inf  # degrees of freedom of the per-host spread (Student's t when few were seen)
+    df: float = math.inf  # degrees of freedom of sigma's estimate (inf: not uncertain)
     fail_p: float = 0.0
     retries: int = 0
     retry_delay: float = 1.0
@@ -97,14 +106,16 @@ def _sampler(
     idx = np.array(key_of, dtype=np.int64)
     n = len(idx)
 
+    estimated = np.isfinite(df)
+
     def draw(rng: np.random.Generator) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        mu_s = mu + mu_sd * rng.standard_normal(len(specs))
-        m, s, dfs = mu_s[idx], sigma[idx], df[idx]
-        z = rng.standard_normal(n)
-        few = np.isfinite(dfs)
-        if few.any():  # the predictive spread of a log-normal whose sigma was estimated: Student's t
-            z[few] = rng.standard_t(dfs[few])
-        seconds = np.exp(m + s * z)
+        # this sample's median and spread per task × group, shared by all its hosts
+        scale = np.ones(len(specs))
+        if estimated.any():
+            scale[estimated] = np.sqrt(df[estimated] / rng.chisquare(df[estimated]))
+        mu_s = mu + mu_sd * scale * rng.standard_normal(len(specs))
+        m, s = mu_s[idx], (sigma * scale)[idx]
+        seconds = np.exp(m + s * rng.standard_normal(n))
         failed = np.zeros(n, dtype=bool)
         p = fail[idx]
         if p.any():
@@ -548,17 +559,18 @@ def replay(
 def spreads(
     model: DurationModel, tasks: Mapping[str, tuple[int, float]] | None = None
 ) -> Callable[[str, str], TaskSpread]:
-    """Each task × group's spread from the duration model: its log-normal (per host a Student's t
-    with ``n - 1`` degrees of freedom in log space, so a spread learned from few hosts keeps its
-    tail), the uncertainty of its median (``sigma / sqrt(n)``), its learned failure rate, and the
-    task's ``(retries, retry delay)``."""
+    """Each task × group's spread from the duration model: its log-normal, the uncertainty of its
+    median (``sigma / sqrt(evidence)``) and of its spread (``evidence - 1`` degrees of freedom; a
+    prior's or a guess from fewer than ``MIN_T_SAMPLES`` observations is taken as it is), its learned
+    failure rate, and the task's ``(retries, retry delay)``. ``evidence`` is what the estimate was
+    learned from (all the history's hosts), not the cap a run puts on history's weight."""
     known = dict(tasks or {})
 
     def spread(task: str, group: str) -> TaskSpread:
         e = model.estimate(task, group)
         retries, delay = known.get(task, (0, 1.0))
         fail = model.failure_rate(task, group)
-        n = max(e.n, 1.0)
+        n = max(e.evidence, 1.0)
         df = n - 1.0 if n >= MIN_T_SAMPLES else math.inf  # a prior's sigma is a guess, not a sample's
         return TaskSpread(e.mu, e.sigma, e.sigma / math.sqrt(n), df, fail, retries, delay)
 

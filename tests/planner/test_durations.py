@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -57,6 +58,32 @@ def test_history_weighs_little_against_the_run_at_hand() -> None:
     run.learn(("t", "g", 120.0) for _ in range(100))  # the fleet got slower since
     assert run.seconds("t", "g") > 100.0
     assert history.seconds("t", "g") == pytest.approx(60.0, rel=0.01)  # the saved model is untouched
+
+
+def test_a_run_caps_historys_weight_but_not_what_it_was_learned_from() -> None:
+    history = DurationModel({"t": 60.0})
+    history.learn(("t", "g", 60.0 * (1.2 if i % 2 else 0.8)) for i in range(90))
+    learned = history.estimate("t", "g")
+    assert learned.evidence == pytest.approx(91.0)  # the prior and 90 hosts, equally weighted
+    run = history.for_run()
+    assert run.estimate("t", "g").n == 20.0  # a learning rate: the run at hand moves it fast
+    assert run.estimate("t", "g").evidence == pytest.approx(91.0)  # what the forecast is sure of
+    run.observe("t", "g", 60.0)
+    after = run.estimate("t", "g")  # 20/21 on the history, 1/21 on the new one: 1 / sum(w**2)
+    assert after.evidence == pytest.approx(1 / ((20 / 21) ** 2 / 91.0 + (1 / 21) ** 2))
+    assert after.evidence < learned.evidence + 1  # weighted unevenly, the run is worth less than 92
+
+
+def test_an_estimate_saved_before_it_kept_its_evidence_loads_with_n_for_it() -> None:
+    m = DurationModel({"t": 5.0})
+    m.learn(("t", "g", 7.0) for _ in range(30))
+    back = DurationModel.from_json(m.to_json())
+    assert back.estimate("t", "g") == m.estimate("t", "g")
+    old = json.loads(m.to_json())
+    for e in old["estimates"]:
+        del e["evidence"]
+    legacy = DurationModel.from_json(json.dumps(old)).estimate("t", "g")
+    assert legacy.evidence == legacy.n == m.estimate("t", "g").n
 
 
 def test_one_outlier_moves_the_estimate_by_a_bounded_factor() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -13,7 +14,15 @@ import pytest
 from sysflow.planner.build import solve_problem
 from sysflow.planner.durations import DurationModel
 from sysflow.planner.forecast import binding_constraint, distribution, forecast, plan_order, relaxations
-from sysflow.planner.montecarlo import Replays, TaskSpread, ordered_chains, replay, simulate, spreads
+from sysflow.planner.montecarlo import (
+    Outcomes,
+    Replays,
+    TaskSpread,
+    ordered_chains,
+    replay,
+    simulate,
+    spreads,
+)
 from sysflow.planner.problem import Chain, PlanningProblem, Resource, ResourceKind, Use, Window
 
 ORIGIN = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
@@ -125,6 +134,44 @@ def test_samples_spread_as_the_model_says() -> None:
     assert np.quantile(f, 0.9) > 1.5 * np.quantile(f, 0.1)
     failing = simulate(p, [], lambda t, g: TaskSpread(math.log(10), 0.1, fail_p=1.0), samples=5)
     assert failing.failed.all()
+
+
+@pytest.mark.parametrize("hosts", [25, 400])
+def test_a_well_learned_model_forecasts_a_fleets_median_finish_whatever_its_size(hosts: int) -> None:
+    """What an earlier run of 400 hosts taught is one uncertain median and spread per task × group,
+    shared by every host of this run: the forecast's p50 of the last host's finish stays at the
+    median finish of runs drawn from what was learned, for 25 hosts as for 400 (drawing the
+    parameters' uncertainty per host instead fattens every host's tail and drifts later with the
+    fleet's size), and a run's cap on history's weight does not make it less sure of it."""
+    z = [NormalDist().inv_cdf((i + 0.5) / 400) for i in range(400)]
+    history = DurationModel({"a": 10.0, "b": 10.0})
+    for task in ("a", "b"):
+        history.learn((task, "web", 10.0 * math.exp(0.3 * z[(i * 7) % 400])) for i in range(400))
+    model = history.for_run()
+    p = fleet(hosts=hosts, slots=hosts, windows=(Window(0, 10_000, 10_100),))
+    learned = {t: model.estimate(t, "web") for t in ("a", "b")}
+    assert all(abs(e.sigma - 0.3) < 0.02 and abs(e.mu - math.log(10.0)) < 0.02 for e in learned.values())
+    known = simulate(p, [], lambda t, g: TaskSpread(learned[t].mu, learned[t].sigma), samples=400, seed=7)
+    dist = distribution(solve_problem(p), model, samples=200, seed=1)
+    assert dist.finish_quantile(0.5) == pytest.approx(float(np.median(known.finish())), rel=0.04)
+
+
+def test_a_groups_median_and_spread_are_drawn_once_per_sample_for_all_its_hosts() -> None:
+    p = fleet(hosts=200, slots=200, windows=(Window(0, 10_000, 10_100),))
+    uncertain = TaskSpread(math.log(10), 0.3, mu_sd=0.2, df=5.0)
+
+    def per_sample(out: Outcomes) -> tuple[float, float]:
+        """How much the fleet's median and interquartile range (of log end) vary between samples."""
+        logs = np.log(out.end)  # every host runs at once: its end is the sum of its two durations
+        q1, q2, q3 = np.quantile(logs, [0.25, 0.5, 0.75], axis=1)
+        return float(np.std(q2)), float(np.std(q3 - q1) / np.mean(q3 - q1))
+
+    centre, width = per_sample(simulate(p, [], lambda t, g: uncertain, samples=100, seed=2))
+    assert centre > 0.1 and width > 0.15  # the drawn mu and sigma move the whole fleet
+    centre, width = per_sample(
+        simulate(p, [], lambda t, g: TaskSpread(math.log(10), 0.3), samples=100, seed=2)
+    )
+    assert centre < 0.03 and width < 0.1  # known: every sample's fleet looks alike
 
 
 def test_retries_replay_failed_attempts_before_success() -> None:
