@@ -344,7 +344,9 @@ class HostPool:
         while True:
             attempt += 1
             try:
-                outcome: CommandResult | BaseException = await self._transport_run(req)
+                outcome: CommandResult | BaseException = await run_request(
+                    self._transport_of(), req, self._clock
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -355,11 +357,12 @@ class HostPool:
             base = req.retry_delay if req.retry_delay is not None else self._retry_delay
             await self._clock.sleep(retry_delay(base, attempt, req.op_id))
 
-    async def _transport_run(self, req: OpRequest) -> CommandResult:
+    def _transport_of(self) -> Transport:
+        """The pool's transport, built by its factory on first use."""
         if self._transport is None:
             assert self._factory is not None
             self._transport = self._factory()
-        return await run_request(self._transport, req, self._clock)
+        return self._transport
 
     def _result(
         self,

@@ -18,6 +18,9 @@ __all__ = ["run_request", "takes_become"]
 
 async def run_request(transport: Transport, req: OpRequest, clock: Clock) -> CommandResult:
     """Run ``req``'s command once, or as often as its module's protocol needs; one attempt."""
+    if req.reboot is None and req.download is None and req.upload is None and req.become is None:
+        # a plain command (most of them): no closures, no protocol between two runs
+        return await transport.run(req.host, req.command, timeout=req.timeout, env=req.env_map, cwd=req.cwd)
 
     async def on(env: Mapping[str, str] | None, command: str, timeout: float | None) -> CommandResult:
         if req.become is not None and takes_become(transport):

@@ -386,7 +386,8 @@ class Admission:
                 if isinstance(result, Grant):
                     del self._waiters[ticket]
                     handed.append((w, result))
-                    todo |= w.keys
+                    # the places it held may let later waiters go, where anything is left to take
+                    todo = {k for k in todo | w.keys if self._may_admit(k)}
                     continue
                 assert key is not None
                 todo.discard(key)  # the ones behind it on this key stay queued behind it
@@ -398,6 +399,16 @@ class Admission:
                 self._hand(w.future, grant)
             else:
                 w.loop.call_soon_threadsafe(self._hand, w.future, grant)
+
+    def _may_admit(self, key: str) -> bool:
+        """False when ``key`` is a pool or budget with nothing left: no waiter blocked on it can go."""
+        cap = self._caps.get(key)
+        if cap is None:
+            return True
+        if key in self._budget:
+            return len(self._budget[key]) < cap
+        held = self._used.get(key)
+        return held is None or held + _EPS < cap
 
     def _oldest_blocked(self, keys: set[str]) -> tuple[int, _Waiter] | None:
         for ticket, w in self._waiters.items():  # insertion order is ticket order

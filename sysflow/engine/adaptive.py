@@ -166,15 +166,15 @@ def _new_violations(check: Callable[..., list[Violation]], plan: Plan, started: 
     """Violations the re-planned hosts cause; what the started hosts alone already break is fact."""
     from sysflow.planner.solution import Assignment
 
-    found = check(plan.problem, plan)
-    # a started host's violations are what it did (measured gaps, overruns): never the re-plan's
+    # a started host's own violations are what it did (measured gaps, overruns): never the re-plan's
+    found = check(plan.problem, plan, skip_hosts=started)
     found = [v for v in found if v.host is None or v.host not in started]
-    if not found:  # the common case: nothing to tell apart, so no second check of the started hosts
-        return []
+    if not any(v.host is None for v in found):  # nothing the started hosts alone may already break
+        return found
     a = plan.assignment
     fixed_only = Assignment(
         {h: st for h, st in a.starts.items() if h in started},
         {**dict(a.deferred), **{h: "re-planned" for h in a.starts if h not in started}},
     )
-    baseline = {str(v) for v in check(plan.problem, fixed_only)}
-    return [v for v in found if str(v) not in baseline and (v.host is None or v.host not in started)]
+    baseline = {str(v) for v in check(plan.problem, fixed_only, skip_hosts=started)}
+    return [v for v in found if str(v) not in baseline]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from sysflow.planner.problem import Chain, PlanningProblem, ResourceKind
@@ -42,15 +42,21 @@ class Violation:
         return f"{self.kind.value}: {self.host + ': ' if self.host else ''}{self.message}"
 
 
-def check(problem: PlanningProblem, plan: Assignment | object) -> list[Violation]:
-    """Every violation of ``problem``'s rules by ``plan`` (an ``Assignment`` or anything with one)."""
+def check(
+    problem: PlanningProblem, plan: Assignment | object, *, skip_hosts: Collection[str] = ()
+) -> list[Violation]:
+    """Every violation of ``problem``'s rules by ``plan`` (an ``Assignment`` or anything with one).
+
+    ``skip_hosts``: hosts whose own rules (order, windows, release) are not checked; their usage
+    still counts against every resource and barrier (re-planning: what started is measured fact)."""
     a = plan if isinstance(plan, Assignment) else getattr(plan, "assignment", None)
     if not isinstance(a, Assignment):
         raise TypeError("check() needs an Assignment or a Plan")
     out = list(_coverage(problem, a))
     placed = [c for c in problem.chains if len(a.starts.get(c.host, ())) == len(c.ops)]
     for c in placed:
-        out.extend(_chain(problem, c, a.starts[c.host]))
+        if c.host not in skip_hosts:
+            out.extend(_chain(problem, c, a.starts[c.host]))
     out.extend(_barriers(problem, a, placed))
     out.extend(_capacity(problem, a, placed))
     return out

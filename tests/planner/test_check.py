@@ -76,6 +76,16 @@ def test_each_violation_kind_is_found() -> None:
         check(p, object())
 
 
+def test_skipped_hosts_keep_their_usage_but_not_their_own_rules() -> None:
+    # a started host's measured gap (order) is not reported; its slot still counts against b
+    p = problem(gates=())
+    gap_and_overlap = Assignment({"a": (0, 6), "b": (8, 13)})
+    shared = {ViolationKind.CAPACITY, ViolationKind.BARRIER}  # b overlaps a's slot and its wave
+    assert kinds(p, gap_and_overlap) == {ViolationKind.ORDER, *shared}
+    skipped = check(p, gap_and_overlap, skip_hosts={"a"})
+    assert {v.kind for v in skipped} == shared
+
+
 def test_background_usage_counts() -> None:
     p = problem(background=(Busy(0, 0, 10, 1),))
     assert ViolationKind.CAPACITY in kinds(p, Assignment({"a": (0, 5), "b": (15, 20)}))
