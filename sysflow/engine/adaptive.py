@@ -121,6 +121,12 @@ class Replanner:
         from sysflow.planner.replan import replan
 
         t0 = time.perf_counter()
+        # What already ran is fact, not plan: measured times may break the old estimates (an overrun
+        # past a window end, one-second rounding between measured operations). Judge the new part.
+        started = {r.host for r in records.values() if r.start is not None}
+        if all(c.host in started for c in self.plan.problem.chains):
+            self._reset(self.plan)  # every host has started: nothing is left to place differently
+            return None
         done = {i: (r.start, r.end) for i, r in records.items() if r.state.done and r.start and r.end}
         running = {i: r.start for i, r in records.items() if r.state is OpState.RUNNING and r.start}
         group = max(self._sums, key=lambda g: abs(self._sums[g][1] / max(self._sums[g][0], 1e-9) - 1.0))
@@ -136,10 +142,8 @@ class Replanner:
             self._reset(self.plan)
             self._backoff(accepted=False)
             return None
-        # What already ran is fact, not plan: measured times may break the old estimates (an overrun
-        # past a window end, one-second rounding between measured operations). Judge the new part.
-        started = {r.host for r in records.values() if r.start is not None}
-        violations = _new_violations(check, new, started)
+        now_s = math.ceil((now - new.origin).total_seconds())
+        violations = _new_violations(check, new, started, now_s)
         self._reset(new)
         self._backoff(accepted=not violations)
         if violations:
@@ -162,12 +166,15 @@ def _planned_durations(plan: Plan) -> dict[str, tuple[float, str]]:
     }
 
 
-def _new_violations(check: Callable[..., list[Violation]], plan: Plan, started: set[str]) -> list[Violation]:
-    """Violations the re-planned hosts cause; what the started hosts alone already break is fact."""
+def _new_violations(
+    check: Callable[..., list[Violation]], plan: Plan, started: set[str], now: int | None = None
+) -> list[Violation]:
+    """Violations the re-planned hosts cause; what the started hosts alone already break is fact,
+    and so is what ended by ``now`` (seconds of the plan)."""
     from sysflow.planner.solution import Assignment
 
     # a started host's own violations are what it did (measured gaps, overruns): never the re-plan's
-    found = check(plan.problem, plan, skip_hosts=started)
+    found = check(plan.problem, plan, skip_hosts=started, after=now)
     found = [v for v in found if v.host is None or v.host not in started]
     if not any(v.host is None for v in found):  # nothing the started hosts alone may already break
         return found
@@ -176,5 +183,5 @@ def _new_violations(check: Callable[..., list[Violation]], plan: Plan, started: 
         {h: st for h, st in a.starts.items() if h in started},
         {**dict(a.deferred), **{h: "re-planned" for h in a.starts if h not in started}},
     )
-    baseline = {str(v) for v in check(plan.problem, fixed_only, skip_hosts=started)}
+    baseline = {str(v) for v in check(plan.problem, fixed_only, skip_hosts=started, after=now)}
     return [v for v in found if str(v) not in baseline]

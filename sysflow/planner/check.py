@@ -43,12 +43,18 @@ class Violation:
 
 
 def check(
-    problem: PlanningProblem, plan: Assignment | object, *, skip_hosts: Collection[str] = ()
+    problem: PlanningProblem,
+    plan: Assignment | object,
+    *,
+    skip_hosts: Collection[str] = (),
+    after: int | None = None,
 ) -> list[Violation]:
     """Every violation of ``problem``'s rules by ``plan`` (an ``Assignment`` or anything with one).
 
-    ``skip_hosts``: hosts whose own rules (order, windows, release) are not checked; their usage
-    still counts against every resource and barrier (re-planning: what started is measured fact)."""
+    For judging a re-plan: ``skip_hosts`` are hosts whose own rules (order, windows, release) are
+    not checked, though their usage counts against every resource and barrier (what started is
+    measured fact); with ``after``, usage that ends at or before that second is not counted (the
+    past cannot meet what is placed from then on)."""
     a = plan if isinstance(plan, Assignment) else getattr(plan, "assignment", None)
     if not isinstance(a, Assignment):
         raise TypeError("check() needs an Assignment or a Plan")
@@ -58,7 +64,7 @@ def check(
         if c.host not in skip_hosts:
             out.extend(_chain(problem, c, a.starts[c.host]))
     out.extend(_barriers(problem, a, placed))
-    out.extend(_capacity(problem, a, placed))
+    out.extend(_capacity(problem, a, placed, after))
     return out
 
 
@@ -123,13 +129,17 @@ def _barriers(problem: PlanningProblem, a: Assignment, placed: list[Chain]) -> I
                 yield Violation(ViolationKind.BARRIER, msg)
 
 
-def _capacity(problem: PlanningProblem, a: Assignment, placed: list[Chain]) -> Iterator[Violation]:
+def _capacity(
+    problem: PlanningProblem, a: Assignment, placed: list[Chain], after: int | None
+) -> Iterator[Violation]:
     events: list[list[tuple[int, int]]] = [[] for _ in problem.resources]
+    since = -(2**62) if after is None else after
     for b in problem.background:
-        events[b.resource] += [(b.start, b.amount), (b.start + b.length, -b.amount)]
+        if b.start + b.length > since:
+            events[b.resource] += [(b.start, b.amount), (b.start + b.length, -b.amount)]
     for c in placed:
         for r, start, end, amount in _usage(problem, c, a.starts[c.host]):
-            if end > start and amount:
+            if end > start and amount and end > since:
                 events[r] += [(start, amount), (end, -amount)]
     for res, ev in zip(problem.resources, events, strict=True):
         level = 0

@@ -287,8 +287,8 @@ def remaining_problem(
     chains = []
     background = list(problem.background)
     for c in problem.chains:
-        if c.host in fixed:
-            background.extend(_busy(problem, c, fixed[c.host]))
+        if c.host in fixed:  # what ended by now cannot meet anything placed from now on
+            background.extend(b for b in _busy(problem, c, fixed[c.host]) if b.start + b.length > now)
             continue
         earlier = (t for (stage, wave), t in rel.items() if stage == c.stage and wave < c.wave)
         chains.append(c.with_release(max(c.release, now, *earlier)))

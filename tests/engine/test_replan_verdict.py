@@ -21,7 +21,7 @@ class _Plan:
 def _checker(full: list[Violation], fixed_only: list[Violation]) -> Any:
     """A check that finds ``full`` in the whole plan and ``fixed_only`` when only started hosts remain."""
 
-    def check(problem: object, plan: object, *, skip_hosts: Any = ()) -> list[Violation]:
+    def check(problem: object, plan: object, *, skip_hosts: Any = (), after: Any = None) -> list[Violation]:
         a = plan if isinstance(plan, Assignment) else plan.assignment
         found = fixed_only if "new1" not in a.starts else full
         return [v for v in found if v.host is None or v.host not in skip_hosts]  # as check() does

@@ -86,6 +86,13 @@ def test_skipped_hosts_keep_their_usage_but_not_their_own_rules() -> None:
     assert {v.kind for v in skipped} == shared
 
 
+def test_usage_that_ended_before_after_is_not_counted() -> None:
+    p = problem(gates=())
+    overlap_at_8 = Assignment({"a": (0, 5), "b": (8, 13)})  # a's slot (5-10) meets b's (8-13)
+    assert ViolationKind.CAPACITY in {v.kind for v in check(p, overlap_at_8, after=9)}
+    assert ViolationKind.CAPACITY not in {v.kind for v in check(p, overlap_at_8, after=10)}
+
+
 def test_background_usage_counts() -> None:
     p = problem(background=(Busy(0, 0, 10, 1),))
     assert ViolationKind.CAPACITY in kinds(p, Assignment({"a": (0, 5), "b": (15, 20)}))
