@@ -16,7 +16,9 @@ median (``1 / sum of squared weights`` of the running mean, which the cap does n
 forecast's uncertainty about the median and spread comes from that. The model serialises to JSON.
 
 It also counts attempts and failed attempts per task × group, so a forecast can replay retries and
-failures at the rate the fleet showed (a Beta(0.5, 199.5) prior: 0.25 % until something is observed).
+failures at the rate the fleet showed (a Beta(0.05, 19.95) prior: 0.25 % until something is observed,
+worth 20 attempts, so the ~100 attempts of a small fleet's run outweigh it; a prior worth 200 attempts
+held a fleet's 3 % at about 1 % and the forecast's finish early).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ MEMORY = 100_000  # an estimate averages over at most about this many of the lat
 CLIP_SIGMAS = 3.0  # observations further than this from the estimate are clipped
 MIN_SIGMA = 0.05
 _ANY = "*"
-FAIL_PRIOR = (0.5, 199.5)  # pseudo-counts (failed, succeeded) of attempts: 0.25 % until observed
+FAIL_PRIOR = (0.05, 19.95)  # pseudo-counts (failed, succeeded) of attempts: 0.25 % until observed
 
 
 @dataclass(frozen=True, slots=True)

@@ -560,10 +560,11 @@ def spreads(
     model: DurationModel, tasks: Mapping[str, tuple[int, float]] | None = None
 ) -> Callable[[str, str], TaskSpread]:
     """Each task × group's spread from the duration model: its log-normal, the uncertainty of its
-    median (``sigma / sqrt(evidence)``) and of its spread (``evidence - 1`` degrees of freedom; a
-    prior's or a guess from fewer than ``MIN_T_SAMPLES`` observations is taken as it is), its learned
-    failure rate, and the task's ``(retries, retry delay)``. ``evidence`` is what the estimate was
-    learned from (all the history's hosts), not the cap a run puts on history's weight."""
+    median (``sigma / sqrt(evidence)``) and of its spread (the sum of squares ``evidence * sigma**2``
+    over ``evidence - 1`` degrees of freedom; a prior's or a guess from fewer than ``MIN_T_SAMPLES``
+    observations is taken as it is), its learned failure rate, and the task's ``(retries, retry
+    delay)``. ``evidence`` is what the estimate was learned from (all the history's hosts), not the
+    cap a run puts on history's weight."""
     known = dict(tasks or {})
 
     def spread(task: str, group: str) -> TaskSpread:
@@ -571,7 +572,11 @@ def spreads(
         retries, delay = known.get(task, (0, 1.0))
         fail = model.failure_rate(task, group)
         n = max(e.evidence, 1.0)
-        df = n - 1.0 if n >= MIN_T_SAMPLES else math.inf  # a prior's sigma is a guess, not a sample's
-        return TaskSpread(e.mu, e.sigma, e.sigma / math.sqrt(n), df, fail, retries, delay)
+        if n < MIN_T_SAMPLES:  # a prior's sigma is a guess, not a sample's
+            return TaskSpread(e.mu, e.sigma, e.sigma / math.sqrt(n), math.inf, fail, retries, delay)
+        # the estimate's variance is the mean square about its mean (over n): the sum of squares it
+        # stands for, n * sigma**2, is spread over n - 1 degrees of freedom
+        sigma = e.sigma * math.sqrt(n / (n - 1.0))
+        return TaskSpread(e.mu, sigma, sigma / math.sqrt(n), n - 1.0, fail, retries, delay)
 
     return spread

@@ -205,7 +205,7 @@ def test_the_model_counts_failed_attempts_and_keeps_them_in_json() -> None:
     before = model.failure_rate("upgrade", "web")
     assert 0 < before < 0.01  # a small prior: nothing observed yet
     model.observe_attempts("upgrade", "web", 100, 10)
-    assert model.failure_rate("upgrade", "web") == pytest.approx(10.5 / 300, rel=1e-6)
+    assert model.failure_rate("upgrade", "web") == pytest.approx(10.05 / 120, rel=1e-6)
     assert model.failure_rate("upgrade", "db") == model.failure_rate("upgrade", "web")  # pooled
     again = DurationModel.from_json(model.to_json())
     assert again.failure_rate("upgrade", "web") == model.failure_rate("upgrade", "web")
