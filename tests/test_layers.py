@@ -80,3 +80,18 @@ def test_no_package_imports_upward() -> None:
 def test_nothing_inside_imports_the_facade() -> None:
     edges = _imports()
     assert not [src for src, targets in edges.items() if "__init__" in targets]
+
+
+def test_modules_and_classes_stay_small() -> None:
+    """One job per module: no module over 600 lines, no class over 300 (issue 16's bar)."""
+    big: list[str] = []
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 600:
+            big.append(f"{path.relative_to(ROOT)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                length = node.end_lineno - node.lineno + 1
+                if length > 300:
+                    big.append(f"{path.relative_to(ROOT)}: class {node.name} {length} lines")
+    assert big == []

@@ -15,7 +15,8 @@ when it holds its grant (no thundering herd, no wake-up that finds the slot take
 One exception keeps this free of deadlock: a new host waiting for a disruption-budget slot holds
 its place on the budget only, because that slot is freed by hosts already in maintenance, whose
 remaining operations must be able to start.
-State changes happen under one lock, so the limits hold with concurrent callers on any thread;
+What is held is kept by :class:`~sysflow.constraints.ledger.Ledger`. State changes happen under
+one lock, so the limits hold with concurrent callers on any thread;
 ``acquire`` itself is for asyncio tasks. All time comes from the clock.
 """
 
@@ -24,52 +25,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from sysflow.clock import Clock
-from sysflow.constraints.capacity import SPACING, LimitKind, Limits, OpLike, OpNeeds
-from sysflow.constraints.weekly import utc_datetime
-from sysflow.errors import ConstraintError
+from sysflow.constraints.capacity import SPACING, Limits, OpLike, OpNeeds
+from sysflow.constraints.ledger import Denied, Grant, Ledger
 
 _SPACING_KEYS = frozenset({SPACING})
 
 __all__ = ["Admission", "Denied", "Grant"]
-
-_EPS = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """Permission for one operation to run; hand it back with :meth:`Admission.release`."""
-
-    id: int
-    host: str
-    task: str
-    usage: tuple[tuple[str, float], ...]
-    at: datetime
-    host_started: bool  # this grant started the host's maintenance (and took its budget slots)
-
-    def __bool__(self) -> bool:
-        return True
-
-
-@dataclass(frozen=True, slots=True)
-class Denied:
-    """Not now: which constraint (``constraint`` key, ``kind``), why, and when to try again.
-
-    ``retry_at`` is None when only a release (or a capacity change) can help.
-    """
-
-    reason: str
-    constraint: str
-    kind: LimitKind | None
-    retry_at: datetime | None = None
-
-    def __bool__(self) -> bool:
-        return False
 
 
 @dataclass(slots=True)
@@ -90,16 +56,9 @@ class Admission:
         self.limits = limits
         self.clock = clock
         self._lock = threading.Lock()
-        self._used: dict[str, float] = {}
-        self._starts: dict[str, deque[float]] = {}
-        self._budget: dict[str, set[str]] = {}
-        self._hosts: dict[str, tuple[str, ...]] = {}  # host in maintenance -> budget keys held
-        self._last_host_start: float | None = None
-        self._grants: set[int] = set()
-        self._ids = itertools.count(1)
+        self._held = Ledger(limits)
         self._tickets = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
-        self._caps = limits.capacities
 
     # -- public ------------------------------------------------------------------------------
 
@@ -155,20 +114,14 @@ class Admission:
     def release(self, grant: Grant) -> None:
         """Return the pool units of ``grant`` (its host stays in maintenance until ``host_done``)."""
         with self._lock:
-            if grant.id not in self._grants:
-                raise ConstraintError(f"grant {grant.id} for {grant.task}@{grant.host} is not held")
-            self._grants.discard(grant.id)
-            for key, demand in grant.usage:
-                self._used[key] -= demand
+            self._held.release(grant)
         if self._waiters:
             self._wake({key for key, _ in grant.usage})
 
     def host_done(self, host: str) -> None:
         """The host's last operation ended: it leaves maintenance and frees its budget slots."""
         with self._lock:
-            freed = self._hosts.pop(host, ())
-            for key in freed:
-                self._budget[key].discard(host)
+            freed = self._held.host_done(host)
         if self._waiters:
             self._wake(set(freed))
 
@@ -181,15 +134,11 @@ class Admission:
     def in_use(self, key: str) -> float:
         """Units held on a pool, hosts held on a budget, or starts within the window of a rate."""
         with self._lock:
-            if key in self._budget:
-                return float(len(self._budget[key]))
-            if key in self._starts:
-                return float(len(self._starts[key]))
-            return self._used.get(key, 0.0)
+            return self._held.in_use(key)
 
     def in_maintenance(self) -> list[str]:
         with self._lock:
-            return sorted(self._hosts)
+            return sorted(self._held.hosts)
 
     @property
     def waiting(self) -> int:
@@ -198,7 +147,7 @@ class Admission:
     # -- decisions (under the lock) ----------------------------------------------------------
 
     def _keys(self, op: OpLike, needs: OpNeeds, host_starting: bool | None) -> frozenset[str]:
-        in_maintenance = op.host in self._hosts
+        in_maintenance = op.host in self._held.hosts
         starting = host_starting if host_starting is not None else not in_maintenance
         keys = needs.running_keys if in_maintenance else needs.new_host_keys
         if starting and self.limits.spacing is not None:
@@ -213,7 +162,7 @@ class Admission:
         operations must not queue behind it (that would deadlock).
         """
         needs = self.limits.needs(op)
-        if op.host not in self._hosts and needs.budgets and self._budget_check(needs) is not None:
+        if op.host not in self._held.hosts and needs.budgets and self._held.budget_check(needs) is not None:
             return frozenset(needs.budgets)
         return self._keys(op, needs, host_starting)
 
@@ -221,22 +170,15 @@ class Admission:
         self, op: OpLike, now: datetime, host_starting: bool | None, ticket: int | None
     ) -> Grant | Denied:
         needs = self.limits.needs(op)
-        new_host = op.host not in self._hosts
+        new_host = op.host not in self._held.hosts
         starting = host_starting if host_starting is not None else new_host
         ts = now.timestamp()
-        # Denied is falsy: compare with None, never chain with `or`
         denied = self._queue_check(op, needs, host_starting, ticket) if self._waiters else None
         if denied is None:
-            denied = self._pool_check(needs)
-        if denied is None and new_host and needs.budgets:
-            denied = self._budget_check(needs)
-        if denied is None and starting and self.limits.spacing is not None:
-            denied = self._spacing_check(ts)
-        if denied is None and needs.rates:
-            denied = self._rate_check(needs, ts)
+            denied = self._held.check(needs, ts, new_host, starting)
         if denied is not None:
             return denied
-        return self._commit(op, needs, now, ts, new_host, starting)
+        return self._held.commit(op, needs, now, ts, new_host, starting)
 
     def _queue_check(
         self, op: OpLike, needs: OpNeeds, host_starting: bool | None, ticket: int | None
@@ -253,69 +195,6 @@ class Admission:
                 kind = self.limits.instance(key).kind
                 return Denied(f"an earlier request is waiting for {key!r}", key, kind)
         return None
-
-    def _pool_check(self, needs: OpNeeds) -> Denied | None:
-        used = self._used
-        caps = self._caps
-        for key, demand in needs.usage:
-            cap = caps[key]
-            held = used.get(key, 0.0)
-            if held + demand > cap + _EPS:
-                reason = f"pool {key!r} is full: {held:g} of {cap:g} in use, needs {demand:g}"
-                return Denied(reason, key, LimitKind.POOL)
-        return None
-
-    def _budget_check(self, needs: OpNeeds) -> Denied | None:
-        for key in needs.budgets:
-            held = len(self._budget.get(key, ()))
-            cap = self._caps[key]
-            if held + 1 > cap:
-                reason = f"disruption budget {key!r}: {held} of {cap:g} hosts in maintenance"
-                return Denied(reason, key, LimitKind.BUDGET)
-        return None
-
-    def _spacing_check(self, ts: float) -> Denied | None:
-        spacing = self.limits.spacing
-        if spacing is None or self._last_host_start is None:
-            return None
-        ready = self._last_host_start + spacing.seconds
-        if ts + _EPS < ready:
-            reason = f"{SPACING}: next host may start {spacing.seconds:g}s after the previous one"
-            return Denied(reason, SPACING, LimitKind.SPACING, utc_datetime(ready))
-        return None
-
-    def _rate_check(self, needs: OpNeeds, ts: float) -> Denied | None:
-        for key in needs.rates:
-            per = self.limits.period(key)
-            cap = int(self._caps[key])
-            starts = self._starts.get(key)
-            if starts is None:
-                starts = self._starts[key] = deque()
-            while starts and starts[0] + per <= ts + _EPS:
-                starts.popleft()
-            if len(starts) >= cap:
-                retry = starts[len(starts) - cap] + per if cap > 0 else None
-                reason = f"rate limit {key!r}: {len(starts)} starts in the last {per:g}s (max {cap})"
-                return Denied(reason, key, LimitKind.RATE, utc_datetime(retry) if retry is not None else None)
-        return None
-
-    def _commit(
-        self, op: OpLike, needs: OpNeeds, now: datetime, ts: float, new_host: bool, starting: bool
-    ) -> Grant:
-        used = self._used
-        for key, demand in needs.usage:
-            used[key] = used.get(key, 0.0) + demand
-        for key in needs.rates:
-            self._starts[key].append(ts)
-        if starting:
-            self._last_host_start = ts
-        if new_host:
-            self._hosts[op.host] = needs.budgets
-            for key in needs.budgets:
-                self._budget.setdefault(key, set()).add(op.host)
-        grant = Grant(next(self._ids), op.host, op.task, needs.usage, now, new_host)
-        self._grants.add(grant.id)
-        return grant
 
     # -- waiting -----------------------------------------------------------------------------
 
@@ -387,7 +266,7 @@ class Admission:
                     del self._waiters[ticket]
                     handed.append((w, result))
                     # the places it held may let later waiters go, where anything is left to take
-                    todo = {k for k in todo | w.keys if self._may_admit(k)}
+                    todo = {k for k in todo | w.keys if self._held.may_admit(k)}
                     continue
                 assert key is not None
                 todo.discard(key)  # the ones behind it on this key stay queued behind it
@@ -399,16 +278,6 @@ class Admission:
                 self._hand(w.future, grant)
             else:
                 w.loop.call_soon_threadsafe(self._hand, w.future, grant)
-
-    def _may_admit(self, key: str) -> bool:
-        """False when ``key`` is a pool or budget with nothing left: no waiter blocked on it can go."""
-        cap = self._caps.get(key)
-        if cap is None:
-            return True
-        if key in self._budget:
-            return len(self._budget[key]) < cap
-        held = self._used.get(key)
-        return held is None or held + _EPS < cap
 
     def _oldest_blocked(self, keys: set[str]) -> tuple[int, _Waiter] | None:
         for ticket, w in self._waiters.items():  # insertion order is ticket order

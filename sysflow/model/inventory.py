@@ -463,11 +463,8 @@ class Inventory(BaseModel):
 
     def restore_secrets(self, lookup: SecretLookup | None = None) -> None:
         """Put secret values back in place of their references (in place), e.g. on resume.
-
         ``lookup`` maps a variable name to its value (default: ``SYSFLOW_SECRET_<NAME>``). Raises
-        :class:`InventoryError` naming every variable without a value; an inventory without
-        references is left as it is.
-        """
+        :class:`InventoryError` naming every variable without a value (none: left as it is)."""
         secrets.restore_secrets(self, lookup)
         self._memo.clear()
 
