@@ -16,11 +16,11 @@ quantiles include its uncertainty about what was learned (the medians and spread
 showed are themselves a draw), so "the finish is <= p50 half the time" is a promise averaged over
 what earlier runs happen to teach as well as over the run itself. With one fixed training run for
 every forecast (``--shared-training``) the coverage is conditional on that one draw of what was
-learned: across training runs the nominal family's p50 coverage of 40 runs varies by about ±0.16
-from that alone, so it measures the luck of one training run, not the forecast. Reported per
-family: the fraction of runs whose actual finish is <= the forecast p90 (target 0.85-0.95) and <= p50
-(0.40-0.60), and whose hosts done in the first window fall inside the forecast's 80 % interval
-(>= 0.75); plus a reliability diagram (PNG).
+learned: given one training run, the chance that a run finishes by the p50 ranges over training
+runs with a standard deviation of about 0.16 (every family), so that mode measures the luck of one
+training run as much as the forecast. Reported per family: the fraction of runs whose actual finish
+is <= the forecast p90 (target 0.85-0.95) and <= p50 (0.40-0.60), and whose hosts done in the first
+window fall inside the forecast's 80 % interval (>= 0.75); plus a reliability diagram (PNG).
 
 It also times a forecast of ``--speed-hosts`` hosts × 5 tasks (plan, Monte Carlo, binding constraint).
 
