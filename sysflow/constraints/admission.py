@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +59,9 @@ class Admission:
         self._lock = threading.Lock()
         self._held = Ledger(limits)
         self._tickets = itertools.count(1)
-        self._waiters: dict[int, _Waiter] = {}
+        # in ticket order; an OrderedDict because the oldest leave first: a plain dict keeps the
+        # holes they leave, and every look from the front (the queue check) walks over them
+        self._waiters: OrderedDict[int, _Waiter] = OrderedDict()
 
     # -- public ------------------------------------------------------------------------------
 

@@ -57,7 +57,10 @@ class Replanner:
         self.plan = plan
         self.deviation = deviation
         self.every = every
-        self._planned = _planned_durations(plan)
+        # where each operation sits (its host's chain, its index): the same in every version of
+        # the plan, so a re-plan swaps only the chains whose durations it reads
+        self._where = {op: (c.host, i) for c in plan.problem.chains for i, op in enumerate(c.ops)}
+        self._chains = plan.problem.by_host
         self._sums: dict[str, list[float]] = {}  # group -> [planned, measured, count] since the last plan
         self._observed = 0  # operations observed since the last plan (the sum of the counts)
         self.versions = 1
@@ -68,11 +71,14 @@ class Replanner:
         return sorted(starts, key=lambda h: starts[h][0] if starts[h] else 0)
 
     def observe(self, record: OpRecord) -> None:
-        planned = self._planned.get(record.op_id)
-        if planned is None or record.duration is None or record.state is not OpState.SUCCEEDED:
+        where = self._where.get(record.op_id)
+        if where is None or record.duration is None or record.state is not OpState.SUCCEEDED:
             return
-        sums = self._sums.setdefault(planned[1], [0.0, 0.0, 0])
-        sums[0] += planned[0]
+        chain = self._chains.get(where[0])
+        if chain is None:
+            return
+        sums = self._sums.setdefault(chain.group, [0.0, 0.0, 0])
+        sums[0] += chain.durations[where[1]]
         # the planner counts whole seconds (a 0.3 s command is planned as 1 s): measure the same way,
         # or every sub-second task reads as a drift that no re-plan can fix
         sums[1] += math.ceil(record.duration - 1e-9)
@@ -154,16 +160,9 @@ class Replanner:
         return Swap(reason, time.perf_counter() - t0, new)
 
     def _reset(self, plan: Plan) -> None:
-        self._planned = _planned_durations(plan)
+        self._chains = plan.problem.by_host
         self._sums = {}
         self._observed = 0
-
-
-def _planned_durations(plan: Plan) -> dict[str, tuple[float, str]]:
-    """Planned seconds and group of every operation of the plan."""
-    return {
-        op: (float(d), c.group) for c in plan.problem.chains for op, d in zip(c.ops, c.durations, strict=True)
-    }
 
 
 def _new_violations(
