@@ -268,8 +268,13 @@ class Admission:
                 if isinstance(result, Grant):
                     del self._waiters[ticket]
                     handed.append((w, result))
-                    # the places it held may let later waiters go, where anything is left to take
-                    todo = {k for k in todo | w.keys if self._held.may_admit(k)}
+                    # the places it held may let later waiters go where anything is left to take;
+                    # where it took the last of something, nobody behind it can go now
+                    for k in w.keys:
+                        if self._held.may_admit(k):
+                            todo.add(k)
+                        else:
+                            todo.discard(k)
                     continue
                 assert key is not None
                 todo.discard(key)  # the ones behind it on this key stay queued behind it
