@@ -2,8 +2,10 @@
 
 Estimates are kept per task × group as a log-normal: the mean and variance of ``log(seconds)``. Log
 space makes one 10× outlier move the estimate by a bounded factor, and each observation is also
-clipped to ``±CLIP_SIGMAS`` standard deviations of the current estimate before it is folded in, so a
-hung command does not wreck the forecast. A prior (``expected_duration`` from the workflow, or
+clipped before it is folded in, so a hung command does not wreck the forecast: where the current
+estimate, with the uncertainty of its own spread, puts the tail a normal has beyond ``CLIP_SIGMAS``
+(a Student-t's; about ``CLIP_SIGMAS`` sigma once it rests on hundreds of observations, nothing
+clipped while it rests on fewer than five, whose spread is still mostly the prior's guess). A prior (``expected_duration`` from the workflow, or
 ``DEFAULT_SECONDS``) counts as ``PRIOR_WEIGHT`` observations.
 
 Within a run every observation weighs the same (a running mean, not a recency-weighted one): short
@@ -37,7 +39,8 @@ PRIOR_SIGMA = 0.35  # spread of a prior in log space (p90 ≈ 1.56 × p50)
 PRIOR_WEIGHT = 1.0  # a prior counts as one observation: the first measurement outweighs a guess
 HISTORY_WEIGHT = 20.0  # at the start of a run, what earlier runs learned counts as this many observations
 MEMORY = 100_000  # an estimate averages over at most about this many of the latest observations
-CLIP_SIGMAS = 3.0  # observations further than this from the estimate are clipped
+CLIP_SIGMAS = 3.0  # observations further than this from the estimate are clipped (once it is sure of sigma)
+MIN_CLIP_DF = 4.0  # an estimate from fewer observations (and its prior) clips nothing
 MIN_SIGMA = 0.05
 _ANY = "*"
 FAIL_PRIOR = (0.05, 19.95)  # pseudo-counts (failed, succeeded) of attempts: 0.25 % until observed
@@ -78,13 +81,37 @@ class Estimate:
     def update(self, seconds: float) -> Estimate:
         """The estimate after one more observation (clipped, then folded into the running mean)."""
         x = math.log(max(seconds, 1e-3))
-        x = min(max(x, self.mu - CLIP_SIGMAS * self.sigma), self.mu + CLIP_SIGMAS * self.sigma)
+        bound = _clip_bound(self.evidence) * self.sigma
+        x = min(max(x, self.mu - bound), self.mu + bound)
         n = self.n + 1
         a = max(1.0 / MEMORY, 1.0 / n)
         mu = self.mu + a * (x - self.mu)
         var = (1 - a) * (self.sigma**2 + a * (x - self.mu) ** 2)
         evidence = 1.0 / ((1 - a) ** 2 / max(self.evidence, 1e-9) + a * a)
         return Estimate(mu, max(MIN_SIGMA, math.sqrt(var)), n, evidence)
+
+
+def _clip_bound(evidence: float) -> float:
+    """How many ``sigma`` from ``mu`` an observation may lie before it is clipped: where a Student-t
+    with ``evidence - 1`` degrees of freedom puts the tail a normal has beyond ``CLIP_SIGMAS`` (the
+    next observation's predictive distribution when ``sigma`` itself was estimated from that few),
+    times the predictive spread's ``sqrt(1 + 1/evidence)``. About ``CLIP_SIGMAS`` once the estimate
+    rests on a few hundred observations; wider before, and no clipping from fewer than
+    ``MIN_CLIP_DF + 1``: a spread that is still mostly the prior's guess cannot tell an outlier, and
+    clipping at it made a heavy-tailed task (sigma 1.0) look as narrow as its prior (0.35) forever,
+    every clipped early observation keeping the spread that clipped the next one small. The quantile
+    is the Cornish-Fisher expansion of the t's (within 3 % from 4 degrees of freedom)."""
+    df = evidence - 1.0
+    if df < MIN_CLIP_DF:
+        return math.inf
+    z = CLIP_SIGMAS
+    t = (
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    )
+    return t * math.sqrt(1.0 + 1.0 / evidence)
 
 
 def _prior(seconds: float | None) -> Estimate:
@@ -145,9 +172,16 @@ class DurationModel:
 
     def failure_rate(self, task: str, group: str) -> float:
         """The probability that one attempt of ``task`` on ``group`` fails, as observed so far."""
+        failed, succeeded = self.failure_posterior(task, group)
+        return failed / (failed + succeeded)
+
+    def failure_posterior(self, task: str, group: str) -> tuple[float, float]:
+        """What is known of that probability: the Beta posterior's ``(failed, succeeded)``
+        pseudo-counts, the prior's plus the attempts observed (their sum is the number of attempts
+        the rate rests on: a few failures among a hundred attempts leave it uncertain)."""
         n, f = self._attempts.get((task, group)) or self._attempts.get((task, _ANY)) or (0.0, 0.0)
         a, b = FAIL_PRIOR
-        return (f + a) / (n + a + b)
+        return f + a, n - f + b
 
     def learn(self, records: Iterable[tuple[str, str, float]]) -> None:
         """Fold in ``(task, group, seconds)`` records, e.g. from earlier runs."""

@@ -6,14 +6,17 @@ on the planning problem's integer seconds. Durations are log-normal per task × 
 learned about a task × group (its median and spread) is uncertain: each sample first draws that
 median and spread once from what the observations allow (a scaled chi-square for the spread, a
 normal for the median), shared by every host of the group in that sample, then each host's duration
-independently from them. One run's hosts share one true median; drawing its uncertainty per host
-instead would fatten every host's tail and push the last host's finish late. The replay:
+independently from them; likewise each task × group's failure probability, from its Beta posterior
+(a rate learned from a hundred attempts is uncertain). One run's hosts share one true median;
+drawing its uncertainty per host instead would fatten every host's tail and push the last host's
+finish late. The replay:
 
 * waves of a stage one after another: wave ``w + 1`` starts when every chain of wave ``w`` has ended,
   plus the gate; hosts of a wave ask in the plan's order;
 * a chain starts only in a window where its remaining chain, at the p50 durations the engine predicts
   with, ends before the window's end (and before its cutoff); a started chain's next operation starts
-  before the cutoff or waits for the next window;
+  before the cutoff or waits for the next window; chains waiting for a window ask at its start in the
+  order the engine's timers wake them, not in the order they began to wait (``_woken``);
 * admission is first come, first served per operation: a waiting request holds its place on every
   pool it needs (a later request that shares one waits behind it), budgets are held from a host's
   first operation to its last; a failed host stops its chain.
@@ -28,9 +31,11 @@ import bisect
 import copy
 import heapq
 import math
+import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import accumulate
 
 import numpy as np
@@ -53,7 +58,9 @@ class TaskSpread:
 
     Per sample the group's ``sigma`` is drawn as ``sigma * sqrt(df / chi2(df))`` and its ``mu`` as
     ``mu + mu_sd * (drawn sigma / sigma) * N(0, 1)`` (the posterior of a normal's mean and spread),
-    once for all its hosts; each host's log duration is then normal with them."""
+    and its failure probability from ``Beta(fail_p * fail_n, (1 - fail_p) * fail_n)`` (``fail_n``:
+    the attempts the rate rests on, ``inf``: known), once for all its hosts; each host's log
+    duration and attempts are then drawn with them."""
 
     mu: float
     sigma: float
@@ -62,6 +69,7 @@ class TaskSpread:
     fail_p: float = 0.0
     retries: int = 0
     retry_delay: float = 1.0
+    fail_n: float = math.inf  # attempts (with the prior's pseudo-attempts) fail_p was learned from
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,10 @@ def _sampler(
     mu_sd = np.array([s.mu_sd for s in specs])
     df = np.array([s.df for s in specs])
     fail = np.array([s.fail_p for s in specs])
+    fail_n = np.array([s.fail_n for s in specs])
+    fail_known = ~np.isfinite(fail_n) | (fail <= 0.0) | (fail >= 1.0)
+    weight = np.where(fail_known, 1.0, fail_n)  # Beta(fail_a, fail_b): the rate's posterior
+    fail_a, fail_b = np.where(fail_known, 1.0, fail * weight), np.where(fail_known, 1.0, (1 - fail) * weight)
     retries = np.array([s.retries for s in specs], dtype=np.int64)
     delay = np.array([s.retry_delay for s in specs])
     idx = np.array(key_of, dtype=np.int64)
@@ -117,7 +129,7 @@ def _sampler(
         m, s = mu_s[idx], (sigma * scale)[idx]
         seconds = np.exp(m + s * rng.standard_normal(n))
         failed = np.zeros(n, dtype=bool)
-        p = fail[idx]
+        p = np.where(fail_known, fail, rng.beta(fail_a, fail_b))[idx] if fail.any() else fail[idx]
         if p.any():
             tries = rng.geometric(np.clip(1.0 - p, 1e-9, 1.0))  # attempts up to the first success
             allowed = retries[idx] + 1
@@ -151,7 +163,7 @@ def simulate(
     static = _Static(problem, chains)
     for s in range(samples):
         seconds, fails = draw(rng)
-        r = _Replay(problem, static, _split(static, seconds, fails))
+        r = _Replay(problem, static, _split(static, seconds, fails), ties=s)
         r.run()
         end[s], window[s], failed[s] = r.end, r.done_window, r.failed
     return Outcomes(tuple(c.host for c in chains), end, window, failed, tuple(chains))
@@ -274,7 +286,8 @@ class _Replay:
 
     Events are ``(time, sequence, code)``: ``code < n`` is chain ``code``'s operation ending,
     ``n <= code < 2n`` chain ``code - n`` asking to be admitted at a window's start, and ``2n + j`` the
-    ``j``-th wave start pushed. ``refused`` collects every resource that refused a request because it
+    ``j``-th wave start pushed. Chains woken at the same instant are ordered at random (``ties``
+    seeds it): the engine's timer heap pops equal deadlines in an order of its own. ``refused`` collects every resource that refused a request because it
     was at capacity: relaxing the capacity of any other resource replays the same run."""
 
     def __init__(
@@ -283,8 +296,10 @@ class _Replay:
         static: _Static,
         run_times: tuple[list[list[float]], list[int]],
         capacity: Mapping[int, float] | None = None,
+        ties: int = 0,
     ) -> None:
         st = self.st = static
+        self.tie = random.Random(ties).random  # the order of chains woken at the same instant
         self.cap = [float(r.capacity) for r in problem.resources]
         for r, units in (capacity or {}).items():
             self.cap[r] = units
@@ -301,7 +316,7 @@ class _Replay:
         self.failed = [False] * n
         self.queue: deque[_Req] = deque()
         self.holding: list[_Pairs] = [()] * n  # the pools of each chain's running operation
-        self.heap: list[tuple[float, int, int]] = []
+        self.heap: list[tuple[float, float, int]] = []  # (time, order among equal times, code)
         self.seq = 0
         self.wave_starts: list[tuple[int, int]] = []
         self.left: dict[tuple[int, int], int] = {}
@@ -353,21 +368,23 @@ class _Replay:
                 )
 
     def _admit(self, t: float, i: int) -> None:
-        """Find the window the chain's rest fits in from ``t``; ask for admission there."""
+        """Find the window the chain's rest fits in from ``t``; ask for admission there (at its start,
+        when the chain waits for it: at the instant the engine's timer wakes it, see ``_woken``)."""
         k = self.k[i]
         cur = self.win[i]
+        now = round(t, 6)  # the engine reads windows on a clock of whole microseconds
         if cur >= 0:
             s, cut, e = self.windows[i][cur]
-            if s <= t < cut and t < e:
+            if s <= now < cut and now < e:
                 self._ask(i)
                 return
         pred = self.rest[i][k]
         for wi, (s, cut, e) in enumerate(self.windows[i]):
-            at = max(t, s)
+            at = max(now, s)
             if at < cut and at + pred <= e:
                 self.win[i] = wi
-                if at > t:
-                    self._push(at, self.n + i)
+                if at > now:  # the engine's timers due at one instant run in no order of ours
+                    heapq.heappush(self.heap, (_woken(t, s), self.tie(), self.n + i))
                 else:
                     self._ask(i)
                 return
@@ -482,6 +499,19 @@ class _Replay:
             self._admit(t, i)
 
 
+def _woken(t: float, start: float) -> float:
+    """When a chain that waits from ``t`` for a window opening at ``start`` asks again: when the
+    engine's timer for it fires. The engine sleeps ``start - now`` seconds, ``now`` read on a clock
+    of whole microseconds, and its loop adds that to its own (float) time: the timers of chains that
+    wait for the same window are due within a microsecond of its start, in an order set by where
+    each chain's ``t`` falls between two microseconds, not in the order they began to wait. That
+    order decides which of them the window's first slots go to. Chains that began to wait at the
+    same instant (those still queued for admission at the cutoff, released together by the first
+    operation to end after it) are due at the same time and resume together, in the order the
+    loop's timer heap pops equal deadlines: arbitrary, so the replay draws it."""
+    return t + (timedelta(seconds=start) - timedelta(seconds=t)).total_seconds()
+
+
 def _without_budget(st: _Static, i: int) -> _Req:
     """The first operation's request of a host already in maintenance (after a window change)."""
     pools = st.asks[i][0][4]
@@ -562,7 +592,8 @@ def spreads(
     """Each task × group's spread from the duration model: its log-normal, the uncertainty of its
     median (``sigma / sqrt(evidence)``) and of its spread (the sum of squares ``evidence * sigma**2``
     over ``evidence - 1`` degrees of freedom; a prior's or a guess from fewer than ``MIN_T_SAMPLES``
-    observations is taken as it is), its learned failure rate, and the task's ``(retries, retry
+    observations is taken as it is), its learned failure rate with the attempts it rests on (drawn
+    per sample from its Beta posterior), and the task's ``(retries, retry
     delay)``. ``evidence`` is what the estimate was learned from (all the history's hosts), not the
     cap a run puts on history's weight."""
     known = dict(tasks or {})
@@ -570,13 +601,14 @@ def spreads(
     def spread(task: str, group: str) -> TaskSpread:
         e = model.estimate(task, group)
         retries, delay = known.get(task, (0, 1.0))
-        fail = model.failure_rate(task, group)
+        failed, succeeded = model.failure_posterior(task, group)
+        fail, fail_n = failed / (failed + succeeded), failed + succeeded
         n = max(e.evidence, 1.0)
         if n < MIN_T_SAMPLES:  # a prior's sigma is a guess, not a sample's
-            return TaskSpread(e.mu, e.sigma, e.sigma / math.sqrt(n), math.inf, fail, retries, delay)
+            return TaskSpread(e.mu, e.sigma, e.sigma / math.sqrt(n), math.inf, fail, retries, delay, fail_n)
         # the estimate's variance is the mean square about its mean (over n): the sum of squares it
         # stands for, n * sigma**2, is spread over n - 1 degrees of freedom
         sigma = e.sigma * math.sqrt(n / (n - 1.0))
-        return TaskSpread(e.mu, sigma, sigma / math.sqrt(n), n - 1.0, fail, retries, delay)
+        return TaskSpread(e.mu, sigma, sigma / math.sqrt(n), n - 1.0, fail, retries, delay, fail_n)
 
     return spread

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from statistics import NormalDist
 
 import pytest
 from hypothesis import given, settings
@@ -119,3 +120,26 @@ def test_estimates_stay_positive_and_ordered(samples: list[float]) -> None:
     e = m.estimate("t", "g")
     assert 0 < e.quantile(0.5) <= e.quantile(0.9)
     assert e.sigma > 0
+
+
+def test_a_heavy_tailed_tasks_spread_is_learned_from_the_prior_on() -> None:
+    """A run's observations come wave by wave, and in a wave the short operations finish first:
+    the first ones a model sees are the fastest. An estimate that still rests on its prior's guess of
+    the spread (0.35) cannot tell an outlier, and clipping those at 3 x 0.35 kept the spread learned
+    for a task whose log duration has sigma 1.0 at 0.96 for good (every clipped observation kept the
+    spread that clipped the next one small). Observations are clipped where the estimate, with its
+    own uncertainty, puts a 3-sigma tail: wide while it rests on a few, 3 sigma once on hundreds."""
+    z = [NormalDist().inv_cdf((i + 0.5) / 120) for i in range(120)]
+    spread = math.sqrt(sum(x * x for x in z) / len(z))  # of the observations' logs (mean 0)
+    for k in (7, 13, 37):  # which hosts fall in which wave
+        xs = [240.0 * math.exp(z[(i * k) % 120]) for i in range(120)]
+        m = DurationModel({"upgrade": 240.0})
+        m.learn(("upgrade", "web", x) for x in sorted(xs[:2]) + sorted(xs[2:26]) + sorted(xs[26:]))
+        e = m.estimate("upgrade", "web")
+        assert e.sigma == pytest.approx(spread, abs=0.015), k
+        assert e.p50 == pytest.approx(240.0, rel=0.05), k
+    m = DurationModel({"t": 60.0})
+    m.learn(("t", "g", 60.0 * math.exp(0.3 * z[(i * 37) % 120])) for i in range(120))
+    before = m.estimate("t", "g")
+    m.observe("t", "g", 60.0 * 1000)  # a hung command is still clipped
+    assert m.estimate("t", "g").sigma < before.sigma * 1.1

@@ -213,6 +213,27 @@ def test_the_model_counts_failed_attempts_and_keeps_them_in_json() -> None:
     assert spread.retries == 2 and spread.retry_delay == 5.0 and spread.fail_p > 0
 
 
+def test_the_forecast_is_as_unsure_of_a_failure_rate_as_the_attempts_it_was_learned_from() -> None:
+    """A rate of 10 % learned from 40 attempts (6 failed) could as well be 5 % or 17 %; the forecast draws it
+    per sample from its Beta posterior, so its p90 allows for a fleet that fails more often than the
+    point estimate (a serial fleet: every retry adds to the finish). The same rate learned from
+    10,000 attempts is known: its p90 is that of the fleet's own luck alone."""
+    p = fleet(hosts=100, slots=1, windows=(Window(0, 1_000_000, 1_000_100),))
+    plan = solve_problem(p)
+
+    def forecast(attempts: int, failed: int) -> tuple[float, float]:
+        model = DurationModel({"a": 10.0, "b": 10.0})
+        for task in ("a", "b"):
+            model.learn((task, "web", 10.0) for _ in range(30))
+            model.observe_attempts(task, "web", attempts, failed)
+        assert model.failure_rate("a", "web") == pytest.approx(0.1008, abs=1e-4)
+        dist = distribution(plan, model, retries={"a": (2, 1.0), "b": (2, 1.0)}, samples=400, seed=1)
+        return dist.finish_quantile(0.5), dist.finish_quantile(0.9)
+
+    few, many = forecast(40, 6), forecast(10_000, 1010)
+    assert few[1] - many[1] > 0.4 * (many[1] - many[0])
+
+
 def constructed(kind: str) -> PlanningProblem:
     """20 hosts of 60 s (10 s download + 50 s upgrade) in one window, bound by one thing each:
     ``bandwidth``: the uplink fits 2 downloads at once; ``budget``: 2 hosts in maintenance at once;
@@ -389,6 +410,76 @@ def test_the_replay_of_a_simulated_runs_own_durations_ends_every_host_when_the_e
 
     for seed in range(3):
         engine_ends, replayed = run_virtual(run(seed), start=start)
+        assert replayed.keys() == engine_ends.keys()
+        for host, t in engine_ends.items():
+            assert replayed[host] == pytest.approx(t, abs=1e-3), (seed, host)
+
+
+def test_the_replay_of_a_run_whose_hosts_straddle_the_cutoff_ends_every_host_when_the_engine_did() -> None:
+    """Hosts still working at the cutoff wait for the next window (a week later), and there they
+    compete for the uplink (one download per datacenter at a time): which of them the window's first
+    slots go to decides when each ends. The engine does not serve them in the order they began to
+    wait: each sleeps until the window's start on a clock read in whole microseconds, so their timers
+    fall due in the order of where each began to wait between two microseconds. The replay follows
+    that rule (before, first come first served, it ended some hosts minutes off the engine)."""
+    from sysflow.engine.engine import Engine
+    from sysflow.model.inventory import Inventory
+    from sysflow.model.workflow import MaintenanceWorkflow
+    from sysflow.sim import SimFleet, SimProfile, SimTransport, current_virtual_clock, run_virtual
+
+    inv = Inventory()
+    for i in range(8):
+        inv.add_host(f"web{i:02d}", ["web"], datacenter="ams" if i % 2 else "fra")
+    steps = (("pre", 200.0, 0.1), ("fetch", 60.0, 0.4), ("upgrade", 240.0, 0.4), ("verify", 10.0, 0.4))
+    tasks = [
+        {
+            "id": name,
+            "run": f"step-{name}",
+            "expected_duration": f"{seconds:g}s",
+            "depends_on": [steps[k - 1][0]] if k else [],
+            **({"resources": {"uplink": 50}} if name == "fetch" else {}),
+        }
+        for k, (name, seconds, _) in enumerate(steps)
+    ]
+    wf = MaintenanceWorkflow.model_validate(
+        {
+            "name": "straddle",
+            "tasks": tasks,
+            "rollout": {"strategy": "rolling", "serial": ["100%"]},
+            "windows": {"timezone": "UTC", "cutoff": "9m", "groups": {"web": "Sunday 01:00-01:12"}},
+            "parallelism": {"max_parallel_servers": 8, "pools": [{"name": "uplink", "capacity": 100, "scope": "datacenter"}]},
+        }
+    )  # fmt: skip
+    profile = SimProfile.model_validate(
+        {
+            "default_rules": False,
+            "rules": [{"name": n, "match": f"^step-{n}$", "duration": "1s"} for n, _, _ in steps],
+            "durations": {n: {"*": {"lognormal": {"mean": s, "sigma": sg}}} for n, s, sg in steps},
+        }
+    )
+
+    async def run(seed: int) -> tuple[dict[str, float], dict[str, float], int]:
+        clock = current_virtual_clock()
+        transport = SimTransport(SimFleet(inv, profile, seed=seed, start=clock.start), clock)
+        engine = Engine(inv, transport=transport, clock=clock)
+        prepared = engine.prepare(wf)
+        result = await engine.drive(prepared)
+        plan = prepared.plan
+        assert plan is not None
+        ends: dict[str, float] = {}
+        for r in result.ops.values():
+            assert r.end is not None
+            ends[r.host] = max(ends.get(r.host, -math.inf), (r.end - plan.origin).total_seconds())
+        drawn = {(rec.host, rec.command): rec.duration for rec in transport.trace}
+        chains = ordered_chains(plan.problem, plan_order(plan))
+        secs = np.array([drawn[(c.host, f"step-{t}")] for c in chains for t in c.tasks])
+        end, window, _ = replay(plan.problem, chains, secs, np.zeros(len(secs), dtype=bool))
+        return ends, {c.host: e for c, e in zip(chains, end, strict=True)}, min(window)
+
+    start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    for seed in range(6):
+        engine_ends, replayed, first = run_virtual(run(seed), start=start)
+        assert first >= 1  # nobody finished in the first window: every host straddled its cutoff
         assert replayed.keys() == engine_ends.keys()
         for host, t in engine_ends.items():
             assert replayed[host] == pytest.approx(t, abs=1e-3), (seed, host)
