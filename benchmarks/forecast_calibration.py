@@ -26,7 +26,10 @@ It also times a forecast of ``--speed-hosts`` hosts × 5 tasks (plan, Monte Carl
 
 ``--replay-check`` also replays each run's own durations (the simulator's trace) through the
 forecast's replay model and reports how far its finish is from the engine's: 0 says the forecast
-executes the plan as the engine does, so a miscalibration is in the sampled durations.
+executes the plan as the engine does, so a miscalibration is in the sampled durations. Where hosts
+still queued for admission at a cutoff wait for the next window together (short_window), the engine
+wakes them in its timer heap's order and the replay draws that order: single runs differ (either
+way), the median difference stays near 0.
 
     python benchmarks/forecast_calibration.py [--runs 40] [--hosts 120] [--shared-training]
         [--replay-check] [--json out.json] [--png out.png]
