@@ -120,10 +120,20 @@ class Replanner:
         self.every *= 2 if accepted else 4
 
     def replan(
-        self, records: Mapping[str, OpRecord], durations: DurationModel | None, now: datetime
+        self,
+        records: Mapping[str, OpRecord],
+        durations: DurationModel | None,
+        now: datetime,
+        *,
+        boundary: bool = False,
     ) -> Swap | None:
-        """Re-plan the rest; the new plan only if it passes the independent check."""
+        """Re-plan the rest; the new plan only if it passes the independent check.
+
+        Inside a wave the hosts waiting for admission keep their first-come order, so the re-plan
+        keeps the dispatch rule the run follows; at a wave ``boundary`` greedy tries its portfolio
+        again (the next wave starts in the new plan's order)."""
         from sysflow.planner.check import check
+        from sysflow.planner.greedy import DispatchRule
         from sysflow.planner.replan import replan
 
         t0 = time.perf_counter()
@@ -140,7 +150,8 @@ class Replanner:
             f"measured durations are {self.drift:.2f}x the plan in group {group} ({self._count} operations)"
         )
         try:
-            new = replan(self.plan, done, running, durations, now)
+            rules = (DispatchRule(self.plan.rule),) if self.plan.rule and not boundary else None
+            new = replan(self.plan, done, running, durations, now, rules=rules)
             _ = new.score  # scored here (the store records it): e.g. a resumed run's plan, whose
             # origin is the resume, cannot score hosts finished before it; keep the current plan
         except Exception:  # a planner bug must not stop the run: keep the current plan

@@ -32,7 +32,7 @@ class LivePlan:
         replanner = ctx.replanner
         if replanner is None or not replanner.due(boundary=boundary):
             return
-        swap = replanner.replan(ctx.tracker.records, ctx.durations, ctx.clock.now())
+        swap = replanner.replan(ctx.tracker.records, ctx.durations, ctx.clock.now(), boundary=boundary)
         if swap is None:
             return
         self.plan = swap.plan

@@ -320,7 +320,8 @@ def solve_problem(
     t0 = time.perf_counter()
     g = greedy(problem)
     if solver == "greedy":
-        return Plan(problem, g.assignment, "greedy", "FEASIBLE", time.perf_counter() - t0, quantile)
+        seconds = time.perf_counter() - t0
+        return Plan(problem, g.assignment, "greedy", "FEASIBLE", seconds, quantile, rule=g.rule.value)
     from sysflow.planner.cpsat import solve_cpsat
 
     r = solve_cpsat(

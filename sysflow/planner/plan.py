@@ -70,6 +70,7 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
     forecast: Mapping[str, Any] | None = None  # the Monte Carlo forecast made with it (to_dict of
     # ``forecast.Distribution``), kept with the plan so a report sets it against what happened
+    rule: str = ""  # the greedy dispatch rule that ordered its hosts ("": another solver's order)
 
     @property
     def origin(self) -> datetime:

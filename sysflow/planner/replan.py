@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sysflow.planner.greedy import greedy
+from sysflow.planner.greedy import DispatchRule, greedy
 from sysflow.planner.problem import Chain, PlanningProblem, remaining_problem
 from sysflow.planner.solution import Assignment, score
 
@@ -35,26 +35,44 @@ def replan_assignment(
     time_limit: float = 0.0,
     num_workers: int = 2,
     random_seed: int = 0,
+    rules: Sequence[DispatchRule] | None = None,
 ) -> Assignment:
     """Keep the hosts that started (``started``, default: planned to start before ``now``) and
-    re-plan the rest: greedy at once, then CP-SAT for ``time_limit`` seconds if positive.
+    re-plan the rest: greedy at once (with ``rules``, default greedy's portfolio), then CP-SAT for
+    ``time_limit`` seconds if positive.
 
     Without ``started`` the rest of ``previous`` (a feasible plan of ``problem``) is itself a
     feasible completion, so the result is never worse than ``previous``."""
+    return _repair(problem, previous, now, started, time_limit, num_workers, random_seed, rules)[0]
+
+
+def _repair(
+    problem: PlanningProblem,
+    previous: Assignment,
+    now: int,
+    started: Mapping[str, tuple[int, ...]] | None,
+    time_limit: float,
+    num_workers: int,
+    random_seed: int,
+    rules: Sequence[DispatchRule] | None,
+) -> tuple[Assignment, DispatchRule | None]:
+    """:func:`replan_assignment`, and the dispatch rule of greedy's result (None: CP-SAT's order)."""
     fixed = dict(started) if started is not None else _started(previous, now)
     rest = remaining_problem(problem, fixed, now)
-    result = greedy(rest)
+    result = greedy(rest, rules)
     a = result.assignment
+    rule: DispatchRule | None = result.rule
     if time_limit > 0 and rest.chains:
         from sysflow.planner.cpsat import solve_cpsat
 
         a = solve_cpsat(
             rest, time_limit=time_limit, num_workers=num_workers, random_seed=random_seed, baseline=result
         ).assignment
+        rule = None
     merged = Assignment({**fixed, **a.starts}, dict(a.deferred))
     if started is None and score(problem, previous) < score(problem, merged):
-        return previous
-    return merged
+        return previous, None
+    return merged, rule
 
 
 def _started(previous: Assignment, now: int) -> dict[str, tuple[int, ...]]:
@@ -101,11 +119,13 @@ def replan(
     time_limit: float = 5.0,
     num_workers: int = 2,
     random_seed: int = 0,
+    rules: Sequence[DispatchRule] | None = None,
 ) -> Plan:
     """Re-plan what has not started at ``now``; never move finished (``done``: op id -> start, end)
     or running (``running``: op id -> start) operations. Durations of the hosts still to place are
     re-estimated from ``durations`` (at the plan's quantile) when given, and so are the operations
-    of started hosts that have not started yet."""
+    of started hosts that have not started yet. ``rules``: greedy's dispatch rules (default: its
+    portfolio)."""
     from sysflow.planner.plan import Plan
 
     t0 = time.perf_counter()
@@ -121,16 +141,11 @@ def replan(
         chains.append(chain)
     problem = plan.problem.derived(tuple(chains))
     limit = time_limit if solver == "cpsat" else 0.0
-    a = replan_assignment(
-        problem,
-        plan.assignment,
-        now_s,
-        started=fixed,
-        time_limit=limit,
-        num_workers=num_workers,
-        random_seed=random_seed,
+    a, rule = _repair(problem, plan.assignment, now_s, fixed, limit, num_workers, random_seed, rules)
+    seconds = time.perf_counter() - t0
+    return Plan(
+        problem, a, f"replan-{solver}", "FEASIBLE", seconds, plan.quantile, rule=rule.value if rule else ""
     )
-    return Plan(problem, a, f"replan-{solver}", "FEASIBLE", time.perf_counter() - t0, plan.quantile)
 
 
 class _Estimates:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from sysflow.engine.adaptive import Replanner
 from sysflow.engine.result import OpRecord
 from sysflow.engine.states import OpState
-from sysflow.planner.greedy import greedy
+from sysflow.planner.greedy import DispatchRule, greedy
 from sysflow.planner.plan import Plan
 from tests.planner.instances import random_problem
 
@@ -51,3 +55,27 @@ def test_a_drift_with_hosts_left_to_place_gives_a_new_plan() -> None:
     swap = replanner.replan(records, None, plan.at(0))
     assert swap is not None
     assert replanner.versions == 2
+
+
+def test_inside_a_wave_the_replan_keeps_the_dispatch_rule_the_run_follows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # hosts waiting for admission keep their first-come order: trying other orders is wasted work
+    import sysflow.planner.replan as replan_module
+
+    tried: list[object] = []
+
+    def spy(problem: Any, rules: Any = None) -> Any:
+        tried.append(rules)
+        return greedy(problem, rules)
+
+    monkeypatch.setattr(replan_module, "greedy", spy)
+    plan = replace(_plan(), rule=DispatchRule.INPUT_ORDER.value)
+    for boundary in (False, True):
+        replanner = Replanner(plan, every=1)
+        for rec in _records(plan, {c.host for c in plan.problem.chains}, slow=5.0).values():
+            replanner.observe(rec)
+        swap = replanner.replan(_records(plan, set(), slow=1.0), None, plan.at(0), boundary=boundary)
+        assert swap is not None
+    assert tried == [(DispatchRule.INPUT_ORDER,), None]  # in the wave: its rule; at a boundary: all
+    assert swap.plan.rule in {r.value for r in DispatchRule}
